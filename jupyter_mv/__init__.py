@@ -1,0 +1,49 @@
+"""jupyter_mv: notebook-native model versioning.
+
+    %load_ext jupyter_mv            # magics: %mv_snapshot, %mv_log, %mv_diff, %mv_restore, ...
+    import jupyter_mv as mv         # API: mv.snapshot, mv.history, mv.diff, mv.restore, mv.load
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import api as _api
+from .api import diff, history, load, open_store, outputs, restore, show, snapshot, tag, versions
+from .errors import MVError
+from .model import Diff, Version
+
+__all__ = [
+    "snapshot", "history", "load", "restore", "diff", "open_store", "tag", "show", "versions", "outputs",
+    "Diff", "Version", "MVError", "__version__",
+]
+
+
+def _kernel_session():
+    """Inside IPython, `import jupyter_mv as mv` behaves as if the extension were loaded."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        ip = None
+    else:
+        ip = get_ipython()
+    if ip is not None:
+        from .magics import ensure_loaded
+
+        return ensure_loaded(ip)
+    return _api.Session()
+
+
+_api._session_factory = _kernel_session
+
+
+def load_ipython_extension(ipython) -> None:
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    from .magics import unload
+
+    unload(ipython)

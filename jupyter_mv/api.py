@@ -1,0 +1,289 @@
+"""The facade every adapter (magics, widgets, server, CLI) calls. Pure Python: no IPython here.
+
+A `Session` holds what a running kernel knows: its namespace, the notebook it belongs to, the
+cells it executed and the version its state descends from."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import sys
+import threading
+import warnings
+from pathlib import Path
+from typing import Callable, Iterable
+
+import xxhash
+
+from . import capture, restore as restore_mod
+from .diff import compute as compute_diff
+from .errors import UsageError
+from .model import Cell, Diff, SnapshotResult, Version
+from .store import Store, StoredVariable, default_root
+
+PROGRESS_BYTES = 256 * 1024 * 1024  # show a progress bar above this much data
+
+
+class Session:
+    """The state of one kernel (or plain interpreter) using jupyter_mv."""
+
+    def __init__(self, namespace: dict | None = None, cell_log: capture.CellLog | None = None,
+                 hidden: Iterable[str] = ()):
+        self.namespace = namespace if namespace is not None else sys.modules["__main__"].__dict__
+        self.cell_log = cell_log
+        self.hidden = set(hidden)
+        self.told_notebook: str | None = None  # set by the frontend (lab extension)
+        self.heads: dict[tuple, int] = {}  # (store root, notebook) -> version number the state descends from
+        self.listeners: list[Callable[[Version], None]] = []
+        self._stores: dict[Path, Store] = {}
+        self._lock = threading.RLock()
+
+    # -- store and notebook ------------------------------------------------------------------
+    def store(self, path: str | os.PathLike | None = None) -> Store:
+        root = Path(path).expanduser() if path else default_root()
+        root = root.absolute()
+        with self._lock:
+            st = self._stores.get(root)
+            if st is None:
+                st = self._stores[root] = Store(root)
+            return st
+
+    def notebook(self, store: Store) -> str:
+        return capture.notebook_path(self.namespace, self.told_notebook, store.root.parent)
+
+    def close(self) -> None:
+        for st in self._stores.values():
+            st.close()
+        self._stores.clear()
+
+
+_session: Session | None = None
+_session_factory: Callable[[], Session] | None = None
+
+
+def session() -> Session:
+    """The current session: the kernel's when the extension is loaded, else the interpreter's."""
+    global _session
+    if _session is None:
+        _session = _session_factory() if _session_factory else Session()
+    return _session
+
+
+def set_session(s: Session | None) -> None:
+    global _session
+    if _session is not None and _session is not s:
+        _session.close()
+    _session = s
+
+
+atexit.register(lambda: _session and _session.close())
+
+
+# -- snapshot ----------------------------------------------------------------------------------
+def _content_hash(codec: str, meta: dict, manifests: list[dict]) -> str:
+    meta = dict(meta)
+    if "tensors" in meta:  # object ids are not content
+        meta["tensors"] = [{k: v for k, v in t.items() if k != "uid"} for t in meta["tensors"]]
+    h = xxhash.xxh3_128()
+    h.update(json.dumps([codec, meta, manifests], sort_keys=True, default=repr).encode())
+    return h.hexdigest()
+
+
+def _progress(total: int, desc: str):
+    if total < PROGRESS_BYTES:
+        return None, None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return None, None
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=False)
+    return bar, bar.update
+
+
+def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "", tags: Iterable[str] = (),
+                  params: dict | None = None, metrics: dict | None = None, kind: str = "manual",
+                  store: Store | None = None) -> SnapshotResult:
+    """Snapshot and report what was skipped (the magic prints it; `snapshot()` warns)."""
+    s = session()
+    st = store or s.store()
+    names = list(names)
+    metrics = _check_metrics(metrics)
+    if params is not None and not isinstance(params, dict):
+        raise UsageError(f"params must be a dict, got {type(params).__name__}")
+    pairs = capture.select(s.namespace, names, s.hidden)
+    enc = capture.encode_all(pairs)
+    all_params = capture.auto_params(s.namespace, enc)
+    all_params.update(params or {})
+    nb = s.notebook(st)
+    buffers = [b for _, e in enc.items for b in e.buffers]
+    total = sum(memoryview(b).nbytes for b in buffers)
+    bar, tick = _progress(total, "snapshot")
+    try:
+        with st.blobs.writing():
+            manifests, new_bytes = st.blobs.put(buffers, tick)
+            stored, i = [], 0
+            for vname, e in enc.items:
+                ms = manifests[i: i + len(e.buffers)]
+                i += len(e.buffers)
+                stored.append(StoredVariable(
+                    name=vname, type_name=e.type_name, codec=e.codec, content_hash=_content_hash(e.codec, e.meta, ms),
+                    nbytes=e.nbytes, safe=e.safe, summary=e.summary, manifest={"meta": e.meta, "buffers": ms},
+                ))
+            head_key = (st.root, nb)
+            parent = s.heads.get(head_key)
+            if parent is None:
+                latest = st.versions(nb, limit=1)
+                parent = latest[0].n if latest else None
+            cells = s.cell_log.cells() if s.cell_log else []
+            version = st.commit_version(
+                nb, stored, cells=cells, params=all_params, metrics=metrics, tags=list(tags), message=message,
+                name=name, kind=kind, parent=parent, env=capture.environment(st.root.parent), new_bytes=new_bytes,
+            )
+    finally:
+        if bar is not None:
+            bar.close()
+    s.heads[head_key] = version.n
+    for fn in list(s.listeners):
+        try:
+            fn(version)
+        except Exception:  # a broken listener (a closed widget) must not fail the snapshot
+            pass
+    return SnapshotResult(version, tuple(enc.skipped))
+
+
+def _check_metrics(metrics) -> dict:
+    if metrics is None:
+        return {}
+    if not isinstance(metrics, dict):
+        raise UsageError(f"metrics must be a dict of numbers, got {type(metrics).__name__}")
+    out = {}
+    for k, v in metrics.items():
+        try:
+            out[str(k)] = float(v)
+        except (TypeError, ValueError):
+            raise UsageError(f"metric {k!r} is not a number ({type(v).__name__})") from None
+    return out
+
+
+def snapshot(*names: str, message: str = "", name: str = "", tags: Iterable[str] = (),
+             params: dict | None = None, metrics: dict | None = None) -> Version:
+    """New version of the current notebook: the named variables, or every storable one."""
+    if isinstance(tags, str):
+        tags = [tags]
+    result = take_snapshot(names, message=message, name=name, tags=tags, params=params, metrics=metrics)
+    for sk in result.skipped:
+        warnings.warn(f"jupyter_mv: skipped {sk.name!r}: {sk.reason}", stacklevel=2)
+    return result.version
+
+
+# -- reading -----------------------------------------------------------------------------------
+def _notebook(notebook: str | None, st: Store) -> str:
+    return notebook if notebook is not None else session().notebook(st)
+
+
+def resolve(ref, notebook: str | None = None, store: Store | None = None) -> Version:
+    st = store or session().store()
+    return st.resolve(_notebook(notebook, st), ref)
+
+
+def versions(notebook: str | None = None, all: bool = False, store: Store | None = None) -> list[Version]:
+    st = store or session().store()
+    return st.versions(None if all else _notebook(notebook, st))
+
+
+def history(all: bool = False, notebook: str | None = None, store: Store | None = None):
+    """pandas DataFrame, one row a version, oldest first."""
+    import pandas as pd
+
+    rows = []
+    for v in versions(notebook, all, store):
+        row = {
+            "version": v.label, "name": v.name, "message": v.message, "created": pd.Timestamp(v.created),
+            "tags": list(v.tags), "params": dict(v.params), "metrics": dict(v.metrics),
+            "variables": list(v.variables), "bytes": v.nbytes, "parent": f"v{v.parent}" if v.parent else None,
+            "kind": v.kind,
+        }
+        if all:
+            row["notebook"] = v.notebook
+        rows.append(row)
+    cols = ["version", "name", "message", "created", "tags", "params", "metrics", "variables", "bytes",
+            "parent", "kind"] + (["notebook"] if all else [])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def load(ref, name: str, trust: bool = False, notebook: str | None = None, store: Store | None = None):
+    """One variable of a version, without touching the namespace."""
+    st = store or session().store()
+    v = resolve(ref, notebook, st)
+    return restore_mod.load(st, v, [name], trust)[name]
+
+
+def restore(ref, names: Iterable[str] | None = None, prefix: str = "", trust: bool = False,
+            store: Store | None = None) -> list[str]:
+    """Put a version's variables (all, or the named ones) back into the namespace; returns the names set."""
+    s = session()
+    st = store or s.store()
+    v = resolve(ref, None, st)
+    names = list(names) if names else None
+    if prefix and not (prefix.isidentifier() or prefix.rstrip("_").isidentifier() or prefix == "_"):
+        raise UsageError(f"bad prefix {prefix!r}: it must start a valid Python name")
+    total = sum(x.nbytes for x in st.variables(v) if names is None or x.name in names)
+    bar, tick = _progress(total, "restore")
+    try:
+        objs = restore_mod.load(st, v, names, trust, tick)
+    finally:
+        if bar is not None:
+            bar.close()
+    out = []
+    for n, o in objs.items():
+        s.namespace[prefix + n] = o
+        out.append(prefix + n)
+    if names is None and not prefix:
+        s.heads[(st.root, v.notebook)] = v.n
+    return out
+
+
+def outputs(ref, store: Store | None = None) -> list[Cell]:
+    """The cells (with their outputs) recorded in a version."""
+    st = store or session().store()
+    return st.cells(resolve(ref, None, st))
+
+
+def diff(a=None, b=None, notebook: str | None = None, store: Store | None = None) -> Diff:
+    """Structured diff of two versions; defaults: the last two (or A against the latest)."""
+    st = store or session().store()
+    nb = _notebook(notebook, st)
+    if a is None and b is None:
+        vs = st.versions(nb, limit=2)
+        if len(vs) < 2:
+            raise UsageError(f"notebook {nb!r} has {len(vs)} version(s); a diff needs two")
+        va, vb = vs
+    else:
+        va = st.resolve(nb, a)
+        vb = st.resolve(nb, b if b is not None else "latest")
+    return compute_diff(va, vb, st.variables(va), st.variables(vb), st.cells(va), st.cells(vb))
+
+
+def tag(ref, tag_name: str, remove: bool = False, store: Store | None = None) -> Version:
+    st = store or session().store()
+    v = resolve(ref, None, st)
+    st.tag(v, tag_name, remove=remove)
+    return st.version_by_id(v.id)
+
+
+def show(ref, notebook: str | None = None, store: Store | None = None) -> dict:
+    """Everything recorded about one version, JSON-serialisable."""
+    st = store or session().store()
+    v = resolve(ref, notebook, st)
+    d = v.to_dict()
+    d["variables"] = [{"name": x.name, "type": x.type_name, "codec": x.codec, "bytes": x.nbytes,
+                       "hash": x.content_hash, "safe": x.safe, "summary": x.summary} for x in st.variables(v)]
+    d["cells"] = [c.to_dict() for c in st.cells(v)]
+    d["environment"] = st.environment(v)
+    return d
+
+
+def open_store(path: str | os.PathLike | None = None) -> Store:
+    """A Store for `path` (default: JUPYTER_MV_STORE or ./.jupyter_mv). The caller closes it."""
+    return Store(path)

@@ -1,0 +1,238 @@
+"""What a snapshot captures: the variables worth storing, their encodings, params, the executed
+cells with their outputs, the environment, and the notebook the kernel belongs to."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+import sys
+import threading
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import codecs
+from .errors import NotStorable
+from .model import Cell, Skipped
+
+UNNAMED = "unnamed notebook"
+_IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "open"}
+MAX_PARAM_STR = 200
+
+
+# -- variables ---------------------------------------------------------------------------------
+def is_candidate(name: str, obj) -> bool:
+    """Would an argument-less snapshot consider this name? (Not: internals, modules, imported code.)"""
+    if name.startswith("_") or name in _IPYTHON_NAMES:
+        return False
+    if isinstance(obj, types.ModuleType):
+        return False
+    if isinstance(obj, (types.FunctionType, type, types.BuiltinFunctionType, types.MethodType,
+                        functools.partial)) or callable(obj) and isinstance(obj, type):
+        # imported functions and classes are code, not state; notebook-defined ones are kept
+        return getattr(obj, "__module__", None) == "__main__" and not isinstance(obj, types.BuiltinFunctionType)
+    mod = type(obj).__module__ or ""
+    if mod.startswith(("IPython.", "ipykernel.", "jupyter_mv")):
+        return False
+    return True
+
+
+def select(namespace: dict, names: list[str] | None, hidden: set | None = None) -> list[tuple[str, object]]:
+    """The (name, object) pairs to store. Named ones must exist (raises UnknownVariable)."""
+    from .errors import UnknownVariable
+
+    if names:
+        missing = [n for n in names if n not in namespace]
+        if missing:
+            raise UnknownVariable(f"no variable named {', '.join(repr(m) for m in missing)} in the namespace")
+        return [(n, namespace[n]) for n in dict.fromkeys(names)]
+    hidden = hidden or set()
+    return [(n, o) for n, o in list(namespace.items()) if n not in hidden and is_candidate(n, o)]
+
+
+@dataclass
+class Encoding:
+    """The variables a snapshot could encode, and those it had to skip."""
+
+    items: list = field(default_factory=list)  # (name, codecs.Encoded)
+    skipped: list = field(default_factory=list)  # Skipped
+
+
+def _live_resource(obj) -> str | None:
+    """Objects that are handles on the outside world rather than data: storing them would be a lie
+    (cloudpickle would even pickle an open file's contents)."""
+    import io
+    import socket
+
+    if isinstance(obj, io.IOBase):
+        return "an open file or stream: store its path or contents instead"
+    if isinstance(obj, socket.socket):
+        return "an open socket"
+    if isinstance(obj, (types.GeneratorType, types.AsyncGeneratorType, types.CoroutineType)):
+        return "a generator or coroutine: its position cannot be saved"
+    if isinstance(obj, type(threading.Lock())) or isinstance(obj, threading.Thread):
+        return "a lock or thread"
+    return None
+
+
+def encode_all(pairs: list[tuple[str, object]]) -> Encoding:
+    out = Encoding()
+    for name, obj in pairs:
+        why = _live_resource(obj)
+        if why:
+            out.skipped.append(Skipped(name, f"{codecs.type_name(obj)} is {why}"))
+            continue
+        try:
+            out.items.append((name, codecs.encode(obj)))
+        except NotStorable as e:
+            out.skipped.append(Skipped(name, f"{codecs.type_name(obj)}: {e}"))
+    return out
+
+
+def auto_params(namespace: dict, encoding: Encoding) -> dict:
+    """Hyperparameters of stored models and optimizers, plus scalar user variables.
+
+    A lone model's params are bare keys (`C`); with several, they are `clf.C`, `opt.lr`."""
+    params: dict = {}
+    for n, o in namespace.items():
+        if is_candidate(n, o) and type(o) in (bool, int, float, str):
+            if type(o) is str and len(o) > MAX_PARAM_STR:
+                continue
+            if type(o) is float and o != o:
+                continue
+            params[n] = o
+    models = [(n, e) for n, e in encoding.items if e.params]
+    for n, e in models:
+        for k, v in e.params.items():
+            params[k if len(models) == 1 else f"{n}.{k}"] = v
+    return params
+
+
+# -- cells -------------------------------------------------------------------------------------
+class CellLog:
+    """Executed cells and the outputs they produced, recorded kernel-side (any frontend)."""
+
+    MAX_OUTPUT_BYTES = 4 * 1024 * 1024  # per cell, larger outputs are truncated with a note
+
+    def __init__(self):
+        self._order: list = []  # keys, in execution order
+        self._cells: dict = {}  # key -> dict(source, execution_count, cell_id, outputs, size)
+        self._by_msg: dict = {}  # parent message id -> key
+
+    def start(self, source: str, execution_count: int | None, cell_id: str | None = None,
+              msg_id: str | None = None) -> str:
+        key = cell_id or f"exec-{execution_count}-{len(self._order)}"
+        if key in self._cells:
+            self._order.remove(key)
+        self._order.append(key)
+        self._cells[key] = {"source": source, "execution_count": execution_count, "cell_id": cell_id,
+                            "outputs": [], "size": 0}
+        if msg_id:
+            self._by_msg[msg_id] = key
+        self.current = key
+        return key
+
+    def add(self, output: dict, msg_id: str | None = None) -> None:
+        key = self._by_msg.get(msg_id) if msg_id else getattr(self, "current", None)
+        cell = self._cells.get(key) if key else None
+        if cell is None:
+            return
+        size = sum(len(str(v)) for v in output.values())
+        if cell["size"] + size > self.MAX_OUTPUT_BYTES:
+            if not cell.get("truncated"):
+                cell["outputs"].append({"output_type": "stream", "name": "stderr",
+                                        "text": "[jupyter_mv: further output of this cell not recorded]\n"})
+                cell["truncated"] = True
+            return
+        cell["size"] += size
+        outs = cell["outputs"]
+        if (output.get("output_type") == "stream" and outs and outs[-1].get("output_type") == "stream"
+                and outs[-1].get("name") == output.get("name")):
+            outs[-1] = {**outs[-1], "text": outs[-1]["text"] + output["text"]}
+        else:
+            outs.append(output)
+
+    def clear(self, msg_id: str | None = None) -> None:
+        """clear_output: the cell's outputs so far are gone."""
+        key = self._by_msg.get(msg_id) if msg_id else getattr(self, "current", None)
+        cell = self._cells.get(key) if key else None
+        if cell is not None:
+            cell["outputs"] = []
+            cell["size"] = 0
+
+    def cells(self) -> list[Cell]:
+        out = []
+        for key in self._order:
+            c = self._cells[key]
+            out.append(Cell(source=c["source"], execution_count=c["execution_count"], cell_id=c["cell_id"],
+                            outputs=tuple(c["outputs"])))
+        return out
+
+
+# -- environment -------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _packages() -> dict:
+    from importlib import metadata
+
+    pk = {}
+    for dist in metadata.distributions():
+        name = dist.metadata.get("Name") if dist.metadata else None
+        if name:
+            pk[name.lower()] = dist.version
+    return dict(sorted(pk.items()))
+
+
+def _git(cwd: Path) -> dict | None:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                                timeout=3)
+        if commit.returncode != 0:
+            return None
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                                capture_output=True, text=True, timeout=3)
+        return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(cwd: Path | None = None) -> dict:
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "packages": _packages(),
+        "git": _git(cwd or Path.cwd()),
+    }
+
+
+# -- which notebook ----------------------------------------------------------------------------
+def notebook_path(namespace: dict | None = None, told: str | None = None, base: Path | None = None) -> str:
+    """The notebook this kernel runs, as a path relative to `base` (the store's parent directory)
+    when it lies below it. Sources, first that answers: the frontend (`told`), `__vsc_ipynb_file__`,
+    JUPYTER_MV_NOTEBOOK, JPY_SESSION_NAME; else "unnamed notebook"."""
+    base = (base or Path.cwd()).resolve()
+    candidates = [told, (namespace or {}).get("__vsc_ipynb_file__"), os.environ.get("JUPYTER_MV_NOTEBOOK"),
+                  os.environ.get("JPY_SESSION_NAME")]
+    for raw in candidates:
+        if not raw or not isinstance(raw, str):
+            continue
+        return normalise_notebook(raw, base)
+    return UNNAMED
+
+
+def normalise_notebook(raw: str, base: Path) -> str:
+    p = Path(raw).expanduser()
+    if not p.is_absolute():
+        # JPY_SESSION_NAME is relative to the server root while the kernel runs in the notebook's folder
+        for cand in (Path.cwd() / p, Path.cwd() / p.name):
+            if cand.exists():
+                p = cand
+                break
+        else:
+            return p.as_posix()
+    try:
+        return p.resolve().relative_to(base).as_posix()
+    except ValueError:
+        return p.resolve().as_posix()

@@ -1,0 +1,158 @@
+"""The `jupyter-mv` command (also `jupyter mv`). Errors: a one-line message and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from . import __version__, api
+from .errors import MVError
+from .model import human_bytes
+from .render import version_text
+
+EXIT_ERROR, EXIT_USAGE, EXIT_DAMAGED = 1, 2, 3
+
+
+def _store(args):
+    from .store import Store, default_root
+
+    root = args.store or os.environ.get("JUPYTER_MV_STORE") or default_root()
+    return Store(root, create=False)
+
+
+def _notebook(args, st) -> str:
+    if args.notebook:
+        return args.notebook
+    nbs = st.notebooks()
+    if len(nbs) == 1:
+        return nbs[0]
+    if not nbs:
+        raise MVError(f"the store at {st.root} has no versions yet")
+    raise MVError(f"the store holds {len(nbs)} notebooks ({', '.join(nbs[:5])}); choose one with --notebook")
+
+
+def cmd_log(args, st):
+    vs = st.versions(None if args.all else _notebook(args, st))
+    if args.json:
+        print(json.dumps([v.to_dict() for v in vs], indent=1, default=str))
+        return 0
+    if not vs:
+        print("no versions")
+        return 0
+    for v in reversed(vs[-args.n:] if args.n else vs):
+        bits = [v.label.ljust(5), v.created[:19].replace("T", " ")]
+        if args.all:
+            bits.append(v.notebook)
+        bits.append(f"{len(v.variables)} vars {human_bytes(v.nbytes)}")
+        if v.tags:
+            bits.append("[" + ", ".join(v.tags) + "]")
+        if v.name:
+            bits.append(v.name)
+        if v.message:
+            bits.append(v.message)
+        if v.metrics:
+            bits.append(" ".join(f"{k}={val:.4g}" for k, val in v.metrics.items()))
+        print("  ".join(bits))
+    return 0
+
+
+def cmd_show(args, st):
+    info = api.show(args.ref, notebook=_notebook(args, st), store=st)
+    if args.json:
+        print(json.dumps(info, indent=1, default=str))
+        return 0
+    print(version_text(info))
+    return 0
+
+
+def cmd_diff(args, st):
+    d = api.diff(args.a, args.b, notebook=_notebook(args, st), store=st)
+    print(json.dumps(d.to_dict(), indent=1, default=str) if args.json else str(d))
+    return 0
+
+
+def cmd_verify(args, st):
+    problems = st.verify()
+    if args.json:
+        print(json.dumps(problems, indent=1))
+    else:
+        for p in problems:
+            if p["version"] is None:
+                print(f"DAMAGED  {p['problem']}")
+            else:
+                print(f"DAMAGED  {p['notebook']} {p['version']} variable {p['variable']!r}: blob {p['blob'][:12]} "
+                      f"{p['problem']}")
+        n = len(st.versions())
+        if problems:
+            bad = {(p["notebook"], p["version"]) for p in problems if p["version"]}
+            print(f"{len(bad)} of {n} versions damaged; the others restore normally", file=sys.stderr)
+        else:
+            print(f"ok: {n} versions, every blob intact")
+    return EXIT_DAMAGED if problems else 0
+
+
+def cmd_gc(args, st):
+    files, freed = st.gc()
+    print(f"removed {files} unreferenced blob file{'s' if files != 1 else ''} ({human_bytes(freed)})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jupyter-mv", description="Notebook-native model versioning: inspect and "
+                                "maintain a jupyter_mv store (.jupyter_mv/ beside the notebook).")
+    p.add_argument("--version", action="version", version=f"jupyter_mv {__version__}")
+    p.add_argument("--store", help="the store directory (default: $JUPYTER_MV_STORE or ./.jupyter_mv)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name, fn, help_):
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(fn=fn)
+        sp.add_argument("--store", default=argparse.SUPPRESS, help="the store directory")
+        return sp
+
+    sp = add("log", cmd_log, "list the versions of a notebook, newest first")
+    sp.add_argument("--notebook", help="notebook path as recorded (default: the only one)")
+    sp.add_argument("--all", action="store_true", help="every notebook")
+    sp.add_argument("-n", type=int, help="only the last N versions")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp = add("show", cmd_show, "show one version: variables, params, metrics, cells, environment")
+    sp.add_argument("ref", metavar="REF", help="vN, N, a tag, a version name or latest")
+    sp.add_argument("--notebook")
+    sp.add_argument("--json", action="store_true")
+    sp = add("diff", cmd_diff, "compare two versions")
+    sp.add_argument("a", metavar="A")
+    sp.add_argument("b", metavar="B", nargs="?", default="latest")
+    sp.add_argument("--notebook")
+    sp.add_argument("--json", action="store_true", help="the Diff as JSON (schemas/diff.schema.json)")
+    sp = add("verify", cmd_verify, "re-hash every blob and report damage by version and variable (exit 3 if any)")
+    sp.add_argument("--json", action="store_true")
+    add("gc", cmd_gc, "delete blob files that no version references")
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "fn", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        st = _store(args)
+        try:
+            return args.fn(args, st)
+        finally:
+            st.close()
+    except MVError as e:
+        print(f"jupyter-mv {args.command}: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""numpy arrays as raw bytes plus dtype descr and shape (npy-style, never pickled).
+Object arrays and ndarray subclasses fall through to the pickle codec."""
+
+from __future__ import annotations
+
+from ..errors import NotStorable
+from . import Encoded, loaded, type_name
+
+NAMES = ("numpy",)
+STATS_FULL = 32 * 1024 * 1024  # full min/max/mean/std below this many bytes; a sample above
+SAMPLE = 1 << 20
+
+
+def match(obj) -> bool:
+    if not loaded("numpy"):
+        return False
+    import numpy as np
+
+    return type(obj) is np.ndarray and not obj.dtype.hasobject
+
+
+def raw_view(arr):
+    """(uint8 view of the array's bytes, order) without copying when the array is contiguous."""
+    import numpy as np
+
+    if arr.flags.c_contiguous:
+        a, order = arr, "C"
+    elif arr.flags.f_contiguous:
+        a, order = arr.T, "F"
+    else:
+        a, order = np.ascontiguousarray(arr), "C"
+    if a.size == 0:
+        return memoryview(b""), order
+    return memoryview(a.reshape(-1).view(np.uint8)), order
+
+
+def stats(arr) -> dict:
+    """min/max/mean/std for numeric arrays (over a strided sample when large)."""
+    import numpy as np
+
+    if arr.size == 0 or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or arr.dtype.names:
+        return {}
+    flat = arr.reshape(-1) if arr.flags.c_contiguous else arr.ravel(order="K")
+    sampled = arr.nbytes > STATS_FULL
+    if sampled:
+        flat = flat[:: max(1, flat.size // SAMPLE)]
+    if np.iscomplexobj(flat):
+        flat = np.abs(flat)
+    with np.errstate(all="ignore"):
+        f = flat.astype(np.float64, copy=False)
+        out = {"min": float(np.nanmin(f)) if np.isfinite(f).any() else float("nan"),
+               "max": float(np.nanmax(f)) if np.isfinite(f).any() else float("nan"),
+               "mean": float(np.nanmean(f)) if np.isfinite(f).any() else float("nan"),
+               "std": float(np.nanstd(f)) if np.isfinite(f).any() else float("nan")}
+    if sampled:
+        out["sampled"] = True
+    return out
+
+
+def encode(arr) -> Encoded:
+    import numpy as np
+
+    try:
+        descr = np.lib.format.dtype_to_descr(arr.dtype)
+    except Exception as e:  # pragma: no cover - exotic dtypes
+        raise NotStorable(f"dtype {arr.dtype} has no npy description ({e})") from None
+    buf, order = raw_view(arr)
+    summary = {"shape": list(arr.shape), "dtype": str(arr.dtype), **stats(arr)}
+    return Encoded("numpy", {"descr": descr, "shape": list(arr.shape), "order": order}, [buf],
+                   type_name(arr), summary)
+
+
+def decode(codec, meta, buffers, ctx):
+    import numpy as np
+
+    dtype = np.lib.format.descr_to_dtype(_tuplify(meta["descr"]))
+    shape = tuple(meta["shape"])
+    buf = buffers[0]
+    if len(buf) == 0:
+        return np.empty(shape, dtype=dtype, order=meta.get("order", "C"))
+    flat = np.frombuffer(buf, dtype=np.uint8).view(dtype)
+    if meta.get("order") == "F":
+        return flat.reshape(shape[::-1]).T
+    return flat.reshape(shape)
+
+
+def _tuplify(descr):
+    """JSON turned the descr's tuples into lists; npy wants them back."""
+    if not isinstance(descr, list):
+        return descr
+    out = []
+    for field in descr:
+        name = tuple(field[0]) if isinstance(field[0], list) else field[0]
+        sub = _tuplify(field[1])
+        out.append((name, sub, tuple(field[2])) if len(field) > 2 else (name, sub))
+    return out

@@ -1,0 +1,273 @@
+"""The difference between two versions: params, metrics, variables, cells and their outputs.
+`Diff.to_dict()` is a contract (schemas/diff.schema.json); renderers only read it."""
+
+from __future__ import annotations
+
+import difflib
+import html
+import json
+import math
+
+from .model import Cell, Diff, Version, VariableRef, human_bytes
+
+
+def _dict_diff(a: dict, b: dict) -> dict:
+    return {
+        "added": {k: b[k] for k in b if k not in a},
+        "removed": {k: a[k] for k in a if k not in b},
+        "changed": {k: [a[k], b[k]] for k in a if k in b and not _same(a[k], b[k])},
+        "same": {k: a[k] for k in a if k in b and _same(a[k], b[k])},
+    }
+
+
+def _same(x, y) -> bool:
+    if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
+        return True
+    return x == y and type(x) is type(y)
+
+
+def _metrics_diff(a: dict, b: dict) -> dict:
+    d = _dict_diff(a, b)
+    d["changed"] = {k: {"old": o, "new": n, "delta": n - o} for k, (o, n) in d["changed"].items()}
+    return d
+
+
+def _var(v: VariableRef) -> dict:
+    return {"name": v.name, "type": v.type_name, "codec": v.codec, "bytes": v.nbytes,
+            "hash": v.content_hash, "summary": v.summary}
+
+
+def _variables_diff(a: list[VariableRef], b: list[VariableRef]) -> dict:
+    va, vb = {v.name: v for v in a}, {v.name: v for v in b}
+    changed = []
+    for n in va:
+        if n in vb and va[n].content_hash != vb[n].content_hash:
+            old, new = _var(va[n]), _var(vb[n])
+            changed.append({"name": n, "old": old, "new": new, "changes": _summary_changes(old, new)})
+    return {
+        "added": [_var(vb[n]) for n in vb if n not in va],
+        "removed": [_var(va[n]) for n in va if n not in vb],
+        "changed": changed,
+        "same": [n for n in va if n in vb and va[n].content_hash == vb[n].content_hash],
+    }
+
+
+def _summary_changes(old: dict, new: dict) -> dict:
+    """Fields of the two summaries (shape, dtype, stats, params…) that differ, as [old, new]."""
+    out = {}
+    if old["type"] != new["type"]:
+        out["type"] = [old["type"], new["type"]]
+    so, sn = old["summary"], new["summary"]
+    for k in sorted(set(so) | set(sn)):
+        if so.get(k) != sn.get(k):
+            if isinstance(so.get(k), dict) and isinstance(sn.get(k), dict):
+                sub = _dict_diff(so[k], sn[k])
+                out[k] = {"added": sub["added"], "removed": sub["removed"], "changed": sub["changed"]}
+            else:
+                out[k] = [so.get(k), sn.get(k)]
+    if old["bytes"] != new["bytes"]:
+        out["bytes"] = [old["bytes"], new["bytes"]]
+    return out
+
+
+def _output_text(outputs) -> str:
+    parts = []
+    for o in outputs:
+        t = o.get("output_type")
+        if t == "stream":
+            parts.append(o.get("text", ""))
+        elif t in ("execute_result", "display_data"):
+            data = o.get("data", {})
+            if "text/plain" in data:
+                parts.append(_join(data["text/plain"]) + "\n")
+            for mime in sorted(data):
+                if mime.startswith("image/"):
+                    parts.append(f"[{mime} {len(str(data[mime]))} chars]\n")
+        elif t == "error":
+            parts.append(f"{o.get('ename')}: {o.get('evalue')}\n")
+    return "".join(parts)
+
+
+def _join(x) -> str:
+    return "".join(x) if isinstance(x, list) else str(x)
+
+
+def _cells_diff(a: list[Cell], b: list[Cell]) -> list[dict]:
+    """Match by cell id when both sides have one, else by position among unmatched cells."""
+    out = []
+    b_by_id = {c.cell_id: i for i, c in enumerate(b) if c.cell_id}
+    matched_b = set()
+    pairs = []
+    unmatched_a = []
+    for i, c in enumerate(a):
+        j = b_by_id.get(c.cell_id) if c.cell_id else None
+        if j is not None and j not in matched_b:
+            pairs.append((i, j))
+            matched_b.add(j)
+        else:
+            unmatched_a.append(i)
+    rest_b = [j for j in range(len(b)) if j not in matched_b and not (b[j].cell_id and b[j].cell_id in
+                                                                      {c.cell_id for c in a})]
+    for i, j in zip(unmatched_a, rest_b):
+        if a[i].cell_id and b[j].cell_id and a[i].cell_id != b[j].cell_id:
+            continue
+        pairs.append((i, j))
+        matched_b.add(j)
+    paired_a = {i for i, _ in pairs}
+    for i, j in sorted(pairs, key=lambda p: (p[1], p[0])):
+        ca, cb = a[i], b[j]
+        src = list(difflib.unified_diff(ca.source.splitlines(), cb.source.splitlines(), "a", "b", lineterm=""))
+        ta, tb = _output_text(ca.outputs), _output_text(cb.outputs)
+        outputs_changed = _outputs_key(ca.outputs) != _outputs_key(cb.outputs)
+        out_diff = list(difflib.unified_diff(ta.splitlines(), tb.splitlines(), "a", "b", lineterm="")) \
+            if outputs_changed else []
+        status = "same" if not src and not outputs_changed else "changed"
+        out.append({"status": status, "cell_id": cb.cell_id or ca.cell_id, "a_index": i, "b_index": j,
+                    "a_source": ca.source, "b_source": cb.source, "source_diff": src,
+                    "outputs_changed": outputs_changed, "outputs_diff": out_diff})
+    for i, c in enumerate(a):
+        if i not in paired_a:
+            out.append({"status": "removed", "cell_id": c.cell_id, "a_index": i, "b_index": None,
+                        "a_source": c.source, "b_source": None, "source_diff": [],
+                        "outputs_changed": bool(c.outputs), "outputs_diff": []})
+    for j, c in enumerate(b):
+        if j not in matched_b:
+            out.append({"status": "added", "cell_id": c.cell_id, "a_index": None, "b_index": j,
+                        "a_source": None, "b_source": c.source, "source_diff": [],
+                        "outputs_changed": bool(c.outputs), "outputs_diff": []})
+    return out
+
+
+def _outputs_key(outputs) -> str:
+    """Outputs compared without volatile fields (execution counts, transient display ids)."""
+    clean = []
+    for o in outputs:
+        o = {k: v for k, v in o.items() if k not in ("execution_count", "transient", "metadata")}
+        clean.append(o)
+    return json.dumps(clean, sort_keys=True, default=repr)
+
+
+def compute(va: Version, vb: Version, vars_a, vars_b, cells_a, cells_b) -> Diff:
+    return Diff(
+        a=va.label, b=vb.label, notebook=vb.notebook,
+        params=_dict_diff(va.params, vb.params),
+        metrics=_metrics_diff(va.metrics, vb.metrics),
+        variables=_variables_diff(vars_a, vars_b),
+        cells=_cells_diff(cells_a, cells_b),
+    )
+
+
+# -- rendering ---------------------------------------------------------------------------------
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def _var_line(v: dict) -> str:
+    s = v["summary"]
+    bits = [v["type"].rsplit(".", 1)[-1]]
+    if "shape" in s:
+        bits.append("x".join(map(str, s["shape"])) or "scalar")
+    if "dtype" in s:
+        bits.append(str(s["dtype"]))
+    bits.append(human_bytes(v["bytes"]))
+    return " ".join(bits)
+
+
+def render_text(d: Diff) -> str:
+    lines = [f"diff {d.a} -> {d.b}  ({d.notebook})"]
+    if d.empty:
+        lines.append("  no differences")
+        return "\n".join(lines)
+    p = d.params
+    if p["added"] or p["removed"] or p["changed"]:
+        lines.append("params:")
+        for k, (o, n) in p["changed"].items():
+            lines.append(f"  ~ {k}: {_fmt(o)} -> {_fmt(n)}")
+        for k, v in p["added"].items():
+            lines.append(f"  + {k}: {_fmt(v)}")
+        for k, v in p["removed"].items():
+            lines.append(f"  - {k}: {_fmt(v)}")
+    m = d.metrics
+    if m["added"] or m["removed"] or m["changed"]:
+        lines.append("metrics:")
+        for k, c in m["changed"].items():
+            arrow = "↑" if c["delta"] > 0 else "↓"
+            lines.append(f"  ~ {k}: {_fmt(c['old'])} -> {_fmt(c['new'])} ({arrow} {c['delta']:+.4g})")
+        for k, v in m["added"].items():
+            lines.append(f"  + {k}: {_fmt(v)}")
+        for k, v in m["removed"].items():
+            lines.append(f"  - {k}: {_fmt(v)}")
+    var = d.variables
+    if var["added"] or var["removed"] or var["changed"]:
+        lines.append("variables:")
+        for v in var["changed"]:
+            lines.append(f"  ~ {v['name']}: {_var_line(v['old'])} -> {_var_line(v['new'])}")
+            for k, ch in v["changes"].items():
+                if k in ("bytes", "layers", "columns") or not isinstance(ch, list):
+                    continue
+                lines.append(f"      {k}: {_fmt(ch[0])} -> {_fmt(ch[1])}")
+        for v in var["added"]:
+            lines.append(f"  + {v['name']}: {_var_line(v)}")
+        for v in var["removed"]:
+            lines.append(f"  - {v['name']}: {_var_line(v)}")
+    changed_cells = [c for c in d.cells if c["status"] != "same"]
+    if changed_cells:
+        lines.append("cells:")
+        for c in changed_cells:
+            where = f"[{c['b_index'] if c['b_index'] is not None else c['a_index']}]"
+            if c["status"] == "added":
+                lines.append(f"  + cell {where}: {_first_line(c['b_source'])}")
+            elif c["status"] == "removed":
+                lines.append(f"  - cell {where}: {_first_line(c['a_source'])}")
+            else:
+                lines.append(f"  ~ cell {where}" + ("  (outputs changed)" if c["outputs_changed"] else ""))
+                lines.extend("      " + line for line in c["source_diff"][2:])
+                lines.extend("      out " + line for line in c["outputs_diff"][2:12])
+    return "\n".join(lines)
+
+
+def _first_line(s: str | None) -> str:
+    s = (s or "").strip().splitlines()
+    return (s[0][:70] + ("…" if len(s[0]) > 70 or len(s) > 1 else "")) if s else ""
+
+
+def render_html(d: Diff) -> str:
+    e = html.escape
+    rows = []
+    p, m, var = d.params, d.metrics, d.variables
+    for k, (o, n) in p["changed"].items():
+        rows.append(("param", k, _fmt(o), _fmt(n), ""))
+    for k, v in p["added"].items():
+        rows.append(("param", k, "", _fmt(v), "added"))
+    for k, v in p["removed"].items():
+        rows.append(("param", k, _fmt(v), "", "removed"))
+    for k, c in m["changed"].items():
+        rows.append(("metric", k, _fmt(c["old"]), _fmt(c["new"]), f"{c['delta']:+.4g}"))
+    for k, v in m["added"].items():
+        rows.append(("metric", k, "", _fmt(v), "added"))
+    for k, v in m["removed"].items():
+        rows.append(("metric", k, _fmt(v), "", "removed"))
+    for v in var["changed"]:
+        rows.append(("variable", v["name"], _var_line(v["old"]), _var_line(v["new"]), "changed"))
+    for v in var["added"]:
+        rows.append(("variable", v["name"], "", _var_line(v), "added"))
+    for v in var["removed"]:
+        rows.append(("variable", v["name"], _var_line(v), "", "removed"))
+    body = "".join(f"<tr><td>{e(a)}</td><td><code>{e(b)}</code></td><td>{e(c)}</td><td>{e(dd)}</td>"
+                   f"<td>{e(x)}</td></tr>" for a, b, c, dd, x in rows)
+    table = (f"<table class='jupyter-mv-diff'><thead><tr><th>kind</th><th>name</th><th>{e(d.a)}</th>"
+             f"<th>{e(d.b)}</th><th>change</th></tr></thead><tbody>{body}</tbody></table>") if rows else ""
+    cells = []
+    for c in d.cells:
+        if c["status"] == "same":
+            continue
+        text = "\n".join(c["source_diff"][2:]) if c["source_diff"] else (c["b_source"] or c["a_source"] or "")
+        if c["outputs_diff"]:
+            text += "\n# outputs\n" + "\n".join(c["outputs_diff"][2:])
+        cells.append(f"<p>cell {e(str(c['b_index'] if c['b_index'] is not None else c['a_index']))}: "
+                     f"{e(c['status'])}</p><pre>{e(text)}</pre>")
+    empty = "<p>no differences</p>" if d.empty else ""
+    return (f"<div class='jupyter-mv'><b>diff {e(d.a)} → {e(d.b)}</b> <small>{e(d.notebook)}</small>"
+            f"{empty}{table}{''.join(cells)}</div>")

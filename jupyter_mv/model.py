@@ -1,0 +1,167 @@
+"""Plain records passed between layers. Stdlib only, immutable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class VariableRef:
+    """One stored variable of one version."""
+
+    name: str
+    type_name: str
+    codec: str
+    content_hash: str
+    nbytes: int
+    summary: dict = field(default_factory=dict)
+    safe: bool = True  # False when restoring it would unpickle
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One executed cell: source, execution count and outputs (nbformat output dicts)."""
+
+    source: str
+    execution_count: int | None = None
+    cell_id: str | None = None
+    outputs: tuple = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "cell_id": self.cell_id,
+            "execution_count": self.execution_count,
+            "source": self.source,
+            "outputs": list(self.outputs),
+        }
+
+
+@dataclass(frozen=True)
+class Version:
+    """A committed snapshot of a notebook's state."""
+
+    id: int  # store-wide primary key
+    n: int  # per-notebook number: the N of "vN"
+    notebook: str
+    created: str  # ISO 8601, UTC
+    message: str = ""
+    name: str = ""
+    parent: int | None = None  # per-notebook number of the parent version
+    kind: str = "manual"  # manual | auto | imported
+    tags: tuple = ()
+    params: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    variables: tuple = ()  # names
+    nbytes: int = 0  # logical size of the variables
+    new_bytes: int = 0  # bytes this version added to the store
+    env_id: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"v{self.n}"
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.label,
+            "name": self.name,
+            "message": self.message,
+            "created": self.created,
+            "tags": list(self.tags),
+            "params": dict(self.params),
+            "metrics": dict(self.metrics),
+            "variables": list(self.variables),
+            "bytes": self.nbytes,
+            "new_bytes": self.new_bytes,
+            "parent": f"v{self.parent}" if self.parent else None,
+            "kind": self.kind,
+            "notebook": self.notebook,
+        }
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A variable a snapshot could not store, and why."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SnapshotResult:
+    """What a snapshot did: the version it made and what it skipped."""
+
+    version: Version
+    skipped: tuple = ()
+
+    def summary_line(self) -> str:
+        v = self.version
+        n = len(v.variables)
+        words = [v.label]
+        if v.name:
+            words.append(v.name)
+        if v.message:
+            words.append(v.message)
+        words.append(f"{n} variable{'s' if n != 1 else ''}")
+        words.append(f"{human_bytes(v.nbytes)} ({human_bytes(v.new_bytes)} new)")
+        if v.tags:
+            words.append("tags: " + ", ".join(v.tags))
+        if self.skipped:
+            words.append("skipped: " + ", ".join(s.name for s in self.skipped))
+        return "  ".join(words)
+
+
+def human_bytes(n: int | float) -> str:
+    n = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+@dataclass(frozen=True)
+class Diff:
+    """Structured difference between two versions. `to_dict()` follows schemas/diff.schema.json."""
+
+    a: str
+    b: str
+    notebook: str
+    params: dict  # {"added": {k: v}, "removed": {k: v}, "changed": {k: [old, new]}, "same": {k: v}}
+    metrics: dict  # {"added":…, "removed":…, "changed": {k: {"old","new","delta"}}, "same":…}
+    variables: dict  # {"added": [summary…], "removed": [...], "changed": [{name, old, new}], "same": [names]}
+    cells: list  # [{"status", "cell_id", "a_index", "b_index", "source_diff", "outputs_changed", "outputs_diff"}]
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": 1,
+            "a": self.a,
+            "b": self.b,
+            "notebook": self.notebook,
+            "params": self.params,
+            "metrics": self.metrics,
+            "variables": self.variables,
+            "cells": self.cells,
+        }
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.params["added"] or self.params["removed"] or self.params["changed"]
+            or self.metrics["added"] or self.metrics["removed"] or self.metrics["changed"]
+            or self.variables["added"] or self.variables["removed"] or self.variables["changed"]
+            or any(c["status"] != "same" for c in self.cells)
+        )
+
+    def _repr_html_(self) -> str:  # the rendering lives with the diff computation
+        from .diff import render_html
+
+        return render_html(self)
+
+    def __str__(self) -> str:
+        from .diff import render_text
+
+        return render_text(self)
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(str(self))

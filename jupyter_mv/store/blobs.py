@@ -1,0 +1,271 @@
+"""Content-addressed blob files: chunked, hashed, compressed when it pays, written durably."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import fcntl
+import os
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterable
+
+import xxhash
+import zstandard
+
+from ..errors import CorruptBlob, NoSpace, StoreError
+
+CHUNK = int(os.environ.get("JUPYTER_MV_CHUNK", 4 * 1024 * 1024))
+RAW, ZSTD = b"Mr", b"Mz"  # 2-byte header of every blob file
+_SAMPLE = 64 * 1024
+_WORKERS = max(2, min(8, os.cpu_count() or 2))
+INLINE = 2048  # buffers smaller than this live in the manifest, not in a file of their own
+
+
+def blob_id(data) -> str:
+    """Content address: xxh3-128 of the bytes plus their length."""
+    return f"{xxhash.xxh3_128_hexdigest(data)}-{len(data):x}"
+
+
+def blob_size(bid: str) -> int:
+    return int(bid.rsplit("-", 1)[1], 16)
+
+
+def _compress(data: memoryview) -> bytes | None:
+    """zstd-compress `data`, or None when it does not pay (random floats gain ~6%)."""
+    if len(data) < 512:
+        return None
+    cctx = zstandard.ZstdCompressor(level=1)
+    sample = data[:_SAMPLE]
+    if len(cctx.compress(sample)) > 0.9 * len(sample):
+        return None
+    out = cctx.compress(data)
+    return out if len(out) < 0.95 * len(data) else None
+
+
+class BlobStore:
+    """Blob files under `root/blobs/ab/<id>`; one file per chunk, never rewritten."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.dir = self.root / "blobs"
+        self.tmp = self.root / "tmp"
+        self._lockfile = self.root / "gc.lock"
+        self._pool: ThreadPoolExecutor | None = None
+
+    # -- paths ---------------------------------------------------------------------------------
+    def path(self, bid: str) -> Path:
+        if len(bid) < 34 or not all(c in "0123456789abcdef-" for c in bid):
+            raise StoreError(f"malformed blob id {bid!r}")
+        return self.dir / bid[:2] / bid
+
+    def exists(self, bid: str) -> bool:
+        return self.path(bid).exists()
+
+    def all_ids(self) -> Iterable[str]:
+        if not self.dir.exists():
+            return
+        for sub in sorted(self.dir.iterdir()):
+            if sub.is_dir():
+                for f in sorted(sub.iterdir()):
+                    if not f.name.startswith("."):
+                        yield f.name
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="jupyter_mv")
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    # -- locking against gc --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _flock(self, mode: int):
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._lockfile, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def writing(self):
+        """Held by a snapshot from its first blob write to its commit: gc waits for it."""
+        return self._flock(fcntl.LOCK_SH)
+
+    def collecting(self):
+        """Held by gc: no snapshot is between writing blobs and committing them."""
+        return self._flock(fcntl.LOCK_EX)
+
+    # -- writing -------------------------------------------------------------------------------
+    def _write_chunk(self, data: memoryview, bid: str) -> int:
+        """Write one chunk if absent; return the bytes it added to the disk."""
+        path = self.path(bid)
+        if path.exists():
+            return 0
+        packed = _compress(data)
+        header, body = (RAW, data) if packed is None else (ZSTD, packed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        tmp = self.tmp / f"{bid}.{os.getpid()}.{secrets.token_hex(4)}"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(header)
+                f.write(body)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise NoSpace("no space left on the store's disk; free some space and snapshot again "
+                              "(earlier versions are intact)") from None
+            raise StoreError(f"cannot write blob file {path}: {e.strerror or e}") from None
+        return len(header) + len(body)
+
+    def _hash_and_write(self, data: memoryview) -> tuple[str, int]:
+        bid = blob_id(data)
+        return bid, self._write_chunk(data, bid)
+
+    def put(self, buffers: list, progress: Callable[[int], None] | None = None,
+            known: Callable[[memoryview], str | None] | None = None) -> tuple[list[dict], int]:
+        """Store buffers chunk by chunk, in parallel. Returns one manifest per buffer and the new bytes.
+
+        A manifest is {"n": nbytes, "c": [chunk ids]} (or {"n", "i": base64} for a small buffer).
+        Only fsynced, renamed files are referenced.
+        """
+        jobs = []  # (buffer index, future)
+        manifests = [{"n": 0, "c": []} for _ in buffers]
+        for i, buf in enumerate(buffers):
+            mv = _bytes_view(buf)
+            manifests[i]["n"] = len(mv)
+            if len(mv) < INLINE:
+                manifests[i]["i"] = base64.b64encode(mv).decode()
+                continue
+            for off in range(0, len(mv), CHUNK):
+                jobs.append((i, self.pool.submit(self._hash_and_write, mv[off: off + CHUNK])))
+        new = 0
+        dirs = set()
+        for i, fut in jobs:
+            bid, added = fut.result()
+            manifests[i]["c"].append(bid)
+            if added:
+                new += added
+                dirs.add(self.path(bid).parent)
+            if progress:
+                progress(blob_size(bid))
+        for d in dirs | ({self.dir} if dirs else set()):
+            _fsync_dir(d)
+        return manifests, new
+
+    # -- reading -------------------------------------------------------------------------------
+    def read_into(self, bid: str, out: memoryview) -> None:
+        """Fill `out` (exactly the chunk's size) with the chunk's bytes, checking the hash."""
+        size = blob_size(bid)
+        if len(out) != size:
+            raise CorruptBlob(bid, "size does not match its manifest")
+        try:
+            with open(self.path(bid), "rb") as f:
+                header = f.read(2)
+                if header == RAW:
+                    got = f.readinto(out)
+                    if got != size or f.read(1):
+                        raise CorruptBlob(bid, "truncated or overlong file")
+                elif header == ZSTD:
+                    reader = zstandard.ZstdDecompressor().stream_reader(f)
+                    got = 0
+                    try:
+                        while got < size:
+                            n = reader.readinto(out[got:])
+                            if not n:
+                                break
+                            got += n
+                    except zstandard.ZstdError as e:
+                        raise CorruptBlob(bid, f"cannot decompress ({e})") from None
+                    if got != size:
+                        raise CorruptBlob(bid, "decompressed to the wrong size")
+                else:
+                    raise CorruptBlob(bid, "unknown file header")
+        except FileNotFoundError:
+            raise CorruptBlob(bid, "file is missing") from None
+        except OSError as e:
+            raise CorruptBlob(bid, f"cannot read file ({e.strerror or e})") from None
+        if blob_id(out) != bid:
+            raise CorruptBlob(bid, "content does not match its hash")
+
+    def read_buffer(self, manifest: dict, out: memoryview | None = None) -> memoryview:
+        """Reassemble one buffer from its chunks, straight into `out` (allocated when None)."""
+        n = manifest["n"]
+        if out is None:
+            out = memoryview(bytearray(n))
+        if "i" in manifest:
+            data = base64.b64decode(manifest["i"])
+            if len(data) != n:
+                raise CorruptBlob("inline" + "0" * 30, "inline data does not match its size")
+            out[:] = data
+            return out
+        off = 0
+        futs = []
+        for bid in manifest["c"]:
+            size = blob_size(bid)
+            futs.append(self.pool.submit(self.read_into, bid, out[off: off + size]))
+            off += size
+        if off != n:
+            raise CorruptBlob(manifest["c"][0] if manifest["c"] else "0" * 34, "chunks do not add up to the buffer")
+        for f in futs:
+            f.result()
+        return out
+
+    def check(self, bid: str) -> str | None:
+        """Re-hash one blob; None when intact, else what is wrong."""
+        try:
+            self.read_into(bid, memoryview(bytearray(blob_size(bid))))
+        except CorruptBlob as e:
+            return e.reason
+        return None
+
+    def stored_size(self, bid: str) -> int:
+        try:
+            return self.path(bid).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def delete(self, bid: str) -> int:
+        path = self.path(bid)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+            return size
+        except FileNotFoundError:
+            return 0
+
+    def clean_tmp(self) -> None:
+        """Remove temp files left by a crashed writer (only when no writer holds the lock)."""
+        if self.tmp.exists():
+            for f in self.tmp.iterdir():
+                with contextlib.suppress(OSError):
+                    f.unlink()
+
+
+def _bytes_view(buf) -> memoryview:
+    mv = memoryview(buf)
+    if mv.format != "B" or mv.ndim != 1:
+        mv = mv.cast("B") if mv.c_contiguous else memoryview(mv.tobytes())
+    return mv
+
+
+def _fsync_dir(d: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

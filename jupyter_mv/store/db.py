@@ -1,0 +1,92 @@
+"""The SQLite metadata file: WAL mode, busy waits, immediate write transactions, migrations."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sqlite3
+import time
+from pathlib import Path
+
+import sqlite_utils
+
+from ..errors import StoreError
+from .migrations import MIGRATIONS
+
+BUSY_SECONDS = 120.0
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite_utils.Database:
+    """Open (and create or migrate) the metadata database at `path`."""
+    try:
+        if readonly:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_SECONDS,
+                                   isolation_level=None, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(str(path), timeout=BUSY_SECONDS, isolation_level=None,
+                                   check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_SECONDS * 1000)}")
+        db = sqlite_utils.Database(conn)
+        if not readonly:
+            _retry(lambda: conn.execute("PRAGMA journal_mode = wal"))
+            conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"cannot open the store database {path}: {e}; "
+                         "run `jupyter-mv verify` or restore the file from a backup") from None
+    if current > len(MIGRATIONS):
+        raise StoreError(f"the store at {path.parent} was written by a newer jupyter_mv "
+                         f"(schema {current}, this one knows {len(MIGRATIONS)}); upgrade jupyter_mv")
+    if current < len(MIGRATIONS):
+        if readonly:
+            raise StoreError(f"the store at {path.parent} needs a schema upgrade; open it writable once")
+        migrate(db)
+    return db
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Apply pending migrations, each in its own immediate transaction (safe against racing openers)."""
+    for number, fn in enumerate(MIGRATIONS, start=1):
+        with write(db):
+            if db.conn.execute("PRAGMA user_version").fetchone()[0] >= number:
+                continue
+            fn(db)
+            db.conn.execute(f"PRAGMA user_version = {number}")
+
+
+def _retry(fn, seconds: float = BUSY_SECONDS):
+    deadline = time.monotonic() + seconds
+    delay = 0.005
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 0.25)
+
+
+@contextlib.contextmanager
+def write(db: sqlite_utils.Database):
+    """One immediate write transaction: all of it commits or none of it does."""
+    conn = db.conn
+    if conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    _retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+    try:
+        yield db
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    else:
+        try:
+            _retry(lambda: conn.execute("COMMIT"))
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise

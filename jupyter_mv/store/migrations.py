@@ -1,0 +1,61 @@
+"""Numbered schema migrations. Append only: a released migration is never edited."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import sqlite_utils
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = []
+
+
+def migration(fn):
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["notebooks"].create({"id": int, "path": str, "created": str}, pk="id", not_null={"path"})
+    db["notebooks"].create_index(["path"], unique=True)
+    db["environments"].create(
+        {"id": int, "hash": str, "python": str, "platform": str, "packages": str, "git": str, "created": str},
+        pk="id",
+    )
+    db["environments"].create_index(["hash"], unique=True)
+    db["versions"].create(
+        {
+            "id": int, "notebook_id": int, "n": int, "name": str, "message": str, "created": str,
+            "parent_id": int, "env_id": int, "kind": str, "nbytes": int, "new_bytes": int,
+            "origin": str,
+        },
+        pk="id",
+        foreign_keys=[("notebook_id", "notebooks", "id"), ("env_id", "environments", "id")],
+        not_null={"notebook_id", "n", "created", "kind"},
+        defaults={"name": "", "message": "", "kind": "manual", "nbytes": 0, "new_bytes": 0, "origin": "local"},
+    )
+    db["versions"].create_index(["notebook_id", "n"], unique=True)
+    db["variables"].create(
+        {
+            "version_id": int, "name": str, "type_name": str, "codec": str, "content_hash": str,
+            "nbytes": int, "safe": int, "summary": str, "manifest": str,
+        },
+        pk=("version_id", "name"),
+        foreign_keys=[("version_id", "versions", "id")],
+    )
+    db["variable_blobs"].create(
+        {"version_id": int, "name": str, "blob_id": str},
+        pk=("version_id", "name", "blob_id"),
+    )
+    db["variable_blobs"].create_index(["blob_id"])
+    db["blobs"].create({"id": str, "size": int, "created": str}, pk="id")
+    db["cells"].create(
+        {"hash": str, "cell_id": str, "execution_count": int, "source": str, "outputs": str}, pk="hash"
+    )
+    db["version_cells"].create(
+        {"version_id": int, "position": int, "cell_hash": str}, pk=("version_id", "position")
+    )
+    db["params"].create({"version_id": int, "key": str, "value": str}, pk=("version_id", "key"))
+    db["metrics"].create({"version_id": int, "key": str, "value": float}, pk=("version_id", "key"))
+    db["tags"].create({"notebook_id": int, "tag": str, "version_id": int}, pk=("notebook_id", "tag"))
+    db["tags"].create_index(["version_id"])

@@ -1,0 +1,26 @@
+# Shared by scripts/start.sh and scripts/test.sh: make ./.venv with Python >= 3.10 and the project in it.
+# Sourced, not run. Installs what a fresh Debian machine lacks (python3-venv, node/npm, chromium) with apt.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="${JUPYTER_MV_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null || { echo "need: $* (install them with your package manager)" >&2; return 1; }
+  if [ "$APT_UPDATED" = 0 ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  if ! "$PY" -m venv "$VENV" 2>/dev/null; then
+    rm -rf "$VENV"
+    apt_install python3-venv
+    "$PY" -m venv "$VENV"
+  fi
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+fi
+export PATH="$VENV/bin:$PATH"
+pip_install() { "$VENV/bin/python" -m pip install -q "$@" 2>&1 | grep -v "is ignored" || true; }
