@@ -284,6 +284,18 @@ def show(ref, notebook: str | None = None, store: Store | None = None) -> dict:
     return d
 
 
+def set_notebook(path: str | None) -> None:
+    """Tell the session which notebook it runs (the lab extension does this when a session starts
+    or the notebook is renamed). An absolute path, or one relative to the kernel's directory."""
+    session().told_notebook = path or None
+
+
+def current_notebook(store: Store | None = None) -> str:
+    """The notebook key versions are recorded under (relative to the store's parent directory)."""
+    s = session()
+    return s.notebook(store or s.store())
+
+
 def open_store(path: str | os.PathLike | None = None) -> Store:
     """A Store for `path` (default: JUPYTER_MV_STORE or ./.jupyter_mv). The caller closes it."""
     return Store(path)
