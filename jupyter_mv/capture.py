@@ -154,6 +154,12 @@ class CellLog:
         else:
             outs.append(output)
 
+    def finish(self, execution_count: int | None) -> None:
+        """The cell that just ran got this execution count (IPython versions differ on when it is set)."""
+        cell = self._cells.get(getattr(self, "current", None))
+        if cell is not None and execution_count is not None:
+            cell["execution_count"] = execution_count
+
     def clear(self, msg_id: str | None = None) -> None:
         """clear_output: the cell's outputs so far are gone."""
         key = self._by_msg.get(msg_id) if msg_id else getattr(self, "current", None)

@@ -277,6 +277,8 @@ class Recorder:
                            self._current_msg_id())
 
     def post_run_cell(self, result):
+        with self.lock:
+            self.log.finish(result.execution_count if result.info.store_history else None)
         if self.kernel_session is not None:
             return  # the kernel path saw every output as a message
         with self.lock:
