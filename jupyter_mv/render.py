@@ -52,7 +52,7 @@ def _short(d: dict, limit: int = 60) -> str:
 
 def version_text(i: dict) -> str:
     """Readable lines for `api.show()`'s dict."""
-    lines = [f"{i['id']}  {i['name']}  {i['message']}".rstrip(), f"  created  {i['created']}",
+    lines = ["  ".join(x for x in (i["id"], i["name"], i["message"]) if x), f"  created  {i['created']}",
              f"  notebook {i['notebook']}", f"  parent   {i['parent'] or '-'}",
              f"  tags     {', '.join(i['tags']) or '-'}", f"  params   {_short(i['params'], 200) or '-'}",
              f"  metrics  {_short(i['metrics'], 200) or '-'}", "  variables:"]
