@@ -88,6 +88,16 @@ def _output_text(outputs) -> str:
     return "".join(parts)
 
 
+def _images(outputs) -> list[dict]:
+    """The images among the outputs: [{"mime", "data"}] (base64 for PNG/JPEG, text for SVG)."""
+    out = []
+    for o in outputs:
+        for mime, data in (o.get("data") or {}).items():
+            if mime.startswith("image/"):
+                out.append({"mime": mime, "data": _join(data)})
+    return out
+
+
 def _join(x) -> str:
     return "".join(x) if isinstance(x, list) else str(x)
 
@@ -122,9 +132,14 @@ def _cells_diff(a: list[Cell], b: list[Cell]) -> list[dict]:
         out_diff = list(difflib.unified_diff(ta.splitlines(), tb.splitlines(), "a", "b", lineterm="")) \
             if outputs_changed else []
         status = "same" if not src and not outputs_changed else "changed"
-        out.append({"status": status, "cell_id": cb.cell_id or ca.cell_id, "a_index": i, "b_index": j,
-                    "a_source": ca.source, "b_source": cb.source, "source_diff": src,
-                    "outputs_changed": outputs_changed, "outputs_diff": out_diff})
+        entry = {"status": status, "cell_id": cb.cell_id or ca.cell_id, "a_index": i, "b_index": j,
+                 "a_source": ca.source, "b_source": cb.source, "source_diff": src,
+                 "outputs_changed": outputs_changed, "outputs_diff": out_diff}
+        if outputs_changed:
+            ia, ib = _images(ca.outputs), _images(cb.outputs)
+            if (ia or ib) and ia != ib:
+                entry["images"] = {"a": ia, "b": ib}  # shown side by side by the diff view
+        out.append(entry)
     for i, c in enumerate(a):
         if i not in paired_a:
             out.append({"status": "removed", "cell_id": c.cell_id, "a_index": i, "b_index": None,
@@ -147,12 +162,215 @@ def _outputs_key(outputs) -> str:
     return json.dumps(clean, sort_keys=True, default=repr)
 
 
-def compute(va: Version, vb: Version, vars_a, vars_b, cells_a, cells_b) -> Diff:
+# -- model-aware analysis of changed variables ---------------------------------------------------
+# What a summary cannot tell (how many elements changed, which rows, how far each layer moved) needs
+# the data. It is loaded only below LOAD_LIMIT bytes a side; above, arrays are compared by their
+# stored chunk ids, which costs no blob read at all. Imported pickles are never loaded here.
+LOAD_LIMIT = 64 * 1024 * 1024
+SAMPLE_ROWS = 5
+_ARRAY_CODECS = ("numpy", "torch.tensor")
+_PICKLED = ("pickle", "sklearn", "torch.module", "torch.optimizer")
+
+
+def _load(store, version: Version, name: str):
+    from . import codecs
+
+    sv = store.stored_variable(version, name)
+    buffers = [store.blobs.read_buffer(m) for m in sv.manifest["buffers"]]
+    return codecs.decode(sv.codec, sv.manifest["meta"], buffers, codecs.DecodeContext())
+
+
+def _chunk_fraction(store, va: Version, vb: Version, name: str) -> float | None:
+    """Share of equal-sized chunks whose ids differ: an estimate of the elements changed."""
+    ma = store.stored_variable(va, name).manifest["buffers"]
+    mb = store.stored_variable(vb, name).manifest["buffers"]
+    if not ma or not mb or ma[0]["n"] != mb[0]["n"]:
+        return None
+    ca, cb = ma[0].get("c") or [], mb[0].get("c") or []
+    if not ca or len(ca) != len(cb):
+        return None
+    return sum(x != y for x, y in zip(ca, cb)) / len(ca)
+
+
+def _array_analysis(store, va, vb, old: dict, new: dict) -> dict:
+    so, sn = old["summary"], new["summary"]
+    out: dict = {"kind": "array", "shape": [so.get("shape"), sn.get("shape")],
+                 "dtype": [so.get("dtype"), sn.get("dtype")],
+                 "stats": {k: [so.get(k), sn.get(k)] for k in ("min", "max", "mean", "std") if k in so or k in sn}}
+    if so.get("shape") != sn.get("shape") or so.get("dtype") != sn.get("dtype"):
+        out["fraction_changed"] = None  # not element-wise comparable
+        return out
+    if store is None:
+        return out
+    if max(old["bytes"], new["bytes"]) <= LOAD_LIMIT:
+        import numpy as np
+
+        a, b = _load(store, va, old["name"]), _load(store, vb, new["name"])
+        if old["codec"] == "torch.tensor":
+            a, b = a.detach().numpy(), b.detach().numpy()
+        a, b = np.asarray(a), np.asarray(b)
+        if a.size == 0:
+            out["fraction_changed"] = 0.0
+        else:
+            differ = a != b
+            if np.issubdtype(a.dtype, np.inexact):
+                differ &= ~(np.isnan(a) & np.isnan(b))
+            out["fraction_changed"] = float(np.count_nonzero(differ)) / a.size
+            out["elements_changed"] = int(np.count_nonzero(differ))
+        out["estimated"] = False
+    else:
+        out["fraction_changed"] = _chunk_fraction(store, va, vb, old["name"])
+        out["estimated"] = True  # from chunk ids: an upper bound at chunk granularity
+    return out
+
+
+def _jsonable(v):
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return float(v) if math.isfinite(v) else repr(float(v))
+    try:
+        import numpy as np
+
+        if isinstance(v, np.generic):
+            return _jsonable(v.item())
+    except ImportError:  # pragma: no cover
+        pass
+    return str(v)
+
+
+def _frame_analysis(store, va, vb, old: dict, new: dict) -> dict:
+    so, sn = old["summary"], new["summary"]
+    co, cn = so.get("columns") or {}, sn.get("columns") or {}
+    out: dict = {"kind": "frame",
+                 "rows": [(so.get("shape") or [None])[0], (sn.get("shape") or [None])[0]],
+                 "columns_added": {c: t for c, t in cn.items() if c not in co},
+                 "columns_removed": {c: t for c, t in co.items() if c not in cn},
+                 "columns_retyped": {c: [co[c], cn[c]] for c in co if c in cn and co[c] != cn[c]}}
+    if store is None or max(old["bytes"], new["bytes"]) > LOAD_LIMIT:
+        return out
+    a, b = _load(store, va, old["name"]), _load(store, vb, new["name"])
+    if getattr(a, "ndim", 2) == 1:
+        a, b = a.to_frame(), b.to_frame()
+    if not (a.index.is_unique and b.index.is_unique):
+        return out
+    common_idx = a.index.intersection(b.index, sort=False)
+    cols = [c for c in a.columns if c in b.columns]
+    out["rows_added"] = int(len(b.index) - len(common_idx))
+    out["rows_removed"] = int(len(a.index) - len(common_idx))
+    if not cols or not len(common_idx):
+        out["rows_changed"] = 0
+        out["sample"] = []
+        return out
+    left, right = a.loc[common_idx, cols], b.loc[common_idx, cols]
+    changed = []
+    differ = None
+    for c in cols:
+        x, y = left[c], right[c]
+        try:
+            d = ~((x == y) | (x.isna() & y.isna()))
+            d = d.fillna(True).astype(bool)
+        except (TypeError, ValueError):
+            d = x.astype(str) != y.astype(str)
+        differ = d if differ is None else (differ | d)
+    idx = list(common_idx[differ.to_numpy()])
+    out["rows_changed"] = len(idx)
+    for i in idx[:SAMPLE_ROWS]:
+        ra, rb = left.loc[i], right.loc[i]
+        cols_changed = [c for c in cols if str(ra[c]) != str(rb[c])]
+        changed.append({"index": _jsonable(i), "old": {c: _jsonable(ra[c]) for c in cols_changed},
+                        "new": {c: _jsonable(rb[c]) for c in cols_changed}})
+    out["sample"] = changed
+    return out
+
+
+def _named_arrays(obj) -> dict:
+    """Weights by name: a torch module's state_dict, an estimator's fitted arrays (steps of pipelines)."""
+    import numpy as np
+
+    out = {}
+    state_dict = getattr(obj, "state_dict", None)
+    if callable(state_dict) and type(obj).__module__.startswith("torch"):
+        for k, t in state_dict().items():
+            out[k] = t.detach().cpu().numpy()
+        return out
+    steps = getattr(obj, "steps", None)
+    if isinstance(steps, list):
+        for step_name, est in steps:
+            for k, v in _named_arrays(est).items():
+                out[f"{step_name}.{k}"] = v
+        return out
+    for k, v in (vars(obj) if hasattr(obj, "__dict__") else {}).items():
+        if k.endswith("_") and not k.startswith("_") and isinstance(v, np.ndarray) and v.dtype.kind in "fiub":
+            out[k] = v
+    return out
+
+
+def _model_analysis(store, va, vb, old: dict, new: dict) -> dict:
+    so, sn = old["summary"], new["summary"]
+    hp = _dict_diff(so.get("params") or {}, sn.get("params") or {})
+    out: dict = {"kind": "model", "class": [so.get("class"), sn.get("class")],
+                 "hyperparameters": {"added": hp["added"], "removed": hp["removed"], "changed": hp["changed"]}}
+    if old["codec"] == "torch.module" and "parameters" in so:
+        out["parameters"] = [so.get("parameters"), sn.get("parameters")]
+    if store is None or max(old["bytes"], new["bytes"]) > LOAD_LIMIT:
+        return out
+    if store.is_imported(va) or store.is_imported(vb):
+        out["weights_note"] = "not loaded: an imported version is only unpickled when trusted"
+        return out
+    import numpy as np
+
+    try:
+        wa, wb = _named_arrays(_load(store, va, old["name"])), _named_arrays(_load(store, vb, new["name"]))
+    except Exception as e:  # a model that no longer unpickles here still gets its summary diff
+        out["weights_note"] = f"weights not compared: {type(e).__name__}: {e}"
+        return out
+    layers = []
+    for k in wa:
+        if k not in wb:
+            continue
+        x, y = np.asarray(wa[k], dtype=np.float64), np.asarray(wb[k], dtype=np.float64)
+        if x.shape != y.shape:
+            layers.append({"name": k, "shape": [list(x.shape), list(y.shape)], "delta_norm": None,
+                           "relative": None})
+            continue
+        dn = float(np.linalg.norm(y - x))
+        base = float(np.linalg.norm(x))
+        layers.append({"name": k, "shape": list(x.shape), "delta_norm": dn,
+                       "relative": dn / base if base else None})
+    out["weights"] = layers
+    out["weights_added"] = [k for k in wb if k not in wa]
+    out["weights_removed"] = [k for k in wa if k not in wb]
+    return out
+
+
+def analyse(store, va: Version, vb: Version, old: dict, new: dict) -> dict | None:
+    """The model-aware part of one changed variable's diff (None for plain values)."""
+    codec = old["codec"] if old["codec"] == new["codec"] else None
+    try:
+        if codec in _ARRAY_CODECS:
+            return _array_analysis(store, va, vb, old, new)
+        if codec == "pandas":
+            return _frame_analysis(store, va, vb, old, new)
+        if codec in ("sklearn", "torch.module"):
+            return _model_analysis(store, va, vb, old, new)
+    except Exception as e:  # analysis is a bonus: the summary diff stands without it
+        return {"kind": "error", "error": f"{type(e).__name__}: {e}"}
+    return None
+
+def compute(va: Version, vb: Version, vars_a, vars_b, cells_a, cells_b, store=None) -> Diff:
+    """The diff of two versions. With `store`, changed arrays, frames and models are analysed
+    (fractions of elements changed, changed rows, weight delta norms) within LOAD_LIMIT."""
+    variables = _variables_diff(vars_a, vars_b)
+    for ch in variables["changed"]:
+        extra = analyse(store, va, vb, ch["old"], ch["new"])
+        if extra is not None:
+            ch["analysis"] = extra
     return Diff(
         a=va.label, b=vb.label, notebook=vb.notebook,
         params=_dict_diff(va.params, vb.params),
         metrics=_metrics_diff(va.metrics, vb.metrics),
-        variables=_variables_diff(vars_a, vars_b),
+        variables=variables,
         cells=_cells_diff(cells_a, cells_b),
     )
 

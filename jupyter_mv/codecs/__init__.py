@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..errors import NotStorable
 
@@ -23,6 +24,8 @@ class Encoded:
     type_name: str
     summary: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)  # hyperparameters worth showing as version params
+    # costly summary parts (array statistics), computed only when the content changed
+    summarize: Callable[[], dict] | None = None
 
     @property
     def safe(self) -> bool:

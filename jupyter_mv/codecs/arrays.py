@@ -65,9 +65,9 @@ def encode(arr) -> Encoded:
     except Exception as e:  # pragma: no cover - exotic dtypes
         raise NotStorable(f"dtype {arr.dtype} has no npy description ({e})") from None
     buf, order = raw_view(arr)
-    summary = {"shape": list(arr.shape), "dtype": str(arr.dtype), **stats(arr)}
+    summary = {"shape": list(arr.shape), "dtype": str(arr.dtype)}
     return Encoded("numpy", {"descr": descr, "shape": list(arr.shape), "order": order}, [buf],
-                   type_name(arr), summary)
+                   type_name(arr), summary, summarize=lambda: stats(arr))
 
 
 def decode(codec, meta, buffers, ctx):

@@ -30,7 +30,9 @@ def _to_frame(obj):
 def _write(df) -> memoryview:
     import pyarrow as pa
 
-    table = pa.Table.from_pandas(df, preserve_index=True)
+    # preserve_index=None keeps a RangeIndex as metadata (True would turn it into a plain Index column,
+    # and the round-trip probe then rejects every default-indexed frame); other indexes become columns
+    table = pa.Table.from_pandas(df, preserve_index=None)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as w:
         w.write_table(table)
@@ -64,9 +66,11 @@ def encode(obj) -> Encoded:
         meta["attrs"] = obj.attrs
     try:
         probe = _read(_write(df.head(_PROBE_ROWS)), meta)
-        if not probe.equals(obj.head(_PROBE_ROWS)) or list(getattr(probe, "dtypes", [probe.dtype])) != list(
-            getattr(obj, "dtypes", [obj.dtype])
-        ) or not probe.index.equals(obj.index[:_PROBE_ROWS]) or type(probe.index) is not type(obj.index):
+        def dtypes(x):  # a DataFrame has no .dtype: getattr's default would be evaluated and raise
+            return list(x.dtypes) if isinstance(x, pd.DataFrame) else [x.dtype]
+
+        if not probe.equals(obj.head(_PROBE_ROWS)) or dtypes(probe) != dtypes(obj) \
+                or not probe.index.equals(obj.index[:_PROBE_ROWS]) or type(probe.index) is not type(obj.index):
             raise NotStorable("Arrow would not round-trip it exactly")
         buf = _write(df)
     except NotStorable:
