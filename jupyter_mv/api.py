@@ -262,7 +262,42 @@ def diff(a=None, b=None, notebook: str | None = None, store: Store | None = None
     else:
         va = st.resolve(nb, a)
         vb = st.resolve(nb, b if b is not None else "latest")
-    return compute_diff(va, vb, st.variables(va), st.variables(vb), st.cells(va), st.cells(vb))
+    return compute_diff(va, vb, st.variables(va), st.variables(vb), st.cells(va), st.cells(vb), store=st)
+
+
+def diff_current(ref, store: Store | None = None) -> Diff:
+    """Diff of a version against the kernel's current state (variables, auto params and cells as a
+    snapshot would record them now), without writing anything. B is labelled "current"."""
+    from .model import VariableRef
+    from .store.blobs import CHUNK, INLINE, blob_id
+
+    s = session()
+    st = store or s.store()
+    va = resolve(ref, None, st)
+    enc = capture.encode_all(capture.select(s.namespace, [], s.hidden))
+    live = []
+    for vname, e in enc.items:
+        manifests = []
+        for buf in e.buffers:  # the manifests a snapshot would write, so unchanged variables hash the same
+            mv = memoryview(buf)
+            if mv.format != "B" or mv.ndim != 1:
+                mv = mv.cast("B") if mv.c_contiguous else memoryview(mv.tobytes())
+            m = {"n": len(mv), "c": []}
+            if len(mv) < INLINE:
+                import base64
+
+                m["i"] = base64.b64encode(mv).decode()
+            else:
+                m["c"] = [blob_id(mv[o: o + CHUNK]) for o in range(0, len(mv), CHUNK)]
+            manifests.append(m)
+        live.append(VariableRef(vname, e.type_name, e.codec, _content_hash(e.codec, e.meta, manifests), e.nbytes,
+                                e.summary, e.safe))
+    params = capture.auto_params(s.namespace, enc)
+    vb = Version(id=-1, n=0, notebook=va.notebook, created="", params=params, metrics={},
+                 variables=tuple(v.name for v in live))
+    d = compute_diff(va, vb, st.variables(va), live, st.cells(va), s.cell_log.cells() if s.cell_log else [])
+    return Diff(a=d.a, b="current", notebook=d.notebook, params=d.params, metrics=d.metrics,
+                variables=d.variables, cells=d.cells)
 
 
 def tag(ref, tag_name: str, remove: bool = False, store: Store | None = None) -> Version:
