@@ -9,12 +9,12 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import api as _api
-from .api import diff, history, load, open_store, outputs, restore, show, snapshot, tag, versions
+from .api import auto, diff, history, load, open_store, outputs, restore, show, snapshot, tag, versions
 from .errors import MVError
 from .model import Diff, Version
 
 __all__ = [
-    "snapshot", "history", "load", "restore", "diff", "open_store", "tag", "show", "versions", "outputs",
+    "snapshot", "history", "load", "restore", "diff", "open_store", "tag", "show", "versions", "outputs", "auto",
     "Diff", "Version", "MVError", "__version__",
 ]
 

@@ -22,7 +22,7 @@ from .errors import UsageError
 from .model import Cell, Diff, SnapshotResult, Version
 from .store import Store, StoredVariable, default_root
 
-PROGRESS_BYTES = 256 * 1024 * 1024  # show a progress bar above this much data
+PROGRESS_BYTES = 64 * 1024 * 1024  # consider a progress bar above this much data
 
 
 class Session:
@@ -36,6 +36,12 @@ class Session:
         self.told_notebook: str | None = None  # set by the frontend (lab extension)
         self.heads: dict[tuple, int] = {}  # (store root, notebook) -> version number the state descends from
         self.listeners: list[Callable[[Version], None]] = []
+        # the variables of this session's last snapshot, per (store root, notebook): lets the next
+        # snapshot reuse summaries of unchanged variables and lets auto mode skip no-op cells
+        self.records: dict[tuple, dict[str, StoredVariable]] = {}
+        self.auto_on = False
+        self.auto_keep: int | None = None  # keep the last N auto versions (None: all)
+        self.warned: set = set()  # (name, type) pairs auto mode already warned about
         self._stores: dict[Path, Store] = {}
         self._lock = threading.RLock()
 
@@ -91,13 +97,14 @@ def _content_hash(codec: str, meta: dict, manifests: list[dict]) -> str:
 
 
 def _progress(total: int, desc: str):
+    """A progress bar that appears only if the work is still running after ~2 s."""
     if total < PROGRESS_BYTES:
         return None, None
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
         return None, None
-    bar = tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=False)
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=False, delay=2.0)
     return bar, bar.update
 
 
@@ -116,21 +123,33 @@ def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "
     all_params = capture.auto_params(s.namespace, enc)
     all_params.update(params or {})
     nb = s.notebook(st)
+    head_key = (st.root, nb)
+    previous = s.records.get(head_key, {})
     buffers = [b for _, e in enc.items for b in e.buffers]
     total = sum(memoryview(b).nbytes for b in buffers)
     bar, tick = _progress(total, "snapshot")
     try:
         with st.blobs.writing():
+            # hashing every chunk is the change detection: unchanged chunks are found on disk and
+            # not written again, so an unchanged variable costs one hash pass and no I/O
             manifests, new_bytes = st.blobs.put(buffers, tick)
             stored, i = [], 0
             for vname, e in enc.items:
                 ms = manifests[i: i + len(e.buffers)]
                 i += len(e.buffers)
+                h = _content_hash(e.codec, e.meta, ms)
+                prev = previous.get(vname)
+                if prev is not None and prev.content_hash == h:
+                    summary = prev.summary
+                else:
+                    summary = {**e.summary, **(e.summarize() if e.summarize else {})}
                 stored.append(StoredVariable(
-                    name=vname, type_name=e.type_name, codec=e.codec, content_hash=_content_hash(e.codec, e.meta, ms),
-                    nbytes=e.nbytes, safe=e.safe, summary=e.summary, manifest={"meta": e.meta, "buffers": ms},
+                    name=vname, type_name=e.type_name, codec=e.codec, content_hash=h,
+                    nbytes=e.nbytes, safe=e.safe, summary=summary, manifest={"meta": e.meta, "buffers": ms},
                 ))
-            head_key = (st.root, nb)
+            if kind == "auto" and previous and {v.name: v.content_hash for v in stored} == {
+                    n: v.content_hash for n, v in previous.items()}:
+                return SnapshotResult(None, tuple(enc.skipped))  # the cell changed no variable
             parent = s.heads.get(head_key)
             if parent is None:
                 latest = st.versions(nb, limit=1)
@@ -144,12 +163,45 @@ def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "
         if bar is not None:
             bar.close()
     s.heads[head_key] = version.n
+    s.records[head_key] = {v.name: v for v in stored}
+    if kind == "auto" and s.auto_keep is not None:
+        apply_retention(st, nb, s.auto_keep)
     for fn in list(s.listeners):
         try:
             fn(version)
         except Exception:  # a broken listener (a closed widget) must not fail the snapshot
             pass
     return SnapshotResult(version, tuple(enc.skipped))
+
+
+def auto(on: bool = True, keep: int | None = None) -> None:
+    """Snapshot automatically after every executed cell (only changed variables are written).
+    `keep`: keep only the last N automatic versions (tagged, named and manual ones are always kept)."""
+    if keep is not None and keep < 1:
+        raise UsageError(f"keep must be at least 1, got {keep}")
+    s = session()
+    s.auto_on = bool(on)
+    s.auto_keep = keep
+
+
+def auto_snapshot(source: str, execution_count: int | None) -> SnapshotResult | None:
+    """Called after a cell ran in auto mode: a version attached to that execution, or None when the
+    cell changed nothing. Skipped variables are warned about once per session."""
+    s = session()
+    first = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")
+    label = f"In [{execution_count}]" if execution_count is not None else "cell"
+    result = take_snapshot(message=f"auto after {label}: {first[:60]}", kind="auto")
+    fresh = [sk for sk in result.skipped if (sk.name, sk.reason) not in s.warned]
+    s.warned.update((sk.name, sk.reason) for sk in result.skipped)
+    return SnapshotResult(result.version, tuple(fresh))
+
+
+def apply_retention(st: Store, notebook: str, keep: int) -> int:
+    """Drop all but the last `keep` automatic versions of a notebook that carry no tag or name.
+    Their blobs go at the next gc; children are re-parented."""
+    autos = [v for v in st.versions(notebook) if v.kind == "auto" and not v.tags and not v.name]
+    doomed = autos[:-keep] if keep else autos
+    return st.delete_versions(doomed)
 
 
 def _check_metrics(metrics) -> dict:
@@ -187,17 +239,20 @@ def resolve(ref, notebook: str | None = None, store: Store | None = None) -> Ver
     return st.resolve(_notebook(notebook, st), ref)
 
 
-def versions(notebook: str | None = None, all: bool = False, store: Store | None = None) -> list[Version]:
+def versions(notebook: str | None = None, all: bool = False, store: Store | None = None,
+             auto: bool = True) -> list[Version]:
+    """Versions oldest first; `auto=False` hides automatic (per-cell) versions."""
     st = store or session().store()
-    return st.versions(None if all else _notebook(notebook, st))
+    vs = st.versions(None if all else _notebook(notebook, st))
+    return vs if auto else [v for v in vs if v.kind != "auto"]
 
 
-def history(all: bool = False, notebook: str | None = None, store: Store | None = None):
-    """pandas DataFrame, one row a version, oldest first."""
+def history(all: bool = False, notebook: str | None = None, store: Store | None = None, auto: bool = True):
+    """pandas DataFrame, one row a version, oldest first (`auto=False` hides automatic versions)."""
     import pandas as pd
 
     rows = []
-    for v in versions(notebook, all, store):
+    for v in versions(notebook, all, store, auto):
         row = {
             "version": v.label, "name": v.name, "message": v.message, "created": pd.Timestamp(v.created),
             "tags": list(v.tags), "params": dict(v.params), "metrics": dict(v.metrics),

@@ -35,6 +35,8 @@ def _notebook(args, st) -> str:
 
 def cmd_log(args, st):
     vs = st.versions(None if args.all else _notebook(args, st))
+    if args.no_auto:
+        vs = [v for v in vs if v.kind != "auto"]
     if args.json:
         print(json.dumps([v.to_dict() for v in vs], indent=1, default=str))
         return 0
@@ -94,6 +96,11 @@ def cmd_verify(args, st):
 
 
 def cmd_gc(args, st):
+    if args.keep_auto is not None:
+        if args.keep_auto < 0:
+            raise MVError("--keep-auto must be 0 or more")
+        dropped = sum(api.apply_retention(st, nb, args.keep_auto) for nb in st.notebooks())
+        print(f"dropped {dropped} automatic version{'s' if dropped != 1 else ''} beyond the last {args.keep_auto}")
     files, freed = st.gc()
     print(f"removed {files} unreferenced blob file{'s' if files != 1 else ''} ({human_bytes(freed)})")
     return 0
@@ -116,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--notebook", help="notebook path as recorded (default: the only one)")
     sp.add_argument("--all", action="store_true", help="every notebook")
     sp.add_argument("-n", type=int, help="only the last N versions")
+    sp.add_argument("--no-auto", action="store_true", help="hide automatic (per-cell) versions")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp = add("show", cmd_show, "show one version: variables, params, metrics, cells, environment")
     sp.add_argument("ref", metavar="REF", help="vN, N, a tag, a version name or latest")
@@ -128,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="the Diff as JSON (schemas/diff.schema.json)")
     sp = add("verify", cmd_verify, "re-hash every blob and report damage by version and variable (exit 3 if any)")
     sp.add_argument("--json", action="store_true")
-    add("gc", cmd_gc, "delete blob files that no version references")
+    sp = add("gc", cmd_gc, "delete blob files that no version references")
+    sp.add_argument("--keep-auto", type=int, metavar="N", help="first drop all but the last N automatic versions "
+                    "of each notebook (tagged, named and manual versions are always kept)")
     return p
 
 

@@ -95,6 +95,13 @@ P_SNAPSHOT.add_argument("--metrics", metavar="EXPR", help="Python expression giv
 P_LOG = _parser("%mv_log", "Show the version history of this notebook, newest first.")
 P_LOG.add_argument("-n", type=int, default=None, metavar="N", help="only the last N versions")
 P_LOG.add_argument("--all", action="store_true", help="every notebook in the store")
+P_LOG.add_argument("--no-auto", action="store_true", help="hide automatic (per-cell) versions")
+
+P_AUTO = _parser("%mv_auto", "Snapshot automatically after every executed cell (only changed variables are "
+                 "written; cells that change no variable make no version).")
+P_AUTO.add_argument("state", choices=["on", "off"], nargs="?", help="turn automatic snapshots on or off")
+P_AUTO.add_argument("--keep", type=int, default=None, metavar="N",
+                    help="keep only the last N automatic versions (tagged, named and manual ones always stay)")
 
 P_DIFF = _parser("%mv_diff", "Compare two versions (default: the last two; with one REF, it against the latest).")
 P_DIFF.add_argument("a", nargs="?", metavar="A")
@@ -147,7 +154,18 @@ class MVMagics(Magics):
     def mv_log(self, args):
         if args.n is not None and args.n < 1:
             raise UsageError("%mv_log: -n must be at least 1")
-        display(HistoryTable(api.versions(all=args.all), args.n, args.all))
+        display(HistoryTable(api.versions(all=args.all, auto=not args.no_auto), args.n, args.all))
+
+    @line_magic
+    @_magic(P_AUTO)
+    def mv_auto(self, args):
+        s = api.session()
+        if args.state is None:
+            print(f"automatic snapshots are {'on' if s.auto_on else 'off'}"
+                  + (f" (keeping the last {s.auto_keep})" if s.auto_on and s.auto_keep else ""))
+            return
+        api.auto(args.state == "on", keep=args.keep)
+        print(f"automatic snapshots {args.state}" + (f", keeping the last {args.keep}" if args.keep else ""))
 
     @line_magic
     @_magic(P_DIFF)
@@ -234,6 +252,7 @@ class Recorder:
         self.log = log
         self.lock = threading.Lock()
         self.kernel_session = None
+        self.session = None  # the api.Session, set once loaded
         self._orig_send = None
         self._orig_publish = None
 
@@ -279,8 +298,28 @@ class Recorder:
     def post_run_cell(self, result):
         with self.lock:
             self.log.finish(result.execution_count if result.info.store_history else None)
-        if self.kernel_session is not None:
-            return  # the kernel path saw every output as a message
+        if self.kernel_session is None:  # the kernel path saw every output as a message
+            self._record_result(result)
+        if self.session is not None and self.session.auto_on and not result.info.silent:
+            self._auto(result)
+
+    def _auto(self, result):
+        source = result.info.raw_cell or ""
+        lines = [ln.strip() for ln in source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        if not lines or all(ln.startswith(("%mv_", "mv.")) for ln in lines):
+            return  # a cell that only drives jupyter_mv changes no state worth a version
+        try:
+            res = api.auto_snapshot(source, result.execution_count)
+        except MVError as e:
+            print(f"jupyter_mv auto-snapshot failed: {e}", file=sys.stderr)
+            return
+        except Exception as e:  # never break the user's cell
+            print(f"jupyter_mv auto-snapshot failed: {type(e).__name__}: {e}", file=sys.stderr)
+            return
+        for sk in res.skipped:
+            print(f"jupyter_mv warning: auto-snapshots skip {sk.name!r}: {sk.reason}", file=sys.stderr)
+
+    def _record_result(self, result):
         with self.lock:
             if result.result is not None and not result.info.silent:
                 try:
@@ -341,6 +380,7 @@ def ensure_loaded(ip) -> api.Session:
     log = capture.CellLog()
     sess = api.Session(namespace=ip.user_ns, cell_log=log, hidden=set(getattr(ip, "user_ns_hidden", {})))
     recorder = Recorder(ip, log)
+    recorder.session = sess
     recorder.install()
     sess.recorder = recorder
     setattr(ip, _STATE_ATTR, sess)
