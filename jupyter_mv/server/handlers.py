@@ -1,0 +1,216 @@
+"""REST handlers: read a notebook's history from its store, tag versions, follow renames.
+
+Every handler is an authenticated jupyter_server APIHandler. Reads are GET, changes POST. The
+core raises; this module turns its errors into JSON with a 4xx/5xx status and a "message". Store
+work runs in a worker thread and each request opens and closes its own Store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Callable
+
+import tornado.web
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+
+from .. import __version__, api
+from ..errors import MVError, StoreError, UnknownRef, UnknownVariable, UsageError
+from .location import Location, PathRefused, check_ref, locate
+
+API_PREFIX = "jupyter-mv/api"
+API_LEVEL = 1
+MAX_BODY = 64 * 1024  # the API takes small JSON documents only
+
+
+class ApiError(Exception):
+    """An error answered as JSON with this status."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _status(e: Exception) -> int:
+    if isinstance(e, (ApiError, PathRefused)):
+        return e.status
+    if isinstance(e, (UnknownRef, UnknownVariable)):
+        return 404
+    if isinstance(e, UsageError):
+        return 400
+    if isinstance(e, StoreError):
+        return 500
+    return 500
+
+
+class _Handler(APIHandler):
+    """Shared plumbing: JSON errors, body limit, locating a notebook, store calls off the event loop."""
+
+    async def prepare(self):
+        await super().prepare()
+        length = self.request.headers.get("Content-Length")
+        if (length and length.isdigit() and int(length) > MAX_BODY) or len(self.request.body or b"") > MAX_BODY:
+            raise ApiError(413, f"request body too large (limit {MAX_BODY} bytes)")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, (ApiError, PathRefused, MVError)):
+            status = _status(exc)
+            self.set_status(status)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"message": str(exc)}))
+            return
+        super().write_error(status_code, **kwargs)
+
+    def log_exception(self, typ, value, tb) -> None:
+        if isinstance(value, (ApiError, PathRefused, MVError)) and _status(value) < 500:
+            self.log.info("jupyter_mv: %s %s -> %s: %s", self.request.method, self.request.path,
+                          _status(value), value)
+            return
+        super().log_exception(typ, value, tb)
+
+    @property
+    def root_dir(self) -> str:
+        return self.settings.get("server_root_dir") or self.settings["contents_manager"].root_dir
+
+    def location(self, notebook: str | None) -> Location:
+        return locate(self.root_dir, notebook)
+
+    def body(self) -> dict:
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "the request body must be a JSON object") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "the request body must be a JSON object")
+        return data
+
+    async def with_store(self, loc: Location, fn: Callable, missing: Callable | None = None):
+        """Run fn(store) in a worker thread with the notebook's store open; close it afterwards.
+        No store yet: `missing()` if given, else 404."""
+
+        def work():
+            if not loc.has_store:
+                if missing is not None:
+                    return missing()
+                raise ApiError(404, f"no versions for notebook {loc.path!r} (no jupyter_mv store beside it)")
+            st = api.open_store(loc.store)
+            try:
+                return fn(st)
+            finally:
+                st.close()
+
+        return await asyncio.get_running_loop().run_in_executor(None, work)
+
+    def reply(self, data: dict, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data, default=repr))
+
+
+class VersionHandler(_Handler):
+    """GET version: the package version, so the frontend can check it talks to a matching server."""
+
+    @tornado.web.authenticated
+    def get(self):
+        self.reply({"name": "jupyter_mv", "version": __version__, "api": API_LEVEL})
+
+
+class VersionsHandler(_Handler):
+    """GET versions?notebook=PATH: one notebook's versions, oldest first (empty when it has none)."""
+
+    @tornado.web.authenticated
+    async def get(self):
+        loc = self.location(self.get_query_argument("notebook", None))
+
+        def read(st):
+            return [v.to_dict() for v in api.versions(loc.key, store=st)]
+
+        versions = await self.with_store(loc, read, missing=list)
+        self.reply({"notebook": loc.path, "key": loc.key, "versions": versions})
+
+
+class VersionDetailsHandler(_Handler):
+    """GET versions/ID?notebook=PATH: everything recorded about one version, cells and outputs included."""
+
+    @tornado.web.authenticated
+    async def get(self, ref: str):
+        ref = check_ref(ref)
+        loc = self.location(self.get_query_argument("notebook", None))
+        details = await self.with_store(loc, lambda st: api.show(ref, notebook=loc.key, store=st))
+        self.reply(details)
+
+
+class DiffHandler(_Handler):
+    """GET diff?notebook=PATH&a=ID&b=ID: the core's structured diff (Diff.to_dict())."""
+
+    @tornado.web.authenticated
+    async def get(self):
+        a = check_ref(self.get_query_argument("a", None), "a")
+        b = check_ref(self.get_query_argument("b", None), "b")
+        loc = self.location(self.get_query_argument("notebook", None))
+        d = await self.with_store(loc, lambda st: api.diff(a, b, notebook=loc.key, store=st).to_dict())
+        self.reply(d)
+
+
+class TagsHandler(_Handler):
+    """POST tags {notebook, version, tag, remove?}: tag a version (or remove the tag)."""
+
+    @tornado.web.authenticated
+    async def post(self):
+        data = self.body()
+        loc = self.location(data.get("notebook"))
+        ref = check_ref(data.get("version"))
+        tag = data.get("tag")
+        if not isinstance(tag, str) or not tag.strip():
+            raise ApiError(400, "the 'tag' field is required")
+        remove = bool(data.get("remove", False))
+
+        def change(st):
+            v = api.resolve(ref, loc.key, st)
+            st.tag(v, tag, remove=remove)
+            return st.version_by_id(v.id).to_dict()
+
+        self.reply({"version": await self.with_store(loc, change)})
+
+
+class RenameHandler(_Handler):
+    """POST rename {old, new}: the notebook was renamed; its history follows it."""
+
+    @tornado.web.authenticated
+    async def post(self):
+        data = self.body()
+        old = self.location(data.get("old"))
+        new = self.location(data.get("new"))
+        if old.store != new.store:
+            raise ApiError(409, "the notebook moved to another directory; its history stays in "
+                                f"{old.path!r}'s directory (export and import it to move it)")
+
+        def rename(st):
+            if old.key == new.key or not st.versions(old.key, limit=1):
+                return False
+            try:
+                st.rename_notebook(old.key, new.key)
+            except StoreError as e:
+                raise ApiError(409, str(e)) from None
+            return True
+
+        renamed = await self.with_store(old, rename, missing=lambda: False)
+        self.reply({"renamed": renamed, "old": old.path, "new": new.path, "key": new.key})
+
+
+# One table: (path below /jupyter-mv/api/, handler). The OpenAPI file documents each of them.
+ROUTES: list[tuple[str, type]] = [
+    ("version", VersionHandler),
+    ("versions", VersionsHandler),
+    (r"versions/([^/]+)", VersionDetailsHandler),
+    ("diff", DiffHandler),
+    ("tags", TagsHandler),
+    ("rename", RenameHandler),
+]
+
+
+def setup_handlers(web_app) -> None:
+    base = web_app.settings.get("base_url", "/")
+    web_app.add_handlers(".*$", [(url_path_join(base, API_PREFIX, path), handler) for path, handler in ROUTES])
