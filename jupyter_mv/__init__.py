@@ -47,3 +47,8 @@ def unload_ipython_extension(ipython) -> None:
     from .magics import unload
 
     unload(ipython)
+
+
+def _jupyter_server_extension_points():
+    """The jupyter_server extension lives in jupyter_mv.server (imported only by the server)."""
+    return [{"module": "jupyter_mv.server"}]
