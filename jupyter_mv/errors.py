@@ -42,3 +42,7 @@ class NoSpace(StoreError):
 
 class Untrusted(MVError):
     """Restoring would unpickle data from an imported bundle the user has not trusted."""
+
+
+class BundleError(MVError):
+    """A bundle (.mvz) cannot be written, or is refused on import: damaged, hostile or unknown."""
