@@ -106,8 +106,15 @@ def cmd_gc(args, st):
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (no usage block), exit code 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jupyter-mv", description="Notebook-native model versioning: inspect and "
+    p = _Parser(prog="jupyter-mv", description="Notebook-native model versioning: inspect and "
                                 "maintain a jupyter_mv store (.jupyter_mv/ beside the notebook).")
     p.add_argument("--version", action="version", version=f"jupyter_mv {__version__}")
     p.add_argument("--store", help="the store directory (default: $JUPYTER_MV_STORE or ./.jupyter_mv)")

@@ -1,0 +1,227 @@
+"""Errors are one readable line that says what to do: UsageError in the kernel, exit code + one stderr
+line in the CLI. Every magic and CLI command has help text."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.error import UsageError
+
+from jupyter_mv import cli as climod
+
+
+def usage_error(shell, magic: str, line: str) -> str:
+    with pytest.raises(UsageError) as e:
+        shell.run_line_magic(magic, line)
+    msg = str(e.value)
+    assert "\n" not in msg.strip(), msg
+    assert msg.startswith(f"%{magic}"), msg
+    assert "Traceback" not in msg
+    return msg
+
+
+@pytest.fixture
+def two_versions(shell, run):
+    run("a = 1")
+    run("%mv_snapshot a -t first")
+    run("a = 2")
+    run("%mv_snapshot a")
+    return shell
+
+
+def test_unknown_ref_before_any_snapshot(shell):
+    msg = usage_error(shell, "mv_restore", "v1")
+    assert "take a snapshot first" in msg
+
+
+@pytest.mark.parametrize("magic,line", [
+    ("mv_restore", "v9"), ("mv_restore", "nosuchtag a"), ("mv_show", "v0"), ("mv_diff", "v1 v7"),
+    ("mv_tag", "v5 best"), ("mv_restore", "latest~5"),
+])
+def test_unknown_ref(two_versions, magic, line):
+    msg = usage_error(two_versions, magic, line)
+    assert "v1..v2" in msg or "fewer than" in msg  # says which versions exist
+    if "~" not in line:
+        assert "tags: first" in msg  # ... and which tags
+
+
+def test_unknown_variable(two_versions):
+    msg = usage_error(two_versions, "mv_snapshot", "nope")
+    assert "'nope'" in msg
+    msg = usage_error(two_versions, "mv_restore", "v1 nope")
+    assert "'nope'" in msg and "it has: a" in msg
+
+
+@pytest.mark.parametrize("line,expect", [
+    ("-n", "expected one argument"),
+    ("--bogus", "unrecognized arguments"),
+    ('-m "unclosed', "check the quotes"),
+])
+def test_bad_snapshot_arguments(shell, line, expect):
+    msg = usage_error(shell, "mv_snapshot", line)
+    assert expect in msg
+    assert "see %mv_snapshot? for usage" in msg or "quotes" in msg
+
+
+def test_bad_arguments_other_magics(two_versions):
+    assert "see %mv_log? for usage" in usage_error(two_versions, "mv_log", "-n many")
+    assert "at least 1" in usage_error(two_versions, "mv_log", "-n 0")
+    assert "required" in usage_error(two_versions, "mv_restore", "")
+    assert "required" in usage_error(two_versions, "mv_tag", "v1")
+    assert "unrecognized arguments" in usage_error(two_versions, "mv_diff", "v1 v2 v3")
+    msg = usage_error(two_versions, "mv_restore", "v1 a --prefix 9x")
+    assert "bad prefix" in msg and "valid Python name" in msg
+
+
+def test_diff_needs_two_versions(shell, run):
+    run("a = 1")
+    run("%mv_snapshot a")
+    msg = usage_error(shell, "mv_diff", "")
+    assert "a diff needs two" in msg
+
+
+@pytest.mark.parametrize("expr,expect", [
+    ("{'acc': undefined_name}", "NameError"),
+    ("{'acc': ", "SyntaxError"),
+    ("1/0", "ZeroDivisionError"),
+])
+def test_bad_metrics_expression(shell, run, expr, expect):
+    run("a = 1")
+    msg = usage_error(shell, "mv_snapshot", f'a --metrics "{expr}"')
+    assert "--metrics" in msg and expect in msg
+    msg = usage_error(shell, "mv_snapshot", f'a --params "{expr}"')
+    assert "--params" in msg and expect in msg
+
+
+@pytest.mark.parametrize("expr,expect", [
+    ("[1, 2]", "must evaluate to a dict, got list"),
+    ("0.9", "must evaluate to a dict, got float"),
+    ("{'acc': 'high'}", "'acc' is not a number"),
+    ("{'acc': [1]}", "'acc' is not a number"),
+])
+def test_non_dict_or_non_numeric_metrics(shell, run, expr, expect):
+    run("a = 1")
+    msg = usage_error(shell, "mv_snapshot", f'a --metrics "{expr}"')
+    assert expect in msg
+    # nothing was recorded
+    from jupyter_mv import api
+
+    assert api.versions() == []
+
+
+@pytest.mark.parametrize("tag", ["v3", "7", "latest", "'two words'", "latest~1"])
+def test_bad_tag(two_versions, tag):
+    msg = usage_error(two_versions, "mv_tag", f"v1 {tag}")
+    assert "bad tag" in msg and "use a non-empty word" in msg
+    msg = usage_error(two_versions, "mv_snapshot", f"a -t {tag}")
+    assert "bad tag" in msg
+    from jupyter_mv import api
+
+    assert len(api.versions()) == 2  # the failed snapshot left no version
+
+
+def test_api_errors_are_mverrors(session):
+    import jupyter_mv as mv
+    from jupyter_mv.errors import MVError, UnknownRef, UnknownVariable
+
+    with pytest.raises(UnknownRef):
+        mv.restore("v1")
+    with pytest.raises(UnknownVariable):
+        mv.snapshot("missing")
+    session.namespace["a"] = 1
+    mv.snapshot("a")
+    with pytest.raises(UnknownRef):
+        mv.load("v2", "a")
+    with pytest.raises(UnknownVariable):
+        mv.load("v1", "b")
+    with pytest.raises(MVError):
+        mv.snapshot("a", metrics={"x": "y"})
+    with pytest.raises(MVError):
+        mv.snapshot("a", params=[1])
+
+
+# -- help ---------------------------------------------------------------------------------------
+def _mv_magics(shell) -> dict:
+    return {n: f for n, f in shell.magics_manager.magics["line"].items() if n.startswith("mv_")}
+
+
+def test_every_magic_has_help(shell, capsys):
+    magics = _mv_magics(shell)
+    assert {"mv_snapshot", "mv_log", "mv_diff", "mv_restore", "mv_tag", "mv_show"} <= set(magics)
+    for name, fn in magics.items():
+        doc = fn.__doc__ or ""
+        assert len(doc.strip()) > 40, name
+        assert f"%{name}" in doc or "usage" in doc.lower(), name
+
+
+@pytest.mark.parametrize("magic", ["mv_snapshot", "mv_log", "mv_diff", "mv_restore", "mv_tag", "mv_show"])
+def test_magic_dash_h_prints_help(shell, capsys, magic):
+    assert shell.run_line_magic(magic, "-h") is None
+    out = capsys.readouterr().out
+    assert f"usage: %{magic}" in out
+
+
+def _subcommands() -> list[str]:
+    parser = climod.build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return sorted(sub.choices)
+
+
+def test_cli_has_the_contract_commands():
+    assert {"log", "show", "diff", "verify", "gc"} <= set(_subcommands())
+
+
+@pytest.mark.parametrize("command", _subcommands())
+def test_every_cli_command_has_help(run_cli, command):
+    r = run_cli(command, "--help")
+    assert r.returncode == 0, r.stderr
+    assert f"jupyter-mv {command}" in r.stdout
+    desc = r.stdout.split("\n\n")[1].strip()
+    assert len(desc) > 10
+
+
+def test_cli_top_level_help(run_cli):
+    r = run_cli("--help")
+    assert r.returncode == 0
+    for c in ("log", "show", "diff", "verify", "gc"):
+        assert c in r.stdout
+
+
+# -- CLI errors ---------------------------------------------------------------------------------
+def _one_line_error(r):
+    assert r.returncode != 0, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    return lines[0]
+
+
+def test_cli_no_store(run_cli, tmp_path):
+    line = _one_line_error(run_cli("log", cwd=tmp_path))
+    assert "no jupyter_mv store" in line and "--store" in line
+    assert not (tmp_path / ".jupyter_mv").exists()  # reading never creates a store
+
+
+def test_cli_unknown_ref(run_cli, tmp_path, session):
+    session.namespace["a"] = 1
+    import jupyter_mv as mv
+
+    mv.snapshot("a")
+    line = _one_line_error(run_cli("show", "v5", cwd=tmp_path))
+    assert "no version 'v5'" in line and "v1..v1" in line
+    line = _one_line_error(run_cli("diff", "v1", "nope", cwd=tmp_path))
+    assert "'nope'" in line
+
+
+@pytest.mark.parametrize("args", [["frobnicate"], ["log", "-n", "x"], ["show"], ["log", "--bogus"]])
+def test_cli_bad_arguments(run_cli, tmp_path, args):
+    line = _one_line_error(run_cli(*args, cwd=tmp_path))
+    assert line.startswith("jupyter-mv")
+    assert "--help" in line
+
+
+def test_cli_damaged_database(run_cli, tmp_path):
+    root = tmp_path / ".jupyter_mv"
+    root.mkdir()
+    (root / "store.db").write_bytes(b"this is not a database" * 100)
+    line = _one_line_error(run_cli("log", cwd=tmp_path))
+    assert "cannot open the store database" in line
