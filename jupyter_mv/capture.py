@@ -9,6 +9,7 @@ import platform
 import subprocess
 import sys
 import threading
+import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,8 +173,12 @@ class CellLog:
         out = []
         for key in self._order:
             c = self._cells[key]
-            out.append(Cell(source=c["source"], execution_count=c["execution_count"], cell_id=c["cell_id"],
-                            outputs=tuple(c["outputs"])))
+            cell = c.get("cell")
+            if cell is None or cell.execution_count != c["execution_count"] or len(cell.outputs) != len(
+                    c["outputs"]) or (cell.outputs and cell.outputs[-1] is not c["outputs"][-1]):
+                cell = c["cell"] = Cell(source=c["source"], execution_count=c["execution_count"],
+                                        cell_id=c["cell_id"], outputs=tuple(c["outputs"]))
+            out.append(cell)
         return out
 
 
@@ -190,7 +195,19 @@ def _packages() -> dict:
     return dict(sorted(pk.items()))
 
 
+_GIT_CACHE: dict = {}
+_GIT_TTL = 10.0  # seconds: auto mode snapshots after every cell, git need not run that often
+
+
 def _git(cwd: Path) -> dict | None:
+    hit = _GIT_CACHE.get(cwd)
+    if hit is not None and time.monotonic() - hit[0] < _GIT_TTL:
+        return hit[1]
+    _GIT_CACHE[cwd] = (time.monotonic(), _git_now(cwd))
+    return _GIT_CACHE[cwd][1]
+
+
+def _git_now(cwd: Path) -> dict | None:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                                 timeout=3)

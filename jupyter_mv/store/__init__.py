@@ -201,13 +201,12 @@ class Store:
                     conn.executemany("insert or ignore into blobs (id, size, created) values (?,?,?)",
                                      [(b, blob_size(b), ts) for b in ids])
                 for pos, c in enumerate(cells):
-                    payload = _json([c.cell_id, c.execution_count, c.source, list(c.outputs)])
-                    h = hashlib.sha256(payload.encode()).hexdigest()
-                    conn.execute(
-                        "insert or ignore into cells (hash, cell_id, execution_count, source, outputs)"
-                        " values (?,?,?,?,?)",
-                        (h, c.cell_id, c.execution_count, c.source, json.dumps(list(c.outputs), default=repr)),
-                    )
+                    h = _cell_hash(c)
+                    if not conn.execute("select 1 from cells where hash = ?", (h,)).fetchone():
+                        conn.execute(
+                            "insert into cells (hash, cell_id, execution_count, source, outputs) values (?,?,?,?,?)",
+                            (h, c.cell_id, c.execution_count, c.source, json.dumps(list(c.outputs), default=repr)),
+                        )
                     conn.execute("insert into version_cells (version_id, position, cell_hash) values (?,?,?)",
                                  (vid, pos, h))
                 conn.executemany("insert into params (version_id, key, value) values (?,?,?)",
@@ -420,6 +419,22 @@ class Store:
 
     def total_bytes(self) -> int:
         return sum(self.blobs.stored_size(b) for b in self.blobs.all_ids())
+
+
+_CELL_HASHES: dict[int, tuple[Cell, str]] = {}
+
+
+def _cell_hash(c: Cell) -> str:
+    """Content hash of a cell record. The cell log hands out the same Cell object while a cell is
+    unchanged, so a snapshot after every cell serialises only the cells that changed."""
+    hit = _CELL_HASHES.get(id(c))
+    if hit is not None and hit[0] is c:
+        return hit[1]
+    h = hashlib.sha256(_json([c.cell_id, c.execution_count, c.source, list(c.outputs)]).encode()).hexdigest()
+    if len(_CELL_HASHES) > 20000:
+        _CELL_HASHES.clear()
+    _CELL_HASHES[id(c)] = (c, h)
+    return h
 
 
 def validate_tag(tag: str) -> str:
