@@ -15,7 +15,7 @@ from .model import Diff, Version
 
 __all__ = [
     "snapshot", "history", "load", "restore", "diff", "open_store", "tag", "show", "versions", "outputs", "auto",
-    "Diff", "Version", "MVError", "__version__",
+    "history_widget", "Diff", "Version", "MVError", "__version__",
 ]
 
 
@@ -30,8 +30,29 @@ def _kernel_session():
     if ip is not None:
         from .magics import ensure_loaded
 
-        return ensure_loaded(ip)
+        sess = ensure_loaded(ip)
+        _install_views(ip)
+        return sess
     return _api.Session()
+
+
+def _install_views(ip, force: bool = False) -> None:
+    """The package root wires the adapters together (they never import each other): in a kernel,
+    what the magics display (HistoryTable, Diff) is shown by the widgets. A terminal keeps the text."""
+    if not force and getattr(ip, "kernel", None) is None:
+        return
+    try:
+        from .widgets import install
+    except ImportError:  # anywidget missing: the text/HTML renderings still work
+        return
+    install(ip)
+
+
+def history_widget(n: int | None = None, all: bool = False):
+    """The version history browser of this notebook (every notebook with all=True)."""
+    from .widgets import history_widget as make
+
+    return make(n=n, all=all)
 
 
 _api._session_factory = _kernel_session
@@ -41,6 +62,7 @@ def load_ipython_extension(ipython) -> None:
     from .magics import load
 
     load(ipython)
+    _install_views(ipython)
 
 
 def unload_ipython_extension(ipython) -> None:

@@ -13,6 +13,7 @@ class HistoryTable:
     def __init__(self, versions, n=None, all_notebooks=False):
         vs = list(reversed(versions))
         self.rows = vs[:n] if n else vs
+        self.n = n  # the history widget (widgets.install) rebuilds itself from rows, n and all
         self.all = all_notebooks
 
     def _cells(self, v):
