@@ -56,6 +56,7 @@ class Version:
     nbytes: int = 0  # logical size of the variables
     new_bytes: int = 0  # bytes this version added to the store
     env_id: int | None = None
+    execution_count: int | None = None  # for automatic versions: the cell execution that made it
 
     @property
     def label(self) -> str:
@@ -76,6 +77,7 @@ class Version:
             "parent": f"v{self.parent}" if self.parent else None,
             "kind": self.kind,
             "notebook": self.notebook,
+            "execution_count": self.execution_count,
         }
 
 

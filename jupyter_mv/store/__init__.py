@@ -167,6 +167,7 @@ class Store:
         new_bytes: int = 0,
         origin: str = "local",
         created: str | None = None,
+        execution_count: int | None = None,
     ) -> Version:
         """Write one version's metadata in a single transaction. `parent` is a per-notebook number."""
         conn = self.db.conn
@@ -182,9 +183,9 @@ class Store:
                 env_id = self._environment_id(env or {})
                 cur = conn.execute(
                     "insert into versions (notebook_id, n, name, message, created, parent_id, env_id, kind,"
-                    " nbytes, new_bytes, origin) values (?,?,?,?,?,?,?,?,?,?,?)",
+                    " nbytes, new_bytes, origin, execution_count) values (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (nid, n, name or "", message or "", created or now(), parent_id, env_id, kind,
-                     sum(v.nbytes for v in variables), new_bytes, origin),
+                     sum(v.nbytes for v in variables), new_bytes, origin, execution_count),
                 )
                 vid = cur.lastrowid
                 ts = now()
@@ -227,14 +228,15 @@ class Store:
 
     # -- reading versions --------------------------------------------------------------------
     _VCOLS = ("v.id, v.n, nb.path, v.created, v.message, v.name, p.n, v.kind, v.nbytes, v.new_bytes,"
-              " v.env_id, v.origin")
+              " v.env_id, v.origin, v.execution_count")
 
     def _versions(self, where: str, params=(), limit: int | None = None) -> list[Version]:
         sql = (f"select {self._VCOLS} from versions v join notebooks nb on nb.id = v.notebook_id"
-               f" left join versions p on p.id = v.parent_id where {where} order by nb.path, v.n")
-        rows = self._q(sql, params)
-        if limit is not None:
-            rows = rows[-limit:]
+               f" left join versions p on p.id = v.parent_id where {where}")
+        if limit is not None:  # the last `limit`, still returned oldest first
+            rows = self._q(sql + " order by nb.path desc, v.n desc limit ?", (*params, limit))[::-1]
+        else:
+            rows = self._q(sql + " order by nb.path, v.n", params)
         if not rows:
             return []
         ids = [r[0] for r in rows]
@@ -247,6 +249,7 @@ class Store:
                 id=vid, n=r[1], notebook=r[2], created=r[3], message=r[4] or "", name=r[5] or "",
                 parent=r[6], kind=r[7], tags=tuple(tags), params=params_, metrics=metrics,
                 variables=tuple(names), nbytes=r[8] or 0, new_bytes=r[9] or 0, env_id=r[10],
+                execution_count=r[12],
             ))
         return out
 

@@ -59,3 +59,9 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db["metrics"].create({"version_id": int, "key": str, "value": float}, pk=("version_id", "key"))
     db["tags"].create({"notebook_id": int, "tag": str, "version_id": int}, pk=("notebook_id", "tag"))
     db["tags"].create_index(["version_id"])
+
+
+@migration
+def m002_version_execution(db: sqlite_utils.Database) -> None:
+    """Automatic versions are attached to the cell execution that made them."""
+    db["versions"].add_column("execution_count", int)

@@ -1,0 +1,328 @@
+// jupyter_mv for JupyterLab: the "Model versions" sidebar, Snapshot / Restore / Restore outputs /
+// Diff commands (palette, notebook toolbar, panel buttons), and the kernel told which notebook it runs.
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { Dialog, ICommandPalette, InputDialog, MainAreaWidget, Notification, showDialog, ToolbarButton } from '@jupyterlab/apputils';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { KernelMessage } from '@jupyterlab/services';
+import { LabIcon } from '@jupyterlab/ui-components';
+import { DisposableDelegate } from '@lumino/disposable';
+import * as api from './api';
+import { DiffView } from './diffview';
+import { magicArg, runMagic, snapshotLine, tellNotebook } from './kernel';
+import { IOutputRestore, restoreOutputs } from './outputs';
+import { VersionsPanel } from './panel';
+
+const PLUGIN_ID = 'jupyter-mv-labextension:plugin';
+const CLIENT_API = 1;
+
+export namespace CommandIDs {
+  export const snapshot = 'jupyter-mv:snapshot';
+  export const restore = 'jupyter-mv:restore';
+  export const restoreOutputs = 'jupyter-mv:restore-outputs';
+  export const undoRestoreOutputs = 'jupyter-mv:undo-restore-outputs';
+  export const diff = 'jupyter-mv:diff';
+  export const openPanel = 'jupyter-mv:open-panel';
+}
+
+const versionsIcon = new LabIcon({
+  name: 'jupyter-mv:versions',
+  svgstr:
+    '<svg xmlns="http://www.w3.org/2000/svg" width="16" viewBox="0 0 24 24"><g class="jp-icon3" fill="#616161">' +
+    '<circle cx="6" cy="5" r="2.5"/><circle cx="6" cy="19" r="2.5"/><circle cx="18" cy="12" r="2.5"/>' +
+    '<rect x="5" y="6" width="2" height="12"/><path d="M6 8c0 3 3 4 10 4h0v-1.5C10 10.5 7 9.5 7 7z"/></g></svg>'
+});
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description: 'Model versions of the active notebook: history, snapshot, restore, diff.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [ICommandPalette, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    palette: ICommandPalette | null,
+    restorer: ILayoutRestorer | null
+  ) => {
+    const { commands } = app;
+    let lastRestore: IOutputRestore | null = null;
+
+    const panel = new VersionsPanel({
+      snapshot: () => void commands.execute(CommandIDs.snapshot),
+      restore: () => void commands.execute(CommandIDs.restore),
+      restoreOutputs: () => void commands.execute(CommandIDs.restoreOutputs),
+      diff: () => void commands.execute(CommandIDs.diff)
+    });
+    panel.title.icon = versionsIcon;
+    app.shell.add(panel, 'left', { rank: 650 });
+    restorer?.add(panel, panel.id);
+
+    const notifyCommands = () => {
+      for (const id of Object.values(CommandIDs)) {
+        commands.notifyCommandChanged(id);
+      }
+    };
+    panel.changed.connect(notifyCommands);
+
+    const current = (): NotebookPanel | null => tracker.currentWidget;
+
+    /** The selected version, or ask for one. */
+    const pickVersion = async (title: string): Promise<string | null> => {
+      if (panel.notebook !== current()) {
+        panel.setNotebook(current());
+        await panel.refresh();
+      }
+      const sel = panel.selected;
+      if (sel.length === 1) {
+        return sel[0].id;
+      }
+      const items = [...panel.versions].reverse().map(v => `${v.id}${v.message ? ' — ' + v.message : ''}`);
+      if (!items.length) {
+        Notification.warning('This notebook has no model versions yet.', { autoClose: 4000 });
+        return null;
+      }
+      const got = await InputDialog.getItem({ title, items, current: 0 });
+      return got.button.accept && got.value ? got.value.split(' ')[0] : null;
+    };
+
+    commands.addCommand(CommandIDs.snapshot, {
+      label: 'Snapshot',
+      caption: 'Model versions: snapshot the notebook\'s variables, cells and outputs (%mv_snapshot)',
+      icon: versionsIcon,
+      isEnabled: () => current() !== null,
+      execute: async () => {
+        const nb = current();
+        if (!nb) {
+          return;
+        }
+        const got = await InputDialog.getText({ title: 'Snapshot', label: 'Message (optional)', placeholder: 'what changed?' });
+        if (!got.button.accept) {
+          return;
+        }
+        await nb.sessionContext.ready;
+        await tellNotebook(nb);
+        const result = await runMagic(nb, [snapshotLine(got.value ?? '')]);
+        if (result.ok) {
+          Notification.success(result.text || 'Snapshot taken', { autoClose: 4000 });
+        } else {
+          Notification.error(`Snapshot failed: ${result.text}`, { autoClose: 8000 });
+        }
+        await panel.refresh();
+      }
+    });
+
+    commands.addCommand(CommandIDs.restore, {
+      label: 'Restore',
+      caption: 'Model versions: put the selected version\'s variables back into the kernel (%mv_restore)',
+      isEnabled: () => current() !== null,
+      execute: async () => {
+        const nb = current();
+        const id = await pickVersion('Restore which version?');
+        if (!nb || !id) {
+          return;
+        }
+        const ok = await showDialog({
+          title: `Restore ${id}?`,
+          body: `The kernel's variables get ${id}'s values (names ${id} does not have are left alone).`,
+          buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Restore' })]
+        });
+        if (!ok.button.accept) {
+          return;
+        }
+        await nb.sessionContext.ready;
+        await tellNotebook(nb);
+        const result = await runMagic(nb, [`%mv_restore ${magicArg(id)}`]);
+        if (result.ok) {
+          Notification.success(result.text || `Restored ${id}`, { autoClose: 4000 });
+        } else {
+          Notification.error(`Restore failed: ${result.text}`, { autoClose: 8000 });
+        }
+      }
+    });
+
+    commands.addCommand(CommandIDs.restoreOutputs, {
+      label: 'Restore outputs',
+      caption: 'Model versions: replace the notebook\'s cell outputs with the selected version\'s',
+      isEnabled: () => current() !== null,
+      execute: async () => {
+        const nb = current();
+        const id = await pickVersion('Restore the outputs of which version?');
+        if (!nb || !id) {
+          return;
+        }
+        try {
+          const details = await api.versionDetails(nb.context.path, id);
+          const r = restoreOutputs(nb, id, details.cells);
+          lastRestore = r;
+          notifyCommands();
+          if (r.matched) {
+            Notification.info(`Outputs of ${r.matched} cell(s) restored from ${id}.`, {
+              autoClose: 6000,
+              actions: [{ label: 'Undo', callback: () => void commands.execute(CommandIDs.undoRestoreOutputs) }]
+            });
+          } else {
+            Notification.warning(`No cell of this notebook matches a cell of ${id}.`, { autoClose: 5000 });
+          }
+        } catch (e) {
+          Notification.error(`Cannot restore outputs: ${(e as Error).message}`, { autoClose: 8000 });
+        }
+      }
+    });
+
+    commands.addCommand(CommandIDs.undoRestoreOutputs, {
+      label: 'Undo restore outputs',
+      caption: 'Model versions: put back the outputs the last "Restore outputs" replaced',
+      isEnabled: () => lastRestore !== null && !lastRestore.panel.isDisposed,
+      execute: () => {
+        if (lastRestore) {
+          lastRestore.undo();
+          lastRestore = null;
+          notifyCommands();
+        }
+      }
+    });
+
+    commands.addCommand(CommandIDs.diff, {
+      label: 'Diff',
+      caption: 'Model versions: compare two versions side by side (the two selected, or the selected and its parent)',
+      isEnabled: () => current() !== null,
+      execute: async () => {
+        const nb = current();
+        if (!nb) {
+          return;
+        }
+        if (panel.notebook !== nb) {
+          panel.setNotebook(nb);
+        }
+        await panel.refresh();
+        const vs = panel.versions;
+        const sel = panel.selected;
+        let pair: [string, string] | null = null;
+        if (sel.length === 2) {
+          pair = [sel[0].id, sel[1].id];
+        } else if (sel.length === 1) {
+          const i = vs.findIndex(v => v.id === sel[0].id);
+          const before = sel[0].parent ?? (i > 0 ? vs[i - 1].id : null);
+          pair = before ? [before, sel[0].id] : null;
+        } else if (vs.length >= 2) {
+          pair = [vs[vs.length - 2].id, vs[vs.length - 1].id];
+        }
+        if (!pair) {
+          Notification.warning('A diff needs two versions: select one with a parent, or two with Ctrl-click.', { autoClose: 5000 });
+          return;
+        }
+        const content = new DiffView(nb.context.path, pair[0], pair[1]);
+        const widget = new MainAreaWidget({ content });
+        widget.id = content.id;
+        widget.title.label = content.title.label;
+        widget.title.caption = content.title.caption;
+        widget.title.icon = versionsIcon;
+        widget.title.closable = true;
+        app.shell.add(widget, 'main');
+        app.shell.activateById(widget.id);
+      }
+    });
+
+    commands.addCommand(CommandIDs.openPanel, {
+      label: 'Show model versions',
+      execute: () => app.shell.activateById(panel.id)
+    });
+
+    if (palette) {
+      const category = 'Model versions';
+      for (const command of [CommandIDs.snapshot, CommandIDs.restore, CommandIDs.restoreOutputs, CommandIDs.undoRestoreOutputs, CommandIDs.diff, CommandIDs.openPanel]) {
+        palette.addItem({ command, category });
+      }
+    }
+
+    // notebook toolbar button
+    app.docRegistry.addWidgetExtension('Notebook', {
+      createNew: (nb: NotebookPanel) => {
+        const button = new ToolbarButton({
+          className: 'jp-mv-snapshot-button',
+          label: 'Snapshot',
+          icon: versionsIcon,
+          tooltip: 'Model versions: snapshot (%mv_snapshot)',
+          onClick: () => {
+            if (tracker.currentWidget !== nb) {
+              app.shell.activateById(nb.id);
+            }
+            void commands.execute(CommandIDs.snapshot);
+          }
+        });
+        if (!nb.toolbar.insertAfter('cellType', 'jupyterMvSnapshot', button)) {
+          nb.toolbar.insertItem(10, 'jupyterMvSnapshot', button);
+        }
+        return new DisposableDelegate(() => button.dispose());
+      }
+    });
+
+    // each notebook: tell its kernel which notebook it runs, follow renames, refresh on activity
+    tracker.widgetAdded.connect((_, nb) => followNotebook(nb, panel));
+    tracker.currentChanged.connect(() => panel.setNotebook(tracker.currentWidget));
+    panel.setNotebook(tracker.currentWidget);
+
+    api
+      .serverVersion()
+      .then(v => {
+        if (v.api !== CLIENT_API) {
+          console.warn(`jupyter_mv: server API level ${v.api}, this extension speaks ${CLIENT_API}`);
+        }
+      })
+      .catch(e => console.warn('jupyter_mv: the server extension does not answer', e));
+  }
+};
+
+function followNotebook(nb: NotebookPanel, panel: VersionsPanel): void {
+  const session = nb.sessionContext;
+  let needsTell = true;
+  let path = nb.context.path;
+  const tell = () => {
+    needsTell = false;
+    void tellNotebook(nb);
+  };
+  session.kernelChanged.connect(() => {
+    needsTell = true;
+  });
+  session.statusChanged.connect((_, status) => {
+    if (['starting', 'restarting', 'autorestarting', 'dead', 'unknown'].includes(status)) {
+      needsTell = true;
+    } else if (status === 'idle' && needsTell && session.session?.kernel) {
+      tell();
+    }
+  });
+  void session.ready.then(() => {
+    if (needsTell && session.session?.kernel) {
+      tell();
+    }
+  });
+  nb.context.pathChanged.connect(async (_, newPath) => {
+    const oldPath = path;
+    path = newPath;
+    if (oldPath === newPath) {
+      return;
+    }
+    try {
+      await api.rename(oldPath, newPath);
+    } catch (e) {
+      Notification.warning(`Model versions: the history of ${oldPath} stays under its old name (${(e as Error).message})`, { autoClose: 8000 });
+    }
+    tell();
+    if (panel.notebook === nb) {
+      void panel.refresh();
+    }
+  });
+  // a snapshot from a magic or a widget ends with the kernel going idle after the request
+  session.iopubMessage.connect((_, msg: KernelMessage.IMessage) => {
+    if (panel.notebook !== nb || !panel.isVisible || msg.header.msg_type !== 'status') {
+      return;
+    }
+    const state = (msg.content as KernelMessage.IStatusMsg['content']).execution_state;
+    const parent = (msg.parent_header as KernelMessage.IHeader | undefined)?.msg_type;
+    if (state === 'idle' && (parent === 'execute_request' || parent === 'comm_msg')) {
+      panel.scheduleRefresh();
+    }
+  });
+}
+
+export default plugin;

@@ -1,0 +1,312 @@
+// The "Model versions" sidebar: the active notebook's versions, a metrics sparkline, a filter,
+// and the details of the selected version. Reads through the server extension only, so it works
+// without a kernel.
+import { NotebookPanel } from '@jupyterlab/notebook';
+import { ISignal, Signal } from '@lumino/signaling';
+import { Widget } from '@lumino/widgets';
+import * as api from './api';
+import { el, formatValue, humanBytes, keyValues, renderOutputs, shortDate, sparkline, table } from './render';
+
+export interface IPanelActions {
+  snapshot(): void;
+  restore(): void;
+  restoreOutputs(): void;
+  diff(): void;
+}
+
+const POLL_MS = 5000;
+
+export class VersionsPanel extends Widget {
+  constructor(private readonly actions: IPanelActions) {
+    super();
+    this.id = 'jupyter-mv-versions';
+    this.addClass('jp-mv-panel');
+    this.title.caption = 'Model versions';
+    this.title.label = 'Model versions';
+    this.buildShell();
+  }
+
+  /** Emitted when the selection or the notebook changes (commands re-check if they are enabled). */
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  get notebook(): NotebookPanel | null {
+    return this._notebook;
+  }
+
+  get versions(): api.IVersion[] {
+    return this._versions;
+  }
+
+  /** Selected versions, oldest first (at most two: the pair the Diff compares). */
+  get selected(): api.IVersion[] {
+    return this._versions.filter(v => this._selection.includes(v.id));
+  }
+
+  setNotebook(panel: NotebookPanel | null): void {
+    if (panel === this._notebook) {
+      return;
+    }
+    this._notebook = panel;
+    this._versions = [];
+    this._selection = [];
+    this._details.replaceChildren();
+    this._changed.emit();
+    void this.refresh();
+  }
+
+  select(ids: string[]): void {
+    this._selection = ids.slice(-2);
+    this.renderList();
+    this._changed.emit();
+    void this.showDetails();
+  }
+
+  async refresh(): Promise<void> {
+    const nb = this._notebook;
+    if (!nb) {
+      this._heading.textContent = 'No notebook';
+      this._status.textContent = 'Open a notebook to see its model versions.';
+      this.renderList();
+      return;
+    }
+    const path = nb.context.path;
+    this._heading.textContent = path;
+    this._heading.title = path;
+    try {
+      const { versions } = await api.listVersions(path);
+      if (nb !== this._notebook || path !== nb.context.path) {
+        return; // the user moved on while we were asking
+      }
+      const before = this._versions.map(v => v.id + v.tags.join()).join('|');
+      this._versions = versions;
+      this._selection = this._selection.filter(id => versions.some(v => v.id === id));
+      this._status.textContent = versions.length
+        ? ''
+        : 'No versions yet. Take a snapshot (toolbar button, or %mv_snapshot in a cell).';
+      if (before !== versions.map(v => v.id + v.tags.join()).join('|')) {
+        this.renderList();
+        this._changed.emit();
+      }
+    } catch (e) {
+      this._status.textContent = `Cannot read the versions: ${(e as Error).message}`;
+    }
+  }
+
+  /** Refresh soon (several triggers in a burst make one request). */
+  scheduleRefresh(delay = 300): void {
+    if (this._timer) {
+      clearTimeout(this._timer);
+    }
+    this._timer = window.setTimeout(() => {
+      this._timer = 0;
+      void this.refresh();
+    }, delay);
+  }
+
+  protected onAfterShow(): void {
+    void this.refresh();
+    this._poll = window.setInterval(() => {
+      if (this.isVisible && !document.hidden) {
+        void this.refresh();
+      }
+    }, POLL_MS);
+  }
+
+  protected onAfterHide(): void {
+    clearInterval(this._poll);
+  }
+
+  dispose(): void {
+    clearInterval(this._poll);
+    clearTimeout(this._timer);
+    super.dispose();
+  }
+
+  private buildShell(): void {
+    this._heading = el('div', { class: 'jp-mv-heading' }, 'No notebook');
+    const button = (label: string, cls: string, fn: () => void, title: string) => {
+      const b = el('button', { class: `jp-mv-button ${cls}`, title, type: 'button' }, label);
+      b.addEventListener('click', fn);
+      return b;
+    };
+    const actions = el(
+      'div',
+      { class: 'jp-mv-actions' },
+      button('Snapshot', 'jp-mv-action-snapshot', () => this.actions.snapshot(), 'Snapshot the notebook\'s variables'),
+      button('Restore', 'jp-mv-action-restore', () => this.actions.restore(), 'Restore the selected version\'s variables in the kernel'),
+      button('Restore outputs', 'jp-mv-action-restore-outputs', () => this.actions.restoreOutputs(), 'Put the selected version\'s outputs back into the notebook'),
+      button('Diff', 'jp-mv-action-diff', () => this.actions.diff(), 'Compare two versions (select two with Ctrl/Shift-click)'),
+      button('⟳', 'jp-mv-action-refresh', () => void this.refresh(), 'Refresh')
+    );
+    this._filter = el('input', { class: 'jp-mv-filter', type: 'search', placeholder: 'Filter: version, message, tag, param…' });
+    this._filter.addEventListener('input', () => this.renderList());
+    this._metric = el('select', { class: 'jp-mv-metric', title: 'Metric shown in the sparkline' });
+    this._metric.addEventListener('change', () => this.renderChart());
+    this._chart = el('div', { class: 'jp-mv-chart' });
+    this._status = el('div', { class: 'jp-mv-status' });
+    this._list = el('div', { class: 'jp-mv-list' });
+    this._details = el('div', { class: 'jp-mv-details' });
+    this.node.append(
+      this._heading,
+      actions,
+      this._filter,
+      el('div', { class: 'jp-mv-chart-row' }, this._metric, this._chart),
+      this._status,
+      this._list,
+      this._details
+    );
+  }
+
+  private matches(v: api.IVersion, q: string): boolean {
+    if (!q) {
+      return true;
+    }
+    const hay = [v.id, v.name, v.message, v.created, v.tags.join(' '), keyValues(v.params, 99), keyValues(v.metrics, 99), v.variables.join(' ')]
+      .join(' ')
+      .toLowerCase();
+    return q
+      .toLowerCase()
+      .split(/\s+/)
+      .every(word => hay.includes(word));
+  }
+
+  private renderList(): void {
+    const q = this._filter.value.trim();
+    const shown = this._versions.filter(v => this.matches(v, q)).reverse(); // newest first
+    const rows = shown.map(v => {
+      const tags = el('span', { class: 'jp-mv-tags' });
+      for (const t of v.tags) {
+        tags.append(el('span', { class: 'jp-mv-tag' }, t));
+      }
+      const vars = el('span', { title: v.variables.join(', ') }, `${v.variables.length}: ${v.variables.slice(0, 3).join(', ')}${v.variables.length > 3 ? '…' : ''}`);
+      return [
+        el('span', { class: 'jp-mv-id' }, v.id),
+        v.name,
+        el('span', { title: v.message }, v.message),
+        el('span', { title: v.created }, shortDate(v.created)),
+        tags,
+        el('span', { title: JSON.stringify(v.params) }, keyValues(v.params)),
+        el('span', { title: JSON.stringify(v.metrics) }, keyValues(v.metrics)),
+        vars,
+        humanBytes(v.bytes)
+      ];
+    });
+    const t = table(['version', 'name', 'message', 'created', 'tags', 'params', 'metrics', 'variables', 'size'], rows, 'jp-mv-table jp-mv-versions');
+    const trs = t.tBodies[0].rows;
+    shown.forEach((v, i) => {
+      const tr = trs[i];
+      tr.classList.add('jp-mv-row');
+      tr.dataset.version = v.id;
+      if (this._selection.includes(v.id)) {
+        tr.classList.add('jp-mod-selected');
+      }
+      tr.addEventListener('click', (ev: MouseEvent) => {
+        if (ev.ctrlKey || ev.metaKey || ev.shiftKey) {
+          const rest = this._selection.filter(id => id !== v.id);
+          this.select(rest.length === this._selection.length ? [...rest, v.id] : rest);
+        } else {
+          this.select([v.id]);
+        }
+      });
+    });
+    this._list.replaceChildren(t);
+    this.renderMetricChoice();
+    this.renderChart();
+  }
+
+  private renderMetricChoice(): void {
+    const names = [...new Set(this._versions.flatMap(v => Object.keys(v.metrics)))].sort();
+    const current = this._metric.value;
+    const opts = names.map(n => el('option', { value: n }, n));
+    this._metric.replaceChildren(...opts);
+    this._metric.value = names.includes(current) ? current : names[0] ?? '';
+    this._metric.style.display = names.length ? '' : 'none';
+  }
+
+  private renderChart(): void {
+    const m = this._metric.value;
+    if (!m) {
+      this._chart.replaceChildren();
+      return;
+    }
+    const vs = this._versions.filter(v => this.matches(v, this._filter.value.trim()));
+    const values = vs.map(v => v.metrics[m]);
+    const last = [...values].reverse().find(x => typeof x === 'number');
+    this._chart.replaceChildren(
+      sparkline(values, vs.map(v => v.id)),
+      el('span', { class: 'jp-mv-chart-last' }, last === undefined ? '' : formatValue(last))
+    );
+  }
+
+  private async showDetails(): Promise<void> {
+    const sel = this.selected;
+    const nb = this._notebook;
+    if (sel.length !== 1 || !nb) {
+      this._details.replaceChildren(sel.length === 2 ? el('div', { class: 'jp-mv-muted' }, `${sel[0].id} and ${sel[1].id} selected: Diff compares them.`) : '');
+      return;
+    }
+    const id = sel[0].id;
+    this._details.replaceChildren(el('div', { class: 'jp-mv-muted' }, `Loading ${id}…`));
+    try {
+      const d = await api.versionDetails(nb.context.path, id);
+      if (this.selected.length !== 1 || this.selected[0].id !== id) {
+        return;
+      }
+      this._details.replaceChildren(renderDetails(d));
+    } catch (e) {
+      this._details.replaceChildren(el('div', { class: 'jp-mv-error' }, (e as Error).message));
+    }
+  }
+
+  private _notebook: NotebookPanel | null = null;
+  private _versions: api.IVersion[] = [];
+  private _selection: string[] = [];
+  private _changed = new Signal<this, void>(this);
+  private _timer = 0;
+  private _poll = 0;
+  private _heading!: HTMLElement;
+  private _filter!: HTMLInputElement;
+  private _metric!: HTMLSelectElement;
+  private _chart!: HTMLElement;
+  private _status!: HTMLElement;
+  private _list!: HTMLElement;
+  private _details!: HTMLElement;
+}
+
+export function renderDetails(d: api.IVersionDetails): HTMLElement {
+  const box = el('div', { class: 'jp-mv-version-details', 'data-version': d.id });
+  box.append(el('h3', {}, [d.id, d.name].filter(Boolean).join(' · ')));
+  const meta = [
+    ['created', d.created],
+    ['message', d.message || '—'],
+    ['tags', d.tags.join(', ') || '—'],
+    ['parent', d.parent ?? '—'],
+    ['size', `${humanBytes(d.bytes)}${d.new_bytes !== undefined ? ` (${humanBytes(d.new_bytes)} new)` : ''}`]
+  ];
+  box.append(table(['', ''], meta, 'jp-mv-table jp-mv-kv'));
+  if (Object.keys(d.params).length) {
+    box.append(el('h4', {}, 'Params'), table(['param', 'value'], Object.entries(d.params).map(([k, v]) => [k, formatValue(v)])));
+  }
+  if (Object.keys(d.metrics).length) {
+    box.append(el('h4', {}, 'Metrics'), table(['metric', 'value'], Object.entries(d.metrics).map(([k, v]) => [k, formatValue(v)])));
+  }
+  box.append(
+    el('h4', {}, 'Variables'),
+    table(['name', 'type', 'size', 'summary'], d.variables.map(v => [v.name, v.type, humanBytes(v.bytes), keyValues(v.summary, 3)]))
+  );
+  box.append(el('h4', {}, `Cells (${d.cells.length})`));
+  for (const c of d.cells) {
+    box.append(
+      el(
+        'div',
+        { class: 'jp-mv-cell' },
+        el('div', { class: 'jp-mv-prompt' }, `[${c.execution_count ?? ' '}]`),
+        el('pre', { class: 'jp-mv-source' }, c.source),
+        renderOutputs(c.outputs)
+      )
+    );
+  }
+  return box;
+}
