@@ -110,7 +110,7 @@ def _progress(total: int, desc: str):
 
 def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "", tags: Iterable[str] = (),
                   params: dict | None = None, metrics: dict | None = None, kind: str = "manual",
-                  store: Store | None = None) -> SnapshotResult:
+                  store: Store | None = None, execution_count: int | None = None) -> SnapshotResult:
     """Snapshot and report what was skipped (the magic prints it; `snapshot()` warns)."""
     s = session()
     st = store or s.store()
@@ -158,6 +158,7 @@ def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "
             version = st.commit_version(
                 nb, stored, cells=cells, params=all_params, metrics=metrics, tags=list(tags), message=message,
                 name=name, kind=kind, parent=parent, env=capture.environment(st.root.parent), new_bytes=new_bytes,
+                execution_count=execution_count,
             )
     finally:
         if bar is not None:
@@ -190,7 +191,8 @@ def auto_snapshot(source: str, execution_count: int | None) -> SnapshotResult | 
     s = session()
     first = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")
     label = f"In [{execution_count}]" if execution_count is not None else "cell"
-    result = take_snapshot(message=f"auto after {label}: {first[:60]}", kind="auto")
+    result = take_snapshot(message=f"auto after {label}: {first[:60]}", kind="auto",
+                           execution_count=execution_count)
     fresh = [sk for sk in result.skipped if (sk.name, sk.reason) not in s.warned]
     s.warned.update((sk.name, sk.reason) for sk in result.skipped)
     return SnapshotResult(result.version, tuple(fresh))
