@@ -91,7 +91,14 @@ class Store:
     def __exit__(self, *exc):
         self.close()
 
+    @property
+    def readonly(self) -> bool:
+        return getattr(self.db, "readonly", False)
+
     def write(self):
+        if self.readonly:
+            raise StoreError(f"the store at {self.root} is read-only: snapshots, tags and gc need write access "
+                             "(browsing and restoring still work)")
         return dbmod.write(self.db)
 
     def _q(self, sql: str, params=()) -> list[tuple]:

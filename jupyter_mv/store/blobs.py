@@ -87,8 +87,12 @@ class BlobStore:
     # -- locking against gc --------------------------------------------------------------------
     @contextlib.contextmanager
     def _flock(self, mode: int):
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._lockfile, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._lockfile, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StoreError(f"the store at {self.root} is not writable ({e.strerror or e}): snapshots and gc "
+                             "need write access (browsing and restoring still work)") from None
         try:
             fcntl.flock(fd, mode)
             yield

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import sqlite3
 import time
@@ -16,12 +17,43 @@ from .migrations import MIGRATIONS
 BUSY_SECONDS = 120.0
 
 
+def writable_dir(d: Path) -> bool:
+    """False on a read-only mount or a directory we may not write (root passes permission checks,
+    not read-only mounts)."""
+    try:
+        if os.statvfs(d).f_flag & os.ST_RDONLY:
+            return False
+    except OSError:
+        return False
+    return os.access(d, os.W_OK)
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """Read a store we cannot write. WAL readers want a -shm file; without one (a read-only mount),
+    read the file as immutable, which is exact when no WAL content is pending."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_SECONDS, isolation_level=None,
+                           check_same_thread=False)
+    try:
+        conn.execute("PRAGMA user_version").fetchone()
+        conn.execute("select count(*) from sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+        wal = Path(f"{path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise
+        return sqlite3.connect(f"file:{path}?immutable=1", uri=True, isolation_level=None,
+                               check_same_thread=False)
+
+
 def connect(path: Path, readonly: bool = False) -> sqlite_utils.Database:
-    """Open (and create or migrate) the metadata database at `path`."""
+    """Open (and create or migrate) the metadata database at `path`. A store on a read-only mount
+    or in a directory we may not write opens read-only: browsing and restoring work, writes say why not."""
+    if not readonly and path.exists() and not writable_dir(path.parent):
+        readonly = True
     try:
         if readonly:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_SECONDS,
-                                   isolation_level=None, check_same_thread=False)
+            conn = _open_readonly(path)
         else:
             conn = sqlite3.connect(str(path), timeout=BUSY_SECONDS, isolation_level=None,
                                    check_same_thread=False)
@@ -33,8 +65,9 @@ def connect(path: Path, readonly: bool = False) -> sqlite_utils.Database:
         conn.execute("PRAGMA foreign_keys = ON")
         current = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as e:
-        raise StoreError(f"cannot open the store database {path}: {e}; "
-                         "run `jupyter-mv verify` or restore the file from a backup") from None
+        raise StoreError(f"the store database {path} cannot be opened ({e}); check its permissions and "
+                         "disk, or restore the file from a backup") from None
+    db.readonly = readonly
     if current > len(MIGRATIONS):
         raise StoreError(f"the store at {path.parent} was written by a newer jupyter_mv "
                          f"(schema {current}, this one knows {len(MIGRATIONS)}); upgrade jupyter_mv")
