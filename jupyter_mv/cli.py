@@ -18,8 +18,11 @@ EXIT_ERROR, EXIT_USAGE, EXIT_DAMAGED = 1, 2, 3
 def _store(args):
     from .store import Store, default_root
 
+    mode = getattr(args, "store_mode", "open")  # import creates the store; reproduce needs none
+    if mode == "none":
+        return None
     root = args.store or os.environ.get("JUPYTER_MV_STORE") or default_root()
-    return Store(root, create=False)
+    return Store(root, create=mode == "create")
 
 
 def _notebook(args, st) -> str:
@@ -106,6 +109,41 @@ def cmd_gc(args, st):
     return 0
 
 
+def cmd_export(args, st):
+    v = api.resolve(args.ref, _notebook(args, st), st)
+    path = api.export(v, args.path, store=st)
+    print(f"exported {v.label} of {v.notebook} to {path} ({human_bytes(os.path.getsize(path))})")
+    return 0
+
+
+def cmd_import(args, st):
+    print(api.import_bundle(args.path, store=st).summary_line())
+    return 0
+
+
+def cmd_reproduce(args, st):
+    from . import reproduce
+
+    result = reproduce.reproduce(args.bundle, kernel=args.kernel, rtol=args.rtol, timeout=args.timeout)
+    print(result.text())
+    if args.report:
+        result.write_html(args.report)
+        print(f"report written to {args.report}")
+    return 0 if result.ok else EXIT_ERROR
+
+
+def cmd_mlflow_push(args, st):
+    v = api.resolve(args.ref, _notebook(args, st), st)
+    info = api.to_mlflow(v, tracking_uri=args.tracking_uri, experiment=args.experiment, register=args.register,
+                         variable=args.variable, trust=args.trust, store=st)
+    print(f"logged {v.label} of {v.notebook} as MLflow run {info['run_id']} (experiment {info['experiment']!r})")
+    if info.get("model_uri"):
+        print(f"model ({info['flavor']}): {info['model_uri']}")
+    if info.get("registered_version"):
+        print(f"registered {info['registered_name']!r} version {info['registered_version']}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse whose errors are one line (no usage block), exit code 2."""
 
@@ -146,6 +184,37 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("gc", cmd_gc, "delete blob files that no version references")
     sp.add_argument("--keep-auto", type=int, metavar="N", help="first drop all but the last N automatic versions "
                     "of each notebook (tagged, named and manual versions are always kept)")
+    sp = add("export", cmd_export, "write version REF as one bundle file (.mvz) to share or reproduce")
+    sp.add_argument("ref", metavar="REF", help="vN, N, a tag, a version name or latest")
+    sp.add_argument("path", metavar="PATH", help="the bundle file to write")
+    sp.add_argument("--notebook", help="notebook path as recorded (default: the only one)")
+    sp = add("import", cmd_import, "check a bundle and add its version to the store (nothing is unpickled)")
+    sp.add_argument("path", metavar="PATH", help="the bundle file (.mvz)")
+    sp.set_defaults(store_mode="create")
+    sp = add("reproduce", cmd_reproduce, "re-run a bundle's notebook in a fresh kernel and compare outputs, "
+             "metrics and variables with the recorded ones (exit 1 on any difference)")
+    sp.add_argument("bundle", metavar="BUNDLE", help="the bundle file (.mvz)")
+    sp.add_argument("--kernel", metavar="NAME", help="kernel to run it in (default: this Python)")
+    sp.add_argument("--rtol", type=float, default=1e-6, metavar="X",
+                    help="relative tolerance for numbers in outputs, metrics and variables (default 1e-6)")
+    sp.add_argument("--timeout", type=float, default=600, metavar="S", help="seconds allowed per cell (default 600)")
+    sp.add_argument("--report", metavar="FILE", help="also write an HTML report")
+    sp.set_defaults(store_mode="none")
+    mp = sub.add_parser("mlflow", help="bridge to MLflow (needs the mlflow extra)",
+                        description="bridge to MLflow (needs the mlflow extra: pip install 'jupyter_mv[mlflow]')")
+    msub = mp.add_subparsers(dest="mlflow_command", metavar="ACTION", required=True)
+    sp = msub.add_parser("push", help="log version REF as an MLflow run, optionally registering its model",
+                         description="log version REF as an MLflow run (params, metrics, tags, notebook, "
+                         "environment, model) and optionally register the model")
+    sp.set_defaults(fn=cmd_mlflow_push)
+    sp.add_argument("--store", default=argparse.SUPPRESS, help="the store directory")
+    sp.add_argument("ref", metavar="REF", help="vN, N, a tag, a version name or latest")
+    sp.add_argument("--tracking-uri", required=True, metavar="URI", help="MLflow tracking server or store URI")
+    sp.add_argument("--experiment", metavar="NAME", help="experiment name (default: the notebook's name)")
+    sp.add_argument("--register", metavar="MODEL_NAME", help="also create a Model Registry version under this name")
+    sp.add_argument("--variable", metavar="NAME", help="the model variable (default: the only model-like one)")
+    sp.add_argument("--notebook", help="notebook path as recorded (default: the only one)")
+    sp.add_argument("--trust", action="store_true", help="allow unpickling a model of an imported version")
     return p
 
 
@@ -160,7 +229,8 @@ def main(argv=None) -> int:
         try:
             return args.fn(args, st)
         finally:
-            st.close()
+            if st is not None:
+                st.close()
     except MVError as e:
         print(f"jupyter-mv {args.command}: {e}", file=sys.stderr)
         return EXIT_ERROR
@@ -169,6 +239,12 @@ def main(argv=None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:  # a bug of ours: still one line, with a way to see more
+        if os.environ.get("JUPYTER_MV_DEBUG"):
+            raise
+        print(f"jupyter-mv {args.command}: internal error {type(e).__name__}: {e} "
+              "(set JUPYTER_MV_DEBUG=1 for the traceback and please report it)", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

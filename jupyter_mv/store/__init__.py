@@ -272,7 +272,7 @@ class Store:
                 extra[vid][1][k] = json.loads(v)
             for vid, k, v in self._q(f"select version_id, key, value from metrics where version_id in ({qs})"
                                      " order by key", part):
-                extra[vid][2][k] = v
+                extra[vid][2][k] = float("nan") if v is None else v  # SQLite keeps NaN as NULL
             for vid, name in self._q(f"select version_id, name from variables where version_id in ({qs})"
                                      " order by name", part):
                 extra[vid][3].append(name)
