@@ -104,9 +104,37 @@ def cli(*args, cwd=None, env=None, module: bool = True) -> subprocess.CompletedP
     return subprocess.run(cmd, cwd=cwd, env=e, capture_output=True, text=True, timeout=120)
 
 
+def cli_in_process(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
+    """`jupyter-mv ARGS` through cli.main() in this process (fast); same result shape as `cli`."""
+    import contextlib
+    import io
+
+    from jupyter_mv import cli as climod
+
+    out, err = io.StringIO(), io.StringIO()
+    old_cwd, old_env = os.getcwd(), dict(os.environ)
+    try:
+        for k in [k for k in os.environ if k.startswith(("JUPYTER_MV_", "JPY_SESSION"))]:
+            del os.environ[k]
+        os.environ.update(env or {})
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = climod.main([str(a) for a in args])
+            except SystemExit as e:  # argparse: --help, --version, bad arguments
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(old_cwd)
+        os.environ.clear()
+        os.environ.update(old_env)
+    return subprocess.CompletedProcess(["jupyter-mv", *map(str, args)], code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def run_cli():
-    return cli
+    """Run the CLI in-process; use `conftest.cli` for a real subprocess."""
+    return cli_in_process
 
 
 def store_bytes(root: Path) -> int:
@@ -118,3 +146,21 @@ def store_bytes(root: Path) -> int:
 def blob_files(root: Path) -> list[Path]:
     blobs = Path(root) / "blobs"
     return sorted(f for f in blobs.rglob("*") if f.is_file()) if blobs.exists() else []
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fault-injection suite's figures (tests/test_reliability.py), when it ran."""
+    mod = sys.modules.get("test_reliability") or sys.modules.get("tests.test_reliability")
+    figures = getattr(mod, "RELIABILITY", None)
+    if not figures or not any(figures.values()):
+        return
+    import json
+
+    out = REPO / "test-artifacts"
+    out.mkdir(exist_ok=True)
+    (out / "reliability.json").write_text(json.dumps(figures, indent=1))
+    terminalreporter.section("jupyter_mv reliability")
+    terminalreporter.write_line(
+        f"faults injected {figures['faults_injected']}, versions checked {figures['versions_checked']}, "
+        f"versions lost {figures['versions_lost']}; hostile inputs tried {figures['hostile_inputs_tried']}, "
+        f"accepted {figures['hostile_inputs_accepted']}")

@@ -304,7 +304,7 @@ class Store:
         nid = self._notebook_id(notebook)
         if nid is None:
             raise UnknownRef(f"no versions for notebook {notebook!r} in {self.root}; take a snapshot first")
-        m = re.fullmatch(r"(?:latest|head)(?:~(\d+))?", text, re.I)
+        m = re.fullmatch(r"(?:latest|head)(?:~(\d{1,9}))?", text, re.I)
         if m:
             back = int(m.group(1) or 0)
             rows = self._q("select id from versions where notebook_id = ? order by n desc limit 1 offset ?",
@@ -312,7 +312,7 @@ class Store:
             if not rows:
                 raise UnknownRef(f"notebook {notebook!r} has fewer than {back + 1} versions")
             return self.version_by_id(rows[0][0])
-        m = re.fullmatch(r"[vV]?(\d+)", text)
+        m = re.fullmatch(r"[vV]?(\d{1,18})", text)  # longer numbers are no version (and overflow SQLite)
         if m:
             rows = self._q("select id from versions where notebook_id = ? and n = ?", (nid, int(m.group(1))))
             if rows:
