@@ -10,11 +10,13 @@ __version__ = "0.1.0"
 
 from . import api as _api
 from .api import auto, diff, history, load, open_store, outputs, restore, show, snapshot, tag, versions
+from .api import export, import_bundle, to_mlflow
 from .errors import MVError
 from .model import Diff, Version
 
 __all__ = [
     "snapshot", "history", "load", "restore", "diff", "open_store", "tag", "show", "versions", "outputs", "auto",
+    "export", "import_bundle", "to_mlflow",
     "history_widget", "Diff", "Version", "MVError", "__version__",
 ]
 

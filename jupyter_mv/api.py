@@ -391,3 +391,48 @@ def current_notebook(store: Store | None = None) -> str:
 def open_store(path: str | os.PathLike | None = None) -> Store:
     """A Store for `path` (default: JUPYTER_MV_STORE or ./.jupyter_mv). The caller closes it."""
     return Store(path)
+
+
+# -- sharing: bundles, reproduce, MLflow ---------------------------------------------------------
+def export(ref, path: str | os.PathLike, notebook: str | None = None, store: Store | None = None) -> Path:
+    """Write version REF as one bundle file (.mvz) a colleague can import and reproduce."""
+    from . import bundle
+
+    st = store or session().store()
+    v = resolve(ref, notebook, st)
+    bar, tick = _progress(bundle.bundle_size(st, v), "export")
+    try:
+        return bundle.export(st, v, path, tick)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def import_bundle(path: str | os.PathLike, store: Store | None = None):
+    """Check a bundle and add its version to the store (origin "imported"); returns an ImportResult.
+    Nothing is unpickled; restoring its pickle-based variables later needs trust=True."""
+    from . import bundle
+
+    st = store or session().store()
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0
+    bar, tick = _progress(size * 2, "import")  # every blob is read twice: checked, then written
+    try:
+        return bundle.import_(st, path, progress=tick)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def to_mlflow(ref, tracking_uri: str | None = None, experiment: str | None = None,
+              register: str | None = None, variable: str | None = None, notebook: str | None = None,
+              trust: bool = False, store: Store | None = None) -> dict:
+    """Log version REF as an MLflow run (and, with `register`, a Model Registry version)."""
+    from . import mlflow_bridge
+
+    st = store or session().store()
+    v = resolve(ref, notebook, st)
+    return mlflow_bridge.push(st, v, tracking_uri=tracking_uri, experiment=experiment, register=register,
+                              variable=variable, trust=trust)

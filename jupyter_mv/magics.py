@@ -123,6 +123,16 @@ P_TAG.add_argument("--remove", action="store_true", help="remove the tag instead
 P_SHOW = _parser("%mv_show", "Show one version: variables, params, metrics, tags, cells, environment.")
 P_SHOW.add_argument("ref", metavar="REF", nargs="?", default="latest")
 
+P_EXPORT = _parser("%mv_export", "Write version REF as one bundle file (.mvz): the notebook at that version, its "
+                   "variables, params, metrics, tags and environment, with a checksum of every member.")
+P_EXPORT.add_argument("ref", metavar="REF", help="vN, N, a tag, a version name or latest")
+P_EXPORT.add_argument("path", metavar="PATH", help="the bundle file to write (e.g. baseline.mvz)")
+
+P_IMPORT = _parser("%mv_import", "Add the version in a bundle (.mvz) to this store, under the notebook it was "
+                   "taken in. Everything is checked first; nothing is unpickled. Restoring its pickle-based "
+                   "variables later needs %mv_restore REF --trust.")
+P_IMPORT.add_argument("path", metavar="PATH", help="the bundle file to import")
+
 
 # -- the magics ----------------------------------------------------------------------------------
 @magics_class
@@ -193,6 +203,18 @@ class MVMagics(Magics):
     @_magic(P_SHOW)
     def mv_show(self, args):
         display(VersionDetails(api.show(args.ref)))
+
+    @line_magic
+    @_magic(P_EXPORT)
+    def mv_export(self, args):
+        v = api.resolve(args.ref)
+        path = api.export(v, args.path)
+        print(f"exported {v.label} of {v.notebook} to {path} ({os.path.getsize(path):,} bytes)")
+
+    @line_magic
+    @_magic(P_IMPORT)
+    def mv_import(self, args):
+        print(api.import_bundle(args.path).summary_line())
 
 
 def _redisplay(cells) -> None:
