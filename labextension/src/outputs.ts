@@ -81,13 +81,18 @@ export function matchCells(
 
 function setOutputs(panel: NotebookPanel, outputs: Map<string, OutputList>): void {
   const shared = panel.content.model!.sharedModel;
-  // one shared-model transaction: collaborators and the views see a single change
+  const cells = shared.cells.filter(c => c.cell_type === 'code' && outputs.has(c.getId()));
+  // Two shared-model transactions (clear, then fill) rather than one: when a replacement arrives
+  // as a single insert+delete event, the cell's output model appends the new stream output to the
+  // old one before deleting the old, and the restored text vanishes with it.
   shared.transact(() => {
-    for (const cell of shared.cells) {
-      const next = outputs.get(cell.getId());
-      if (cell.cell_type === 'code' && next !== undefined) {
-        (cell as any).setOutputs(next);
-      }
+    for (const cell of cells) {
+      (cell as any).setOutputs([]);
+    }
+  });
+  shared.transact(() => {
+    for (const cell of cells) {
+      (cell as any).setOutputs(outputs.get(cell.getId()));
     }
   });
 }
