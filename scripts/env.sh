@@ -24,3 +24,12 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 export PATH="$VENV/bin:$PATH"
 pip_install() { "$VENV/bin/python" -m pip install -q "$@" 2>&1 | grep -v "is ignored" || true; }
+
+# `pip install .` builds the lab extension with npm (hatch-jupyter-builder) unless it is already built:
+# it needs node >= 20 (rspack) and npm.
+if [ ! -f "$ROOT/jupyter_mv/labextension/static/style.js" ] && ! command -v npm >/dev/null; then
+  apt_install nodejs npm
+fi
+if command -v node >/dev/null && ! node -e 'process.exit(+process.versions.node.split(".")[0] < 20 ? 1 : 0)'; then
+  echo "warning: node $(node --version) is too old to build the lab extension (need >= 20)" >&2
+fi
