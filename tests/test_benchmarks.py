@@ -1,0 +1,34 @@
+"""Smoke test of the notebook benchmark: tiny data, plain and jupyter_mv only, real kernels."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = [pytest.mark.kernel, pytest.mark.slow]
+
+
+def test_notebook_benchmark_quick(tmp_path):
+    out_json = tmp_path / "raw.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "notebooks.py"), "--quick", "--tools", "plain,jupyter_mv",
+         "--json", str(out_json), "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "| workload (10 cells) | plain | jupyter_mv |" in out
+    for w in ("sklearn", "arrays", "torch"):
+        assert f"restore after cell 6, {w}" in out
+    raw = json.loads(out_json.read_text())
+    mv = [r for r in raw["results"] if r["tool"] == "jupyter_mv"]
+    assert len(mv) == 3 and all(r["error"] is None for r in mv), mv
+    assert all(r["exact"] == "exact" for r in mv), [(r["workload"], r.get("wrong_vars"), r.get("restore_error"))
+                                                     for r in mv]
+    assert all(len(r["cells"]) == 10 and r["bytes"] > 0 for r in mv)
+    assert "| target | measured |" in out
