@@ -312,9 +312,19 @@ class Recorder:
         except Exception:
             return None
 
+    def _count_of_running_cell(self, info) -> int | None:
+        """The count this cell gets: IPython 9 has already incremented execution_count here, older
+        versions had not, but the input history always holds exactly the cells before it."""
+        if not getattr(info, "store_history", True):
+            return None
+        try:
+            return len(self.shell.history_manager.input_hist_raw)
+        except Exception:
+            return self.shell.execution_count
+
     def pre_run_cell(self, info):
         with self.lock:
-            self.log.start(info.raw_cell, self.shell.execution_count, getattr(info, "cell_id", None),
+            self.log.start(info.raw_cell, self._count_of_running_cell(info), getattr(info, "cell_id", None),
                            self._current_msg_id())
 
     def post_run_cell(self, result):
@@ -407,8 +417,32 @@ def ensure_loaded(ip) -> api.Session:
     sess.recorder = recorder
     setattr(ip, _STATE_ATTR, sess)
     ip.register_magics(MVMagics)
+    _backfill(ip, log, recorder)
     api.set_session(sess)
     return sess
+
+
+def _backfill(ip, log: capture.CellLog, recorder: Recorder) -> None:
+    """Cells run before the extension was loaded (and the loading cell itself, whose pre_run_cell
+    came too early) from IPython's input history, with their execute_results from Out; their other
+    outputs were never seen."""
+    try:
+        sources = list(ip.history_manager.input_hist_raw)
+        outs = dict(ip.user_ns.get("Out") or {})
+    except Exception:
+        return
+    last = len(sources) - 1
+    for n, src in enumerate(sources[1:], start=1):
+        if not src or not src.strip():
+            continue
+        with recorder.lock:
+            log.start(src, n, None, recorder._current_msg_id() if n == last else None)
+            if n in outs:
+                try:
+                    data, md = ip.display_formatter.format(outs[n])
+                    log.add({"output_type": "execute_result", "data": data, "metadata": md, "execution_count": n})
+                except Exception:
+                    pass
 
 
 def load(ip) -> None:

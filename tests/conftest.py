@@ -51,8 +51,11 @@ def session(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def _ipython():
     from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
 
-    ip = InteractiveShell.instance()
+    cfg = Config()
+    cfg.HistoryManager.hist_file = ":memory:"  # never the developer's ~/.ipython history
+    ip = InteractiveShell.instance(config=cfg)
     ip.colors = "nocolor"
     return ip
 
@@ -64,7 +67,7 @@ def shell(_ipython, tmp_path, monkeypatch):
     ip = _ipython
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("JUPYTER_MV_STORE", raising=False)
-    ip.reset(new_session=False)
+    ip.reset(new_session=True)  # fresh namespace, input history and execution count
     ip.user_ns["__name__"] = "__main__"
     api.set_session(None)
     ip.run_line_magic("load_ext", "jupyter_mv")

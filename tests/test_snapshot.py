@@ -283,3 +283,19 @@ def test_restore_all_and_exact_values(shell, run):
     assert ns["arr"].dtype == np.dtype(">i4") and np.array_equal(ns["arr"], np.arange(12).reshape(3, 4))
     assert ns["df"].equals(__import__("pandas").DataFrame({"a": [1, 2], "b": ["x", "y"]}))
     assert ns["d"] == {"k": (1, 2.5, None), 1: b"\x00"}
+
+
+def test_cells_before_loading_are_recorded(shell, run):
+    run("%unload_ext jupyter_mv")
+    run("x = 40")
+    run("x + 2")
+    run("%load_ext jupyter_mv")
+    run("y = 1")
+    run("%mv_snapshot x y")
+    cells = mv.outputs("v1")
+    sources = [c.source for c in cells]
+    assert sources == ["%unload_ext jupyter_mv", "x = 40", "x + 2", "%load_ext jupyter_mv", "y = 1",
+                       "%mv_snapshot x y"]
+    assert [c.execution_count for c in cells] == [1, 2, 3, 4, 5, 6]
+    assert cells[2].outputs[0]["output_type"] == "execute_result"
+    assert cells[2].outputs[0]["data"]["text/plain"] == "42"
