@@ -95,7 +95,8 @@ def test_sigkill_during_500mb_snapshots(tmp_path):
         "arr ^= np.uint64((SEED * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF)\n"
     )
     committed = killed_mid = 0
-    for i in range(KILLS):
+    duration = None  # of an uninterrupted snapshot, measured first: kills land at random within it
+    for i in range(KILLS + 1):
         km = KernelManager(kernel_name="python3")
         km.start_kernel(cwd=str(work), env={**os.environ, "JUPYTER_MV_STORE": str(root),
                                             "JUPYTER_MV_NOTEBOOK": "crash.ipynb"})
@@ -105,43 +106,47 @@ def test_sigkill_during_500mb_snapshots(tmp_path):
             kc.wait_for_ready(timeout=60)
             reply = kc.execute_interactive(setup.replace("SEED", str(i)), timeout=120)
             assert reply["content"]["status"] == "ok", reply["content"]
-            kc.execute(f'%mv_snapshot arr -m "seed {i}"')
-            time.sleep(rng.uniform(0.0, 2.0))
-            pid = km.provisioner.process.pid
-            os.kill(pid, signal.SIGKILL)
-            RELIABILITY["faults_injected"] += 1
-            km.provisioner.process.wait()
+            if duration is None:
+                t = time.monotonic()
+                reply = kc.execute_interactive(f'%mv_snapshot arr -m "seed {i}"', timeout=300)
+                duration = time.monotonic() - t
+                assert reply["content"]["status"] == "ok", reply["content"]
+            else:
+                kc.execute(f'%mv_snapshot arr -m "seed {i}"')
+                time.sleep(rng.uniform(0.0, 1.25 * duration))
+                os.kill(km.provisioner.process.pid, signal.SIGKILL)
+                RELIABILITY["faults_injected"] += 1
+                km.provisioner.process.wait()
         finally:
             kc.stop_channels()
             with contextlib.suppress(Exception):
                 km.shutdown_kernel(now=True)
-        st = Store(root) if (root / "store.db").exists() else None
-        if st is not None:
-            msgs = {v.message for v in st.versions(None)}
-            st.close()
-            if f"seed {i}" in msgs:
-                committed += 1
-                expected[f"seed {i}"] = digest(_seeded(base, i))
-            else:
-                killed_mid += 1
-            verify_clean(root)
-            # the newest committed version restores exactly after every kill; all of them at the end
-            if expected:
-                last = list(expected)[-1]
-                check_versions(root, {last: expected[last]})
+        st = Store(root)
+        msgs = {v.message for v in st.versions(None)}
+        st.close()
+        if f"seed {i}" in msgs:
+            expected[f"seed {i}"] = digest(_seeded(base, i))
+            committed += i > 0
         else:
             killed_mid += 1
-    if expected:
-        check_versions(root, expected)
+        verify_clean(root)  # after every kill: every committed blob intact...
+        if f"seed {i}" in expected:  # ...and a version that just committed restores exactly
+            check_versions(root, {f"seed {i}": expected[f"seed {i}"]})
         st = Store(root)
         try:
-            st.gc()  # orphans of killed snapshots go; referenced blobs stay
+            assert {v.message for v in st.versions(None)} == set(expected)
         finally:
             st.close()
-        check_versions(root, expected)
-        verify_clean(root)
+    check_versions(root, expected)
+    st = Store(root)
+    try:
+        st.gc()  # orphans of killed snapshots go; referenced blobs stay
+    finally:
+        st.close()
+    check_versions(root, expected)
+    verify_clean(root)
     assert committed + killed_mid == KILLS
-    assert killed_mid > 0, "no kill landed inside a snapshot: the test did not test anything"
+    assert killed_mid > 0, "no kill landed before a commit: the test did not test anything"
 
 
 # -- the disk filling up -------------------------------------------------------------------------
