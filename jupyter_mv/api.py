@@ -326,7 +326,7 @@ def diff_current(ref, store: Store | None = None) -> Diff:
     """Diff of a version against the kernel's current state (variables, auto params and cells as a
     snapshot would record them now), without writing anything. B is labelled "current"."""
     from .model import VariableRef
-    from .store.blobs import CHUNK, INLINE, blob_id
+    from .store.blobs import BlobStore
 
     s = session()
     st = store or s.store()
@@ -334,21 +334,11 @@ def diff_current(ref, store: Store | None = None) -> Diff:
     enc = capture.encode_all(capture.select(s.namespace, [], s.hidden))
     live = []
     for vname, e in enc.items:
-        manifests = []
-        for buf in e.buffers:  # the manifests a snapshot would write, so unchanged variables hash the same
-            mv = memoryview(buf)
-            if mv.format != "B" or mv.ndim != 1:
-                mv = mv.cast("B") if mv.c_contiguous else memoryview(mv.tobytes())
-            m = {"n": len(mv), "c": []}
-            if len(mv) < INLINE:
-                import base64
-
-                m["i"] = base64.b64encode(mv).decode()
-            else:
-                m["c"] = [blob_id(mv[o: o + CHUNK]) for o in range(0, len(mv), CHUNK)]
-            manifests.append(m)
+        # the manifests a snapshot would write, so unchanged variables hash the same
+        manifests = BlobStore.plan(e.buffers)
+        summary = {**e.summary, **(e.summarize() if e.summarize else {})}
         live.append(VariableRef(vname, e.type_name, e.codec, _content_hash(e.codec, e.meta, manifests), e.nbytes,
-                                e.summary, e.safe))
+                                summary, e.safe))
     params = capture.auto_params(s.namespace, enc)
     vb = Version(id=-1, n=0, notebook=va.notebook, created="", params=params, metrics={},
                  variables=tuple(v.name for v in live))

@@ -135,6 +135,18 @@ class BlobStore:
             raise StoreError(f"cannot write blob file {path}: {e.strerror or e}") from None
         return len(header) + len(body)
 
+    @staticmethod
+    def plan(buffers: list) -> list[dict]:
+        """The manifests `put` would record for these buffers, without writing anything."""
+        out = []
+        for buf in buffers:
+            mv = _bytes_view(buf)
+            if len(mv) < INLINE:
+                out.append({"n": len(mv), "c": [], "i": base64.b64encode(mv).decode()})
+            else:
+                out.append({"n": len(mv), "c": [blob_id(mv[o: o + CHUNK]) for o in range(0, len(mv), CHUNK)]})
+        return out
+
     def _hash_and_write(self, data: memoryview) -> tuple[str, int]:
         bid = blob_id(data)
         return bid, self._write_chunk(data, bid)
