@@ -189,10 +189,30 @@ def _packages() -> dict:
 
     pk = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name") if dist.metadata else None
+        name, version = _name_version(dist)
         if name:
-            pk[name.lower()] = dist.version
+            pk[name.lower()] = version
     return dict(sorted(pk.items()))
+
+
+def _name_version(dist) -> tuple[str | None, str | None]:
+    """Name and Version from the metadata's header block. `dist.metadata` runs the email parser
+    over the whole file (long READMEs included): ~2.5 s for 600 packages, on the first snapshot."""
+    try:
+        text = dist.read_text("METADATA") or dist.read_text("PKG-INFO")
+    except Exception:
+        text = None
+    if text:
+        name = version = None
+        for line in text.partition("\n\n")[0].splitlines():
+            if line.startswith("Name:"):
+                name = line[5:].strip()
+            elif line.startswith("Version:"):
+                version = line[8:].strip()
+        if name and version:
+            return name, version
+    md = dist.metadata  # unusual layouts: the parser's answer
+    return (md.get("Name") if md else None), dist.version
 
 
 _GIT_CACHE: dict = {}
