@@ -10,9 +10,12 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 
 from jupyter_mv.restore import load
 from jupyter_mv.store import Store
+
+pytestmark = pytest.mark.slow  # process start-up dominates: ~10 s
 
 WORKER = textwrap.dedent("""
     import os, sys, time
