@@ -45,6 +45,13 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.browser)
 
 
+@pytest.fixture
+def jp_asyncio_loop():
+    """pytest-jupyter (loaded for the server tests) has an autouse fixture that closes the thread's
+    event loop after each test; here that loop is Playwright's, so browser tests opt out."""
+    yield None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -87,7 +94,9 @@ class LabServer:
             return ""
 
 
-@pytest.fixture(scope="session")
+# package scope: torn down when the browser tests end (Playwright's sync API holds an event loop
+# that pytest-jupyter's server tests must not meet)
+@pytest.fixture(scope="package")
 def lab(tmp_path_factory) -> LabServer:
     """`jupyter lab` on 127.0.0.1, a free port, a fixed token, temporary root/settings/workspaces dirs."""
     base = tmp_path_factory.mktemp("lab")
@@ -134,7 +143,7 @@ def lab(tmp_path_factory) -> LabServer:
     shutil.copy(log, ARTIFACTS / "jupyter-lab.log")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     """Headless Debian Chromium through Playwright; skips when either is missing."""
     if not Path(CHROMIUM).exists():
