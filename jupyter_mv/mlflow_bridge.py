@@ -1,0 +1,200 @@
+"""MLflow bridge: log a version as an MLflow run (params, metrics, tags, the notebook at that
+version, the environment) with its model in the matching flavor, and optionally register it.
+
+`mlflow` is an optional extra (`pip install 'jupyter_mv[mlflow]'`), imported only here and only
+when a push happens. The run and the registry version carry the jupyter_mv version id and content
+hash as tags, so either side finds the other (`search_model_versions("tags.`jupyter_mv.content_hash`
+= '…'")`, or the run's tags back to the notebook and version).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import re
+import tempfile
+from pathlib import Path
+
+from . import bundle
+from .errors import MVError, UsageError
+from .model import Version
+from .store import Store
+
+__all__ = ["push", "model_variable"]
+
+MODEL_CODECS = {"sklearn": "sklearn", "torch.module": "pytorch"}
+_PARAM_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
+MAX_PARAM_VALUE = 6000
+
+
+def _mlflow():
+    try:
+        return importlib.import_module("mlflow")
+    except ImportError:
+        raise MVError("the MLflow bridge needs mlflow: pip install 'jupyter_mv[mlflow]'") from None
+
+
+def model_variable(store: Store, version: Version, variable: str | None = None) -> tuple[str | None, str]:
+    """(name, flavor) of the version's model: `variable` when given, else its only model-like
+    variable (a scikit-learn estimator or a torch module); (None, "") when it has none."""
+    refs = store.variables(version)
+    if variable:
+        ref = next((r for r in refs if r.name == variable), None)
+        if ref is None:
+            have = ", ".join(r.name for r in refs) or "none"
+            raise UsageError(f"{version.label} has no variable {variable!r} (it has: {have})")
+        return ref.name, MODEL_CODECS.get(ref.codec, "pyfunc")
+    models = [r for r in refs if r.codec in MODEL_CODECS]
+    if len(models) > 1:
+        raise UsageError(f"{version.label} holds several models ({', '.join(r.name for r in models)}); "
+                         "choose one with --variable NAME")
+    if not models:
+        return None, ""
+    return models[0].name, MODEL_CODECS[models[0].codec]
+
+
+def _requirements(env: dict, flavor: str) -> list[str]:
+    """Pinned requirements for the logged model, from the version's own environment (so MLflow
+    does not have to guess them by importing the model in a subprocess)."""
+    pk = env.get("packages") or {}
+    want = {"sklearn": ["scikit-learn", "numpy", "scipy", "cloudpickle"],
+            "pytorch": ["torch", "numpy", "cloudpickle"],
+            "pyfunc": ["cloudpickle", "numpy", "pandas", "scikit-learn", "torch"]}[flavor]
+    return [f"{n}=={pk[n]}" for n in want if n in pk] or [n for n in want[:1]]
+
+
+def _input_example(store: Store, version: Version, model, trust: bool):
+    """A few rows of a stored array/frame whose width matches the model's inputs, for the signature."""
+    n = getattr(model, "n_features_in_", None)
+    if not isinstance(n, int):
+        return None
+    restore = importlib.import_module("jupyter_mv.restore")
+    for ref in store.variables(version):
+        shape = (ref.summary or {}).get("shape")
+        if ref.safe and isinstance(shape, list) and len(shape) == 2 and shape[1] == n and shape[0] > 0:
+            try:
+                value = restore.load(store, version, [ref.name], trust)[ref.name]
+            except MVError:
+                continue
+            return value[:5]
+    return None
+
+
+def _pyfunc_wrapper(obj):
+    import mlflow.pyfunc
+
+    class JupyterMVModel(mlflow.pyfunc.PythonModel):
+        """A stored object with a predict method (or callable), served through pyfunc."""
+
+        def __init__(self, model):
+            self.model = model
+
+        def predict(self, context, model_input, params=None):
+            if hasattr(self.model, "predict"):
+                return self.model.predict(model_input)
+            return self.model(model_input)
+
+    return JupyterMVModel(obj)
+
+
+@contextlib.contextmanager
+def _tracking(mlflow, uri: str | None):
+    """Point MLflow at `uri` for the push only, then put back what the user had."""
+    old_t = mlflow.get_tracking_uri()
+    old_r = mlflow.get_registry_uri()
+    if uri:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(old_t)
+        mlflow.set_registry_uri(old_r)
+
+
+def push(store: Store, version: Version, tracking_uri: str | None = None, experiment: str | None = None,
+         register: str | None = None, variable: str | None = None, trust: bool = False) -> dict:
+    """Log `version` as an MLflow run; returns ids and URIs of what was created."""
+    mlflow = _mlflow()
+    restore = importlib.import_module("jupyter_mv.restore")
+    name, flavor = model_variable(store, version, variable)
+    if register and name is None:
+        raise UsageError(f"{version.label} has no model variable to register (a scikit-learn estimator or torch "
+                         "module); choose one with --variable NAME")
+    model = restore.load(store, version, [name], trust)[name] if name else None  # Untrusted if imported
+    env = store.environment(version)
+    content_hash = bundle.version_hash(store, version)
+    version_id = f"{version.notebook}@{version.label}"
+    link_tags = {"jupyter_mv.version": version.label, "jupyter_mv.notebook": version.notebook,
+                 "jupyter_mv.version_id": version_id, "jupyter_mv.content_hash": content_hash,
+                 "jupyter_mv.created": version.created}
+    exp_name = experiment or Path(version.notebook).stem or "jupyter_mv"
+    info: dict = {"experiment": exp_name, "flavor": flavor or None, "variable": name}
+    try:
+        with _tracking(mlflow, tracking_uri), tempfile.TemporaryDirectory(prefix="jupyter_mv-mlflow-") as tmp:
+            tmp = Path(tmp)
+            mlflow.set_experiment(exp_name)
+            run_name = f"{Path(version.notebook).stem} {version.label}" + (f" {version.name}" if version.name else "")
+            with mlflow.start_run(run_name=run_name) as run:
+                info["run_id"] = run.info.run_id
+                params = {}
+                for k, v in version.params.items():
+                    key = _PARAM_KEY.sub("_", str(k))[:250] or "_"
+                    text = v if isinstance(v, str) else json.dumps(v, default=repr)
+                    params[key] = text[:MAX_PARAM_VALUE]
+                if params:
+                    mlflow.log_params(params)
+                if version.metrics:
+                    mlflow.log_metrics({_PARAM_KEY.sub("_", k): float(v) for k, v in version.metrics.items()})
+                tags = dict(link_tags)
+                tags.update({f"jupyter_mv.tag.{t}": "true" for t in version.tags})
+                if version.message:
+                    tags["mlflow.note.content"] = version.message
+                if env.get("git") and env["git"].get("commit"):
+                    tags["mlflow.source.git.commit"] = env["git"]["commit"]
+                mlflow.set_tags(tags)
+                nb_file = tmp / (Path(version.notebook).name if version.notebook.endswith(".ipynb")
+                                 else "notebook.ipynb")
+                nb_file.write_text(json.dumps(bundle.notebook_of(store, version), indent=1))
+                mlflow.log_artifact(str(nb_file), artifact_path="notebook")
+                (tmp / "requirements.txt").write_text(bundle.requirements_txt(env))
+                (tmp / "environment.json").write_text(json.dumps(env, indent=1, default=str))
+                mlflow.log_artifact(str(tmp / "requirements.txt"), artifact_path="environment")
+                mlflow.log_artifact(str(tmp / "environment.json"), artifact_path="environment")
+                if model is not None:
+                    info.update(_log_model(mlflow, store, version, model, flavor, env, trust))
+            if register:
+                mv = mlflow.register_model(info["model_uri"], register, tags=link_tags)
+                client = mlflow.MlflowClient()
+                client.update_model_version(register, mv.version, description=(
+                    f"jupyter_mv {version_id} ({version.message or 'no message'}), content hash {content_hash}"))
+                info.update({"registered_name": register, "registered_version": mv.version})
+    except MVError:
+        raise
+    except Exception as e:  # MlflowException, connection errors: one line for the adapters
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise MVError(f"MLflow push failed ({type(e).__name__}): {msg[:300]}") from None
+    info["content_hash"] = content_hash
+    info["version_id"] = version_id
+    return info
+
+
+def _log_model(mlflow, store, version, model, flavor, env, trust) -> dict:
+    reqs = _requirements(env, flavor)
+    example = _input_example(store, version, model, trust) if flavor == "sklearn" else None
+    common = {"name": "model", "pip_requirements": reqs}
+    if flavor == "sklearn":
+        import mlflow.sklearn
+
+        logged = mlflow.sklearn.log_model(model, serialization_format="cloudpickle", input_example=example, **common)
+    elif flavor == "pytorch":
+        import mlflow.pytorch
+
+        # "pickle": the whole module as torch.save writes it (pt2 export would need an input example)
+        logged = mlflow.pytorch.log_model(model, serialization_format="pickle", **common)
+    else:
+        import mlflow.pyfunc
+
+        logged = mlflow.pyfunc.log_model(python_model=_pyfunc_wrapper(model), **common)
+    return {"model_uri": logged.model_uri}

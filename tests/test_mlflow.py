@@ -1,0 +1,185 @@
+"""MLflow bridge against a real `mlflow server` (SQLite backend, local artifacts) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jupyter_mv import api, bundle, mlflow_bridge
+from jupyter_mv.errors import Untrusted, UsageError
+from jupyter_mv.store import Store
+
+from conftest import cli
+
+mlflow = pytest.importorskip("mlflow")
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real tracking + registry server; stopped (and waited for) at teardown."""
+    root = tmp_path_factory.mktemp("mlflow")
+    port = _free_port()
+    exe = Path(sys.executable).with_name("mlflow")
+    cmd = [str(exe) if exe.exists() else shutil.which("mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+           "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+           "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts", "--workers", "1"]
+    log = open(root / "server.log", "wb")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start within 90 s: {(root / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield uri
+    finally:
+        import signal
+
+        with_group = proc.poll() is None
+        if with_group:
+            os.killpg(proc.pid, signal.SIGTERM)  # the server and the workers it started, nothing else
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def sk_version(tmp_path, monkeypatch):
+    from sklearn.ensemble import RandomForestClassifier
+
+    monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", "projects/churn.ipynb")
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 6))
+    y = (X[:, 0] - X[:, 2] > 0).astype(int)
+    clf = RandomForestClassifier(n_estimators=20, max_depth=4, random_state=0).fit(X, y)
+    api.set_session(api.Session(namespace={"X": X, "y": y, "clf": clf, "note": "rf"}))
+    st = Store(tmp_path / ".jupyter_mv")
+    v = api.take_snapshot(message="forest", tags=["best"], metrics={"acc": 0.91, "auc": 0.95}, store=st).version
+    yield st, v, X, clf
+    st.close()
+
+
+def test_push_sklearn_and_register(mlflow_server, sk_version):
+    st, v, X, clf = sk_version
+    info = api.to_mlflow(v, tracking_uri=mlflow_server, experiment="churn", register="churn-model", store=st)
+    assert info["flavor"] == "sklearn" and info["variable"] == "clf"
+    client = mlflow.MlflowClient(mlflow_server, registry_uri=mlflow_server)
+    run = client.get_run(info["run_id"])
+    assert run.data.metrics == {"acc": 0.91, "auc": 0.95}
+    assert run.data.params["n_estimators"] == "20" and run.data.params["max_depth"] == "4"
+    assert run.data.tags["jupyter_mv.version"] == "v1"
+    assert run.data.tags["jupyter_mv.notebook"] == "projects/churn.ipynb"
+    assert run.data.tags["jupyter_mv.content_hash"] == bundle.version_hash(st, v)
+    assert run.data.tags["jupyter_mv.tag.best"] == "true" and run.data.tags["mlflow.note.content"] == "forest"
+    arts = {a.path for a in client.list_artifacts(info["run_id"], "notebook")}
+    arts |= {a.path for a in client.list_artifacts(info["run_id"], "environment")}
+    assert {"notebook/churn.ipynb", "environment/requirements.txt", "environment/environment.json"} <= arts
+    # the registry version links back to the jupyter_mv version
+    mv = client.get_model_version("churn-model", info["registered_version"])
+    assert mv.tags["jupyter_mv.version_id"] == "projects/churn.ipynb@v1"
+    assert mv.tags["jupyter_mv.content_hash"] == info["content_hash"]
+    found = client.search_model_versions(f"tags.`jupyter_mv.content_hash` = '{info['content_hash']}'")
+    assert [m.version for m in found] == [mv.version]
+    # and loads back through pyfunc, predicting identically
+    mlflow.set_tracking_uri(mlflow_server)
+    mlflow.set_registry_uri(mlflow_server)
+    try:
+        loaded = mlflow.pyfunc.load_model(f"models:/churn-model/{info['registered_version']}")
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+    np.testing.assert_array_equal(np.asarray(loaded.predict(X)), clf.predict(X))
+
+
+def test_push_torch_and_pyfunc_flavors(mlflow_server, tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+
+    class Doubler:  # not a model class mlflow knows: logged through pyfunc
+        def predict(self, x):
+            return np.asarray(x) * 2
+
+    monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", "nets.ipynb")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
+    api.set_session(api.Session(namespace={"net": net, "doubler": Doubler()}))
+    with Store(tmp_path / ".jupyter_mv") as st:
+        v = api.take_snapshot(store=st).version
+        info = mlflow_bridge.push(st, v, tracking_uri=mlflow_server, register="net-model")
+        assert info["flavor"] == "pytorch" and info["variable"] == "net"
+        x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+        mlflow.set_tracking_uri(mlflow_server)
+        mlflow.set_registry_uri(mlflow_server)
+        try:
+            back = mlflow.pytorch.load_model(f"models:/net-model/{info['registered_version']}")
+            with torch.no_grad():
+                assert torch.equal(back(torch.from_numpy(x)), net(torch.from_numpy(x)))
+            info2 = mlflow_bridge.push(st, v, tracking_uri=mlflow_server, variable="doubler", register="doubler")
+            assert info2["flavor"] == "pyfunc"
+            served = mlflow.pyfunc.load_model(f"models:/doubler/{info2['registered_version']}")
+            np.testing.assert_array_equal(np.asarray(served.predict(x)), x * 2)
+        finally:
+            mlflow.set_tracking_uri(None)
+            mlflow.set_registry_uri(None)
+
+
+def test_cli_push(mlflow_server, sk_version):
+    st, v, X, clf = sk_version
+    r = cli("--store", st.root, "mlflow", "push", "best", "--tracking-uri", mlflow_server, "--experiment", "cli",
+            "--register", "cli-model")
+    assert r.returncode == 0, r.stderr
+    assert "logged v1 of projects/churn.ipynb as MLflow run" in r.stdout
+    assert "registered 'cli-model' version 1" in r.stdout
+
+
+def test_model_choice_and_refusals(sk_version, tmp_path, monkeypatch):
+    st, v, X, clf = sk_version
+    assert mlflow_bridge.model_variable(st, v) == ("clf", "sklearn")
+    assert mlflow_bridge.model_variable(st, v, "note") == ("note", "pyfunc")
+    with pytest.raises(UsageError, match="no variable 'nope'"):
+        mlflow_bridge.model_variable(st, v, "nope")
+    from sklearn.linear_model import LinearRegression
+
+    api.set_session(api.Session(namespace={"a": LinearRegression(), "b": LinearRegression()}))
+    two = api.take_snapshot(store=st).version
+    with pytest.raises(UsageError, match="several models .* --variable"):
+        mlflow_bridge.model_variable(st, two)
+    # an imported version's pickled model needs trust before it is loaded to be logged
+    path = bundle.export(st, v, tmp_path / "v.mvz")
+    with Store(tmp_path / "other" / ".jupyter_mv") as other:
+        imported = bundle.import_(other, path).version
+        with pytest.raises(Untrusted):
+            mlflow_bridge.push(other, imported, tracking_uri=f"file://{tmp_path / 'never'}")
+    assert not (tmp_path / "never").exists()
+    r = cli("--store", st.root, "mlflow", "push", "v1", "--tracking-uri", "http://127.0.0.1:9", "--experiment", "x",
+            env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"})
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "MLflow" in r.stderr
