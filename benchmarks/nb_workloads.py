@@ -8,7 +8,7 @@ from __future__ import annotations
 
 SIZES = {
     # ~120 MB float64 features (60 000 x 250)
-    "sklearn": {"full": {"n": 60_000, "f": 250, "forest_rows": 20_000},
+    "sklearn": {"full": {"n": 60_000, "f": 250, "forest_rows": 10_000},
                 "quick": {"n": 3_000, "f": 40, "forest_rows": 1_500}},
     # four arrays of 256 MiB (4096 x 8192 float64) = 1 GiB
     "arrays": {"full": {"rows": 4096, "cols": 8192},
@@ -29,26 +29,28 @@ def sklearn_cells(n: int, f: int, forest_rows: int) -> list[str]:
     fit = "X[:n_tr], y[:n_tr]"
     test = "X[n_tr:], y[n_tr:]"
     return [
-        "import numpy as np\n"
+        "import numpy as np, warnings\n"
+        "from sklearn.exceptions import ConvergenceWarning\n"
+        "warnings.filterwarnings('ignore', category=ConvergenceWarning)\n"
         "from sklearn.datasets import make_classification\n"
         "from sklearn.linear_model import LogisticRegression, SGDClassifier\n"
         "from sklearn.ensemble import RandomForestClassifier, HistGradientBoostingClassifier\n"
         f"X, y = make_classification(n_samples={n}, n_features={f}, n_informative={max(4, f // 6)}, "
         f"n_redundant={max(2, f // 25)}, random_state=0)\n"
         "n_tr = int(0.8 * len(X))",
-        f"lr = LogisticRegression(C=1.0, max_iter=60).fit({fit})\nacc_lr = lr.score({test})",
-        f"lr = LogisticRegression(C=0.05, max_iter=60).fit({fit})\nacc_lr = lr.score({test})",
-        f"forest = RandomForestClassifier(n_estimators=24, max_depth=8, n_jobs=2, random_state=0)"
+        f"lr = LogisticRegression(C=1.0, max_iter=25).fit({fit})\nacc_lr = lr.score({test})",
+        f"lr = LogisticRegression(C=0.05, max_iter=25).fit({fit})\nacc_lr = lr.score({test})",
+        f"forest = RandomForestClassifier(n_estimators=10, max_depth=8, n_jobs=2, random_state=0)"
         f".fit(X[:{forest_rows}], y[:{forest_rows}])\nacc_forest = forest.score({test})",
-        f"forest = RandomForestClassifier(n_estimators=24, max_depth=12, n_jobs=2, random_state=0)"
+        f"forest = RandomForestClassifier(n_estimators=10, max_depth=12, n_jobs=2, random_state=0)"
         f".fit(X[:{forest_rows}], y[:{forest_rows}])\nacc_forest = forest.score({test})",
-        f"sgd = SGDClassifier(alpha=1e-4, max_iter=8, tol=None, random_state=0).fit({fit})\n"
+        f"sgd = SGDClassifier(alpha=1e-4, max_iter=4, tol=None, random_state=0).fit({fit})\n"
         f"acc_sgd = sgd.score({test})",
-        f"sgd = SGDClassifier(alpha=1e-3, max_iter=8, tol=None, random_state=0).fit({fit})\n"
+        f"sgd = SGDClassifier(alpha=1e-3, max_iter=4, tol=None, random_state=0).fit({fit})\n"
         f"acc_sgd = sgd.score({test})",
-        f"hgb = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit({fit})\n"
+        f"hgb = HistGradientBoostingClassifier(max_iter=12, random_state=0).fit({fit})\n"
         f"acc_hgb = hgb.score({test})",
-        f"hgb = HistGradientBoostingClassifier(max_iter=30, learning_rate=0.3, random_state=0).fit({fit})\n"
+        f"hgb = HistGradientBoostingClassifier(max_iter=12, learning_rate=0.3, random_state=0).fit({fit})\n"
         f"acc_hgb = hgb.score({test})",
         "scores = {'lr': acc_lr, 'forest': acc_forest, 'sgd': acc_sgd, 'hgb': acc_hgb}\n"
         "best = max(scores, key=scores.get)",

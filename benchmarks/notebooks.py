@@ -139,6 +139,9 @@ class CellError(RuntimeError):
     pass
 
 
+LIVE: set = set()  # kernels of this process, shut down on the way out whatever happens
+
+
 class Kernel:
     """One IPython kernel started with our own KernelManager, its connection file named
     kernel-<id>.json in a runtime dir the kernel also knows (Kishu looks it up by that name)."""
@@ -163,6 +166,7 @@ class Kernel:
         full_env.pop("PYTHONPATH", None)
         self.log = open(runtime / f"kernel-{self.id}.log", "wb")  # the kernel's own chatter
         self.km.start_kernel(cwd=str(cwd), env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
+        LIVE.add(self)
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=120)
@@ -206,6 +210,7 @@ class Kernel:
         try:
             self.kc.stop_channels()
         finally:
+            LIVE.discard(self)
             self.km.shutdown_kernel(now=True)
             self.log.close()
 
@@ -535,6 +540,8 @@ def main(argv=None) -> int:
                     r = run_one(t, w, profile, python, base, fsync_peers, a.keep)
                     r["rep"] = rep
                     results.append(r)
+                    if a.json:  # partial numbers survive an interrupted run
+                        Path(a.json).write_text(json.dumps({"partial": True, "results": results}, default=str))
                     extra = ""
                     if r.get("restore") is not None:
                         extra = f", restore {r['restore']:.2f} s {r.get('exact')}"
@@ -549,6 +556,11 @@ def main(argv=None) -> int:
                     else:
                         say(f"  rep {rep + 1} {w:8s} {t:12s} {r['total']:7.2f} s, {fmt_bytes(r['bytes'])}{extra}")
     finally:
+        for k in list(LIVE):
+            try:
+                k.close()
+            except Exception:
+                pass
         if not a.keep:
             shutil.rmtree(base, ignore_errors=True)
     all_tools = tools + (["distinct"] if any(r["tool"] == "distinct" for r in results) else [])
