@@ -48,8 +48,12 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture
 def jp_asyncio_loop():
     """pytest-jupyter (loaded for the server tests) has an autouse fixture that closes the thread's
-    event loop after each test; here that loop is Playwright's, so browser tests opt out."""
-    yield None
+    event loop after each test; here that loop is Playwright's, so browser tests get a private one."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
 
 
 def free_port() -> int:
