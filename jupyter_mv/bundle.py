@@ -388,6 +388,9 @@ def _check_manifest(path, m) -> None:
         if not isinstance(man, dict) or not isinstance(man.get("meta"), dict) or not isinstance(
                 man.get("buffers"), list):
             _refuse(path, f"variable {name!r} has a malformed buffer manifest")
+        why = _meta_problem(var["codec"], man["meta"])
+        if why:
+            _refuse(path, f"variable {name!r}: {why}")
         for b in man["buffers"]:
             if not isinstance(b, dict) or not isinstance(b.get("n"), int) or b["n"] < 0:
                 _refuse(path, f"variable {name!r} has a malformed buffer entry")
@@ -412,6 +415,38 @@ def _check_manifest(path, m) -> None:
             for c in chunks:
                 if f"blobs/{c}" not in members:
                     _refuse(path, f"variable {name!r} needs blob {c[:12]}, which the bundle does not carry")
+
+
+_TORCH_DTYPE = re.compile(r"bool|u?int(8|16|32|64)|float(16|32|64)|bfloat16|complex(32|64|128)|float8_e\w{1,12}")
+
+
+def _descr_types(descr, depth: int = 0):
+    """The type strings of an npy descr: "<f8", or [[name, descr(, shape)], ...] nested."""
+    if isinstance(descr, str):
+        yield descr
+    elif isinstance(descr, list) and depth < 32:
+        for field in descr:
+            if isinstance(field, list) and len(field) >= 2:
+                yield from _descr_types(field[1], depth + 1)
+            else:
+                yield "O?"  # malformed: treated as unsafe
+    else:
+        yield "O?"
+
+
+def _meta_problem(codec: str, meta: dict) -> str | None:
+    """Safe codecs must stay safe: no object arrays (numpy would refuse, pickled ones are elsewhere),
+    tensor dtypes only from the list of real dtypes (the codec looks the name up on the torch module)."""
+    if codec == "numpy":
+        if any(t.lstrip("|<>=").startswith("O") for t in _descr_types(meta.get("descr"))):
+            return "a numpy array with object dtype would need unpickling"
+    tensors = [meta] if codec == "torch.tensor" else meta.get("tensors") or []
+    if not isinstance(tensors, list):
+        return "malformed tensor table"
+    for t in tensors:
+        if not isinstance(t, dict) or not isinstance(t.get("dtype"), str) or not _TORCH_DTYPE.fullmatch(t["dtype"]):
+            return f"unknown tensor dtype {str(t.get('dtype') if isinstance(t, dict) else t)[:30]!r}"
+    return None
 
 
 def read(path: str | os.PathLike, max_bytes: int | None = None,

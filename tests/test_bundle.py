@@ -487,3 +487,30 @@ def test_other_hostile_bundles_refused(exported, seeded, tmp_path, case):
         info.external_attr = (stat.S_IFDIR | 0o755) << 16
         rewrite(path, out, raw=[(info, b"")], fix_checksums=False)
     _refused(seeded, out, ".")
+
+
+@pytest.mark.parametrize("codec, meta", [
+    ("numpy", {"descr": "|O", "shape": [1], "order": "C"}),
+    ("numpy", {"descr": [["a", "<f8"], ["b", "|O"]], "shape": [1], "order": "C"}),
+    ("numpy", {"descr": {"evil": 1}, "shape": [1]}),
+    ("torch.tensor", {"dtype": "load", "shape": [1]}),
+    ("pickle", {"oob": 0, "tensors": [{"dtype": "__class__", "shape": [1]}]}),
+])
+def test_safe_codecs_with_hostile_meta_refused(exported, seeded, tmp_path, codec, meta):
+    _, _, path, _ = exported
+
+    def edit(man):
+        man["variables"].append({"name": "odd", "type_name": "x", "codec": codec, "content_hash": "0",
+                                 "nbytes": 8, "summary": {},
+                                 "manifest": {"meta": meta, "buffers": [{"n": 8, "i": "AAAAAAAAAAA="}]}})
+
+    _refused(seeded, rewrite(path, tmp_path / "odd.mvz", manifest=edit), "odd")
+
+
+def test_structured_numpy_field_names_are_not_mistaken_for_objects(tmp_path):
+    arr = np.zeros(4, dtype=[("Other", "<f8"), ("Obj", "|S3")])
+    api.set_session(api.Session(namespace={"arr": arr}))
+    with Store(tmp_path / "a" / ".jupyter_mv") as a, Store(tmp_path / "b" / ".jupyter_mv") as b:
+        v = api.take_snapshot(store=a).version
+        w = bundle.import_(b, bundle.export(a, v, tmp_path / "s.mvz")).version
+        assert restore_mod.load(b, w, ["arr"])["arr"].tobytes() == arr.tobytes()
