@@ -3,8 +3,7 @@ helpers to run magics and the CLI. Every test gets its own directory; nothing is
 
 from __future__ import annotations
 
-import os
-import subprocess
+import os  # noqa: F401
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from jupyter_mv import api
 from jupyter_mv.store import Store
+from mvtest import blob_files, cli, cli_in_process, run_cell, store_bytes  # noqa: F401 - re-exported
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -55,9 +55,25 @@ def _ipython():
 
     cfg = Config()
     cfg.HistoryManager.hist_file = ":memory:"  # never the developer's ~/.ipython history
+    main = sys.modules["__main__"]
     ip = InteractiveShell.instance(config=cfg)
     ip.colors = "nocolor"
+    _hide_shell(ip, main)
     return ip
+
+
+def _show_shell(ip) -> None:
+    """Make `ip` the running shell: get_ipython() finds it and __main__ is its user module."""
+    for klass in type(ip)._walk_mro():
+        klass._instance = ip
+    sys.modules["__main__"] = ip.user_module
+
+
+def _hide_shell(ip, main) -> None:
+    """Outside `shell` tests there is no IPython (get_ipython() is None) and __main__ is the real one
+    (multiprocessing's spawn needs it)."""
+    type(ip).clear_instance()
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture
@@ -65,6 +81,8 @@ def shell(_ipython, tmp_path, monkeypatch):
     """A real IPython InteractiveShell with `%load_ext jupyter_mv`, working in tmp_path, with a
     clean namespace; the extension is unloaded and the session dropped afterwards."""
     ip = _ipython
+    main = sys.modules["__main__"]
+    _show_shell(ip)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("JUPYTER_MV_STORE", raising=False)
     ip.reset(new_session=True)  # fresh namespace, input history and execution count
@@ -83,15 +101,7 @@ def shell(_ipython, tmp_path, monkeypatch):
         ip.extension_manager.loaded.discard("jupyter_mv")
         api.set_session(None)
         ip.reset(new_session=False)
-
-
-def run_cell(ip, source: str):
-    """Run a cell and re-raise whatever it raised (IPython only shows it)."""
-    result = ip.run_cell(source, store_history=True)
-    err = result.error_before_exec or result.error_in_exec
-    if err is not None:
-        raise err
-    return result.result
+        _hide_shell(ip, main)
 
 
 @pytest.fixture
@@ -99,56 +109,10 @@ def run(shell):
     return lambda source: run_cell(shell, source)
 
 
-def cli(*args, cwd=None, env=None, module: bool = True) -> subprocess.CompletedProcess:
-    """Run `jupyter-mv ARGS` in a subprocess (through `python -m jupyter_mv.cli` by default)."""
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_MV_", "JPY_SESSION"))}
-    e.update(env or {})
-    cmd = [sys.executable, "-m", "jupyter_mv.cli", *map(str, args)] if module else list(map(str, args))
-    return subprocess.run(cmd, cwd=cwd, env=e, capture_output=True, text=True, timeout=120)
-
-
-def cli_in_process(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
-    """`jupyter-mv ARGS` through cli.main() in this process (fast); same result shape as `cli`."""
-    import contextlib
-    import io
-
-    from jupyter_mv import cli as climod
-
-    out, err = io.StringIO(), io.StringIO()
-    old_cwd, old_env = os.getcwd(), dict(os.environ)
-    try:
-        for k in [k for k in os.environ if k.startswith(("JUPYTER_MV_", "JPY_SESSION"))]:
-            del os.environ[k]
-        os.environ.update(env or {})
-        if cwd is not None:
-            os.chdir(cwd)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = climod.main([str(a) for a in args])
-            except SystemExit as e:  # argparse: --help, --version, bad arguments
-                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    finally:
-        os.chdir(old_cwd)
-        os.environ.clear()
-        os.environ.update(old_env)
-    return subprocess.CompletedProcess(["jupyter-mv", *map(str, args)], code, out.getvalue(), err.getvalue())
-
-
 @pytest.fixture
 def run_cli():
-    """Run the CLI in-process; use `conftest.cli` for a real subprocess."""
+    """Run the CLI in-process; use `mvtest.cli` for a real subprocess."""
     return cli_in_process
-
-
-def store_bytes(root: Path) -> int:
-    """Bytes of every file under the store's blob directory."""
-    blobs = Path(root) / "blobs"
-    return sum(f.stat().st_size for f in blobs.rglob("*") if f.is_file()) if blobs.exists() else 0
-
-
-def blob_files(root: Path) -> list[Path]:
-    blobs = Path(root) / "blobs"
-    return sorted(f for f in blobs.rglob("*") if f.is_file()) if blobs.exists() else []
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import jupyter_mv as mv
-from conftest import cli as subprocess_cli
+from mvtest import cli as subprocess_cli
 
 BIN = Path(sys.executable).parent
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from IPython.core.error import UsageError
 
-from conftest import cli as subprocess_cli
+from mvtest import cli as subprocess_cli
 from jupyter_mv import cli as climod
 
 

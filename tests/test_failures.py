@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import jupyter_mv as mv
-from conftest import blob_files, store_bytes
+from mvtest import blob_files, store_bytes
 from jupyter_mv import api
 from jupyter_mv import store as storemod
 from jupyter_mv.errors import StoreError

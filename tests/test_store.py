@@ -9,7 +9,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from conftest import blob_files, store_bytes
+from mvtest import blob_files, store_bytes
 from jupyter_mv import api
 from jupyter_mv.errors import StoreError
 from jupyter_mv.store import Store

@@ -1,0 +1,64 @@
+"""Test helpers, importable as `from mvtest import ...` (a module name of its own: `conftest` is
+ambiguous once a sub-directory has a conftest.py too). conftest.py re-exports them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_cell(ip, source: str):
+    """Run a cell and re-raise whatever it raised (IPython only shows it)."""
+    result = ip.run_cell(source, store_history=True)
+    err = result.error_before_exec or result.error_in_exec
+    if err is not None:
+        raise err
+    return result.result
+
+
+def cli(*args, cwd=None, env=None, module: bool = True) -> subprocess.CompletedProcess:
+    """Run `jupyter-mv ARGS` in a subprocess (through `python -m jupyter_mv.cli` by default)."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_MV_", "JPY_SESSION"))}
+    e.update(env or {})
+    cmd = [sys.executable, "-m", "jupyter_mv.cli", *map(str, args)] if module else list(map(str, args))
+    return subprocess.run(cmd, cwd=cwd, env=e, capture_output=True, text=True, timeout=120)
+
+
+def cli_in_process(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
+    """`jupyter-mv ARGS` through cli.main() in this process (fast); same result shape as `cli`."""
+    import contextlib
+    import io
+
+    from jupyter_mv import cli as climod
+
+    out, err = io.StringIO(), io.StringIO()
+    old_cwd, old_env = os.getcwd(), dict(os.environ)
+    try:
+        for k in [k for k in os.environ if k.startswith(("JUPYTER_MV_", "JPY_SESSION"))]:
+            del os.environ[k]
+        os.environ.update(env or {})
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = climod.main([str(a) for a in args])
+            except SystemExit as e:  # argparse: --help, --version, bad arguments
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(old_cwd)
+        os.environ.clear()
+        os.environ.update(old_env)
+    return subprocess.CompletedProcess(["jupyter-mv", *map(str, args)], code, out.getvalue(), err.getvalue())
+
+
+def store_bytes(root: Path) -> int:
+    """Bytes of every file under the store's blob directory."""
+    blobs = Path(root) / "blobs"
+    return sum(f.stat().st_size for f in blobs.rglob("*") if f.is_file()) if blobs.exists() else 0
+
+
+def blob_files(root: Path) -> list[Path]:
+    blobs = Path(root) / "blobs"
+    return sorted(f for f in blobs.rglob("*") if f.is_file()) if blobs.exists() else []
