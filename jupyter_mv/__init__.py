@@ -8,6 +8,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+import sys
+
 from . import api as _api
 from .api import auto, diff, history, load, open_store, outputs, restore, show, snapshot, tag, versions
 from .api import export, import_bundle, to_mlflow
@@ -23,12 +25,11 @@ __all__ = [
 
 def _kernel_session():
     """Inside IPython, `import jupyter_mv as mv` behaves as if the extension were loaded."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        ip = None
-    else:
-        ip = get_ipython()
+    ip = None
+    if "IPython" in sys.modules:  # only then can a shell be running; magics is the IPython adapter
+        from .magics import running_shell
+
+        ip = running_shell()
     if ip is not None:
         from .magics import ensure_loaded
 

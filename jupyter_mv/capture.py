@@ -47,7 +47,8 @@ def select(namespace: dict, names: list[str] | None, hidden: set | None = None) 
     if names:
         missing = [n for n in names if n not in namespace]
         if missing:
-            raise UnknownVariable(f"no variable named {', '.join(repr(m) for m in missing)} in the namespace")
+            raise UnknownVariable(f"no variable named {', '.join(repr(m) for m in missing)} in the namespace; "
+                                  "check the spelling or run the cell that defines it")
         return [(n, namespace[n]) for n in dict.fromkeys(names)]
     hidden = hidden or set()
     return [(n, o) for n, o in list(namespace.items()) if n not in hidden and is_candidate(n, o)]

@@ -404,6 +404,13 @@ class Recorder:
 
 
 # -- loading ------------------------------------------------------------------------------------
+def running_shell():
+    """The IPython shell this code runs in, or None."""
+    from IPython import get_ipython
+
+    return get_ipython()
+
+
 def ensure_loaded(ip) -> api.Session:
     """Create the kernel's session, hooks and magics once; return the session."""
     sess = getattr(ip, _STATE_ATTR, None)

@@ -47,7 +47,7 @@ def test_unknown_ref(two_versions, magic, line):
 
 def test_unknown_variable(two_versions):
     msg = usage_error(two_versions, "mv_snapshot", "nope")
-    assert "'nope'" in msg
+    assert "'nope'" in msg and "run the cell that defines it" in msg
     msg = usage_error(two_versions, "mv_restore", "v1 nope")
     assert "'nope'" in msg and "it has: a" in msg
 
