@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 def run_cell(ip, source: str):
     """Run a cell and re-raise whatever it raised (IPython only shows it)."""

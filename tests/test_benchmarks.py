@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from mvtest import REPO
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 

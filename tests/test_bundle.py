@@ -20,7 +20,7 @@ from jupyter_mv import api, bundle
 from jupyter_mv.errors import BundleError, Untrusted
 from jupyter_mv.store import Store
 
-from conftest import blob_files, cli, store_bytes
+from mvtest import blob_files, cli, store_bytes
 
 restore_mod = importlib.import_module("jupyter_mv.restore")
 SCHEMA = Path(bundle.__file__).parent / "schemas" / "bundle.schema.json"

@@ -18,7 +18,7 @@ from jupyter_mv import api, bundle, mlflow_bridge
 from jupyter_mv.errors import Untrusted, UsageError
 from jupyter_mv.store import Store
 
-from conftest import cli
+from mvtest import cli
 
 mlflow = pytest.importorskip("mlflow")
 

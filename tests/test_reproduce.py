@@ -15,7 +15,7 @@ from jupyter_mv import bundle, reproduce
 from jupyter_mv.reproduce import compare_outputs, compare_values, mask, texts_match
 from jupyter_mv.store import Store
 
-from conftest import cli
+from mvtest import cli
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "notebooks" / "quickstart.ipynb"
