@@ -36,7 +36,12 @@ def _model_namespace():
     big = rng.normal(size=(700, 1000))  # 5.6 MB: several chunks
     clf = LogisticRegression(C=0.5, max_iter=200).fit(X, y)
     df = pd.DataFrame({"a": np.arange(50), "b": rng.normal(size=50), "c": list("xy" * 25)})
-    return {"X": X, "y": y, "big": big, "clf": clf, "df": df, "lr": 0.01, "note": "hello"}
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    return {"X": X, "y": y, "big": big, "clf": clf, "df": df, "lr": 0.01, "note": "hello", "net": net,
+            "t": torch.arange(12.0).reshape(3, 4)}
 
 
 @pytest.fixture
@@ -118,6 +123,13 @@ def test_export_import_restore_is_bit_identical(exported, other):
     clf = restore_mod.load(other, w, ["clf"], trust=True)["clf"]
     np.testing.assert_array_equal(clf.predict_proba(ns["X"]), ns["clf"].predict_proba(ns["X"]))
     assert clf.coef_.tobytes() == ns["clf"].coef_.tobytes()
+    import torch
+
+    net = restore_mod.load(other, w, ["net"], trust=True)["net"]
+    xt = torch.from_numpy(ns["X"]).float()
+    with torch.no_grad():
+        assert torch.equal(net(xt), ns["net"](xt))
+    assert torch.equal(restore_mod.load(other, w, ["t"])["t"], ns["t"])  # tensors are a safe codec
     assert other.verify() == []
     assert other.environment(w)["packages"] == a.environment(v)["packages"]
 
