@@ -17,6 +17,7 @@ from IPython.display import HTML, display, publish_display_data
 from . import api, capture
 from .errors import MVError
 from .render import HistoryTable, VersionDetails
+from .model import human_bytes
 
 _STATE_ATTR = "_jupyter_mv_session"
 
@@ -209,7 +210,7 @@ class MVMagics(Magics):
     def mv_export(self, args):
         v = api.resolve(args.ref)
         path = api.export(v, args.path)
-        print(f"exported {v.label} of {v.notebook} to {path} ({os.path.getsize(path):,} bytes)")
+        print(f"exported {v.label} of {v.notebook} to {path} ({human_bytes(os.path.getsize(path))})")
 
     @line_magic
     @_magic(P_IMPORT)
