@@ -16,8 +16,8 @@ from IPython.display import HTML, display, publish_display_data
 
 from . import api, capture
 from .errors import MVError
-from .render import HistoryTable, VersionDetails
 from .model import human_bytes
+from .render import HistoryTable, VersionDetails
 
 _STATE_ATTR = "_jupyter_mv_session"
 
