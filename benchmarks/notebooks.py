@@ -488,6 +488,62 @@ def check_targets(summ, workloads) -> list:
 
 
 # -- main --------------------------------------------------------------------------------------
+def finish(results, tools, workloads, profile, reps, info, notes, fsync_peers, json_path) -> None:
+    """Print the tables (and save the raw numbers) from the runs' results."""
+    all_tools = tools + (["distinct"] if any(r["tool"] == "distinct" for r in results) else [])
+    done_reps = len({r["rep"] for r in results})
+    summ = summarize(results, all_tools, workloads)
+    table, targets = report(summ, all_tools, workloads, profile, info, notes)
+    say("")
+    say(f"## Notebook benchmark — {info['date']}, {info['cores']} cores, {info['memory_gib']} GiB, {info['cpu']}")
+    say(f"{profile} data, {done_reps} interleaved rep(s)" + (f" of {reps} asked" if done_reps != reps else "")
+        + ", fresh kernel each, per-cell checkpoint, medians; ratios are the 10 cells' time against plain "
+        f"in the same rep; load average {info['loadavg'][0]:.2f} at start, {info['loadavg_end'][0]:.2f} at end; "
+        f"{info.get('seconds', 0):.0f} s in all")
+    say("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    say("")
+    say(table)
+    say("")
+    say("Durability: jupyter_mv fsyncs every blob file and its directories and commits through SQLite; Kishu "
+        "commits through SQLite; dill and cloudpickle files were " + ("fsynced (file and directory) after "
+                                                                      "each dump, by this script."
+                                                                      if fsync_peers else "NOT fsynced."))
+    say("Restore: a fresh kernel with the workload's modules imported (untimed); the time is the restore "
+        "call alone, measured in the kernel; the check compares fingerprints of every user variable "
+        "(array/tensor bytes, model parameters and predictions on a fixed probe; imported functions and "
+        "classes are code, not compared) with those taken after cell 6 in the original run.")
+    for n in notes:
+        say("NOTE: " + n)
+    for (w, t), s in summ.items():
+        for e in s["errors"]:
+            say(f"ERROR {w}/{t}: {e[:300]}")
+        if s["restore_error"]:
+            say(f"restore {w}/{t}: {s['restore_error']}")
+        if s["fail_reason"]:
+            say(f"{w}/{t}: {s['failed_dumps']} dump(s) failed: {s['fail_reason']}")
+    if json_path:
+        raw = {"machine": info, "profile": profile, "reps": reps, "notes": notes, "tools": tools,
+               "workloads": workloads, "fsync_peers": fsync_peers, "results": results,
+               "summary": [{"workload": w, "tool": t, **s} for (w, t), s in summ.items()],
+               "targets": [{"target": n, "measured": m, "met": ok} for n, m, ok in targets]}
+        Path(json_path).write_text(json.dumps(raw, indent=1, default=str))
+        say(f"raw numbers: {json_path}")
+
+
+def from_json(path: str, json_out: str | None) -> int:
+    """Re-print the tables of a saved (possibly interrupted) run."""
+    raw = json.loads(Path(path).read_text())
+    results = raw["results"]
+    seen = lambda key: list(dict.fromkeys(r[key] for r in results))  # noqa: E731
+    tools = raw.get("tools") or [t for t in seen("tool") if t != "distinct"]
+    workloads = raw.get("workloads") or seen("workload")
+    info = raw.get("machine") or {**machine(), "versions": {}, "loadavg_end": os.getloadavg()}
+    info.setdefault("loadavg_end", os.getloadavg())
+    finish(results, tools, workloads, raw.get("profile", "full"), raw.get("reps", 0), info, raw.get("notes", []),
+           raw.get("fsync_peers", True), json_out)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -502,7 +558,10 @@ def main(argv=None) -> int:
                     help="don't fsync dill/cloudpickle files (jupyter_mv and Kishu's SQLite always do)")
     ap.add_argument("--no-install", action="store_true", help="don't pip install missing peers")
     ap.add_argument("--no-distinct", action="store_true", help="skip the reference run measuring distinct data")
+    ap.add_argument("--from-json", metavar="FILE", help="only re-print the tables of a saved (or interrupted) run")
     a = ap.parse_args(argv)
+    if a.from_json:
+        return from_json(a.from_json, a.json)
     profile = "quick" if a.quick else "full"
     reps = a.reps or (1 if a.quick else 3)
     tools = [t.strip() for t in a.tools.split(",") if t.strip()]
@@ -541,7 +600,10 @@ def main(argv=None) -> int:
                     r["rep"] = rep
                     results.append(r)
                     if a.json:  # partial numbers survive an interrupted run
-                        Path(a.json).write_text(json.dumps({"partial": True, "results": results}, default=str))
+                        Path(a.json).write_text(json.dumps({
+                            "partial": True, "machine": info, "profile": profile, "reps": reps, "notes": notes,
+                            "tools": tools, "workloads": workloads, "fsync_peers": fsync_peers,
+                            "results": results}, default=str))
                     extra = ""
                     if r.get("restore") is not None:
                         extra = f", restore {r['restore']:.2f} s {r.get('exact')}"
@@ -563,42 +625,9 @@ def main(argv=None) -> int:
                 pass
         if not a.keep:
             shutil.rmtree(base, ignore_errors=True)
-    all_tools = tools + (["distinct"] if any(r["tool"] == "distinct" for r in results) else [])
-    summ = summarize(results, all_tools, workloads)
-    table, targets = report(summ, all_tools, workloads, profile, info, notes)
     info["loadavg_end"] = os.getloadavg()
-    say("")
-    say(f"## Notebook benchmark — {info['date']}, {info['cores']} cores, {info['memory_gib']} GiB, {info['cpu']}")
-    say(f"{profile} data, {reps} interleaved rep(s), fresh kernel each, per-cell checkpoint, medians; ratios are "
-        f"the 10 cells' time against plain in the same rep; load average {info['loadavg'][0]:.2f} at start, "
-        f"{info['loadavg_end'][0]:.2f} at end; {time.time() - t_start:.0f} s in all")
-    say("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
-    say("")
-    say(table)
-    say("")
-    say("Durability: jupyter_mv fsyncs every blob file and its directories and commits through SQLite; Kishu "
-        "commits through SQLite; dill and cloudpickle files were " + ("fsynced (file and directory) after "
-                                                                      "each dump, by this script."
-                                                                      if fsync_peers else "NOT fsynced."))
-    say("Restore: a fresh kernel with the workload's modules imported (untimed); the time is the restore "
-        "call alone, measured in the kernel; the check compares fingerprints of every user variable "
-        "(array/tensor bytes, model parameters and predictions on a fixed probe) with those taken after "
-        "cell 6 in the original run.")
-    for n in notes:
-        say("NOTE: " + n)
-    for (w, t), s in summ.items():
-        for e in s["errors"]:
-            say(f"ERROR {w}/{t}: {e[:300]}")
-        if s["restore_error"]:
-            say(f"restore {w}/{t}: {s['restore_error']}")
-        if s["fail_reason"]:
-            say(f"{w}/{t}: {s['failed_dumps']} dump(s) failed: {s['fail_reason']}")
-    if a.json:
-        raw = {"machine": info, "profile": profile, "reps": reps, "notes": notes, "results": results,
-               "summary": [{"workload": w, "tool": t, **s} for (w, t), s in summ.items()],
-               "targets": [{"target": n, "measured": m, "met": ok} for n, m, ok in targets]}
-        Path(a.json).write_text(json.dumps(raw, indent=1, default=str))
-        say(f"raw numbers: {a.json}")
+    info["seconds"] = round(time.time() - t_start)
+    finish(results, tools, workloads, profile, reps, info, notes, fsync_peers, a.json)
     return 0
 
 
