@@ -40,7 +40,7 @@ _MASKS = [
     # jupyter_mv's own summary lines: version numbers and byte counts depend on the store's history
     (re.compile(r"^v\d+  .*$", re.M), "<jupyter_mv snapshot>"),
     (re.compile(r"\b(exported|restored .* from|imported) v\d+\b"), r"\1 v<n>"),
-    (re.compile(r"\d+(\.\d+)? ?(B|kB|MB|GB|TB|bytes)\b"), "<bytes>"),
+    (re.compile(r"\d[\d,]*(\.\d+)? ?(B|kB|MB|GB|TB|bytes)\b"), "<bytes>"),
     # timings
     (re.compile(r"^(CPU times|Wall time|Elapsed|Time taken|took)\b.*$", re.M | re.I), "<timing>"),
     (re.compile(r"\b\d+(\.\d+)?\s?(ns|µs|us|ms|s|sec|secs|seconds|min|minutes)\b(?! \w+ per)"), "<duration>"),
