@@ -4,6 +4,7 @@ Restore outputs, in headless Chromium against a real `jupyter lab`."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -95,3 +96,16 @@ def test_snapshot_diff_and_restore_outputs(lab, lab_page):
     assert [v["id"] for v in versions] == ["v1", "v2"]
     assert versions[0]["message"] == "first run"
     assert re.search(r"\bx\b", " ".join(versions[1]["variables"]))
+
+    # rename the notebook: its history follows it, and the kernel learns the new name
+    page.evaluate("() => window.jupyterapp.serviceManager.contents.rename('experiment.ipynb', 'renamed.ipynb')")
+    deadline = time.monotonic() + 20
+    while lab.api("jupyter-mv/api/versions?notebook=renamed.ipynb")["versions"] == []:
+        assert time.monotonic() < deadline, "the history did not follow the rename"
+        time.sleep(0.2)
+    assert lab.api("jupyter-mv/api/versions?notebook=experiment.ipynb")["versions"] == []
+    page.locator(f"{PANEL} .jp-mv-heading", has_text="renamed.ipynb").wait_for()
+    lp.set_cell(0, 'import jupyter_mv.api as _a\nprint("NB", _a.current_notebook())')
+    lp.run_cell(0)
+    assert "NB renamed.ipynb" in lp.cell_output(0)
+    lp.screenshot("5-renamed")
