@@ -83,7 +83,7 @@ export async function runMagic(panel: NotebookPanel, lines: string[]): Promise<I
   return { ok: true, text: parts.join('').trim() };
 }
 
-/** Execute a cell's worth of code silently and resolve when the kernel replied. */
+/** The %mv_snapshot line for a message typed by the user. */
 export function snapshotLine(message: string): string {
   return message ? `%mv_snapshot -m ${magicArg(message)}` : '%mv_snapshot';
 }
