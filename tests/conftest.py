@@ -117,7 +117,7 @@ def run_cli():
 
 def pytest_terminal_summary(terminalreporter):
     """The fault-injection suite's figures (tests/test_reliability.py), when it ran."""
-    mod = sys.modules.get("test_reliability") or sys.modules.get("tests.test_reliability")
+    mod = sys.modules.get("mvtest")
     figures = getattr(mod, "RELIABILITY", None)
     if not figures or not any(figures.values()):
         return

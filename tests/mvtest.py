@@ -64,3 +64,22 @@ def store_bytes(root: Path) -> int:
 def blob_files(root: Path) -> list[Path]:
     blobs = Path(root) / "blobs"
     return sorted(f for f in blobs.rglob("*") if f.is_file()) if blobs.exists() else []
+
+
+# -- the reliability figures (README's reliability section quotes them) ---------------------------
+RELIABILITY = {"faults_injected": 0, "versions_checked": 0, "versions_lost": 0,
+               "hostile_inputs_tried": 0, "hostile_inputs_accepted": 0}
+
+
+class hostile:
+    """Count one hostile input; it counts as accepted unless the block completes (the refusal was
+    asserted inside it)."""
+
+    def __enter__(self):
+        RELIABILITY["hostile_inputs_tried"] += 1
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            RELIABILITY["hostile_inputs_accepted"] += 1
+        return False

@@ -20,7 +20,7 @@ from jupyter_mv import api, bundle
 from jupyter_mv.errors import BundleError, Untrusted
 from jupyter_mv.store import Store
 
-from mvtest import blob_files, cli, store_bytes
+from mvtest import blob_files, cli, hostile, store_bytes
 
 restore_mod = importlib.import_module("jupyter_mv.restore")
 SCHEMA = Path(bundle.__file__).parent / "schemas" / "bundle.schema.json"
@@ -332,13 +332,14 @@ def test_pickle_payload_never_runs_without_trust(exported, other, tmp_path, code
 
 # -- hostile bundles: refused, one line, nothing written -------------------------------------------
 def _refused(st: Store, path: Path, match: str, **kw) -> str:
-    before = _state(st)
-    with pytest.raises(BundleError, match=match) as err:
-        bundle.import_(st, path, **kw)
-    msg = str(err.value)
-    assert "\n" not in msg and len(msg) < 300
-    assert _state(st) == before
-    assert not (st.root / "tmp").exists() or not list((st.root / "tmp").iterdir())
+    with hostile():
+        before = _state(st)
+        with pytest.raises(BundleError, match=match) as err:
+            bundle.import_(st, path, **kw)
+        msg = str(err.value)
+        assert "\n" not in msg and len(msg) < 300
+        assert _state(st) == before
+        assert not (st.root / "tmp").exists() or not list((st.root / "tmp").iterdir())
     return msg
 
 

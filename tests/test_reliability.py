@@ -28,8 +28,7 @@ from jupyter_mv.store import Store
 pytestmark = pytest.mark.faults
 
 FIXTURES = Path(__file__).parent / "fixtures"
-RELIABILITY = {"faults_injected": 0, "versions_checked": 0, "versions_lost": 0,
-               "hostile_inputs_tried": 0, "hostile_inputs_accepted": 0}
+from mvtest import RELIABILITY, hostile  # noqa: E402
 
 
 def digest(a) -> str:
@@ -526,15 +525,15 @@ def test_fuzz_magic_arguments(fuzz_shell, magic, line):
     from IPython.core.error import UsageError
 
     ip, root, before = fuzz_shell
-    RELIABILITY["hostile_inputs_tried"] += 1
-    try:
-        ip.run_line_magic(magic, line)
-    except UsageError as e:
-        assert "\n" not in str(e).strip(), str(e)
-    finally:
-        api.session().auto_on = False
-    # restore may succeed (valid ref) and changes the namespace, never the store
-    assert _store_state(root) == before
+    with hostile():
+        try:
+            ip.run_line_magic(magic, line)
+        except UsageError as e:
+            assert "\n" not in str(e).strip(), str(e)
+        finally:
+            api.session().auto_on = False
+        # restore may succeed (valid ref) and changes the namespace, never the store
+        assert _store_state(root) == before
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
@@ -543,14 +542,14 @@ def test_fuzz_refs(fuzz_shell, ref):
     from jupyter_mv.errors import UnknownRef
 
     ip, root, before = fuzz_shell
-    RELIABILITY["hostile_inputs_tried"] += 1
-    try:
-        v = api.resolve(ref)
-        assert v.n in (1, 2)
-    except UnknownRef as e:
-        assert "\n" not in str(e)
-    except MVError as e:  # pragma: no cover - any other refusal must still be one line
-        assert "\n" not in str(e)
+    with hostile():
+        try:
+            v = api.resolve(ref)
+            assert v.n in (1, 2)
+        except UnknownRef as e:
+            assert "\n" not in str(e)
+        except MVError as e:  # pragma: no cover - any other refusal must still be one line
+            assert "\n" not in str(e)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -560,19 +559,19 @@ def test_fuzz_cli(fuzz_shell, argv, capsys):
     from jupyter_mv import cli
 
     ip, root, before = fuzz_shell
-    RELIABILITY["hostile_inputs_tried"] += 1
     if "--store" in argv:
         argv = [a for a in argv if a != "--store"]
     if "\x00" in "".join(argv):
         argv = [a.replace("\x00", "") for a in argv]
-    try:
-        code = cli.main(["--store", str(root), *argv])
-    except SystemExit as e:  # argparse's own --help / usage errors
-        code = e.code
-    err = capsys.readouterr().err
-    assert code in (0, 1, 2, 3)
-    assert "Traceback" not in err
-    assert _store_state(root) == before
+    with hostile():
+        try:
+            code = cli.main(["--store", str(root), *argv])
+        except SystemExit as e:  # argparse's own --help / usage errors
+            code = e.code
+        err = capsys.readouterr().err
+        assert code in (0, 1, 2, 3)
+        assert "Traceback" not in err
+        assert _store_state(root) == before
 
 
 @pytest.fixture(scope="module")
