@@ -154,7 +154,7 @@ def test_import_into_same_store_dedups_blobs(exported):
 
 
 def test_bundle_contents(exported):
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
     import nbformat
 
     a, v, path, _ = exported

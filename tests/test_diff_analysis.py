@@ -134,7 +134,7 @@ def test_sklearn_hyperparameters_and_coefficient_deltas(session):
 
 
 def test_torch_per_layer_delta_norms(session):
-    torch = pytest.importorskip("torch")
+    import torch
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
     session.namespace["net"] = net

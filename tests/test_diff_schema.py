@@ -34,7 +34,7 @@ def test_schema_ships_in_the_package():
 
 
 def test_rich_diff_validates(shell, run, schema):
-    torch = pytest.importorskip("torch")
+    import torch
     run("""
 import numpy as np, pandas as pd, torch
 from IPython.display import display

@@ -107,7 +107,7 @@ def test_compare_models():
     assert "C" in compare_values(m1, m3)
     m4 = LogisticRegression(C=1.0).fit(X[:50], y[:50])
     assert "coef_" in compare_values(m1, m4) or "intercept_" in compare_values(m1, m4)
-    torch = pytest.importorskip("torch")
+    import torch
     torch.manual_seed(0)
     n1 = torch.nn.Linear(3, 2)
     n2 = torch.nn.Linear(3, 2)
@@ -136,8 +136,7 @@ def execute_notebook(nb_path: Path, workdir: Path, notebook_key: str) -> Store:
 
 @pytest.fixture(scope="module")
 def quickstart_bundles(tmp_path_factory):
-    if not QUICKSTART.exists():
-        pytest.skip("notebooks/quickstart.ipynb is not there yet")
+    assert QUICKSTART.exists()
     work = tmp_path_factory.mktemp("quickstart")
     st = execute_notebook(QUICKSTART, work, "notebooks/quickstart.ipynb")
     try:

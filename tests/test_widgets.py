@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-pytest.importorskip("anywidget")
+import anywidget  # noqa: F401
 
 from IPython.utils.capture import capture_output  # noqa: E402
 

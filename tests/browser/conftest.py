@@ -9,7 +9,7 @@ Playwright (sync API). Generic on purpose: the lab extension tests and the widge
         lab_page.screenshot("after-run")       # test-artifacts/browser/<test>-after-run.png
 
 Never downloads a browser (no `playwright install`): it launches /usr/bin/chromium
-(JUPYTER_MV_CHROMIUM overrides); tests are skipped when Chromium or Playwright is missing."""
+(JUPYTER_MV_CHROMIUM overrides); missing Chromium or Playwright fails them unless JUPYTER_MV_NO_BROWSER=1."""
 
 from __future__ import annotations
 
@@ -149,13 +149,17 @@ def lab(tmp_path_factory) -> LabServer:
 
 @pytest.fixture(scope="package")
 def browser():
-    """Headless Debian Chromium through Playwright; skips when either is missing."""
+    """Headless Debian Chromium through Playwright. Missing either fails the run (a silent skip would hide
+    a broken setup) unless JUPYTER_MV_NO_BROWSER=1 says the browser tests are deliberately off."""
+    opted_out = os.environ.get("JUPYTER_MV_NO_BROWSER") == "1"
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium; scripts/test.sh does it)")
+        (pytest.skip if opted_out else pytest.fail)(
+            f"no Chromium at {CHROMIUM} (apt-get install -y chromium; scripts/test.sh does it)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("playwright is not installed (pip install playwright; never `playwright install`)")
+        (pytest.skip if opted_out else pytest.fail)(
+            "playwright is not installed (pip install playwright; never `playwright install`)")
     pw = sync_playwright().start()
     b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
     yield b
