@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable
@@ -96,15 +97,40 @@ def _content_hash(codec: str, meta: dict, manifests: list[dict]) -> str:
     return h.hexdigest()
 
 
+class _LazyBar:
+    """Counts progress and shows a tqdm bar only once the work has run for DELAY seconds, so quick
+    operations pay neither tqdm's import nor a widget."""
+
+    DELAY = 2.0
+
+    def __init__(self, total: int, desc: str):
+        self.total, self.desc, self.done = total, desc, 0
+        self.t0 = time.monotonic()
+        self.bar = None
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif time.monotonic() - self.t0 >= self.DELAY:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:  # pragma: no cover - tqdm is a dependency
+                self.DELAY = float("inf")
+                return
+            self.bar = tqdm(total=self.total, initial=self.done, unit="B", unit_scale=True, desc=self.desc,
+                            leave=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _progress(total: int, desc: str):
-    """A progress bar that appears only if the work is still running after ~2 s."""
+    """(bar, tick): a progress bar for work on `total` bytes that appears only after ~2 s."""
     if total < PROGRESS_BYTES:
         return None, None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        return None, None
-    bar = tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=False, delay=2.0)
+    bar = _LazyBar(total, desc)
     return bar, bar.update
 
 
