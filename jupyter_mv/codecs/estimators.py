@@ -31,8 +31,9 @@ def encode(obj) -> Encoded:
     params = scalar_params(obj)
     fitted = any(k.endswith("_") and not k.startswith("_") for k in vars(obj)) if hasattr(obj, "__dict__") else None
     summary = {"class": type(obj).__name__, "fitted": fitted, "params": params}
-    for attr in ("coef_", "feature_importances_", "n_features_in_", "classes_"):
-        v = getattr(obj, attr, None)
+    fields = vars(obj) if hasattr(obj, "__dict__") else {}
+    for attr in ("coef_", "n_features_in_", "classes_", "n_estimators"):
+        v = fields.get(attr)  # stored attributes only: properties (a forest's feature_importances_) compute
         if v is not None and hasattr(v, "shape"):
             summary[attr] = list(v.shape)
         elif isinstance(v, int):
