@@ -504,6 +504,10 @@ def finish(results, tools, workloads, profile, reps, info, notes, fsync_peers, j
     say("")
     say(table)
     say("")
+    say("ratio to plain per rep (run order), the spread shows the noise: " + "; ".join(
+        f"{w} {t} " + "/".join(f"{x:.2f}" for x in summ[(w, t)]["ratios"])
+        for w in workloads for t in tools if t != "plain" and summ.get((w, t)) and summ[(w, t)]["ratios"]))
+    say("")
     say("Durability: jupyter_mv fsyncs every blob file and its directories and commits through SQLite; Kishu "
         "commits through SQLite; dill and cloudpickle files were " + ("fsynced (file and directory) after "
                                                                       "each dump, by this script."
