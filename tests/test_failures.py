@@ -65,9 +65,9 @@ def _assert_v1_intact(session, v1_big):
 
 def _inject(kind: str, monkeypatch):
     if kind == "write_chunk":
-        monkeypatch.setattr(BlobStore, "_write_chunk", _fail_after(2, BlobStore._write_chunk))
+        monkeypatch.setattr(BlobStore, "_stage", _fail_after(2, BlobStore._stage))
     elif kind == "interrupt":
-        monkeypatch.setattr(BlobStore, "_write_chunk", _fail_after(1, BlobStore._write_chunk, KeyboardInterrupt))
+        monkeypatch.setattr(BlobStore, "_stage", _fail_after(1, BlobStore._stage, KeyboardInterrupt))
     elif kind == "commit":
         monkeypatch.setattr(Store, "commit_version", _fail_after(0, Store.commit_version))
     elif kind == "inside_transaction":
@@ -112,7 +112,7 @@ def test_failed_snapshot_in_shell_is_one_line(shell, run):
     run("%mv_snapshot a")
     run("a = a + 1")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(BlobStore, "_write_chunk", _fail_after(0, BlobStore._write_chunk, OSError))
+        mp.setattr(BlobStore, "_stage", _fail_after(0, BlobStore._stage, OSError))
         with pytest.raises(UsageError) as e:
             shell.run_line_magic("mv_snapshot", "a")
     assert "\n" not in str(e.value)

@@ -34,20 +34,39 @@ def raw_view(arr):
     return memoryview(a.reshape(-1).view(np.uint8)), order
 
 
+SAMPLE_BLOCKS = 64
+
+
+def _sample(flat):
+    """About SAMPLE elements in SAMPLE_BLOCKS contiguous runs spread over the array: it reads a few MB
+    instead of touching every page (a strided sample of a 256 MiB array cost 0.37 s)."""
+    import numpy as np
+
+    per = SAMPLE // SAMPLE_BLOCKS
+    starts = np.linspace(0, flat.size - per, SAMPLE_BLOCKS).astype(np.int64)
+    return np.concatenate([flat[s: s + per] for s in starts])
+
+
 def stats(arr) -> dict:
-    """min/max/mean/std for numeric arrays (over a strided sample when large)."""
+    """min/max/mean/std for numeric arrays (over a sample of contiguous runs when large)."""
     import numpy as np
 
     if arr.size == 0 or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or arr.dtype.names:
         return {}
-    flat = arr.reshape(-1) if arr.flags.c_contiguous else arr.ravel(order="K")
-    sampled = arr.nbytes > STATS_FULL
+    flat = arr.ravel(order="K")  # a view for C- and F-contiguous arrays
+    sampled = arr.nbytes > STATS_FULL and flat.size > SAMPLE
     if sampled:
-        flat = flat[:: max(1, flat.size // SAMPLE)]
+        flat = _sample(flat)
     if np.iscomplexobj(flat):
         flat = np.abs(flat)
     with np.errstate(all="ignore"):
         f = flat.astype(np.float64, copy=False)
+        lo, hi = np.min(f), np.max(f)
+        if np.isfinite(lo) and np.isfinite(hi):  # the common case: no NaN/inf, no nan-aware copies
+            out = {"min": float(lo), "max": float(hi), "mean": float(np.mean(f)), "std": float(np.std(f))}
+            if sampled:
+                out["sampled"] = True
+            return out
         out = {"min": float(np.nanmin(f)) if np.isfinite(f).any() else float("nan"),
                "max": float(np.nanmax(f)) if np.isfinite(f).any() else float("nan"),
                "mean": float(np.nanmean(f)) if np.isfinite(f).any() else float("nan"),

@@ -77,9 +77,12 @@ def encode_with(obj, codec: str, summary: dict | None = None, params: dict | Non
 
 def encode(obj) -> Encoded:
     enc = encode_with(obj, "pickle")
-    r = repr_short(obj)
-    if r:
-        enc.summary["repr"] = r
+
+    def summarize() -> dict:  # repr can be costly (objects holding tensors): only for changed content
+        r = repr_short(obj)
+        return {"repr": r} if r else {}
+
+    enc.summarize = summarize
     return enc
 
 

@@ -84,10 +84,10 @@ def encode(obj) -> Encoded:
         raise NotStorable(f"not plain data ({e})") from None
     if len(data) > MAX_BYTES:
         raise NotStorable("too large for plain JSON")
-    summary = {"repr": _short_repr(obj)}
+    summary = {}
     if hasattr(obj, "__len__") and not isinstance(obj, (str, bytes)):
         summary["len"] = len(obj)
-    return Encoded("plain", {}, [data], type_name(obj), summary)
+    return Encoded("plain", {}, [data], type_name(obj), summary, summarize=lambda: {"repr": _short_repr(obj)})
 
 
 def decode(codec, meta, buffers, ctx):

@@ -66,7 +66,9 @@ def encode(obj) -> Encoded:
         summary = {"shape": meta["shape"], "dtype": meta["dtype"]}
         return Encoded("torch.tensor", meta, [buf], type_name(obj), summary)
     if isinstance(obj, torch.nn.Module):
-        return pickled.encode_with(obj, "torch.module", module_summary(obj))
+        enc = pickled.encode_with(obj, "torch.module")
+        enc.summarize = lambda: module_summary(obj)  # only when the module's content changed
+        return enc
     if isinstance(obj, torch.optim.Optimizer):
         hp = optimizer_params(obj)
         return pickled.encode_with(obj, "torch.optimizer", {"class": type(obj).__name__, **hp}, hp)
