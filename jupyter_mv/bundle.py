@@ -607,17 +607,6 @@ def _same_version(store: Store, b: Bundle) -> Version | None:
     return None
 
 
-def _write_chunk(store: Store, data: bytes, bid: str) -> int:
-    """Store one verified chunk under its own id (dedup: nothing is written when it exists)."""
-    writer = getattr(store.blobs, "_write_chunk", None)
-    if writer is not None:
-        return writer(memoryview(data), bid)
-    manifests, new = store.blobs.put([data])  # pragma: no cover - older/newer BlobStore
-    if manifests[0].get("c") != [bid]:
-        raise BundleError(f"this store chunks blobs differently; cannot import blob {bid[:12]} as is")
-    return new
-
-
 def import_(store: Store, path: str | os.PathLike, trust: bool = False, max_bytes: int | None = None,
             progress: Callable[[int], None] | None = None) -> ImportResult:
     """Check a bundle completely, then add its version to `store` with origin "imported".
@@ -661,12 +650,11 @@ def import_(store: Store, path: str | os.PathLike, trust: bool = False, max_byte
                     data = _read_small(b.path, zf, zf.getinfo(member), blob_size(bid))
                     if blob_id(data) != bid:  # the file changed since it was checked
                         _refuse(b.path, f"blob {bid[:12]} changed while importing")
-                    added = _write_chunk(store, data, bid)
+                    added = store.blobs.add_chunk(data, bid)
                     if added:
                         written.append(bid)
                         new_bytes += added
-            for d in {store.blobs.path(x).parent for x in written} | {store.blobs.dir}:
-                _fsync_dir(d)
+            store.blobs.sync_dirs(written)
             version = store.commit_version(
                 nb, stored, cells=cells, params=ver.get("params") or {}, metrics=ver.get("metrics") or {},
                 tags=tags, message=ver.get("message", ""), name=ver.get("name", ""), kind=ver.get("kind") if ver.get("kind") in ("manual", "auto") else "manual",
@@ -682,15 +670,6 @@ def import_(store: Store, path: str | os.PathLike, trust: bool = False, max_byte
             raise BundleError(f"cannot import {b.path.name}: {e}") from None
         raise BundleError(f"cannot import {b.path.name}: {getattr(e, 'strerror', None) or e}") from None
     return ImportResult(version, new_bytes, False, notes)
-
-
-def _fsync_dir(d: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def bundle_size(store: Store, version: Version) -> int:

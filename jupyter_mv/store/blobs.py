@@ -136,6 +136,36 @@ class BlobStore:
             raise StoreError(f"cannot write blob file {path}: {e.strerror or e}") from None
         return len(header) + len(body)
 
+    def add_chunk(self, data, bid: str) -> int:
+        """Durably add one chunk under its id (imports), unless present; returns the bytes added.
+        Call sync_dirs() with the added ids before committing metadata that references them."""
+        if blob_id(data) != bid:
+            raise CorruptBlob(bid, "content does not match its id")
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        _, tmp, added = self._stage(memoryview(data))
+        if tmp is None:
+            return 0
+        try:
+            self._fsync_file(tmp)
+            path = self.path(bid)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, path)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise _write_error(e, tmp) from None
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        return added
+
+    def sync_dirs(self, ids) -> None:
+        """fsync the directories of these blobs (and the blobs directory): their names are durable."""
+        dirs = {self.path(b).parent for b in ids}
+        if dirs:
+            dirs.add(self.dir)
+            list(self.pool.map(_fsync_dir, dirs))
+
     @staticmethod
     def plan(buffers: list) -> list[dict]:
         """The manifests `put` would record for these buffers, without writing anything."""
