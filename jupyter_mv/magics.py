@@ -12,7 +12,7 @@ import threading
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.display import HTML, display, publish_display_data
+from IPython.display import display, publish_display_data
 
 from . import api, capture
 from .errors import MVError
