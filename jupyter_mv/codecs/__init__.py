@@ -54,9 +54,7 @@ def loaded(module: str) -> bool:
 
 
 def _codecs():
-    from . import arrays, estimators, frames, pickled, plain, tensors
-
-    return [plain, arrays, frames, tensors, estimators, pickled]
+    return _ORDER
 
 
 def encode(obj) -> Encoded:
@@ -79,3 +77,10 @@ def decode(codec: str, meta: dict, buffers: list, ctx: DecodeContext | None = No
         if codec in mod.NAMES:
             return mod.decode(codec, meta, buffers, ctx)
     raise NotStorable(f"unknown codec {codec!r}: this store was written by a newer jupyter_mv")
+
+
+# The codec modules import their frameworks lazily, so importing them here is cheap, and a restore in
+# a fresh kernel does not pay for it.
+from . import arrays, estimators, frames, pickled, plain, tensors  # noqa: E402
+
+_ORDER = [plain, arrays, frames, tensors, estimators, pickled]
