@@ -186,12 +186,12 @@ class MVMagics(Magics):
     @line_magic
     @_magic(P_RESTORE)
     def mv_restore(self, args):
+        v = api.resolve(args.ref)
         if args.outputs:
-            _redisplay(api.outputs(args.ref))
+            _redisplay(api.outputs(v))
             if not args.vars:
                 return
-        names = api.restore(args.ref, args.vars or None, prefix=args.prefix, trust=args.trust)
-        v = api.resolve(args.ref)
+        names = api.restore(v, args.vars or None, prefix=args.prefix, trust=args.trust)
         print(f"restored {', '.join(names) if names else 'nothing'} from {v.label}")
 
     @line_magic
