@@ -392,6 +392,17 @@ def show(ref, notebook: str | None = None, store: Store | None = None) -> dict:
     return d
 
 
+def warm_up() -> None:
+    """Open the store now if one exists (never create one), so the first magic pays no connection
+    setup. Failures are left for the first real use to report."""
+    root = default_root()
+    if (root / "store.db").exists():
+        try:
+            session().store(root)
+        except Exception:
+            pass
+
+
 def set_notebook(path: str | None) -> None:
     """Tell the session which notebook it runs (the lab extension does this when a session starts
     or the notebook is renamed). An absolute path, or one relative to the kernel's directory."""

@@ -427,6 +427,7 @@ def ensure_loaded(ip) -> api.Session:
     ip.register_magics(MVMagics)
     _backfill(ip, log, recorder)
     api.set_session(sess)
+    api.warm_up()
     return sess
 
 

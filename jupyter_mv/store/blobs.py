@@ -259,14 +259,17 @@ class BlobStore:
                 raise CorruptBlob("inline" + "0" * 30, "inline data does not match its size")
             out[:] = data
             return out
-        off = 0
-        futs = []
-        for bid in manifest["c"]:
-            size = blob_size(bid)
+        chunks = manifest["c"]
+        sizes = [blob_size(bid) for bid in chunks]
+        if sum(sizes) != n:
+            raise CorruptBlob(chunks[0] if chunks else "0" * 34, "chunks do not add up to the buffer")
+        if len(chunks) == 1:  # no pool round trip for the many one-chunk buffers of a model
+            self.read_into(chunks[0], out)
+            return out
+        futs, off = [], 0
+        for bid, size in zip(chunks, sizes):
             futs.append(self.pool.submit(self.read_into, bid, out[off: off + size]))
             off += size
-        if off != n:
-            raise CorruptBlob(manifest["c"][0] if manifest["c"] else "0" * 34, "chunks do not add up to the buffer")
         for f in futs:
             f.result()
         return out
