@@ -600,6 +600,10 @@ def main(argv=None) -> int:
                 if rep == 0 and not a.no_distinct and (len(tools) > 2 or not a.quick):
                     order = order + ["distinct"]
                 for t in order:
+                    # start every run with the disk idle: a peer that wrote 10 GiB leaves writeback
+                    # in flight that would otherwise be charged to whichever tool runs next
+                    os.sync()
+                    time.sleep(1.0)
                     r = run_one(t, w, profile, python, base, fsync_peers, a.keep)
                     r["rep"] = rep
                     results.append(r)
