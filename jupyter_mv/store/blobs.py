@@ -110,31 +110,35 @@ class BlobStore:
         return self._flock(fcntl.LOCK_EX)
 
     # -- writing -------------------------------------------------------------------------------
-    def _write_chunk(self, data: memoryview, bid: str) -> int:
-        """Write one chunk if absent; return the bytes it added to the disk."""
-        path = self.path(bid)
-        if path.exists():
-            return 0
+    def _stage(self, data: memoryview) -> tuple[str, Path | None, int]:
+        """Hash one chunk; if the store lacks it, write it to a temp file (not yet durable).
+        Returns (blob id, temp file or None, bytes it will add)."""
+        bid = blob_id(data)
+        if self.path(bid).exists():
+            return bid, None, 0
         packed = _compress(data)
         header, body = (RAW, data) if packed is None else (ZSTD, packed)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp.mkdir(parents=True, exist_ok=True)
         tmp = self.tmp / f"{bid}.{os.getpid()}.{secrets.token_hex(4)}"
         try:
             with open(tmp, "wb") as f:
                 f.write(header)
                 f.write(body)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
         except OSError as e:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-                raise NoSpace("no space left on the store's disk; free some space and snapshot again "
-                              "(earlier versions are intact)") from None
-            raise StoreError(f"cannot write blob file {path}: {e.strerror or e}") from None
-        return len(header) + len(body)
+            raise _write_error(e, tmp) from None
+        return bid, tmp, len(header) + len(body)
+
+    @staticmethod
+    def _fsync_file(path: Path) -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY)  # any descriptor flushes the file's data
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise _write_error(e, path) from None
 
     def add_chunk(self, data, bid: str) -> int:
         """Durably add one chunk under its id (imports), unless present; returns the bytes added.
@@ -178,17 +182,15 @@ class BlobStore:
                 out.append({"n": len(mv), "c": [blob_id(mv[o: o + CHUNK]) for o in range(0, len(mv), CHUNK)]})
         return out
 
-    def _hash_and_write(self, data: memoryview) -> tuple[str, int]:
-        bid = blob_id(data)
-        return bid, self._write_chunk(data, bid)
-
-    def put(self, buffers: list, progress: Callable[[int], None] | None = None,
-            known: Callable[[memoryview], str | None] | None = None) -> tuple[list[dict], int]:
-        """Store buffers chunk by chunk, in parallel. Returns one manifest per buffer and the new bytes.
+    def put(self, buffers: list, progress: Callable[[int], None] | None = None) -> tuple[list[dict], int]:
+        """Store buffers chunk by chunk. Returns one manifest per buffer and the bytes added.
 
         A manifest is {"n": nbytes, "c": [chunk ids]} (or {"n", "i": base64} for a small buffer).
-        Only fsynced, renamed files are referenced.
+        Three phases, each parallel: hash every chunk and write the missing ones to temp files; fsync
+        them (the kernel has been writing back meanwhile, so these mostly wait on I/O already under
+        way); rename them into place and fsync the directories. Only durable files get a blob's name.
         """
+        self.tmp.mkdir(parents=True, exist_ok=True)
         jobs = []  # (buffer index, future)
         manifests = [{"n": 0, "c": []} for _ in buffers]
         for i, buf in enumerate(buffers):
@@ -198,19 +200,46 @@ class BlobStore:
                 manifests[i]["i"] = base64.b64encode(mv).decode()
                 continue
             for off in range(0, len(mv), CHUNK):
-                jobs.append((i, self.pool.submit(self._hash_and_write, mv[off: off + CHUNK])))
+                jobs.append((i, self.pool.submit(self._stage, mv[off: off + CHUNK])))
         new = 0
-        dirs = set()
-        for i, fut in jobs:
-            bid, added = fut.result()
-            manifests[i]["c"].append(bid)
-            if added:
-                new += added
-                dirs.add(self.path(bid).parent)
-            if progress:
-                progress(blob_size(bid))
-        for d in dirs | ({self.dir} if dirs else set()):
-            _fsync_dir(d)
+        staged: dict[str, Path] = {}
+        done = False
+        try:
+            for i, fut in jobs:
+                bid, tmp, added = fut.result()
+                manifests[i]["c"].append(bid)
+                if tmp is not None:
+                    if bid in staged:  # the same new chunk twice in this snapshot
+                        tmp.unlink()
+                    else:
+                        staged[bid] = tmp
+                        new += added
+                if progress:
+                    progress(blob_size(bid))
+            list(self.pool.map(self._fsync_file, staged.values()))
+            dirs = set()
+            for bid, tmp in staged.items():
+                path = self.path(bid)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, path)
+                dirs.add(path.parent)
+            if dirs:
+                dirs.add(self.dir)
+                list(self.pool.map(_fsync_dir, dirs))
+            done = True
+        except OSError as e:
+            raise _write_error(e, self.dir) from None
+        finally:
+            if not done:  # no temp file outlives a failed put (renamed ones are blobs, kept for dedup)
+                for _, fut in jobs:
+                    fut.cancel()
+                for _, fut in jobs:
+                    if fut.cancelled() or fut.exception() is not None:
+                        continue
+                    tmp = fut.result()[1]
+                    if tmp is not None:
+                        with contextlib.suppress(OSError):
+                            tmp.unlink()
         return manifests, new
 
     # -- reading -------------------------------------------------------------------------------
@@ -306,6 +335,13 @@ class BlobStore:
 
 
 _MMAP_FROM = 16 << 20
+
+
+def _write_error(e: OSError, path: Path) -> Exception:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return NoSpace("no space left on the store's disk; free some space and snapshot again "
+                       "(earlier versions are intact)")
+    return StoreError(f"cannot write {path}: {e.strerror or e}")
 
 
 def _empty(n: int) -> memoryview:
