@@ -1,14 +1,34 @@
-"""pandas DataFrame and Series as an Arrow IPC stream with pandas metadata (index, categorical,
-datetime with time zone, nullable dtypes preserved). Safe: never pickled. Frames Arrow cannot hold
-exactly (mixed object columns, non-string column names…) fall through to the pickle codec."""
+"""pandas DataFrame and Series, restored identical (values, types cell by cell, dtypes, index with its
+names and freq, attrs) — the encoding is chosen per column:
+
+- Arrow IPC (one stream for the frame, pandas metadata kept) for the columns whose Arrow round trip is
+  exact by construction: numeric, bool, datetime/timedelta (any unit, with time zone), categorical,
+  period, interval, nullable masked and string dtypes, and object columns that hold only `str`.
+  Large numeric frames take this path only (no per-cell work).
+- "cells": tagged JSON, one entry a cell, for object columns of plain Python values (mixed int/str, None
+  vs NaN, lists, dicts with differing keys, tuples, sets, bytes, Decimal, datetimes, Paths, numpy scalars):
+  exact by type, still safe.
+- "raw": the column's numpy bytes (complex, fixed-width bytes/unicode, void).
+- "pickle": anything else (objects of other types in an object column, a MultiIndex of objects, attrs
+  holding arbitrary objects), with large buffers out of band. A frame with such a part is stored under the
+  codec name "pandas+pickle", which is not in codecs.SAFE, so restoring it from an imported bundle needs
+  trust like any pickle.
+
+A frame whose column labels are not unique strings falls through to the pickle codec whole."""
 
 from __future__ import annotations
+
+import base64
+import datetime as _dt
+import decimal
+import math
+import pathlib
 
 from ..errors import NotStorable
 from . import Encoded, loaded, type_name
 
-NAMES = ("pandas",)
-_PROBE_ROWS = 64
+NAMES = ("pandas", "pandas+pickle")
+_PROBE_ROWS = 64  # Arrow columns are exact by dtype; the probe only confirms dtypes and labels come back
 
 
 def match(obj) -> bool:
@@ -19,19 +39,223 @@ def match(obj) -> bool:
     return type(obj) in (pd.DataFrame, pd.Series)
 
 
-def _to_frame(obj):
+# -- tagged JSON for cells and attrs ------------------------------------------------------------
+class _NotCell(Exception):
+    pass
+
+
+_PATHS = {c.__name__: c for c in (pathlib.PurePosixPath, pathlib.PureWindowsPath, pathlib.PosixPath)}
+_MAX_DEPTH = 60
+
+
+def _cell(o, depth: int = 0):
+    """JSON-ready form of `o`, exact by type (float vs numpy float64, None vs NaN, tuple vs list);
+    _NotCell for anything else."""
+    if depth > _MAX_DEPTH:
+        raise _NotCell("too deeply nested")
+    t = type(o)
+    if o is None or t is bool or t is str:
+        return o
+    if t is int:
+        return o if abs(o) < 2**53 else {"__int": str(o)}
+    if t is float:
+        return o if math.isfinite(o) and not (o == 0 and math.copysign(1, o) < 0) else {"__float": repr(o)}
+    if t is list:
+        return [_cell(x, depth + 1) for x in o]
+    if t is dict:
+        if all(type(k) is str and not k.startswith("__") for k in o):
+            return {k: _cell(v, depth + 1) for k, v in o.items()}
+        return {"__dict": [[_cell(k, depth + 1), _cell(v, depth + 1)] for k, v in o.items()]}
+    if t is tuple or t is set or t is frozenset:
+        return {"__" + t.__name__: [_cell(x, depth + 1) for x in o]}
+    if t is complex:
+        return {"__complex": [_cell(o.real), _cell(o.imag)]}
+    if t is bytes:
+        return {"__bytes": base64.b64encode(o).decode()}
+    if t is decimal.Decimal:
+        return {"__decimal": str(o)}  # str keeps the exponent: Decimal('1.10') stays 1.10
+    if t is _dt.datetime or t is _dt.time:
+        # only fixed offsets survive isoformat(); a zoneinfo zone would come back as an offset
+        if (o.tzinfo is not None and type(o.tzinfo) is not _dt.timezone) or o.fold:
+            raise _NotCell(f"{t.__name__} with tzinfo {type(o.tzinfo).__name__}")
+        return {"__" + t.__name__: o.isoformat()}
+    if t is _dt.date:
+        return {"__date": o.isoformat()}
+    if t is _dt.timedelta:
+        return {"__timedelta": [o.days, o.seconds, o.microseconds]}
+    if t.__name__ in _PATHS and _PATHS[t.__name__] is t:
+        return {"__path": [t.__name__, str(o)]}
+    if loaded("numpy"):
+        import numpy as np
+
+        if isinstance(o, np.generic) and o.dtype.kind in "biufcmM":
+            return {"__np": [o.dtype.str, base64.b64encode(o.tobytes()).decode()]}
+    if loaded("pandas"):
+        import pandas as pd
+
+        if o is pd.NA:
+            return {"__pd": "NA"}
+        if o is pd.NaT:
+            return {"__pd": "NaT"}
+    raise _NotCell(type_name(o))
+
+
+_TAGS = {
+    "__int": int, "__float": float,
+    "__complex": lambda v: complex(_uncell(v[0]), _uncell(v[1])),
+    "__bytes": base64.b64decode,
+    "__tuple": lambda v: tuple(_uncell(x) for x in v),
+    "__set": lambda v: {_uncell(x) for x in v},
+    "__frozenset": lambda v: frozenset(_uncell(x) for x in v),
+    "__dict": lambda v: {_uncell(a): _uncell(b) for a, b in v},
+    "__decimal": decimal.Decimal,
+    "__datetime": _dt.datetime.fromisoformat,
+    "__time": _dt.time.fromisoformat,
+    "__date": _dt.date.fromisoformat,
+    "__timedelta": lambda v: _dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
+    "__path": lambda v: _PATHS[v[0]](v[1]),
+}
+
+
+def _uncell(o):
+    if isinstance(o, list):
+        return [_uncell(x) for x in o]
+    if isinstance(o, dict):
+        if len(o) == 1:
+            (k, v), = o.items()
+            if k in _TAGS:
+                return _TAGS[k](v)
+            if k == "__np":
+                import numpy as np
+
+                return np.frombuffer(base64.b64decode(v[1]), dtype=np.dtype(v[0]))[0]
+            if k == "__pd":
+                import pandas as pd
+
+                return pd.NA if v == "NA" else pd.NaT
+        return {k: _uncell(v) for k, v in o.items()}
+    return o
+
+
+# -- choosing an encoding ---------------------------------------------------------------------------
+def _route(values) -> str:
+    """How one column (or index level) is stored: "arrow", "cells", "raw" or "pickle"."""
     import pandas as pd
 
-    if isinstance(obj, pd.Series):
-        return obj.to_frame(name="__series__"), {"series": True, "name": obj.name}
-    return obj, {"series": False}
+    dtype = values.dtype
+    if dtype == object:
+        if all(type(v) is str for v in values):
+            return "arrow"
+        return "cells"
+    from pandas.api.extensions import ExtensionDtype
+
+    if isinstance(dtype, ExtensionDtype):
+        if isinstance(dtype, pd.CategoricalDtype):
+            cats = dtype.categories
+            return "arrow" if cats.dtype != object or all(type(v) is str for v in cats) else "pickle"
+        if isinstance(dtype, (pd.DatetimeTZDtype, pd.PeriodDtype, pd.StringDtype, pd.ArrowDtype)) \
+                or _masked(dtype):
+            return "arrow"
+        if isinstance(dtype, pd.IntervalDtype):
+            return "arrow" if dtype.subtype is not None and dtype.subtype != object else "pickle"
+        return "pickle"  # sparse and third-party extension types
+    if dtype.kind in "biufMm":
+        return "arrow"
+    if dtype.kind in "cSUV" and not dtype.hasobject:
+        return "raw"
+    return "pickle"
 
 
+def _masked(dtype) -> bool:
+    """Nullable Int*/UInt*/Float*/boolean (pandas' masked arrays, which Arrow holds with a validity map)."""
+    try:
+        from pandas.core.dtypes.dtypes import BaseMaskedDtype
+    except ImportError:  # pragma: no cover - older pandas
+        return type(dtype).__name__ in ("BooleanDtype",) or type(dtype).__name__[:-5] in (
+            "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float32", "Float64")
+    return isinstance(dtype, BaseMaskedDtype)
+
+
+def _index_route(index) -> str:
+    import pandas as pd
+
+    if type(index) is pd.RangeIndex:
+        return "arrow"
+    if isinstance(index, pd.MultiIndex):
+        ok = all(_route(index.get_level_values(i)) == "arrow" for i in range(index.nlevels))
+        return "arrow" if ok else "pickle"
+    return _route(index)
+
+
+def _plain_label(x) -> bool:
+    try:
+        _cell(x)
+        return True
+    except _NotCell:
+        return False
+
+
+# -- pieces ---------------------------------------------------------------------------------------
+def _encode_piece(values, how: str, buffers: list) -> dict:
+    """Append the buffers of one non-Arrow piece; its meta. Pickle is the lossless last resort."""
+    import numpy as np
+
+    if how == "cells":
+        try:
+            data = [_cell(v) for v in values]
+        except (_NotCell, RecursionError):
+            how = "pickle"
+        else:
+            import json
+
+            buffers.append(json.dumps(data, ensure_ascii=False, separators=(",", ":"),
+                                      allow_nan=False).encode())
+            return {"enc": "cells"}
+    if how == "raw":
+        arr = np.ascontiguousarray(np.asarray(values))
+        buffers.append(memoryview(arr).cast("B") if arr.size else b"")
+        return {"enc": "raw", "dtype": arr.dtype.str, "descr": arr.dtype.descr if arr.dtype.kind == "V" else None}
+    from . import pickled
+
+    bufs, n_oob, tensors = pickled.dumps(values)
+    if tensors:
+        raise NotStorable("a column holds torch tensors")
+    buffers.extend(bufs)
+    return {"enc": "pickle", "oob": n_oob, "n": len(bufs)}
+
+
+def _decode_piece(p: dict, bufs: list, ctx):
+    import numpy as np
+
+    if p["enc"] == "cells":
+        import json
+
+        data = json.loads(bytes(bufs[0]).decode())
+        arr = np.empty(len(data), dtype=object)
+        for i, v in enumerate(data):  # element by element: lists of equal length must not become 2-D
+            arr[i] = _uncell(v)
+        return arr
+    if p["enc"] == "raw":
+        dtype = np.dtype([tuple(f) for f in p["descr"]]) if p.get("descr") else np.dtype(p["dtype"])
+        return np.frombuffer(bytearray(bufs[0]), dtype=dtype)
+    from . import pickled
+
+    return pickled.decode("pickle", {"oob": p["oob"], "tensors": []}, bufs, ctx)
+
+
+def _nbufs(p: dict) -> int:
+    return p.get("n", 1)
+
+
+# -- Arrow --------------------------------------------------------------------------------------------
 def _write(df) -> memoryview:
     import pyarrow as pa
 
-    # preserve_index=None keeps a RangeIndex as metadata (True would turn it into a plain Index column,
-    # and the round-trip probe then rejects every default-indexed frame); other indexes become columns
+    if df.attrs:  # attrs travel in our meta (pyarrow would JSON them and drop what JSON cannot hold)
+        df = df.copy(deep=False)
+        df.attrs = {}
+    # preserve_index=None keeps a RangeIndex as metadata (True would turn it into a plain Index column);
+    # other indexes become columns
     table = pa.Table.from_pandas(df, preserve_index=None)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as w:
@@ -39,40 +263,86 @@ def _write(df) -> memoryview:
     return memoryview(sink.getvalue())
 
 
-def _read(buf, meta: dict):
+def _read_arrow(buf):
     import pyarrow as pa
 
-    table = pa.ipc.open_stream(pa.py_buffer(buf)).read_all()
-    df = table.to_pandas()
-    if meta.get("series"):
-        s = df["__series__"]
-        s.name = meta.get("name")
-        return s
-    if meta.get("attrs"):
-        df.attrs.update(meta["attrs"])
-    return df
+    return pa.ipc.open_stream(pa.py_buffer(buf)).read_all().to_pandas()
 
 
+def _dtypes(x) -> list:
+    return list(x.dtypes)
+
+
+def _same_labels(a, b) -> bool:
+    return type(a) is type(b) and a.dtype == b.dtype and list(a.names) == list(b.names) and a.equals(b)
+
+
+# -- the codec --------------------------------------------------------------------------------------
 def encode(obj) -> Encoded:
     import pandas as pd
 
-    df, meta = _to_frame(obj)
+    series = isinstance(obj, pd.Series)
+    df = obj.to_frame(name="__series__") if series else obj
     cols = df.columns
     if isinstance(cols, pd.MultiIndex) or not all(type(c) is str for c in cols) or cols.has_duplicates:
         raise NotStorable("column names are not unique strings")
-    if isinstance(obj, pd.Series) and not (obj.name is None or isinstance(obj.name, (str, int, float))):
-        raise NotStorable("series name is not plain")
-    if obj.attrs:
-        meta["attrs"] = obj.attrs
-    try:
-        probe = _read(_write(df.head(_PROBE_ROWS)), meta)
-        def dtypes(x):  # a DataFrame has no .dtype: getattr's default would be evaluated and raise
-            return list(x.dtypes) if isinstance(x, pd.DataFrame) else [x.dtype]
+    meta: dict = {"series": series}
+    if series:
+        if not _plain_label(obj.name):
+            raise NotStorable("series name is not plain")
+        meta["name"] = _cell(obj.name)
+    if not all(_plain_label(n) for n in list(df.index.names) + list(cols.names)):
+        raise NotStorable("index names are not plain")
+    meta["columns_name"] = _cell(cols.name)
+    buffers: list = [None]
+    unsafe = False
 
-        if not probe.equals(obj.head(_PROBE_ROWS)) or dtypes(probe) != dtypes(obj) \
-                or not probe.index.equals(obj.index[:_PROBE_ROWS]) or type(probe.index) is not type(obj.index):
+    # attrs: exact tagged JSON when it can, else pickled (the frame is then not a safe codec)
+    if obj.attrs:
+        try:
+            meta["attrs"] = _cell(dict(obj.attrs))
+        except (_NotCell, RecursionError):
+            meta["attrs_piece"] = _encode_piece(dict(obj.attrs), "pickle", buffers)
+            unsafe = True
+
+    freq = getattr(df.index, "freq", None)
+    if freq is not None and isinstance(df.index, (pd.DatetimeIndex, pd.TimedeltaIndex)):
+        meta["freq"] = df.index.freqstr
+
+    routes = [_route(df.iloc[:, i]) for i in range(df.shape[1])]
+    index_route = _index_route(df.index)
+    arrow_pos = [i for i, r in enumerate(routes) if r == "arrow"]
+    pieces = []
+    if len(arrow_pos) == len(routes) and index_route == "arrow":
+        sub = df
+    else:
+        sub = df.iloc[:, arrow_pos] if len(arrow_pos) < len(routes) else df
+        for i, r in enumerate(routes):
+            if r != "arrow":
+                col = df.iloc[:, i]
+                values = col.to_numpy(dtype=object) if r == "cells" else col.to_numpy() if r == "raw" \
+                    else col.array  # pickle the array itself: it keeps its dtype
+                p = _encode_piece(values, r, buffers)
+                p["pos"], p["name"] = i, str(cols[i])
+                pieces.append(p)
+        if index_route != "arrow":
+            idx = df.index
+            how = "cells" if type(idx) is pd.Index and idx.dtype == object else "pickle"
+            p = _encode_piece(idx.to_numpy() if how == "cells" else idx, how, buffers)
+            p["index"] = True
+            p["names"] = [_cell(n) for n in idx.names]
+            pieces.append(p)
+            sub = sub.copy(deep=False)
+            sub.index = pd.RangeIndex(len(df))
+    unsafe = unsafe or any(p["enc"] == "pickle" for p in pieces)
+    meta["pieces"] = pieces
+    try:
+        head = sub.head(_PROBE_ROWS)
+        probe = _read_arrow(_write(head))
+        if _dtypes(probe) != _dtypes(head) or list(probe.columns) != list(head.columns) \
+                or not _same_labels(probe.index, head.index) or not probe.equals(head):
             raise NotStorable("Arrow would not round-trip it exactly")
-        buf = _write(df)
+        buffers[0] = _write(sub)
     except NotStorable:
         raise
     except Exception as e:  # pyarrow raises ArrowTypeError, ArrowInvalid, NotImplementedError, ...
@@ -83,8 +353,47 @@ def encode(obj) -> Encoded:
     else:
         summary["dtype"] = str(obj.dtype)
         summary["name"] = None if obj.name is None else str(obj.name)
-    return Encoded("pandas", meta, [buf], type_name(obj), summary)
+    return Encoded("pandas+pickle" if unsafe else "pandas", meta, buffers, type_name(obj), summary)
 
 
 def decode(codec, meta, buffers, ctx):
-    return _read(buffers[0], meta)
+    import pandas as pd
+
+    pieces = meta.get("pieces") or []
+    if codec == "pandas" and (meta.get("attrs_piece") or any(p.get("enc") == "pickle" for p in pieces)):
+        # a safe codec never unpickles, whatever its meta says (it may come from an untrusted bundle)
+        raise NotStorable("a 'pandas' value claims pickled parts; refusing to unpickle it")
+    df = _read_arrow(buffers[0])
+    at = 1
+    attrs = None
+    if meta.get("attrs_piece"):
+        p = meta["attrs_piece"]
+        attrs = _decode_piece(p, buffers[at: at + _nbufs(p)], ctx)
+        at += _nbufs(p)
+    elif "attrs" in meta:
+        attrs = _uncell(meta["attrs"])
+    for p in pieces:
+        values = _decode_piece(p, buffers[at: at + _nbufs(p)], ctx)
+        at += _nbufs(p)
+        if p.get("index"):
+            names = [_uncell(n) for n in p.get("names") or [None]]
+            if p["enc"] == "cells":
+                idx = pd.Index(values, dtype=object, tupleize_cols=False, name=names[0])
+            else:
+                idx = values
+            df.index = idx
+        else:
+            df.insert(p["pos"], p["name"], values)
+    if "columns_name" in meta:
+        df.columns.name = _uncell(meta["columns_name"])
+    if meta.get("freq"):
+        idx = df.index
+        df.index = type(idx)(idx, freq=meta["freq"])
+    if meta.get("series"):
+        s = df["__series__"]
+        s.name = _uncell(meta.get("name"))
+        s.attrs = attrs or {}
+        return s
+    df.attrs = attrs or {}
+    return df
+
