@@ -65,3 +65,11 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 def m002_version_execution(db: sqlite_utils.Database) -> None:
     """Automatic versions are attached to the cell execution that made them."""
     db["versions"].add_column("execution_count", int)
+
+
+@migration
+def m003_variable_credential(db: sqlite_utils.Database) -> None:
+    """A variable the user stored although it holds a credential is marked, with where it sits
+    (`client.api_key`), so exports and remotes withhold it and every view masks it."""
+    db["variables"].add_column("credential", int, not_null_default=0)
+    db["variables"].add_column("credential_where", str, not_null_default="")

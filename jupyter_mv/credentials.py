@@ -1,0 +1,318 @@
+"""Credentials: finding API keys, tokens, passwords and connection-string passwords in variables,
+params, messages, cell sources and outputs, and masking them (`sk-…****`).
+
+Detection is the plugins of Yelp's `detect-secrets` (https://github.com/Yelp/detect-secrets): known
+key formats (AWS, GitHub, Slack, Stripe, JWT, private keys, …), high-entropy base64/hex strings,
+URL basic-auth passwords (`postgresql://user:PASSWORD@host`) and keyword assignments
+(`API_KEY = "…"`, `password = "…"`), with its false-positive filters (UUIDs, sequences, templates,
+indirect references). Two additions, for what its 1.5 release does not know: token formats it has
+no plugin for (Hugging Face `hf_…`, current OpenAI/Anthropic `sk-…` keys), written as detect-secrets
+plugins, and variable-name hints (`HF_TOKEN`, `client.api_key`, `db_password`) used only together
+with a token-shaped value.
+
+Stdlib and detect-secrets only (L1): the core decides what to store, export and show with it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import types
+from dataclasses import dataclass
+
+__all__ = ["Finding", "mask", "find_in_text", "mask_text", "scan_object", "scan_string", "is_credential"]
+
+MASK = "****"
+MAX_STRING = 256 * 1024  # characters of one string that are searched (a credential sits near the start)
+MAX_LINE = 4096  # longer lines are searched in overlapping windows
+MAX_NODES = 2000  # objects visited inside one variable
+MAX_DEPTH = 6
+MIN_EAGER = 20  # an unquoted high-entropy token in prose or output must be at least this long
+
+# Names that say "this holds a credential": the last word(s) of a variable, attribute or key name.
+_NAME_HINT = re.compile(r"(?:^|_)(?:api_?key|apikey|access_?key|secret(?:_?key)?|(?:access_|auth_|refresh_|bearer_)?"
+                        r"token|password|passwd|pwd|credentials?)$", re.I)
+# A value a name hint applies to: token-shaped (no spaces or brackets) and not a plain word.
+_TOKEN_SHAPED = re.compile(r"[A-Za-z0-9_\-+/=.:~]{8,512}")
+# Known prefixes kept visible when masking, so a user can tell which key was there.
+_PREFIX = re.compile(r"(?:sk-(?:proj-|ant-(?:api\d\d-)?|svcacct-)?|hf_|gh[pousr]_|github_pat_|xox[abposr]-|"
+                     r"glpat-|AKIA|ASIA|pypi-|npm_|SG\.|sk_live_|sk_test_|rk_live_)")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One credential: where it was found (`client.api_key`, `cfg['db']`, `cell 3 output`), what
+    kind (the detect-secrets secret type, or "credential-named value") and its text."""
+
+    where: str
+    kind: str
+    value: str
+
+    @property
+    def masked(self) -> str:
+        return mask(self.value)
+
+    def describe(self) -> str:
+        return f"{self.where} ({self.kind}: {self.masked})"
+
+
+def mask(value: str) -> str:
+    """`sk-…****`: a known key prefix kept, the rest replaced; `****` for anything else."""
+    m = _PREFIX.match(value)
+    return f"{m.group(0)}…{MASK}" if m and len(value) > len(m.group(0)) + 8 else MASK
+
+
+# -- the detector ------------------------------------------------------------------------------
+def _extra_plugins() -> list:
+    """Token formats detect-secrets 1.5 has no plugin for, as detect-secrets plugins."""
+    from detect_secrets.plugins.base import RegexBasedDetector
+
+    class HuggingFaceTokenDetector(RegexBasedDetector):
+        """Hugging Face user access tokens."""
+
+        secret_type = "Hugging Face Token"
+        denylist = [re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")]
+
+    class ModelProviderKeyDetector(RegexBasedDetector):
+        """OpenAI (`sk-…`, `sk-proj-…`) and Anthropic (`sk-ant-…`) API keys of the current formats."""
+
+        secret_type = "OpenAI/Anthropic API Key"
+        denylist = [re.compile(r"\bsk-(?:proj-|ant-|svcacct-)?[A-Za-z0-9_\-]{32,}")]
+
+    return [HuggingFaceTokenDetector(), ModelProviderKeyDetector()]
+
+
+class _Detector:
+    """detect-secrets plugins, called through `analyze_string` (never `analyze_line`, which may
+    verify a key over the network when a baseline asks for it), with its heuristic filters."""
+
+    def __init__(self):
+        from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+        from detect_secrets.plugins.base import RegexBasedDetector
+        from detect_secrets.plugins.high_entropy_strings import (Base64HighEntropyString,
+                                                                 HighEntropyStringsPlugin)
+        from detect_secrets.plugins.ip_public import IPPublicDetector
+        from detect_secrets.plugins.keyword import KeywordDetector, QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
+        from detect_secrets.filters import heuristic
+
+        self.h = heuristic
+        self.regex_type, self.entropy_type, self.keyword_type = (RegexBasedDetector, HighEntropyStringsPlugin,
+                                                                 KeywordDetector)
+        self.keyword_groups = QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP  # Python's rules: quotes required
+        self.plugins = [cls() for cls in get_mapping_from_secret_type_to_class().values()
+                        if cls is not IPPublicDetector]  # a public IP address is no credential
+        self.plugins += _extra_plugins()
+        # unquoted base64 tokens in prose and outputs (detect-secrets' "eager" adhoc search, as a
+        # separate instance whose regex is fixed, so concurrent scans never flip shared state)
+        self.eager = Base64HighEntropyString()
+        self.eager.regex = re.compile(r"([{}]+)".format(re.escape(self.eager.charset)))
+
+    def _values(self, p, line: str):
+        if isinstance(p, self.entropy_type):
+            return [v for v in p.analyze_string(line) if p.calculate_shannon_entropy(v) > p.entropy_limit]
+        if isinstance(p, self.keyword_type):
+            return [v for v in p.analyze_string(line, denylist_regex_to_group=self.keyword_groups)
+                    if v and not any(c.isspace() for c in v)]
+        if isinstance(p, self.regex_type):
+            if not any(True for _ in p.analyze_string(line)):  # the plugin's own checks (JWT validity, …)
+                return []
+            out = []
+            for rx in p.denylist:
+                for m in rx.finditer(line):
+                    groups = [g for g in m.groups() if g and len(g) >= 8]
+                    out.append(max(groups, key=len) if groups else m.group(0))  # the secret, not its label
+            return out
+        return list(p.analyze_string(line))
+
+    def _kept(self, p, v: str, line: str) -> bool:
+        h = self.h
+        if not v or len(v) < 4:
+            return False
+        if h.is_sequential_string(v) or h.is_potential_uuid(v) or h.is_templated_secret(v):
+            return False
+        if h.is_prefixed_with_dollar_sign(v) or h.is_not_alphanumeric_string(v):
+            return False
+        if isinstance(p, self.keyword_type) and h.is_indirect_reference(line):
+            return False
+        return not h.is_likely_id_string(v, line, p)
+
+    def line(self, line: str, eager: bool) -> tuple:
+        found = []
+        for p in self.plugins:
+            try:
+                for v in self._values(p, line):
+                    if self._kept(p, v, line):
+                        found.append((p.secret_type, v))
+            except Exception:  # a plugin's bug must not break a snapshot; the others still run
+                continue
+        if eager and not found:
+            e = self.eager
+            for v in e.analyze_string(line):
+                if len(v) >= MIN_EAGER and e.calculate_shannon_entropy(v) > e.entropy_limit and self._kept(e, v, line):
+                    found.append((e.secret_type, v))
+        return tuple(dict.fromkeys(found))
+
+
+_detector: _Detector | None = None
+_lock = threading.Lock()
+
+
+def _get() -> _Detector:
+    global _detector
+    if _detector is None:
+        with _lock:
+            if _detector is None:
+                _detector = _Detector()
+    return _detector
+
+
+@functools.lru_cache(maxsize=65536)
+def _scan_line(line: str, eager: bool) -> tuple:
+    return _get().line(line, eager)
+
+
+_PEM_END = "-----END"
+_HEX = "Hex High Entropy String"
+
+
+def find_in_text(text: str, prose: bool = False) -> list[tuple[str, str]]:
+    """(kind, value) of every credential in `text` (code by default; `prose=True` for messages and
+    outputs, where a key stands unquoted). A private key's whole PEM block counts as its value."""
+    if not text or not isinstance(text, str):
+        return []
+    text = text[:MAX_STRING * 4]
+    out: list = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        pieces = [line] if len(line) <= MAX_LINE else [line[k: k + MAX_LINE] for k in
+                                                       range(0, len(line), MAX_LINE - 200)]
+        for piece in pieces:
+            for kind, v in _scan_line(piece, prose):
+                if kind == _HEX:
+                    continue  # hashes and commit ids, mostly; a hex key assigned to a key-like name is a keyword hit
+                if kind == "Private Key":
+                    j = next((k for k in range(i, len(lines)) if _PEM_END in lines[k]), i)
+                    out.extend((kind, ln.strip()) for ln in lines[i: j + 1] if ln.strip())
+                    i = j
+                else:
+                    out.append((kind, v))
+        i += 1
+    return list(dict.fromkeys(out))
+
+
+def mask_text(text: str, values) -> str:
+    """`text` with every one of `values` replaced by its mask (longest first)."""
+    if not text or not values:
+        return text
+    for v in sorted(set(values), key=len, reverse=True):
+        if v and v in text:
+            text = text.replace(v, mask(v))
+    return text
+
+
+# -- values and objects ------------------------------------------------------------------------
+def name_hinted(name: str) -> bool:
+    """Does the name (variable, attribute or dict key) say it holds a credential?"""
+    return bool(_NAME_HINT.search(name or ""))
+
+
+@functools.lru_cache(maxsize=65536)
+def _scan_string(hint: str, value: str) -> tuple:
+    s = value[:MAX_STRING]
+    found = []
+    if "\n" not in s.strip():
+        # as the assignment a notebook would hold, so keyword rules see the name (`API_KEY = "…"`)
+        quote = "'" if '"' in s else '"'
+        found += [f for f in _scan_line(f"{hint or 'value'} = {quote}{s.strip()}{quote}"[:MAX_LINE * 4], False)]
+        found += list(_scan_line(s.strip()[:MAX_LINE * 4], True))
+        if not name_hinted(hint):  # a bare hex string is a hash or an id far more often than a key
+            found = [f for f in found if f[0] != _HEX]
+    else:
+        found += find_in_text(s, prose=True)
+    if not found and name_hinted(hint) and _TOKEN_SHAPED.fullmatch(s.strip()) and any(c.isdigit() for c in s):
+        d = _get()
+        if d._kept(None, s.strip(), s):
+            found.append(("credential-named value", s.strip()))
+    return tuple(dict.fromkeys(found))
+
+
+def scan_string(name: str, value: str) -> list[tuple[str, str]]:
+    """(kind, value) of the credentials in one string held under `name`."""
+    if not isinstance(value, str) or len(value.strip()) < 4:
+        return []
+    return list(_scan_string(name or "", value))
+
+
+def is_credential(name: str, value) -> bool:
+    """Is this scalar (a param value, a string variable) a credential or does it hold one?"""
+    return isinstance(value, str) and bool(scan_string(name, value))
+
+
+_SKIP_MODULES = ("numpy", "pandas", "torch", "scipy", "pyarrow", "polars", "tensorflow", "jax")
+
+
+def _opaque(o) -> bool:
+    """Objects not searched: code, classes, and the array/frame/tensor types (data, not config)."""
+    if isinstance(o, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+                      type, types.CodeType, types.FrameType)):
+        return True
+    mod = type(o).__module__ or ""
+    if mod.split(".")[0] in _SKIP_MODULES:
+        return not hasattr(o, "__dict__") or mod.startswith(("numpy", "pandas", "pyarrow", "polars"))
+    return False
+
+
+def scan_object(name: str, obj, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> list[Finding]:
+    """The credentials a variable holds: itself when a string, else strings inside it (dict values
+    and keys' names, list items, attributes of objects such as `client.api_key`), up to `max_depth`
+    levels and `max_nodes` objects. Arrays, frames, tensors and code are not searched."""
+    out: list[Finding] = []
+    seen: set = set()
+    stack = [(name, name, obj, 0)]
+    nodes = 0
+    while stack and nodes < max_nodes:
+        path, hint, o, depth = stack.pop()
+        nodes += 1
+        if isinstance(o, str):
+            out += [Finding(path, k, v) for k, v in scan_string(hint, o)]
+            continue
+        if isinstance(o, (bytes, bytearray)):
+            if 4 <= len(o) <= MAX_STRING:
+                text = bytes(o).decode("utf-8", "ignore")
+                out += [Finding(path, k, v) for k, v in scan_string(hint, text)]
+            continue
+        if o is None or isinstance(o, (bool, int, float, complex)) or depth >= max_depth or id(o) in seen:
+            continue
+        seen.add(id(o))
+        try:
+            if _opaque(o):
+                continue
+            if isinstance(o, dict):
+                items = list(o.items())[:max_nodes]
+                for k, v in reversed(items):
+                    key = k if isinstance(k, str) else repr(k)
+                    stack.append((f"{path}[{key!r}]", key, v, depth + 1))
+                    if isinstance(k, str):
+                        stack.append((f"{path} key", "key", k, depth + 1))
+                continue
+            if isinstance(o, (list, tuple, set, frozenset)):
+                items = list(o)[:max_nodes]
+                for i, v in reversed(list(enumerate(items))):
+                    stack.append((f"{path}[{i}]", hint, v, depth + 1))
+                continue
+            fields = {}
+            d = getattr(o, "__dict__", None)
+            if isinstance(d, dict):
+                fields.update(d)
+            for slot in getattr(type(o), "__slots__", ()) or ():
+                if isinstance(slot, str) and hasattr(o, slot):
+                    fields[slot] = getattr(o, slot)
+            for k, v in reversed(list(fields.items())[:max_nodes]):
+                if isinstance(k, str):
+                    stack.append((f"{path}.{k}", k.lstrip("_"), v, depth + 1))
+        except Exception:  # an object whose attributes cannot be read holds nothing we can see
+            continue
+    return list({(f.where, f.value): f for f in out}.values())
