@@ -4,38 +4,84 @@ their destination buffers, with shared objects kept shared and untrusted pickles
 from __future__ import annotations
 
 from . import codecs
-from .errors import CorruptBlob, NotStorable, StoreError, Untrusted
+from .errors import CorruptBlob, DecodeError, NotStorable, StoreError, Untrusted
 from .model import Version
 from .store import Store
 
 
-def check_trust(store: Store, version: Version, names: list[str], trust: bool) -> None:
+def _read(store: Store, version: Version, sv) -> list:
+    try:
+        return [store.blobs.read_buffer(m) for m in sv.manifest["buffers"]]
+    except CorruptBlob as e:
+        raise StoreError(f"{version.label} variable {sv.name!r} is damaged ({e}); other versions are "
+                         "unaffected; run `jupyter-mv verify` for the full picture") from None
+
+
+def check_trust(store: Store, version: Version, names: list[str], trust: bool) -> dict:
+    """Raise Untrusted (one line naming each variable and the types that need trust) when
+    restoring `names` from an imported version would load anything no safe format vouches for:
+    pickle-based variables always, skops models when skops' audit finds types neither it nor
+    codecs.estimators.VETTED trusts. Returns {name: buffers} of what it had to read to audit."""
     if trust or not store.is_imported(version):
-        return
-    risky = [(v.name, v.type_name) for v in store.variables(version) if v.name in names and not v.safe]
+        return {}
+    read: dict = {}
+    risky = []
+    for v in store.variables(version):
+        if v.name not in names or v.codec in codecs.SAFE:
+            continue
+        if v.codec in codecs.estimators.NAMES:
+            sv = store.stored_variable(version, v.name)
+            read[v.name] = _read(store, version, sv)
+            try:
+                types = codecs.untrusted_types(sv.codec, sv.manifest["meta"], read[v.name], v.type_name)
+            except NotStorable as e:
+                raise StoreError(f"{version.label} variable {v.name!r} cannot be restored: {e}") from None
+        else:
+            types = [v.type_name]
+        if types:
+            risky.append((v.name, v.codec, types))
     if risky:
-        listed = ", ".join(f"{n} ({t})" for n, t in risky)
-        raise Untrusted(f"{version.label} was imported from a bundle and restoring {listed} would unpickle "
-                        "code from it; pass --trust (trust=True) if you trust its author")
+        parts = [f"{n} would load {', '.join(t)}, which skops does not trust" if c in codecs.estimators.NAMES
+                 else f"{n} would unpickle {', '.join(t)}" for n, c, t in risky]
+        hint = ""
+        if any(c == "torch.module" for _, c, _ in risky):
+            hint = "; to load only a module's weights into a live model, use --weights-only (into=model)"
+        raise Untrusted(f"{version.label} was imported from a bundle: restoring {'; '.join(parts)}; "
+                        f"pass --trust (trust=True) if you trust its author{hint}")
+    return read
 
 
 def load(store: Store, version: Version, names: list[str] | None = None, trust: bool = False,
          progress=None) -> dict:
-    """{name: object} for the named variables of `version` (all when None)."""
+    """{name: object} for the named variables of `version` (all when None). Raises the error of
+    the first variable that fails: StoreError when its data is damaged, DecodeError when it cannot
+    be decoded here (see `load_each` to get the others anyway)."""
+    out, failed = load_each(store, version, names, trust, progress)
+    if failed:
+        raise next(iter(failed.values()))
+    return out
+
+
+def load_each(store: Store, version: Version, names: list[str] | None = None, trust: bool = False,
+              progress=None) -> tuple[dict, dict]:
+    """Per variable, so one that cannot be read or decoded never stops the others:
+    ({name: object} of those that loaded, {name: StoreError | DecodeError} of those that did not),
+    both in the version's order. Unknown names (UnknownVariable) and refused trust (Untrusted) are
+    raised before anything is loaded."""
     names = list(version.variables) if names is None else list(dict.fromkeys(names))
     stored = [store.stored_variable(version, n) for n in names]
-    check_trust(store, version, names, trust)
-    ctx = codecs.DecodeContext()
-    out = {}
+    audited = check_trust(store, version, names, trust)
+    ctx = codecs.DecodeContext(trusted=trust or not store.is_imported(version))
+    out: dict = {}
+    failed: dict = {}
     for sv in stored:
         try:
-            buffers = [store.blobs.read_buffer(m) for m in sv.manifest["buffers"]]
+            buffers = audited.pop(sv.name, None) or _read(store, version, sv)
             if progress:
                 progress(sv.nbytes)
             out[sv.name] = codecs.decode(sv.codec, sv.manifest["meta"], buffers, ctx)
-        except CorruptBlob as e:
-            raise StoreError(f"{version.label} variable {sv.name!r} is damaged ({e}); other versions are "
-                             "unaffected; run `jupyter-mv verify` for the full picture") from None
-        except NotStorable as e:
-            raise StoreError(f"{version.label} variable {sv.name!r} cannot be restored: {e}") from None
-    return out
+        except StoreError as e:  # damaged blob (named by _read)
+            failed[sv.name] = e
+        except (DecodeError, NotStorable) as e:
+            failed[sv.name] = DecodeError(f"{version.label} variable {sv.name!r} cannot be restored: {e}")
+    return out, failed

@@ -213,7 +213,11 @@ def test_magics_export_import_and_trust(shell, run, tmp_path, capsys):
 
     shell.user_ns["clf"] = DecisionTreeClassifier(random_state=0).fit([[0], [1], [2]], [0, 1, 1])
     shell.user_ns["arr"] = np.linspace(0, 1, 5000)
-    shell.run_line_magic("mv_snapshot", "clf arr -m tree")
+    run("from sklearn.tree import DecisionTreeClassifier\n"
+        "class ShallowTree(DecisionTreeClassifier):  # defined in the notebook: skops cannot hold it\n"
+        "    pass\n"
+        "custom = ShallowTree(random_state=0).fit([[0], [1], [2]], [0, 1, 1])")
+    shell.run_line_magic("mv_snapshot", "clf custom arr -m tree")
     shell.run_line_magic("mv_export", f"v1 {tmp_path / 'tree.mvz'}")
     assert "exported v1" in capsys.readouterr().out
     # a colleague: another directory, another store
@@ -223,7 +227,8 @@ def test_magics_export_import_and_trust(shell, run, tmp_path, capsys):
     api.set_session(None)
     shell.run_line_magic("unload_ext", "jupyter_mv")
     shell.run_line_magic("load_ext", "jupyter_mv")
-    shell.user_ns.pop("clf"), shell.user_ns.pop("arr")
+    for n in ("clf", "arr", "custom", "ShallowTree"):
+        shell.user_ns.pop(n)
     shell.run_line_magic("mv_import", str(tmp_path / "tree.mvz"))
     out = capsys.readouterr().out
     assert "imported v1" in out
@@ -231,13 +236,15 @@ def test_magics_export_import_and_trust(shell, run, tmp_path, capsys):
 
     nb = api.versions(all=True)[0].notebook
     api.set_notebook(nb)
-    with pytest.raises(UsageError, match="--trust"):
-        shell.run_line_magic("mv_restore", "v1 clf")
-    assert "clf" not in shell.user_ns
-    shell.run_line_magic("mv_restore", "v1 arr")  # safe codec: no trust needed
+    with pytest.raises(UsageError, match=r"custom would unpickle __main__\.ShallowTree.*--trust"):
+        shell.run_line_magic("mv_restore", "v1 custom")
+    assert "custom" not in shell.user_ns
+    shell.run_line_magic("mv_restore", "v1 arr clf")  # npy and skops (scikit-learn types only): no trust needed
     assert shell.user_ns["arr"].tobytes() == np.linspace(0, 1, 5000).tobytes()
-    shell.run_line_magic("mv_restore", "v1 clf --trust")
     assert list(shell.user_ns["clf"].predict([[0], [2]])) == [0, 1]
+    shell.run_line_magic("mv_restore", "v1 custom --trust")
+    assert type(shell.user_ns["custom"]).__name__ == "ShallowTree"
+    assert list(shell.user_ns["custom"].predict([[0], [2]])) == [0, 1]
     with pytest.raises(UsageError, match="no bundle at"):
         shell.run_line_magic("mv_import", str(tmp_path / "tree.mvz") + "x")
     assert "PATH" in type(shell.magics_manager.registry["MVMagics"]).mv_export.__doc__

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..errors import NotStorable
+from ..errors import DecodeError, LiveHandle, MVError, NotStorable
 
 SAFE = ("plain", "numpy", "pandas", "torch.tensor")  # restoring these never unpickles
 
@@ -26,6 +26,13 @@ class Encoded:
     params: dict = field(default_factory=dict)  # hyperparameters worth showing as version params
     # costly summary parts (array statistics), computed only when the content changed
     summarize: Callable[[], dict] | None = None
+    # (path inside the object, text): what the encoding changed and the user should know, e.g. a
+    # numpy memmap stored as its data
+    notes: list = field(default_factory=list)
+    # {id: object} of what the encoding reached that can be shared with other variables (see
+    # groups.py); None when the codec did not say (groups.py then finds out itself)
+    reach: dict | None = None
+    size: int | None = None  # logical bytes when the buffers are a group's, shared with other variables
 
     @property
     def safe(self) -> bool:
@@ -33,6 +40,8 @@ class Encoded:
 
     @property
     def nbytes(self) -> int:
+        if self.size is not None:
+            return self.size
         return sum(memoryview(b).nbytes for b in self.buffers)
 
 
@@ -40,8 +49,17 @@ class DecodeContext:
     """Shared by all variables restored together, so objects shared between them stay shared
     (an optimizer keeps pointing at its model's parameters)."""
 
-    def __init__(self):
+    def __init__(self, trusted: bool = True):
         self.tensors: dict = {}
+        # False when restoring an imported version the user did not trust: restore.py has audited
+        # its skops models, and decoding allows nothing beyond what that audit accepted
+        self.trusted = trusted
+        # notebook functions restored get this namespace as their globals and notebook classes are
+        # looked up in it by name (codecs.notebook); None: the interpreter's __main__, nothing defined
+        self.namespace: dict | None = None
+        self.defined: list[str] = []  # names the restored code needed and that had to be defined
+        self.objects: dict = {}  # name -> object decoded so far (views and aliases resolve their base)
+        self.groups: dict = {}  # decoded group payloads, so a group restored together is decoded once
 
 
 def type_name(obj) -> str:
@@ -64,6 +82,8 @@ def encode(obj) -> Encoded:
         if codec.match(obj):
             try:
                 return codec.encode(obj)
+            except LiveHandle:  # a property of the object, not of the codec: no other codec may store it
+                raise
             except NotStorable as e:
                 errors.append(str(e))
             except RecursionError:
@@ -72,11 +92,32 @@ def encode(obj) -> Encoded:
 
 
 def decode(codec: str, meta: dict, buffers: list, ctx: DecodeContext | None = None):
+    """The object an encoding stands for. Raises DecodeError (a named reason) when it cannot be
+    built here, NotStorable for an unknown codec."""
     ctx = ctx or DecodeContext()
     for mod in _codecs():
         if codec in mod.NAMES:
-            return mod.decode(codec, meta, buffers, ctx)
+            try:
+                return mod.decode(codec, meta, buffers, ctx)
+            except MVError:
+                raise
+            except RecursionError:
+                raise DecodeError("its stored data is too deeply nested to load") from None
+            except Exception as e:  # a codec's own failure (a dtype this numpy lacks...) is still named
+                msg = str(e).splitlines()[0] if str(e) else ""
+                raise DecodeError(f"{codec} data does not load: {type(e).__name__}: {msg}".rstrip(": ")) from None
     raise NotStorable(f"unknown codec {codec!r}: this store was written by a newer jupyter_mv")
+
+
+def untrusted_types(codec: str, meta: dict, buffers: list, type_name: str) -> list[str]:
+    """The types that restoring this stored value would load without a safe format vouching for
+    them: [] for safe codecs, the skops audit's findings for skops models, else the value's type
+    (pickle-based codecs unpickle code). Raises NotStorable for a malformed skops model."""
+    if codec in SAFE:
+        return []
+    if codec in estimators.NAMES:
+        return estimators.untrusted_types(meta, buffers)
+    return [type_name]
 
 
 # The codec modules import their frameworks lazily, so importing them here is cheap, and a restore in

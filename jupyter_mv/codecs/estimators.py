@@ -1,11 +1,42 @@
-"""scikit-learn estimators and pipelines: pickled (fitted arrays out of band, so they chunk and
-deduplicate), with their scalar hyperparameters recorded as params and summary."""
+"""scikit-learn estimators and pipelines in the skops format (codec "sklearn.skops"), with their
+scalar hyperparameters recorded as params and summary.
+
+skops (https://skops.readthedocs.io, `skops.io`) writes an object as a zip of `schema.json` (a
+tree of typed nodes) plus one `.npy` member per array. We keep the members apart: buffer 0 is the
+schema, buffer i the member `meta["files"][i-1]`, so every fitted array is chunked and
+deduplicated like any array and an unchanged model writes nothing new. skops names members and
+nodes after `id()` of the live objects; those are renumbered in order of appearance so the same
+model always encodes to the same bytes.
+
+Loading never unpickles. What it may construct is checked with skops' own audit
+(`get_untrusted_types`): restore.py refuses an imported variable holding any type that neither
+skops nor `VETTED` trusts. Decision trees (`Tree`, `TreePredictor`) are vetted because their node
+arrays are checked after loading (`check_structures`): their compiled predict code follows child
+and feature indices without bounds checks.
+
+Estimators skops cannot write, or whose types a fresh kernel could not import (classes and
+functions defined in the notebook, `__main__`), fall back to the pickle codec under the name
+"sklearn" (also how stores written before skops hold every estimator; still decoded there)."""
 
 from __future__ import annotations
 
-from . import Encoded, loaded
+import io
+import json
+import zipfile
 
-NAMES = ()  # decoded by the pickle codec under the name "sklearn"
+from ..errors import NotStorable
+from . import Encoded, loaded, type_name
+
+NAMES = ("sklearn.skops",)  # "sklearn" (pickled) is decoded by the pickle codec
+
+# Types skops does not trust by default that hold only data (checked in check_structures) or are
+# plain classes: an imported model made of these and skops' defaults restores without --trust.
+VETTED = (
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "numpy.dtype",
+)
+_NOT_PORTABLE = ("__main__", "__mp_main__", "<")  # modules a fresh kernel cannot import from
 
 
 def match(obj) -> bool:
@@ -25,9 +56,7 @@ def scalar_params(est) -> dict:
             if v is None or isinstance(v, (bool, int, float, str)) and not (isinstance(v, str) and len(v) > 200)}
 
 
-def encode(obj) -> Encoded:
-    from . import pickled
-
+def _summary(obj) -> tuple[dict, dict]:
     params = scalar_params(obj)
     fitted = any(k.endswith("_") and not k.startswith("_") for k in vars(obj)) if hasattr(obj, "__dict__") else None
     summary = {"class": type(obj).__name__, "fitted": fitted, "params": params}
@@ -38,4 +67,217 @@ def encode(obj) -> Encoded:
             summary[attr] = list(v.shape)
         elif isinstance(v, int):
             summary[attr] = v
-    return pickled.encode_with(obj, "sklearn", summary, params)
+    return summary, params
+
+
+def _portable(type_names) -> bool:
+    return not any(t.startswith(_NOT_PORTABLE) or "<" in t for t in type_names)
+
+
+def _canonical(schema: dict) -> tuple[dict, dict]:
+    """The schema with skops' `id()`-based node ids and member names renumbered in order of
+    appearance (ids from 1: skops ignores a falsy id). Returns (schema, {old member: new member})."""
+    ids: dict = {}
+    files: dict = {}
+
+    def walk(node, depth=0):
+        if depth > 10_000:
+            raise NotStorable("too deeply nested for skops")
+        if isinstance(node, dict):
+            if "__loader__" in node:
+                if "__id__" in node:
+                    node["__id__"] = ids.setdefault(node["__id__"], len(ids) + 1)
+                f = node.get("file")
+                if isinstance(f, str):
+                    if f not in files:
+                        files[f] = f"{len(files)}{f[f.rfind('.'):] if '.' in f else ''}"
+                    node["file"] = files[f]
+            for v in node.values():
+                walk(v, depth + 1)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, depth + 1)
+
+    walk(schema)
+    return schema, files
+
+
+def encode(obj) -> Encoded:
+    from . import pickled
+
+    summary, params = _summary(obj)
+    try:
+        enc = _encode_skops(obj, summary, params)
+    except NotStorable:
+        enc = None
+    if enc is None:  # skops cannot hold it (or a fresh kernel could not load it): pickle, needs --trust
+        return pickled.encode_with(obj, "sklearn", summary, params)
+    return enc
+
+
+def _encode_skops(obj, summary: dict, params: dict) -> Encoded | None:
+    import skops.io as sio
+
+    try:
+        raw = sio.dumps(obj)
+        untrusted = sio.get_untrusted_types(data=raw)
+    except RecursionError:
+        raise NotStorable("too deeply nested for skops") from None
+    except Exception:  # skops raises many types for what it does not support
+        return None
+    if not _portable(untrusted):
+        return None
+    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+        schema, renamed = _canonical(json.loads(zf.read("schema.json")))
+        members = {renamed[n]: zf.read(n) for n in zf.namelist() if n != "schema.json"}
+    if set(members) != set(renamed.values()):
+        return None  # a member the schema does not name: not a layout we understand
+    order = sorted(members, key=lambda n: int(n.split(".")[0]))
+    head = json.dumps(schema, separators=(",", ":"), sort_keys=False).encode()
+    meta = {"format": "skops", "protocol": schema.get("protocol"), "files": order, "types": untrusted}
+    return Encoded("sklearn.skops", meta, [memoryview(head)] + [memoryview(members[n]) for n in order],
+                   type_name(obj), summary, params)
+
+
+def _zip(meta: dict, buffers: list) -> bytes:
+    """The skops file the buffers make up (members stored uncompressed, as skops writes them)."""
+    files = meta.get("files") or []
+    if not isinstance(files, list) or len(files) != len(buffers) - 1:
+        raise NotStorable("its skops member table does not match its buffers")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("schema.json", bytes(buffers[0]))
+        for name, buf in zip(files, buffers[1:]):
+            zf.writestr(str(name), bytes(buf))
+    return out.getvalue()
+
+
+def untrusted_types(meta: dict, buffers: list) -> list[str]:
+    """Type names in a stored skops model that neither skops nor VETTED trusts (the audit run
+    before an imported model is loaded). Raises NotStorable when the data is not a skops file."""
+    import skops.io as sio
+
+    try:
+        found = sio.get_untrusted_types(data=_zip(meta, buffers))
+    except NotStorable:
+        raise
+    except Exception as e:
+        raise NotStorable(f"not a readable skops model ({type(e).__name__}: {str(e)[:120]})") from None
+    return [t for t in found if t not in VETTED]
+
+
+def decode(codec, meta, buffers, ctx):
+    import skops.io as sio
+
+    data = _zip(meta, buffers)
+    recorded = [t for t in meta.get("types") or [] if isinstance(t, str)]
+    try:
+        if getattr(ctx, "trusted", True):
+            trusted = sorted(set(recorded) | set(VETTED))
+            try:
+                obj = sio.loads(data, trusted=trusted)
+            except Exception as e:
+                if type(e).__name__ != "UntrustedTypesFoundException":
+                    raise
+                obj = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+        else:  # restore.py audited it: nothing beyond skops' defaults and VETTED
+            obj = sio.loads(data, trusted=list(VETTED))
+    except NotStorable:
+        raise
+    except (ImportError, AttributeError) as e:
+        raise NotStorable(f"cannot be loaded here: {e} (is the package that defines it installed?)") from None
+    except Exception as e:
+        raise NotStorable(f"skops cannot load it: {type(e).__name__}: {str(e)[:200]}") from None
+    check_structures(obj)
+    return obj
+
+
+# -- checks of compiled structures ---------------------------------------------------------------
+def check_structures(obj, n_features: int | None = None, depth: int = 0, seen: set | None = None) -> None:
+    """Raise NotStorable when a decision tree inside `obj` has node arrays its compiled predict
+    code would read out of bounds or loop on: every split's children must come after it and
+    before the end, every split's feature below the number of features."""
+    seen = set() if seen is None else seen
+    if depth > 200 or id(obj) in seen:
+        return
+    seen.add(id(obj))
+    tname = type_name(obj)
+    if tname == "sklearn.tree._tree.Tree":
+        _check_tree(obj, n_features)
+        return
+    if tname == "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor":
+        _check_predictor(obj, n_features)
+        return
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        for x in obj:
+            check_structures(x, n_features, depth + 1, seen)
+        return
+    if isinstance(obj, dict):
+        for x in obj.values():
+            check_structures(x, n_features, depth + 1, seen)
+        return
+    if loaded("numpy"):
+        import numpy as np
+
+        if isinstance(obj, np.ndarray):
+            if obj.dtype == object:
+                for x in obj.ravel():
+                    check_structures(x, n_features, depth + 1, seen)
+            return
+    d = getattr(obj, "__dict__", None)
+    if isinstance(d, dict):
+        nf = d.get("n_features_in_")
+        check_structures(d, nf if isinstance(nf, int) else n_features, depth + 1, seen)
+
+
+def _bad(what: str):
+    raise NotStorable(f"its {what}: the model was damaged or crafted; it is not loaded")
+
+
+def _check_children(left, right, leaf, n: int, what: str) -> None:
+    import numpy as np
+
+    idx = np.arange(n)
+    split = ~leaf
+    if np.any(split & ((left <= idx) | (left >= n) | (right <= idx) | (right >= n))):
+        _bad(f"{what} has a child index out of order or out of range")
+
+
+def _check_tree(tree, n_features: int | None) -> None:
+    import numpy as np
+
+    state = tree.__getstate__()
+    nodes = state["nodes"]
+    n = int(state.get("node_count", len(nodes)))
+    if n != len(nodes) or n < 1:
+        _bad("decision tree's node count does not match its nodes")
+    left, right = nodes["left_child"].astype(np.int64), nodes["right_child"].astype(np.int64)
+    leaf = left == -1
+    if np.any(leaf != (right == -1)):
+        _bad("decision tree has a node with one child")
+    _check_children(left, right, leaf, n, "decision tree")
+    limit = min(x for x in (tree.n_features, n_features) if x is not None)
+    feat = nodes["feature"].astype(np.int64)
+    if np.any(~leaf & ((feat < 0) | (feat >= limit))):
+        _bad("decision tree splits on a feature that does not exist")
+
+
+def _check_predictor(pred, n_features: int | None) -> None:
+    import numpy as np
+
+    nodes = pred.nodes
+    n = len(nodes)
+    if n < 1:
+        _bad("gradient-boosting tree has no nodes")
+    leaf = nodes["is_leaf"].astype(bool)
+    _check_children(nodes["left"].astype(np.int64), nodes["right"].astype(np.int64), leaf, n,
+                    "gradient-boosting tree")
+    feat = nodes["feature_idx"].astype(np.int64)
+    if np.any(~leaf & ((feat < 0) | ((feat >= n_features) if n_features is not None else False))):
+        _bad("gradient-boosting tree splits on a feature that does not exist")
+    cat = ~leaf & nodes["is_categorical"].astype(bool)
+    if cat.any():
+        sets = min(len(pred.binned_left_cat_bitsets), len(pred.raw_left_cat_bitsets))
+        b = nodes["bitset_idx"].astype(np.int64)
+        if np.any(cat & ((b < 0) | (b >= sets))):
+            _bad("gradient-boosting tree refers to a category set that does not exist")
