@@ -17,10 +17,10 @@ from typing import Callable, Iterable
 
 import xxhash
 
-from . import capture, restore as restore_mod
+from . import capture, credentials, restore as restore_mod
 from .diff import compute as compute_diff
-from .errors import UsageError
-from .model import Cell, Diff, SnapshotResult, Version
+from .errors import PartialRestore, UnknownRef, UsageError
+from .model import Cell, Diff, Skipped, SnapshotResult, Version
 from .store import Store, StoredVariable, default_root
 
 PROGRESS_BYTES = 64 * 1024 * 1024  # consider a progress bar above this much data
@@ -43,6 +43,8 @@ class Session:
         self.auto_on = False
         self.auto_keep: int | None = None  # keep the last N auto versions (None: all)
         self.warned: set = set()  # (name, type) pairs auto mode already warned about
+        self.unloadable: dict[str, str] = {}  # content hash -> why it failed its trial load
+        self.restore_defined: list[str] = []  # names the last restore defined for the code it restored
         self._stores: dict[Path, Store] = {}
         self._lock = threading.RLock()
 
@@ -97,6 +99,34 @@ def _content_hash(codec: str, meta: dict, manifests: list[dict]) -> str:
     return h.hexdigest()
 
 
+def _unique_buffers(items: list) -> tuple[list, dict]:
+    """(buffers to hash and write, {name: their positions}): the members of a group (codecs.groups)
+    share one set of buffers, hashed and written once."""
+    buffers, pos, slots = [], {}, {}
+    for vname, e in items:
+        slots[vname] = []
+        for b in e.buffers:
+            k = pos.get(id(b))
+            if k is None:
+                k = pos[id(b)] = len(buffers)
+                buffers.append(b)
+            slots[vname].append(k)
+    return buffers, slots
+
+
+def _hashes(items: list, manifests: list, slots: dict) -> dict:
+    """{name: content hash}. An array alias or view has no bytes of its own: its hash includes the
+    hash of the array it refers to, so it changes when that array's content does."""
+    from .codecs import groups
+
+    out = {n: _content_hash(e.codec, e.meta, [manifests[j] for j in slots[n]]) for n, e in items}
+    for n, e in items:
+        base = groups.base_of(e.meta)
+        if base in out:
+            out[n] = xxhash.xxh3_128_hexdigest((out[n] + out[base]).encode())
+    return out
+
+
 class _LazyBar:
     """Counts progress and shows a tqdm bar only once the work has run for DELAY seconds, so quick
     operations pay neither tqdm's import nor a widget."""
@@ -144,14 +174,23 @@ def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "
     metrics = _check_metrics(metrics)
     if params is not None and not isinstance(params, dict):
         raise UsageError(f"params must be a dict, got {type(params).__name__}")
+    tags = list(tags)
+    if name or tags:  # a refused name or tag fails before any data is written
+        st.check_new_labels(s.notebook(st), name, tags)
     pairs = capture.select(s.namespace, names, s.hidden)
+    # credentials: kept (marked) only when named, never silently by an argument-less snapshot
+    pairs, held, cred_skipped = capture.withhold_credentials(pairs, named=bool(names))
     enc = capture.encode_all(pairs)
-    all_params = capture.auto_params(s.namespace, enc)
+    enc.skipped[:0] = cred_skipped
+    all_params = capture.auto_params(s.namespace, enc, s.hidden, metrics)
     all_params.update(params or {})
+    for k in capture.credential_params(all_params):  # params are shown everywhere and exported
+        del all_params[k]
+        enc.skipped.append(Skipped(f"param {k}", "holds a credential: not recorded as a param"))
     nb = s.notebook(st)
     head_key = (st.root, nb)
     previous = s.records.get(head_key, {})
-    buffers = [b for _, e in enc.items for b in e.buffers]
+    buffers, slots = _unique_buffers(enc.items)
     total = sum(memoryview(b).nbytes for b in buffers)
     bar, tick = _progress(total, "snapshot")
     try:
@@ -159,23 +198,34 @@ def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "
             # hashing every chunk is the change detection: unchanged chunks are found on disk and
             # not written again, so an unchanged variable costs one hash pass and no I/O
             manifests, new_bytes = st.blobs.put(buffers, tick)
-            stored, i = [], 0
+            stored = []
+            hashes = _hashes(enc.items, manifests, slots)
             for vname, e in enc.items:
-                ms = manifests[i: i + len(e.buffers)]
-                i += len(e.buffers)
-                h = _content_hash(e.codec, e.meta, ms)
+                ms = [manifests[j] for j in slots[vname]]
+                h = hashes[vname]
                 prev = previous.get(vname)
                 if prev is not None and prev.content_hash == h:
-                    summary = prev.summary
+                    summary = prev.summary  # and no trial load: this content loaded back before
                 else:
+                    # what pickles may still not unpickle (a broken __setstate__): found now, not at
+                    # the restore months later. Cheap: the big buffers are views, not copies
+                    why = s.unloadable.get(h) or capture.trial_load(e)
+                    if why:
+                        s.unloadable[h] = why
+                        enc.skipped.append(Skipped(vname, f"{e.type_name}: it pickles but does not load back, "
+                                                          f"so it is not stored ({why})"))
+                        continue
                     summary = {**e.summary, **(e.summarize() if e.summarize else {})}
+                    if vname in held:
+                        summary = capture.mask_summary(summary, held[vname])
                 stored.append(StoredVariable(
                     name=vname, type_name=e.type_name, codec=e.codec, content_hash=h,
                     nbytes=e.nbytes, safe=e.safe, summary=summary, manifest={"meta": e.meta, "buffers": ms},
+                    credential=tuple(dict.fromkeys(f.where for f in held.get(vname, ()))),
                 ))
             if kind == "auto" and previous and {v.name: v.content_hash for v in stored} == {
                     n: v.content_hash for n, v in previous.items()}:
-                return SnapshotResult(None, tuple(enc.skipped))  # the cell changed no variable
+                return SnapshotResult(None, tuple(enc.skipped), tuple(enc.notes))  # the cell changed no variable
             parent = s.heads.get(head_key)
             if parent is None:
                 latest = st.versions(nb, limit=1)
@@ -198,7 +248,7 @@ def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "
             fn(version)
         except Exception:  # a broken listener (a closed widget) must not fail the snapshot
             pass
-    return SnapshotResult(version, tuple(enc.skipped))
+    return SnapshotResult(version, tuple(enc.skipped), tuple(enc.notes))
 
 
 def auto(on: bool = True, keep: int | None = None) -> None:
@@ -221,7 +271,9 @@ def auto_snapshot(source: str, execution_count: int | None) -> SnapshotResult | 
                            execution_count=execution_count)
     fresh = [sk for sk in result.skipped if (sk.name, sk.reason) not in s.warned]
     s.warned.update((sk.name, sk.reason) for sk in result.skipped)
-    return SnapshotResult(result.version, tuple(fresh))
+    notes = [n for n in result.notes if (n.name, n.reason) not in s.warned]
+    s.warned.update((n.name, n.reason) for n in result.notes)
+    return SnapshotResult(result.version, tuple(fresh), tuple(notes))
 
 
 def apply_retention(st: Store, notebook: str, keep: int) -> int:
@@ -254,6 +306,8 @@ def snapshot(*names: str, message: str = "", name: str = "", tags: Iterable[str]
     result = take_snapshot(names, message=message, name=name, tags=tags, params=params, metrics=metrics)
     for sk in result.skipped:
         warnings.warn(f"jupyter_mv: skipped {sk.name!r}: {sk.reason}", stacklevel=2)
+    for note in result.notes:
+        warnings.warn(f"jupyter_mv: {note.reason}", stacklevel=2)
     return result.version
 
 
@@ -267,12 +321,32 @@ def resolve(ref, notebook: str | None = None, store: Store | None = None) -> Ver
     return st.resolve(_notebook(notebook, st), ref)
 
 
+def notebooks(store: Store | None = None) -> list[str]:
+    """The notebook paths that have versions in the store, as recorded (relative to its parent)."""
+    return (store or session().store()).notebooks()
+
+
+def find_notebook(text: str, store: Store | None = None) -> str:
+    """The recorded notebook path `text` names (the path, or a unique trailing part such as
+    `churn.ipynb` for `projects/churn.ipynb`); UnknownRef naming the notebooks there otherwise."""
+    st = store or session().store()
+    found = st.find_notebook(str(text).strip())
+    if found is None:
+        nbs = st.notebooks()
+        raise UnknownRef(f"no notebook {text!r} in the store at {st.root} "
+                         f"(notebooks here: {', '.join(nbs[:5]) or 'none'})")
+    return found
+
+
 def versions(notebook: str | None = None, all: bool = False, store: Store | None = None,
-             auto: bool = True) -> list[Version]:
-    """Versions oldest first; `auto=False` hides automatic (per-cell) versions."""
+             auto: bool = True,
+             reveal: bool = False) -> list[Version]:
+    """Versions oldest first; `auto=False` hides automatic (per-cell) versions.
+    Credentials in params, messages, names and tags are masked (`sk-…****`) unless `reveal`."""
     st = store or session().store()
     vs = st.versions(None if all else _notebook(notebook, st))
-    return vs if auto else [v for v in vs if v.kind != "auto"]
+    vs = vs if auto else [v for v in vs if v.kind != "auto"]
+    return vs if reveal else [credentials.mask_version(v) for v in vs]
 
 
 def history(all: bool = False, notebook: str | None = None, store: Store | None = None, auto: bool = True):
@@ -295,42 +369,71 @@ def history(all: bool = False, notebook: str | None = None, store: Store | None 
     return pd.DataFrame(rows, columns=cols)
 
 
-def load(ref, name: str, trust: bool = False, notebook: str | None = None, store: Store | None = None):
-    """One variable of a version, without touching the namespace."""
+def load(ref, name: str, trust: bool = False, notebook: str | None = None, store: Store | None = None,
+         into=None):
+    """One variable of a version, without touching the namespace.
+
+    `into`: a live torch module of the same architecture; the stored module's weights are copied
+    into it in place (nothing is unpickled, so no trust is needed even for an imported version)
+    and it is returned. UsageError names missing/unexpected keys or shape/dtype mismatches."""
     st = store or session().store()
     v = resolve(ref, notebook, st)
+    if into is not None:
+        return restore_mod.load_weights(st, v, name, into)
     return restore_mod.load(st, v, [name], trust)[name]
 
 
 def restore(ref, names: Iterable[str] | None = None, prefix: str = "", trust: bool = False,
-            store: Store | None = None) -> list[str]:
-    """Put a version's variables (all, or the named ones) back into the namespace; returns the names set."""
+            store: Store | None = None, notebook: str | None = None) -> list[str]:
+    """Put a version's variables (all, or the named ones) back into the namespace; returns the names set.
+    Each variable is restored on its own: when some cannot be (damaged data, a class renamed since),
+    the others are still set and PartialRestore is raised (`.restored`: names set, `.failed`:
+    {name: reason}); when the only variable asked for fails, its own error (StoreError, DecodeError).
+    `ref` may name another notebook's version (`NB:vN`, or `notebook=NB`)."""
     s = session()
     st = store or s.store()
-    v = resolve(ref, None, st)
+    v = resolve(ref, notebook, st)
     names = list(names) if names else None
     if prefix and not (prefix.isidentifier() or prefix.rstrip("_").isidentifier() or prefix == "_"):
         raise UsageError(f"bad prefix {prefix!r}: it must start a valid Python name")
     total = sum(x.nbytes for x in st.variables(v) if names is None or x.name in names)
     bar, tick = _progress(total, "restore")
+    # notebook functions restored read and write this namespace; globals they need that it lacks
+    # are defined in it (codecs.notebook) and listed in session().restore_defined
+    ctx = restore_mod.codecs.DecodeContext()
+    ctx.namespace = s.namespace
     try:
-        objs = restore_mod.load(st, v, names, trust, tick)
+        objs, failed = restore_mod.load_each(st, v, names, trust, tick, ctx)
     finally:
         if bar is not None:
             bar.close()
+    s.restore_defined = [n for n in ctx.defined if n not in objs]
     out = []
     for n, o in objs.items():
         s.namespace[prefix + n] = o
         out.append(prefix + n)
     if names is None and not prefix:
         s.heads[(st.root, v.notebook)] = v.n
+    if failed:
+        if not out and len(failed) == 1:  # nothing partial about it: the one variable's own error
+            raise next(iter(failed.values()))
+        raise PartialRestore(v.label, out, {n: _reason(e, v.label, n) for n, e in failed.items()})
     return out
 
 
-def outputs(ref, store: Store | None = None) -> list[Cell]:
+def _reason(e: Exception, label: str, name: str) -> str:
+    """The error's text without the "vN variable 'x' ..." lead that PartialRestore already gives."""
+    text = str(e)
+    for lead in (f"{label} variable {name!r} cannot be restored: ", f"{label} variable {name!r} "):
+        if text.startswith(lead):
+            return text[len(lead):]
+    return text
+
+
+def outputs(ref, store: Store | None = None, notebook: str | None = None) -> list[Cell]:
     """The cells (with their outputs) recorded in a version."""
     st = store or session().store()
-    return st.cells(resolve(ref, None, st))
+    return [credentials.mask_cell(c, prose_source=True)[0] for c in st.cells(resolve(ref, notebook, st))]
 
 
 def diff(a=None, b=None, notebook: str | None = None, store: Store | None = None) -> Diff:
@@ -345,10 +448,11 @@ def diff(a=None, b=None, notebook: str | None = None, store: Store | None = None
     else:
         va = st.resolve(nb, a)
         vb = st.resolve(nb, b if b is not None else "latest")
-    return compute_diff(va, vb, st.variables(va), st.variables(vb), st.cells(va), st.cells(vb), store=st)
+    d = compute_diff(va, vb, st.variables(va), st.variables(vb), st.cells(va), st.cells(vb), store=st)
+    return credentials.mask_diff(d)  # a diff is for showing: credentials masked
 
 
-def diff_current(ref, store: Store | None = None) -> Diff:
+def diff_current(ref, store: Store | None = None, notebook: str | None = None) -> Diff:
     """Diff of a version against the kernel's current state (variables, auto params and cells as a
     snapshot would record them now), without writing anything. B is labelled "current"."""
     from .model import VariableRef
@@ -356,26 +460,30 @@ def diff_current(ref, store: Store | None = None) -> Diff:
 
     s = session()
     st = store or s.store()
-    va = resolve(ref, None, st)
-    enc = capture.encode_all(capture.select(s.namespace, [], s.hidden))
+    va = resolve(ref, notebook, st)
+    pairs, _, _ = capture.withhold_credentials(capture.select(s.namespace, [], s.hidden), named=False)
+    enc = capture.encode_all(pairs)
     live = []
+    # the manifests a snapshot would write, so unchanged variables hash the same
+    buffers, slots = _unique_buffers(enc.items)
+    hashes = _hashes(enc.items, BlobStore.plan(buffers), slots)
     for vname, e in enc.items:
-        # the manifests a snapshot would write, so unchanged variables hash the same
-        manifests = BlobStore.plan(e.buffers)
         summary = {**e.summary, **(e.summarize() if e.summarize else {})}
-        live.append(VariableRef(vname, e.type_name, e.codec, _content_hash(e.codec, e.meta, manifests), e.nbytes,
-                                summary, e.safe))
-    params = capture.auto_params(s.namespace, enc)
+        live.append(VariableRef(vname, e.type_name, e.codec, hashes[vname], e.nbytes, summary, e.safe))
+    params = capture.auto_params(s.namespace, enc, s.hidden)
     vb = Version(id=-1, n=0, notebook=va.notebook, created="", params=params, metrics={},
                  variables=tuple(v.name for v in live))
     d = compute_diff(va, vb, st.variables(va), live, st.cells(va), s.cell_log.cells() if s.cell_log else [])
-    return Diff(a=d.a, b="current", notebook=d.notebook, params=d.params, metrics=d.metrics,
-                variables=d.variables, cells=d.cells)
+    return credentials.mask_diff(Diff(a=d.a, b="current", notebook=d.notebook, params=d.params,
+                                      metrics=d.metrics, variables=d.variables, cells=d.cells))
 
 
-def tag(ref, tag_name: str, remove: bool = False, store: Store | None = None) -> Version:
+def tag(ref, tag_name: str, remove: bool = False, store: Store | None = None,
+        notebook: str | None = None) -> Version:
+    """Tag version REF (tagging again moves the tag); UsageError for a tag that could not be reached
+    as a REF or that is another version's name."""
     st = store or session().store()
-    v = resolve(ref, None, st)
+    v = resolve(ref, notebook, st)
     st.tag(v, tag_name, remove=remove)
     return st.version_by_id(v.id)
 
@@ -389,7 +497,7 @@ def show(ref, notebook: str | None = None, store: Store | None = None) -> dict:
                        "hash": x.content_hash, "safe": x.safe, "summary": x.summary} for x in st.variables(v)]
     d["cells"] = [c.to_dict() for c in st.cells(v)]
     d["environment"] = st.environment(v)
-    return d
+    return credentials.mask_details(d)  # what is shown: credentials masked
 
 
 def warm_up() -> None:
@@ -421,15 +529,19 @@ def open_store(path: str | os.PathLike | None = None) -> Store:
 
 
 # -- sharing: bundles, reproduce, MLflow ---------------------------------------------------------
-def export(ref, path: str | os.PathLike, notebook: str | None = None, store: Store | None = None) -> Path:
-    """Write version REF as one bundle file (.mvz) a colleague can import and reproduce."""
+def export(ref, path: str | os.PathLike, notebook: str | None = None, store: Store | None = None,
+           include_secrets: bool = False) -> Path:
+    """Write version REF as one bundle file (.mvz) a colleague can import and reproduce.
+
+    Credentials are withheld (variables and params left out, texts masked) with one
+    `errors.CredentialsWithheld` warning naming each item; `include_secrets=True` ships them."""
     from . import bundle
 
     st = store or session().store()
     v = resolve(ref, notebook, st)
     bar, tick = _progress(bundle.bundle_size(st, v), "export")
     try:
-        return bundle.export(st, v, path, tick)
+        return bundle.export(st, v, path, tick, include_secrets=include_secrets)
     finally:
         if bar is not None:
             bar.close()
@@ -455,11 +567,12 @@ def import_bundle(path: str | os.PathLike, store: Store | None = None):
 
 def to_mlflow(ref, tracking_uri: str | None = None, experiment: str | None = None,
               register: str | None = None, variable: str | None = None, notebook: str | None = None,
-              trust: bool = False, store: Store | None = None) -> dict:
-    """Log version REF as an MLflow run (and, with `register`, a Model Registry version)."""
+              trust: bool = False, store: Store | None = None, include_secrets: bool = False) -> dict:
+    """Log version REF as an MLflow run (and, with `register`, a Model Registry version).
+    Credentials are withheld as in `export` unless `include_secrets=True`."""
     from . import mlflow_bridge
 
     st = store or session().store()
     v = resolve(ref, notebook, st)
     return mlflow_bridge.push(st, v, tracking_uri=tracking_uri, experiment=experiment, register=register,
-                              variable=variable, trust=trust)
+                              variable=variable, trust=trust, include_secrets=include_secrets)

@@ -36,7 +36,7 @@ from typing import Callable
 from . import codecs
 from .errors import BundleError, MVError
 from .model import Cell, Version
-from .store import Store, StoredVariable, validate_tag
+from .store import Store, StoredVariable
 from .store.blobs import blob_id, blob_size
 
 __all__ = ["export", "import_", "read", "Bundle", "ImportResult", "notebook_of", "version_hash",
@@ -105,13 +105,15 @@ def _nb_output(o: dict) -> dict | None:
     return None
 
 
-def notebook_of(store: Store, version: Version) -> dict:
-    """The notebook as it was at `version`: its executed cells, in order, as nbformat 4 JSON."""
+def notebook_of(store: Store, version: Version, cells: list[Cell] | None = None) -> dict:
+    """The notebook as it was at `version`: its executed cells (`cells`, default the stored ones),
+    in order, as nbformat 4 JSON."""
     import nbformat
 
     seen: set = set()
+    recorded = store.cells(version) if cells is None else cells
     cells = []
-    for i, c in enumerate(store.cells(version)):
+    for i, c in enumerate(recorded):
         outs = [x for x in (_nb_output(o) for o in c.outputs) if x is not None]
         cells.append({
             "cell_type": "code", "id": _cell_id(c.cell_id, i, seen),
@@ -153,14 +155,23 @@ def _compressible(data: memoryview) -> bool:
 
 
 def export(store: Store, version: Version, path: str | os.PathLike,
-           progress: Callable[[int], None] | None = None) -> Path:
-    """Write `version` as one bundle at `path` (atomically: a temp file renamed into place)."""
+           progress: Callable[[int], None] | None = None, include_secrets: bool = False) -> Path:
+    """Write `version` as one bundle at `path` (atomically: a temp file renamed into place).
+
+    Credentials stay home (see redaction.py): variables holding one and params whose value is one
+    are left out, texts masked, the manifest's `withheld` lists each item and one
+    CredentialsWithheld warning names them. `include_secrets=True` ships them on purpose (the
+    manifest then marks the variables holding credentials, so the importing store does too)."""
+    from . import redaction
+
     path = Path(path).expanduser()
     if path.is_dir():
         raise BundleError(f"{path} is a directory; give a file name such as {path / ('bundle' + EXTENSION)}")
-    stored = [store.stored_variable(version, n) for n in version.variables]
+    original = store.version_by_id(version.id)
+    shared = redaction.plan(store, original, include_secrets)
+    version, stored = shared.version, shared.variables
     env = store.environment(version)
-    nb_bytes = json.dumps(notebook_of(store, version), indent=1, ensure_ascii=False).encode()
+    nb_bytes = json.dumps(notebook_of(store, version, cells=shared.cells), indent=1, ensure_ascii=False).encode()
     req_bytes = requirements_txt(env).encode()
     chunks: list[str] = []
     for sv in stored:
@@ -202,7 +213,7 @@ def export(store: Store, version: Version, path: str | os.PathLike,
                     "label": version.label, "n": version.n, "notebook": version.notebook,
                     "name": version.name, "message": version.message, "created": version.created,
                     "kind": version.kind, "tags": list(version.tags), "params": version.params,
-                    "metrics": version.metrics, "content_hash": version_hash(store, version),
+                    "metrics": version.metrics, "content_hash": version_hash(store, original),
                 },
                 "environment": {
                     "python": env.get("python", ""), "implementation": env.get("implementation", ""),
@@ -213,7 +224,9 @@ def export(store: Store, version: Version, path: str | os.PathLike,
                     "name": sv.name, "type_name": sv.type_name, "codec": sv.codec,
                     "content_hash": sv.content_hash, "nbytes": sv.nbytes, "safe": bool(sv.safe),
                     "summary": sv.summary, "manifest": sv.manifest,
+                    **({"credential": shared.included[sv.name]} if sv.name in shared.included else {}),
                 } for sv in stored],
+                "withheld": shared.withheld,
                 "members": members,
             }
             man = json.dumps(manifest, indent=1, sort_keys=True, default=repr).encode()
@@ -229,6 +242,7 @@ def export(store: Store, version: Version, path: str | os.PathLike,
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+    redaction.warn(shared, f"the bundle {path.name}")
     return path
 
 
@@ -344,10 +358,8 @@ def _check_manifest(path, m) -> None:
     tags = v.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         _refuse(path, "manifest tags are not a list of text")
-    for t in tags:
-        try:
-            validate_tag(t)
-        except MVError:
+    for t in tags:  # a tag this store would not accept (spelled like a REF...) is dropped on import, with a note
+        if not t.strip() or len(t) > 100 or any(c.isspace() for c in t):
             _refuse(path, f"manifest tag {t[:40]!r} is not a valid tag")
     env = m.get("environment", {})
     if not isinstance(env, dict) or not (_is_str_dict(env.get("packages", {})) and all(
@@ -366,6 +378,10 @@ def _check_manifest(path, m) -> None:
     variables = m.get("variables")
     if not isinstance(variables, list):
         _refuse(path, "manifest has no variable list")
+    withheld = m.get("withheld", [])  # absent in bundles written before credentials were withheld
+    if not isinstance(withheld, list) or not all(isinstance(w, dict) and isinstance(w.get("kind"), str)
+                                                 for w in withheld):
+        _refuse(path, "manifest withheld list is malformed")
     known = _known_codecs()
     names = set()
     for var in variables:
@@ -384,6 +400,9 @@ def _check_manifest(path, m) -> None:
             _refuse(path, f"variable {name!r} has a malformed size")
         if not isinstance(var.get("summary", {}), dict):
             _refuse(path, f"variable {name!r} has a malformed summary")
+        cred = var.get("credential", [])
+        if not isinstance(cred, list) or not all(isinstance(x, str) and len(x) <= 4096 for x in cred):
+            _refuse(path, f"variable {name!r} has a malformed credential mark")
         man = var.get("manifest")
         if not isinstance(man, dict) or not isinstance(man.get("meta"), dict) or not isinstance(
                 man.get("buffers"), list):
@@ -434,6 +453,9 @@ def _descr_types(descr, depth: int = 0):
         yield "O?"
 
 
+_SKOPS_MEMBER = re.compile(r"\d{1,9}\.(npy|npz|bin)")
+
+
 def _meta_problem(codec: str, meta: dict) -> str | None:
     """Safe codecs must stay safe: no object arrays (numpy would refuse, pickled ones are elsewhere),
     tensor dtypes only from the list of real dtypes (the codec looks the name up on the torch module)."""
@@ -443,6 +465,17 @@ def _meta_problem(codec: str, meta: dict) -> str | None:
     tensors = [meta] if codec == "torch.tensor" else meta.get("tensors") or []
     if not isinstance(tensors, list):
         return "malformed tensor table"
+    weights = meta.get("weights") if codec == "torch.module" else None
+    if weights is not None and not (isinstance(weights, dict) and all(
+            isinstance(k, str) and type(i) is int and 0 <= i < len(tensors) for k, i in weights.items())):
+        return "malformed weight table"
+    if codec in codecs.estimators.NAMES:
+        files, types = meta.get("files"), meta.get("types", [])
+        if not isinstance(files, list) or not all(isinstance(f, str) and _SKOPS_MEMBER.fullmatch(f) for f in files) \
+                or len(set(files)) != len(files):
+            return "malformed skops member table"
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+            return "malformed skops type list"
     for t in tensors:
         if not isinstance(t, dict) or not isinstance(t.get("dtype"), str) or not _TORCH_DTYPE.fullmatch(t["dtype"]):
             return f"unknown tensor dtype {str(t.get('dtype') if isinstance(t, dict) else t)[:30]!r}"
@@ -618,19 +651,14 @@ def import_(store: Store, path: str | os.PathLike, trust: bool = False, max_byte
     if prior is not None:
         return ImportResult(prior, 0, True)
     nb = ver["notebook"]
-    existing_tags = set()
-    if nb in store.notebooks():
-        existing_tags = {t for v in store.versions(nb) for t in v.tags}
-    tags = [t for t in ver.get("tags", []) if t not in existing_tags]
-    notes = []
-    skipped = [t for t in ver.get("tags", []) if t in existing_tags]
-    if skipped:
-        notes.append(f"tag{'s' if len(skipped) > 1 else ''} {', '.join(skipped)} already used here, not moved")
+    # local names and tags are never moved or shadowed by an import: clashing ones are dropped, with a note
+    name, tags, notes = store.importable_labels(nb, ver.get("name", ""), ver.get("tags", []))
     stored = []
     for var in man["variables"]:
         stored.append(StoredVariable(
             name=var["name"], type_name=var["type_name"], codec=var["codec"], content_hash=var["content_hash"],
             nbytes=var["nbytes"], safe=var["codec"] in codecs.SAFE,  # never the bundle's own claim
+            credential=tuple(var.get("credential") or ()),  # shipped on purpose (--include-secrets): stays marked
             summary=var.get("summary") or {},
             manifest={"meta": var["manifest"]["meta"], "buffers": [
                 ({"n": x["n"], "c": [], "i": x["i"]} if "i" in x else {"n": x["n"], "c": list(x["c"])})
@@ -657,7 +685,7 @@ def import_(store: Store, path: str | os.PathLike, trust: bool = False, max_byte
             store.blobs.sync_dirs(written)
             version = store.commit_version(
                 nb, stored, cells=cells, params=ver.get("params") or {}, metrics=ver.get("metrics") or {},
-                tags=tags, message=ver.get("message", ""), name=ver.get("name", ""), kind=ver.get("kind") if ver.get("kind") in ("manual", "auto") else "manual",
+                tags=tags, message=ver.get("message", ""), name=name, kind=ver.get("kind") if ver.get("kind") in ("manual", "auto") else "manual",
                 parent=None, env=env, new_bytes=new_bytes, origin="imported", created=ver["created"],
             )
     except (MVError, OSError, zipfile.BadZipFile, zlib.error) as e:

@@ -14,8 +14,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.display import display, publish_display_data
 
-from . import api, capture
-from .errors import MVError
+from . import api, capture, sanitize
+from .errors import MVError, PartialRestore
 from .model import human_bytes
 from .render import HistoryTable, VersionDetails
 
@@ -31,6 +31,16 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises one-line UsageErrors instead of exiting."""
 
     def error(self, message):
+        missing = "the following arguments are required: "
+        if message.startswith(missing):
+            # argparse also lists optional positionals (nargs="*"/"?") that were not reached; name
+            # only the truly required ones and say the others may be left out
+            optional = {a.metavar or a.dest for a in self._actions if not a.option_strings and a.nargs in ("*", "?")}
+            names = [x.strip() for x in message[len(missing):].split(",")]
+            required = [x for x in names if x not in optional] or names
+            left_out = [x for x in names if x in optional and x not in required]
+            message = (f"{', '.join(required)} {'is' if len(required) == 1 else 'are'} required"
+                       + (f"; {', '.join(left_out)} may be left out" if left_out else ""))
         raise UsageError(f"{self.prog}: {message} (see {self.prog}? for usage)")
 
     def exit(self, status=0, message=None):
@@ -46,11 +56,95 @@ def _parser(prog: str, description: str) -> _Parser:
     return _Parser(prog=prog, description=description, add_help=True)
 
 
-def _split(line: str, prog: str) -> list[str]:
+def _lex(line: str) -> list[tuple[str, bool]]:
+    """Split a magic's line as a POSIX shell does, with comments: (word, quoted) pairs.
+
+    Quoting follows `shlex.split(posix=True)` (single quotes literal; in double quotes a backslash
+    escapes only `"` and `\\`; outside quotes it escapes any character). A `#` that starts a word
+    outside quotes begins a comment running to the end of the line, as in bash, so
+    `-t baseline  # v1` drops the comment while `-t run#2` and `-m "a # b"` keep their `#`.
+    `quoted` tells a word that was (partly) quoted or escaped, so `'--weird'` stays a value.
+    Raises ValueError on an unclosed quote or a trailing backslash."""
+    words: list[tuple[str, bool]] = []
+    buf: list[str] = []
+    in_word = quoted = False
+    i, n = 0, len(line)
+    while i < n:
+        c = line[i]
+        if c.isspace():
+            if in_word:
+                words.append(("".join(buf), quoted))
+                buf, in_word, quoted = [], False, False
+            i += 1
+        elif c == "#" and not in_word:
+            break
+        elif c == "'":
+            end = line.find("'", i + 1)
+            if end < 0:
+                raise ValueError("No closing quotation")
+            buf.append(line[i + 1:end])
+            in_word = quoted = True
+            i = end + 1
+        elif c == '"':
+            i += 1
+            while True:
+                if i >= n:
+                    raise ValueError("No closing quotation")
+                ch = line[i]
+                if ch == '"':
+                    break
+                if ch == "\\" and i + 1 < n and line[i + 1] in '"\\':
+                    i += 1
+                    ch = line[i]
+                buf.append(ch)
+                i += 1
+            in_word = quoted = True
+            i += 1
+        elif c == "\\":
+            if i + 1 >= n:
+                raise ValueError("No escaped character")
+            buf.append(line[i + 1])
+            in_word = quoted = True
+            i += 2
+        else:
+            buf.append(c)
+            in_word = True
+            i += 1
+    if in_word:
+        words.append(("".join(buf), quoted))
+    return words
+
+
+def _split(line: str, prog: str) -> list[tuple[str, bool]]:
     try:
-        return shlex.split(line, posix=True)
+        return _lex(line)
     except ValueError as e:
         raise UsageError(f"{prog}: cannot parse arguments ({e}); check the quotes") from None
+
+
+_PLACEHOLDER = "\x00mv-quoted-{}\x00"
+
+
+def _parse(parser: _Parser, words: list[tuple[str, bool]]) -> argparse.Namespace:
+    """argparse over lexed words, where a quoted word is always a value: `'--weird'` or `-m "-x"`
+    would otherwise read as options. Such words pass argparse as placeholders and are put back."""
+    quoted_dash = {}
+    argv = []
+    for w, quoted in words:
+        if quoted and w.startswith("-"):
+            key = _PLACEHOLDER.format(len(quoted_dash))
+            quoted_dash[key] = w
+            w = key
+        argv.append(w)
+    args = parser.parse_args(argv)
+    if quoted_dash:
+        for k, v in vars(args).items():
+            if isinstance(v, str):
+                setattr(args, k, quoted_dash.get(v, v))
+            elif isinstance(v, list):
+                setattr(args, k, [quoted_dash.get(x, x) if isinstance(x, str) else x for x in v])
+    args._words = words
+    return args
 
 
 def _magic(parser: _Parser):
@@ -59,10 +153,16 @@ def _magic(parser: _Parser):
     def deco(fn):
         @functools.wraps(fn)
         def wrapper(self, line=""):
+            words = _split(line, parser.prog)
             try:
-                args = parser.parse_args(_split(line, parser.prog))
+                args = _parse(parser, words)
             except _HelpShown:
                 return None
+            except UsageError as e:
+                unrecognized = str(e).partition("unrecognized arguments: ")[2].rsplit(" (see", 1)[0].split()
+                if unrecognized and parser is P_SNAPSHOT:
+                    _check_unquoted_words(words, lambda w: w in unrecognized)
+                raise
             try:
                 return fn(self, args)
             except MVError as e:
@@ -84,16 +184,23 @@ def _magic(parser: _Parser):
     return deco
 
 
+REF_HELP = ("vN, N, a tag, a version name, latest or latest~K; NB:REF (e.g. projects/churn.ipynb:v1) names a "
+            "version of another notebook in this store")
+NB_HELP = ("the notebook whose versions the REFs name, as recorded in the store (e.g. projects/churn.ipynb; "
+           "default: this notebook); same as writing NB:REF")
+
 P_SNAPSHOT = _parser("%mv_snapshot", "Take a new version of this notebook's state. With no VAR, every storable "
                      "user variable; unstorable ones are skipped with a warning naming them.")
 P_SNAPSHOT.add_argument("vars", nargs="*", metavar="VAR", help="variables to store (default: all storable)")
-P_SNAPSHOT.add_argument("-m", "--message", default="", help="what changed")
-P_SNAPSHOT.add_argument("-n", "--name", default="", help="a name for the version (usable as REF)")
+P_SNAPSHOT.add_argument("-m", "--message", default="", help='what changed (quote several words: -m "first try")')
+P_SNAPSHOT.add_argument("-n", "--name", default="", help="a name for the version, usable as REF: unique in the "
+                        "notebook, not a tag, not vN, N or latest")
 P_SNAPSHOT.add_argument("-t", "--tag", action="append", default=[], help="tag (repeatable; usable as REF)")
 P_SNAPSHOT.add_argument("--params", metavar="EXPR", help="Python expression giving a dict of params")
 P_SNAPSHOT.add_argument("--metrics", metavar="EXPR", help="Python expression giving a dict of numbers")
 
 P_LOG = _parser("%mv_log", "Show the version history of this notebook, newest first.")
+P_LOG.add_argument("--notebook", metavar="NB", help="the history of another notebook in this store")
 P_LOG.add_argument("-n", type=int, default=None, metavar="N", help="only the last N versions")
 P_LOG.add_argument("--all", action="store_true", help="every notebook in the store")
 P_LOG.add_argument("--no-auto", action="store_true", help="hide automatic (per-cell) versions")
@@ -104,30 +211,41 @@ P_AUTO.add_argument("state", choices=["on", "off"], nargs="?", help="turn automa
 P_AUTO.add_argument("--keep", type=int, default=None, metavar="N",
                     help="keep only the last N automatic versions (tagged, named and manual ones always stay)")
 
-P_DIFF = _parser("%mv_diff", "Compare two versions (default: the last two; with one REF, it against the latest).")
-P_DIFF.add_argument("a", nargs="?", metavar="A")
-P_DIFF.add_argument("b", nargs="?", metavar="B")
+P_DIFF = _parser("%mv_diff", "Compare two versions. No REF: the last two versions; one REF: that version "
+                 "against the current state of the kernel (nothing is written); two: A against B.")
+P_DIFF.add_argument("a", nargs="?", metavar="A", help=REF_HELP)
+P_DIFF.add_argument("b", nargs="?", metavar="B", help="the version to compare A with (default: the current state)")
+P_DIFF.add_argument("--notebook", metavar="NB", help=NB_HELP)
 
 P_RESTORE = _parser("%mv_restore", "Put a version's variables back into the namespace. REF is vN, N, a tag, a "
                     "version name or latest. --outputs alone re-displays the version's cell outputs.")
-P_RESTORE.add_argument("ref", metavar="REF")
+P_RESTORE.add_argument("ref", metavar="REF", help=REF_HELP)
 P_RESTORE.add_argument("vars", nargs="*", metavar="VAR", help="variables to restore (default: all)")
 P_RESTORE.add_argument("--prefix", default="", help="restore VAR as PREFIX+VAR beside the current one")
-P_RESTORE.add_argument("--outputs", action="store_true", help="re-display the outputs of the version's cells")
+P_RESTORE.add_argument("--outputs", action="store_true", help="re-display the outputs of the version's cells "
+                       "(those of an imported or pulled version sanitized: no script runs)")
 P_RESTORE.add_argument("--trust", action="store_true", help="allow unpickling data of an imported version")
+P_RESTORE.add_argument("--weights-only", action="store_true",
+                       help="copy the stored weights of each torch module VAR into the live VAR of the same "
+                            "architecture, in place (no unpickling: no --trust needed for imported versions)")
+P_RESTORE.add_argument("--notebook", metavar="NB", help=NB_HELP)
 
 P_TAG = _parser("%mv_tag", "Tag a version (a tag names one version per notebook; tagging again moves it).")
-P_TAG.add_argument("ref", metavar="REF")
-P_TAG.add_argument("tag", metavar="TAG")
+P_TAG.add_argument("ref", metavar="REF", help=REF_HELP)
+P_TAG.add_argument("tag", metavar="TAG", help="a word without spaces or ':', not starting with '-', that is not vN, N, "
+                   "latest or another version's name")
 P_TAG.add_argument("--remove", action="store_true", help="remove the tag instead")
+P_TAG.add_argument("--notebook", metavar="NB", help=NB_HELP)
 
 P_SHOW = _parser("%mv_show", "Show one version: variables, params, metrics, tags, cells, environment.")
-P_SHOW.add_argument("ref", metavar="REF", nargs="?", default="latest")
+P_SHOW.add_argument("ref", metavar="REF", nargs="?", default="latest", help=REF_HELP + " (default: latest)")
+P_SHOW.add_argument("--notebook", metavar="NB", help=NB_HELP)
 
 P_EXPORT = _parser("%mv_export", "Write version REF as one bundle file (.mvz): the notebook at that version, its "
                    "variables, params, metrics, tags and environment, with a checksum of every member.")
-P_EXPORT.add_argument("ref", metavar="REF", help="vN, N, a tag, a version name or latest")
+P_EXPORT.add_argument("ref", metavar="REF", help=REF_HELP)
 P_EXPORT.add_argument("path", metavar="PATH", help="the bundle file to write (e.g. baseline.mvz)")
+P_EXPORT.add_argument("--notebook", metavar="NB", help=NB_HELP)
 
 P_IMPORT = _parser("%mv_import", "Add the version in a bundle (.mvz) to this store, under the notebook it was "
                    "taken in. Everything is checked first; nothing is unpickled. Restoring its pickle-based "
@@ -152,12 +270,16 @@ class MVMagics(Magics):
     @line_magic
     @_magic(P_SNAPSHOT)
     def mv_snapshot(self, args):
+        ns = self.shell.user_ns
+        _check_unquoted_words(args._words, lambda w: w not in ns)
         params = self._eval_dict(args.params, "--params")
         metrics = self._eval_dict(args.metrics, "--metrics")
         result = api.take_snapshot(args.vars, message=args.message, name=args.name, tags=args.tag,
                                    params=params, metrics=metrics)
         for sk in result.skipped:
             print(f"jupyter_mv warning: skipped {sk.name!r}: {sk.reason}", file=sys.stderr)
+        for note in result.notes:
+            print(f"jupyter_mv note: {note.reason}", file=sys.stderr)
         print(result.summary_line())
 
     @line_magic
@@ -165,7 +287,17 @@ class MVMagics(Magics):
     def mv_log(self, args):
         if args.n is not None and args.n < 1:
             raise UsageError("%mv_log: -n must be at least 1")
-        display(HistoryTable(api.versions(all=args.all, auto=not args.no_auto), args.n, args.all))
+        if args.all and args.notebook:
+            raise UsageError("%mv_log: give --all or --notebook, not both")
+        nb = api.find_notebook(args.notebook) if args.notebook else None
+        vs = api.versions(nb, all=args.all, auto=not args.no_auto)
+        if not vs and not args.all:
+            here = nb or api.current_notebook()
+            others = [x for x in api.notebooks() if x != here]
+            if others:
+                print(f"no versions of {here} yet; this store holds versions of {', '.join(others[:5])}: "
+                      f"%mv_log --all, or %mv_log --notebook {_quote(others[0])}")
+        display(HistoryTable(vs, args.n, args.all, notebook=nb))
 
     @line_magic
     @_magic(P_AUTO)
@@ -181,45 +313,147 @@ class MVMagics(Magics):
     @line_magic
     @_magic(P_DIFF)
     def mv_diff(self, args):
-        display(api.diff(args.a, args.b))
+        nb = api.find_notebook(args.notebook) if args.notebook else None
+        if args.a is None:  # the last two versions
+            vs = api.versions(nb)[-2:]
+            if len(vs) < 2:
+                name = nb or api.current_notebook()
+                raise UsageError(f"%mv_diff: notebook {name!r} has {len(vs) or 'no'} version{'s' if len(vs) != 1 else ''}"
+                                 "; a diff needs two" + (f" — %mv_diff {vs[0].label} compares it with the current state"
+                                                         if vs else ": take a snapshot first"))
+            display(api.diff(vs[0], vs[1], notebook=vs[0].notebook))
+        elif args.b is None:  # one REF: against the kernel's current state, as the widget's Diff does
+            display(api.diff_current(args.a, notebook=nb))
+        else:
+            va, vb = api.resolve(args.a, nb), api.resolve(args.b, nb)
+            if va.id == vb.id:  # an empty diff would read as "nothing changed"
+                same = (f"{args.a} against itself" if args.a == args.b
+                        else f"{args.a} and {args.b} are the same version ({_ref_text(va)})")
+                print(f"{same}: nothing to compare; %mv_diff {args.a} compares it with the current state")
+                return
+            display(api.diff(va, vb, notebook=va.notebook))
 
     @line_magic
     @_magic(P_RESTORE)
     def mv_restore(self, args):
-        v = api.resolve(args.ref)
+        v = api.resolve(args.ref, api.find_notebook(args.notebook) if args.notebook else None)
         if args.outputs:
-            _redisplay(api.outputs(v))
+            _redisplay(api.outputs(v), trusted=v.is_local, label=f"{v.label} ({v.origin})")
             if not args.vars:
                 return
-        names = api.restore(v, args.vars or None, prefix=args.prefix, trust=args.trust)
-        print(f"restored {', '.join(names) if names else 'nothing'} from {v.label}")
+        if args.weights_only:
+            self._load_weights(v, args)
+            return
+        failed: dict = {}
+        try:
+            names = api.restore(v, args.vars or None, prefix=args.prefix, trust=args.trust)
+        except PartialRestore as e:  # the others are back: say so, then one line per failure
+            names, failed = e.restored, e.failed
+        print(f"restored {', '.join(names) if names else 'nothing'} from {_ref_text(v)}")
+        for n, why in failed.items():
+            print(f"jupyter_mv warning: could not restore {n!r}: {why}", file=sys.stderr)
+
+    def _load_weights(self, v, args) -> None:
+        if not args.vars:
+            raise UsageError("%mv_restore: --weights-only needs the module(s) to load into, e.g. "
+                             "%mv_restore v1 model --weights-only")
+        if args.prefix:
+            raise UsageError("%mv_restore: --weights-only loads into the live variable in place; it takes no --prefix")
+        ns = self.shell.user_ns
+        missing = [n for n in args.vars if n not in ns]
+        if missing:
+            raise UsageError(f"%mv_restore: --weights-only loads into the live {missing[0]!r}, which is not defined; "
+                             "create the model (same architecture) first")
+        for n in args.vars:
+            api.load(v, n, into=ns[n])
+        print(f"loaded the weights of {', '.join(args.vars)} from {_ref_text(v)} into the live "
+              f"model{'s' if len(args.vars) > 1 else ''}")
 
     @line_magic
     @_magic(P_TAG)
     def mv_tag(self, args):
-        v = api.tag(args.ref, args.tag, remove=args.remove)
-        print(f"{v.label}  tags: {', '.join(v.tags) or '(none)'}")
+        v = api.tag(args.ref, args.tag, remove=args.remove,
+                    notebook=api.find_notebook(args.notebook) if args.notebook else None)
+        print(f"{_ref_text(v)}  tags: {', '.join(v.tags) or '(none)'}")
 
     @line_magic
     @_magic(P_SHOW)
     def mv_show(self, args):
-        display(VersionDetails(api.show(args.ref)))
+        display(VersionDetails(api.show(args.ref, notebook=api.find_notebook(args.notebook) if args.notebook else None)))
 
     @line_magic
     @_magic(P_EXPORT)
     def mv_export(self, args):
-        v = api.resolve(args.ref)
+        v = api.resolve(args.ref, api.find_notebook(args.notebook) if args.notebook else None)
         path = api.export(v, args.path)
         print(f"exported {v.label} of {v.notebook} to {path} ({human_bytes(os.path.getsize(path))})")
 
     @line_magic
     @_magic(P_IMPORT)
     def mv_import(self, args):
-        print(api.import_bundle(args.path).summary_line())
+        result = api.import_bundle(args.path)
+        print(result.summary_line())
+        print(_next_step(result.version))
 
 
-def _redisplay(cells) -> None:
+def _quote(text: str) -> str:
+    return shlex.quote(text)
+
+
+def _ref_text(v) -> str:
+    """How to name version `v` in a magic here: `v3` in its own notebook, `NB:v3` from another one."""
+    try:
+        here = api.current_notebook()
+    except Exception:
+        here = None
+    return v.label if v.notebook == here else _quote(f"{v.notebook}:{v.label}")
+
+
+def _next_step(v) -> str:
+    """The magic that restores a just-imported version, with the exact ref (NB:vN from another notebook)."""
+    ref = _ref_text(v)
+    variables = api.session().store().variables(v)
+    if not variables:
+        return f"see it with %mv_show {ref}"
+    safe = [x.name for x in variables if x.safe]
+    if safe:
+        return f"restore with %mv_restore {ref} {safe[0]}   (all its variables: %mv_restore {ref}; details: %mv_show {ref})"
+    return (f"restore with %mv_restore {ref} {variables[0].name} --trust   (pickle-based: only if you trust the sender; "
+            f"details: %mv_show {ref})")
+
+
+_MULTIWORD = {"-m": "message", "--message": "message", "-n": "name", "--name": "name"}
+
+
+def _check_unquoted_words(words: list[tuple[str, bool]], stray_word) -> None:
+    """`-m first try` makes `try` a VAR (or an unrecognized argument): say to quote the message
+    instead. `stray_word(w)` tells a word that cannot be what argparse took it for."""
+    for i, (w, quoted) in enumerate(words[:-1]):
+        opt = w.split("=", 1)[0] if w.startswith("--") else w
+        if opt not in _MULTIWORD:
+            continue
+        j = i + 1 if "=" not in w else i
+        if j == i + 1 and words[j][1]:
+            continue  # the value was quoted
+        stray = []
+        for w2, q2 in words[j + 1:]:
+            if w2.startswith("-") and not q2:
+                break
+            stray.append(w2)
+        missing = [x for x in stray if stray_word(x)]
+        if missing:
+            value = words[j][0].split("=", 1)[1] if j == i else words[j][0]
+            flag = w.split("=", 1)[0]
+            raise UsageError(f"%mv_snapshot: {missing[0]!r} is not a variable; to give a {_MULTIWORD[opt]} of several "
+                             f"words, quote it: {flag} {_quote(' '.join([value, *stray]))}")
+
+
+def _redisplay(cells, trusted: bool = True, label: str = "") -> None:
+    """Re-publish recorded outputs. Those of a version made elsewhere (`trusted` False) go through
+    sanitize.safe_output first: a frontend renders what the kernel publishes as trusted, so their
+    HTML/Markdown is cleaned, SVG shown as an image and script-bearing mime types withheld."""
     shown = 0
+    withheld: list[str] = []
     for c in cells:
         if not c.outputs:
             continue
@@ -232,12 +466,19 @@ def _redisplay(cells) -> None:
             if t == "stream":
                 (sys.stderr if o.get("name") == "stderr" else sys.stdout).write(_text(o.get("text", "")))
             elif t in ("display_data", "execute_result"):
+                if not trusted:
+                    o, dropped = sanitize.safe_output(o)
+                    withheld += dropped
                 publish_display_data(o.get("data", {}), o.get("metadata") or {})
             elif t == "error":
                 print("\n".join(o.get("traceback") or [f"{o.get('ename')}: {o.get('evalue')}"]), file=sys.stderr)
         sys.stdout.flush()
     if not shown:
         print("that version recorded no cell outputs")
+    elif not trusted:
+        print(f"jupyter_mv: {label} was not made in this store: its outputs are shown sanitized"
+              + (f"; withheld (they could run script): {', '.join(sorted(set(withheld)))}" if withheld else ""),
+              file=sys.stderr)
 
 
 def _text(x) -> str:
@@ -351,6 +592,8 @@ class Recorder:
             return
         for sk in res.skipped:
             print(f"jupyter_mv warning: auto-snapshots skip {sk.name!r}: {sk.reason}", file=sys.stderr)
+        for note in res.notes:
+            print(f"jupyter_mv note: {note.reason}", file=sys.stderr)
 
     def _record_result(self, result):
         with self.lock:
@@ -464,3 +707,18 @@ def unload(ip) -> None:
         sess.recorder.uninstall()
         delattr(ip, _STATE_ATTR)
         api.set_session(None)
+    # IPython has no way to unregister a magic; leave ones that say how to load it again (rather
+    # than magics that would quietly re-install the hooks through the API)
+    line = ip.magics_manager.magics.get("line", {})
+    for name in MVMagics.magics["line"]:
+        if name in line:
+            line[name] = _not_loaded(name)
+
+
+def _not_loaded(name: str):
+    def magic(line=""):
+        raise UsageError(f"%{name}: jupyter_mv is not loaded in this kernel; run %load_ext jupyter_mv "
+                         "(or import jupyter_mv)")
+
+    magic.__doc__ = f"%{name} needs jupyter_mv: run %load_ext jupyter_mv first."
+    return magic

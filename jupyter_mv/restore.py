@@ -3,6 +3,8 @@ their destination buffers, with shared objects kept shared and untrusted pickles
 
 from __future__ import annotations
 
+import json
+
 from . import codecs
 from .errors import CorruptBlob, DecodeError, NotStorable, StoreError, Untrusted
 from .model import Version
@@ -52,36 +54,83 @@ def check_trust(store: Store, version: Version, names: list[str], trust: bool) -
 
 
 def load(store: Store, version: Version, names: list[str] | None = None, trust: bool = False,
-         progress=None) -> dict:
+         progress=None, ctx: codecs.DecodeContext | None = None) -> dict:
     """{name: object} for the named variables of `version` (all when None). Raises the error of
     the first variable that fails: StoreError when its data is damaged, DecodeError when it cannot
     be decoded here (see `load_each` to get the others anyway)."""
-    out, failed = load_each(store, version, names, trust, progress)
+    out, failed = load_each(store, version, names, trust, progress, ctx)
     if failed:
         raise next(iter(failed.values()))
     return out
 
 
+def with_groups(store: Store, version: Version, names: list[str]) -> list[str]:
+    """`names` and every variable stored in a group with one of them (codecs.groups): restoring a
+    name restores the variables it shares objects with, so nothing points at a private copy."""
+    out = list(dict.fromkeys(names))
+    for n in list(out):
+        if n in version.variables:
+            for m in codecs.groups.unit(store.stored_variable(version, n).manifest["meta"]):
+                if m not in out and m in version.variables:
+                    out.append(m)
+    return out
+
+
 def load_each(store: Store, version: Version, names: list[str] | None = None, trust: bool = False,
-              progress=None) -> tuple[dict, dict]:
+              progress=None, ctx: codecs.DecodeContext | None = None) -> tuple[dict, dict]:
     """Per variable, so one that cannot be read or decoded never stops the others:
     ({name: object} of those that loaded, {name: StoreError | DecodeError} of those that did not),
     both in the version's order. Unknown names (UnknownVariable) and refused trust (Untrusted) are
     raised before anything is loaded."""
-    names = list(version.variables) if names is None else list(dict.fromkeys(names))
+    names = list(version.variables) if names is None else with_groups(store, version, names)
     stored = [store.stored_variable(version, n) for n in names]
     audited = check_trust(store, version, names, trust)
-    ctx = codecs.DecodeContext(trusted=trust or not store.is_imported(version))
-    out: dict = {}
+    ctx = ctx or codecs.DecodeContext()
+    ctx.trusted = trust or not store.is_imported(version)
+    ctx.objects = objects = {}
     failed: dict = {}
-    for sv in stored:
+    groups = codecs.groups
+    # array aliases and views after the arrays they refer to
+    order = sorted(stored, key=lambda sv: groups.base_of(sv.manifest["meta"]) is not None)
+    for sv in order:
+        meta = sv.manifest["meta"]
         try:
+            key = json.dumps(sv.manifest["buffers"]) if groups.is_member(sv.codec, meta) else None
+            if key is not None and key in ctx.groups:  # a group is read and decoded once
+                objects[sv.name] = ctx.groups[key][meta["key"]]
+                continue
             buffers = audited.pop(sv.name, None) or _read(store, version, sv)
             if progress:
                 progress(sv.nbytes)
-            out[sv.name] = codecs.decode(sv.codec, sv.manifest["meta"], buffers, ctx)
+            if key is not None:
+                ctx.groups[key] = groups.decode_payload(sv.codec, meta, buffers, ctx)
+                objects[sv.name] = ctx.groups[key][meta["key"]]
+            else:
+                objects[sv.name] = codecs.decode(sv.codec, meta, buffers, ctx)
         except StoreError as e:  # damaged blob (named by _read)
             failed[sv.name] = e
         except (DecodeError, NotStorable) as e:
             failed[sv.name] = DecodeError(f"{version.label} variable {sv.name!r} cannot be restored: {e}")
+    out = {n: objects[n] for n in names if n in objects}
+    failed = {n: failed[n] for n in names if n in failed}
     return out, failed
+
+
+def load_weights(store: Store, version: Version, name: str, into):
+    """Copy the weights of the torch module stored as `name` in `version` into the live module
+    `into` (same architecture: state_dict keys, shapes and dtypes), in place. Only raw tensors are
+    read (never the pickled skeleton), so no trust is needed, even for an imported version.
+    Raises UsageError (one line) when the variable is not a module or the architecture differs."""
+    from .codecs import tensors
+    from .errors import UsageError
+
+    sv = store.stored_variable(version, name)
+    if sv.codec != "torch.module":
+        raise UsageError(f"{version.label} variable {name!r} is a {sv.type_name}, not a torch module: "
+                         "only a module's weights can be loaded into a live model")
+    buffers = _read(store, version, sv)
+    try:
+        return tensors.load_weights(sv.manifest["meta"], buffers, into, origin=version.label)
+    except NotStorable as e:
+        raise UsageError(f"cannot load the weights of {version.label} {name!r} into this "
+                         f"{type(into).__name__}: {e}") from None

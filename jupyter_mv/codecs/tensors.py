@@ -67,6 +67,7 @@ def encode(obj) -> Encoded:
         return Encoded("torch.tensor", meta, [buf], type_name(obj), summary)
     if isinstance(obj, torch.nn.Module):
         enc = pickled.encode_with(obj, "torch.module")
+        enc.meta["weights"] = weight_table(obj, enc.meta["tensors"])
         enc.summarize = lambda: module_summary(obj)  # only when the module's content changed
         return enc
     if isinstance(obj, torch.optim.Optimizer):
@@ -77,6 +78,71 @@ def encode(obj) -> Encoded:
 
 def decode(codec, meta, buffers, ctx):
     return rebuild(meta, buffers[0])
+
+
+def weight_table(module, table: list) -> dict:
+    """{state_dict key: index into the tensor table}: where each of the module's weights sits
+    among the raw tensors stored beside its pickled skeleton, so the weights alone can be loaded
+    into a live module without unpickling anything (load_weights). Keys whose tensors are not in
+    the table (made up by a custom state_dict hook) are left out and reported missing on load."""
+    index = {t.get("uid"): i for i, t in enumerate(table)}
+    out = {}
+    try:
+        state = module.state_dict(keep_vars=True)  # the live Parameters and buffers, not detached copies
+    except Exception:  # a custom state_dict that fails: the weights cannot be loaded apart
+        return out
+    for key, t in state.items():
+        i = index.get(id(t))
+        if i is not None:
+            out[str(key)] = i
+    return out
+
+
+def load_weights(meta: dict, buffers: list, into, origin: str = "the version"):
+    """Copy the stored weights of a module (codec "torch.module", raw tensors located by
+    meta["weights"]) into the live module `into`, in place, without unpickling its skeleton.
+    Keys, shapes and dtypes must match `into.state_dict()` exactly; else NotStorable with one
+    line naming the missing and unexpected keys and the first mismatches. Returns `into`."""
+    import torch
+
+    if not isinstance(into, torch.nn.Module):
+        raise NotStorable(f"into= must be a torch.nn.Module, got {type_name(into)}")
+    weights = meta.get("weights")
+    if not isinstance(weights, dict):
+        raise NotStorable(f"{origin} was stored before weights could be loaded apart; restore it whole instead")
+    table = meta.get("tensors") or []
+    tbufs = buffers[1 + meta.get("oob", 0):]
+    live = into.state_dict()
+    missing = [k for k in live if k not in weights]
+    unexpected = [k for k in weights if k not in live]
+    wrong = []
+    for k, i in weights.items():
+        if k in live:
+            m = table[i]
+            shape, dtype = tuple(m["shape"]), str(m["dtype"])
+            here = live[k]
+            if tuple(here.shape) != shape:
+                wrong.append(f"{k} is {'x'.join(map(str, shape)) or 'scalar'} in {origin}, "
+                             f"{'x'.join(map(str, here.shape)) or 'scalar'} here")
+            elif str(here.dtype).removeprefix("torch.") != dtype:
+                wrong.append(f"{k} is {dtype} in {origin}, {str(here.dtype).removeprefix('torch.')} here")
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys {', '.join(unexpected[:5])}{' …' if len(unexpected) > 5 else ''}")
+        if wrong:
+            parts.append("; ".join(wrong[:3]) + (" …" if len(wrong) > 3 else ""))
+        raise NotStorable(f"the architecture differs: {'; '.join(parts)}")
+    try:
+        state = {k: rebuild({**table[i], "param": False, "requires_grad": False}, tbufs[i])
+                 for k, i in weights.items()}
+    except (IndexError, KeyError, TypeError, ValueError, RuntimeError) as e:  # a tensor table that lies about its bytes
+        raise NotStorable(f"its stored weights are malformed ({type(e).__name__})") from None
+    with torch.no_grad():
+        into.load_state_dict(state, strict=True)  # copies into the live tensors: optimizers keep pointing at them
+    return into
 
 
 def module_summary(m) -> dict:
