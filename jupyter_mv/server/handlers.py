@@ -14,7 +14,7 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
-from .. import __version__, api
+from .. import __version__, api, credentials, jsondata
 from ..errors import MVError, StoreError, UnknownRef, UnknownVariable, UsageError
 from .location import Location, PathRefused, check_ref, locate
 
@@ -106,7 +106,7 @@ class _Handler(APIHandler):
     def reply(self, data: dict, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(data, default=repr))
+        self.finish(jsondata.dumps(data))  # RFC 8259: NaN/±inf as "NaN"/"Infinity"/"-Infinity"
 
 
 class VersionHandler(_Handler):
@@ -170,7 +170,7 @@ class TagsHandler(_Handler):
         def change(st):
             v = api.resolve(ref, loc.key, st)
             st.tag(v, tag, remove=remove)
-            return st.version_by_id(v.id).to_dict()
+            return credentials.mask_version(st.version_by_id(v.id)).to_dict()
 
         self.reply({"version": await self.with_store(loc, change)})
 

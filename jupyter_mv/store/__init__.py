@@ -14,12 +14,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
-from ..errors import StoreError, UnknownRef, UnknownVariable
+from ..errors import StoreError, UnknownRef, UnknownVariable, UsageError
+from ..jsondata import plain
 from ..model import Cell, Version, VariableRef
 from . import db as dbmod
 from .blobs import BlobStore, blob_size
 
-__all__ = ["Store", "StoredVariable", "default_root", "now"]
+__all__ = ["Store", "StoredVariable", "default_root", "now", "validate_tag", "validate_name", "label_problem"]
 
 DB_NAME = "store.db"
 
@@ -34,7 +35,9 @@ def now() -> str:
 
 
 def _json(v) -> str:
-    return json.dumps(v, sort_keys=True, default=repr, allow_nan=True)
+    # numpy scalars, datetimes, Paths... become plain JSON values (jsondata); NaN/±inf stay floats here
+    # (our own readers are Python) and are converted at the JSON boundaries (CLI, REST, widgets)
+    return json.dumps(plain(v, keep_nonfinite=True), sort_keys=True, allow_nan=True)
 
 
 @dataclass
@@ -49,13 +52,14 @@ class StoredVariable:
     safe: bool
     summary: dict
     manifest: dict  # {"meta": codec meta, "buffers": [{"n", "c": [blob ids]}]}
+    credential: tuple = ()  # where it holds a credential (`client.api_key`); () when it holds none
 
     def blob_ids(self) -> set[str]:
         return {b for m in self.manifest.get("buffers", []) for b in m["c"]}
 
     def ref(self) -> VariableRef:
         return VariableRef(self.name, self.type_name, self.codec, self.content_hash, self.nbytes,
-                           self.summary, self.safe)
+                           self.summary, self.safe, tuple(self.credential))
 
 
 class Store:
@@ -179,9 +183,11 @@ class Store:
         """Write one version's metadata in a single transaction. `parent` is a per-notebook number."""
         conn = self.db.conn
         tags = [validate_tag(t) for t in tags]
+        name = validate_name(name) if name else ""
         try:
             with self.write():
                 nid = self._notebook_id(notebook, create=True)
+                self._check_labels(nid, name, tags)
                 n = self._q("select coalesce(max(n), 0) + 1 from versions where notebook_id = ?", (nid,))[0][0]
                 parent_id = None
                 if parent is not None:
@@ -199,9 +205,10 @@ class Store:
                 for v in variables:
                     conn.execute(
                         "insert into variables (version_id, name, type_name, codec, content_hash, nbytes, safe,"
-                        " summary, manifest) values (?,?,?,?,?,?,?,?,?)",
+                        " summary, manifest, credential, credential_where) values (?,?,?,?,?,?,?,?,?,?,?)",
                         (vid, v.name, v.type_name, v.codec, v.content_hash, v.nbytes, int(v.safe),
-                         _json(v.summary), json.dumps(v.manifest)),
+                         _json(v.summary), json.dumps(v.manifest), int(bool(v.credential)),
+                         json.dumps(list(v.credential)) if v.credential else ""),
                     )
                     ids = v.blob_ids()
                     conn.executemany("insert or ignore into variable_blobs (version_id, name, blob_id) values (?,?,?)",
@@ -256,7 +263,7 @@ class Store:
                 id=vid, n=r[1], notebook=r[2], created=r[3], message=r[4] or "", name=r[5] or "",
                 parent=r[6], kind=r[7], tags=tuple(tags), params=params_, metrics=metrics,
                 variables=tuple(names), nbytes=r[8] or 0, new_bytes=r[9] or 0, env_id=r[10],
-                execution_count=r[12],
+                execution_count=r[12], origin=r[11] or "local",
             ))
         return out
 
@@ -301,9 +308,19 @@ class Store:
         text = str(ref).strip()
         if not text:
             raise UnknownRef("empty version reference; use vN, N, a tag, a name or latest")
+        qualified = self.split_ref(text, notebook)
+        if qualified is not None:
+            notebook, text = qualified
+        if notebook is None:
+            nbs = self.notebooks()
+            raise UnknownRef(f"which notebook's {text!r}? this store holds {len(nbs)} notebooks "
+                             f"({', '.join(nbs[:5])}); write the ref as NB:{text} or choose one with --notebook")
         nid = self._notebook_id(notebook)
         if nid is None:
-            raise UnknownRef(f"no versions for notebook {notebook!r} in {self.root}; take a snapshot first")
+            others = self.notebooks()
+            hint = (f"; versions of other notebooks are named NB:REF, e.g. {others[0]}:{text} "
+                    f"(notebooks here: {', '.join(others[:5])})" if others else "")
+            raise UnknownRef(f"no versions for notebook {notebook!r} in {self.root}; take a snapshot first{hint}")
         m = re.fullmatch(r"(?:latest|head)(?:~(\d{1,9}))?", text, re.I)
         if m:
             back = int(m.group(1) or 0)
@@ -328,22 +345,115 @@ class Store:
         tags = [r[0] for r in self._q("select tag from tags where notebook_id = ? order by tag", (nid,))]
         have = f"v1..v{last}" if last else "no versions"
         hint = f"; tags: {', '.join(tags[:8])}" if tags else ""
-        raise UnknownRef(f"no version {text!r} in notebook {notebook!r} (it has {have}{hint})")
+        elsewhere = [r[0] for r in self._q(
+            "select distinct nb.path from notebooks nb join versions v on v.notebook_id = nb.id"
+            " left join tags t on t.version_id = v.id where nb.id != ? and (t.tag = ? or v.name = ?)"
+            " order by nb.path", (nid, text, text))]
+        there = f"; {text!r} is in {', '.join(elsewhere[:3])}: use {elsewhere[0]}:{text}" if elsewhere else ""
+        raise UnknownRef(f"no version {text!r} in notebook {notebook!r} (it has {have}{hint}){there}")
+
+    def find_notebook(self, text: str) -> str | None:
+        """The notebook path recorded in this store that `text` names: the path itself, or a unique
+        trailing part of it (`churn.ipynb` for `projects/churn.ipynb`). None when none matches;
+        UnknownRef when several do."""
+        nbs = self.notebooks()
+        if text in nbs:
+            return text
+        tail = text.strip("/")
+        hits = [p for p in nbs if tail and p.endswith("/" + tail)]
+        if len(hits) > 1:
+            raise UnknownRef(f"notebook {text!r} is ambiguous: {', '.join(hits[:5])}; write its whole path")
+        return hits[0] if hits else None
+
+    def split_ref(self, text: str, notebook: str | None = None) -> tuple[str, str] | None:
+        """(notebook, ref) when `text` is NB:REF naming a notebook of this store, else None.
+
+        REF never holds a ':' (tags and names refuse it), so the last ':' separates; a notebook path
+        may hold ':' itself. An older tag or name with a ':' in `notebook` still resolves as itself.
+        Raises UnknownRef when the NB part matches no notebook and the text is no such older label."""
+        if ":" not in text:
+            return None
+        nb_text, inner = text.rsplit(":", 1)
+        found = self.find_notebook(nb_text) if nb_text else None
+        if found is not None:
+            if not inner.strip():
+                raise UnknownRef(f"{text!r} names notebook {found!r} but no version; write {found}:vN, "
+                                 f"{found}:latest or {found}:TAG")
+            return found, inner.strip()
+        nid = self._notebook_id(notebook) if notebook is not None else None
+        if nid is not None and self._q(
+                "select 1 from tags where notebook_id = ? and tag = ? union all"
+                " select 1 from versions where notebook_id = ? and name = ?", (nid, text, nid, text)):
+            return None
+        nbs = self.notebooks()
+        raise UnknownRef(f"no notebook {nb_text!r} in the store at {self.root} (NB:REF names a version of "
+                         f"notebook NB; notebooks here: {', '.join(nbs[:5]) or 'none'})")
+
+    def _check_labels(self, nid: int, name: str, tags: list[str], version_id: int | None = None) -> None:
+        """Refuse a name or tag that would pick a different version than the one it is given to:
+        a name already used in the notebook, a name equal to a tag, a tag equal to another version's
+        name. (Moving a tag to another version stays allowed: that is what tagging again means.)"""
+        if name:
+            for (n,) in self._q("select n from versions where notebook_id = ? and name = ? and id != ?",
+                                (nid, name, version_id or -1)):
+                raise UsageError(f"version name {name!r} is already v{n}'s in this notebook; choose another "
+                                 "(a name picks one version)")
+            for (n,) in self._q("select v.n from tags t join versions v on v.id = t.version_id"
+                                " where t.notebook_id = ? and t.tag = ? and v.id != ?", (nid, name, version_id or -1)):
+                raise UsageError(f"version name {name!r} is already a tag (of v{n}) in this notebook; choose another "
+                                 "name, or remove the tag first")
+        for t in tags:
+            for (n,) in self._q("select n from versions where notebook_id = ? and name = ? and id != ?",
+                                (nid, t, version_id or -1)):
+                raise UsageError(f"tag {t!r} is already the name of v{n} in this notebook; choose another tag "
+                                 "(a tag and a name must not pick different versions)")
+
+    def check_new_labels(self, notebook: str, name: str = "", tags: Iterable[str] = ()) -> None:
+        """Raise UsageError now if a snapshot with this name and tags would be refused at commit
+        (so a large snapshot fails before writing its data)."""
+        tags = [validate_tag(t) for t in tags]
+        name = validate_name(name) if name else ""
+        nid = self._notebook_id(notebook)
+        if nid is not None:
+            self._check_labels(nid, name, tags)
+
+    def importable_labels(self, notebook: str, name: str, tags: Iterable[str]) -> tuple[str, list[str], list[str]]:
+        """The name and tags an imported version can keep in `notebook` here, and notes on those it
+        cannot: invalid ones, a name or tag already used here (local labels are never moved)."""
+        nid = self._notebook_id(notebook)
+        used_tags = {r[0] for r in self._q("select tag from tags where notebook_id = ?", (nid,))} if nid else set()
+        used_names = ({r[0] for r in self._q("select name from versions where notebook_id = ? and name != ''", (nid,))}
+                      if nid else set())
+        notes = []
+        if name and (label_problem(name, "name") or name in used_names or name in used_tags):
+            why = label_problem(name, "name") or "already used here"
+            notes.append(f"name {name!r} not kept ({why})")
+            name = ""
+        kept, dropped = [], []
+        for t in tags:
+            why = label_problem(t, "tag") or ("already used here, not moved" if t in used_tags else None) or (
+                "already a version name here" if t in used_names or t == name else None)
+            (dropped.append(f"{t} ({why})") if why else kept.append(t))
+        if dropped:
+            notes.append(f"tag{'s' if len(dropped) > 1 else ''} not kept: {'; '.join(dropped)}")
+        return name, kept, notes
 
     # -- variables and cells -----------------------------------------------------------------
     def variables(self, version: Version) -> list[VariableRef]:
-        rows = self._q("select name, type_name, codec, content_hash, nbytes, summary, safe from variables"
-                       " where version_id = ? order by name", (version.id,))
-        return [VariableRef(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "{}"), bool(r[6])) for r in rows]
+        rows = self._q("select name, type_name, codec, content_hash, nbytes, summary, safe, credential,"
+                       " credential_where from variables where version_id = ? order by name", (version.id,))
+        return [VariableRef(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "{}"), bool(r[6]),
+                            _where(r[7], r[8], r[0])) for r in rows]
 
     def stored_variable(self, version: Version, name: str) -> StoredVariable:
-        rows = self._q("select name, type_name, codec, content_hash, nbytes, safe, summary, manifest from variables"
-                       " where version_id = ? and name = ?", (version.id, name))
+        rows = self._q("select name, type_name, codec, content_hash, nbytes, safe, summary, manifest, credential,"
+                       " credential_where from variables where version_id = ? and name = ?", (version.id, name))
         if not rows:
             have = ", ".join(version.variables) or "none"
             raise UnknownVariable(f"{version.label} has no variable {name!r} (it has: {have})")
         r = rows[0]
-        return StoredVariable(r[0], r[1], r[2], r[3], r[4], bool(r[5]), json.loads(r[6] or "{}"), json.loads(r[7]))
+        return StoredVariable(r[0], r[1], r[2], r[3], r[4], bool(r[5]), json.loads(r[6] or "{}"), json.loads(r[7]),
+                              _where(r[8], r[9], r[0]))
 
     def cells(self, version: Version) -> list[Cell]:
         rows = self._q("select c.cell_id, c.execution_count, c.source, c.outputs from version_cells vc"
@@ -354,9 +464,11 @@ class Store:
 
     # -- tags --------------------------------------------------------------------------------
     def tag(self, version: Version, tag: str, remove: bool = False) -> None:
-        tag = validate_tag(tag)
+        tag = str(tag).strip() if remove else validate_tag(tag)
         with self.write():
             nid = self._notebook_id(version.notebook)
+            if not remove:
+                self._check_labels(nid, "", [tag], version.id)
             if remove:
                 self.db.conn.execute("delete from tags where notebook_id = ? and tag = ? and version_id = ?",
                                      (nid, tag, version.id))
@@ -431,6 +543,17 @@ class Store:
         return sum(self.blobs.stored_size(b) for b in self.blobs.all_ids())
 
 
+def _where(flag, where: str | None, name: str) -> tuple:
+    """The credential paths of a variable row (schema 3): () when it holds none."""
+    if not flag:
+        return ()
+    try:
+        paths = json.loads(where) if where else []
+    except ValueError:
+        paths = []
+    return tuple(str(p) for p in paths) or (name,)
+
+
 _CELL_HASHES: dict[int, tuple[Cell, str]] = {}
 
 
@@ -447,10 +570,45 @@ def _cell_hash(c: Cell) -> str:
     return h
 
 
-def validate_tag(tag: str) -> str:
-    tag = str(tag).strip()
-    if not tag or len(tag) > 100 or any(c.isspace() for c in tag) or re.fullmatch(r"[vV]?\d+|latest(~\d+)?", tag):
-        from ..errors import UsageError
+# what REF parsing reads before tags and names (Store.resolve): a label spelled like this is unreachable
+_REF_WORDS = re.compile(r"[vV]?\d+|(?:latest|head)(?:~\d*)?", re.I)
 
-        raise UsageError(f"bad tag {tag!r}: use a non-empty word without spaces that is not vN, N or latest")
+
+def label_problem(text: str, what: str = "tag") -> str | None:
+    """Why `text` cannot be a new tag (`what="tag"`) or version name (`"name"`), or None.
+
+    A label must be reachable as a REF exactly: not empty, at most 100 characters, not vN / N /
+    latest / latest~K / head (REF reads those first), no ':' (NB:REF separates a notebook with it),
+    not starting with '-' (it would read as an option); a tag is also one word (no spaces)."""
+    if not text:
+        return "it is empty"
+    if len(text) > 100:
+        return "it is longer than 100 characters"
+    if what == "tag" and any(c.isspace() for c in text):
+        return "it has spaces"
+    if _REF_WORDS.fullmatch(text):
+        return "it reads as a version number or latest"
+    if ":" in text:
+        return "':' separates a notebook from a version in NB:REF"
+    if text.startswith("-"):
+        return "it would read as an option"
+    return None
+
+
+def validate_tag(tag: str) -> str:
+    """`tag` stripped, or UsageError with the reason (see label_problem)."""
+    tag = str(tag).strip()
+    why = label_problem(tag, "tag")
+    if why:
+        raise UsageError(f"bad tag {tag!r}: {why}; use a non-empty word without spaces that is not vN, N or latest")
     return tag
+
+
+def validate_name(name: str) -> str:
+    """A version name stripped, or UsageError with the reason (see label_problem)."""
+    name = str(name).strip()
+    why = label_problem(name, "name")
+    if why:
+        raise UsageError(f"bad version name {name!r}: {why}; names are usable as REF, so they cannot look "
+                         "like vN, N or latest")
+    return name

@@ -28,9 +28,14 @@ function s(tag, attrs, ...children) {
   return node;
 }
 
+// Synced state is RFC 8259 JSON: non-finite numbers arrive as "NaN" / "Infinity" / "-Infinity".
+const NONFINITE_TEXT = { NaN: "NaN", Infinity: "∞", "-Infinity": "-∞" };
+
 function fmt(v) {
   if (v === null || v === undefined) return "";
+  if (typeof v === "string" && Object.prototype.hasOwnProperty.call(NONFINITE_TEXT, v)) return NONFINITE_TEXT[v];
   if (typeof v === "number") {
+    if (!isFinite(v)) return Number.isNaN(v) ? "NaN" : v > 0 ? "∞" : "-∞";
     if (Number.isInteger(v)) return String(v);
     const a = Math.abs(v);
     return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(3) : String(Number(v.toPrecision(5)));
@@ -65,16 +70,55 @@ function varLine(v) {
   return bits.join(" ");
 }
 
+// -- recorded outputs are untrusted content ------------------------------------------------------
+// A version may come from a bundle someone sent, and this page holds the server's token: no recorded
+// output may run script here. HTML (and Markdown, which Python renders to HTML) and SVG go through
+// DOMPurify (assets.py prepends it); SVG is then shown as an <img>, where browsers run no script and
+// load nothing; application/javascript and other mime types are never rendered (Python sends only
+// the types below). No <style>, style="", id or name: an output must not restyle, cover or clobber
+// the page. Links open in a new tab without an opener.
+const HTML_POLICY = {
+  FORBID_TAGS: ["style", "form", "input", "button", "textarea", "select", "option", "link", "meta", "base"],
+  FORBID_ATTR: ["style", "id", "name"],
+  ALLOW_DATA_ATTR: false,
+  RETURN_DOM_FRAGMENT: true,
+};
+const SVG_POLICY = { USE_PROFILES: { svg: true, svgFilters: true }, FORBID_TAGS: ["a"] };
+DOMPurify.addHook("afterSanitizeAttributes", (node) => {
+  if (node.tagName === "A" && node.hasAttribute("href")) {
+    node.setAttribute("target", "_blank");
+    node.setAttribute("rel", "noopener noreferrer");
+  }
+});
+
+function safeHTML(html) {
+  return DOMPurify.sanitize(String(html), HTML_POLICY);
+}
+
+// A sanitized SVG document as an <img> data URL. The HTML parser DOMPurify uses drops the XML
+// prolog and may drop namespace declarations, which an SVG image needs, so they are put back.
+function safeSVGImage(svg) {
+  let clean = DOMPurify.sanitize(String(svg), SVG_POLICY).trim();
+  if (!clean.startsWith("<svg")) return null;
+  const head = clean.slice(0, clean.indexOf(">"));
+  if (!/\sxmlns=/.test(head)) clean = clean.replace("<svg", '<svg xmlns="http://www.w3.org/2000/svg"');
+  if (clean.includes("xlink:") && !/\sxmlns:xlink=/.test(head)) clean = clean.replace("<svg", '<svg xmlns:xlink="http://www.w3.org/1999/xlink"');
+  return h("img", { class: "mv-out mv-img", src: "data:image/svg+xml;charset=utf-8," + encodeURIComponent(clean) });
+}
+
 // One recorded output, as the notebook rendered it: image, HTML, markdown/plain text, stream, error.
 function renderOutput(o) {
   if (o.type === "stream") return h("pre", { class: "mv-out mv-stream" + (o.name === "stderr" ? " mv-stderr" : "") }, o.text);
   if (o.type === "error") return h("pre", { class: "mv-out mv-error" }, o.text);
   const d = o.data || {};
-  for (const mime of ["image/png", "image/jpeg"]) {
-    if (d[mime]) return h("img", { class: "mv-out mv-img", src: `data:${mime};base64,${d[mime].trim()}` });
+  for (const mime of ["image/png", "image/jpeg", "image/gif", "image/webp"]) {
+    if (d[mime]) return h("img", { class: "mv-out mv-img", src: `data:${mime};base64,${String(d[mime]).trim()}` });
   }
-  if (d["image/svg+xml"]) return h("img", { class: "mv-out mv-img", src: "data:image/svg+xml;charset=utf-8," + encodeURIComponent(d["image/svg+xml"]) });
-  if (d["text/html"]) { const div = h("div", { class: "mv-out mv-html" }); div.innerHTML = d["text/html"]; return div; }
+  if (d["image/svg+xml"]) {
+    const img = safeSVGImage(d["image/svg+xml"]);
+    if (img) return img;
+  }
+  if (d["text/html"]) return h("div", { class: "mv-out mv-html" }, safeHTML(d["text/html"]));
   const txt = d["text/markdown"] || d["text/plain"];
   return h("pre", { class: "mv-out" }, txt || "");
 }

@@ -8,6 +8,7 @@ import difflib
 import anywidget
 import traitlets as t
 
+from ..jsondata import plain
 from ..model import Diff
 from . import assets
 
@@ -19,7 +20,7 @@ class DiffWidget(anywidget.AnyWidget):
     _esm = assets.module("diff")
     _css = assets.css()
 
-    diff = t.Dict({}).tag(sync=True)
+    diff = t.Dict({}).tag(sync=True, to_json=lambda v, w: plain(v))  # RFC 8259: see jsondata
     show_all_params = t.Bool(False).tag(sync=True)  # the "show all" toggle of the params table
     message = t.Dict({}).tag(sync=True)
 

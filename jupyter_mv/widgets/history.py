@@ -12,7 +12,8 @@ import traceback
 import anywidget
 import traitlets as t
 
-from .. import api
+from .. import api, credentials, sanitize
+from ..jsondata import plain
 from ..model import Version, human_bytes
 from . import assets
 from .diff import for_view
@@ -25,6 +26,12 @@ MAX_OUTPUT_CHARS = 2_000_000  # per version's details; larger outputs are elided
 _SHOWN_MIMES = ("image/png", "image/jpeg", "image/svg+xml", "text/html", "text/markdown", "text/plain")
 
 
+def plain_json(value, widget=None):
+    """Synced state is RFC 8259 JSON: NaN/±inf metrics travel as "NaN"/"Infinity"/"-Infinity" (see
+    jsondata), which the front end shows as NaN / ∞."""
+    return plain(value)
+
+
 class HistoryWidget(anywidget.AnyWidget):
     """`mv.history_widget()` and what `%mv_log` shows."""
 
@@ -33,7 +40,7 @@ class HistoryWidget(anywidget.AnyWidget):
 
     notebook = t.Unicode("").tag(sync=True)
     all_notebooks = t.Bool(False).tag(sync=True)
-    rows = t.List([]).tag(sync=True)  # the current page, compact
+    rows = t.List([]).tag(sync=True, to_json=plain_json)  # the current page, compact
     total = t.Int(0).tag(sync=True)  # rows matching the filter
     count = t.Int(0).tag(sync=True)  # versions loaded
     page = t.Int(0).tag(sync=True)
@@ -44,12 +51,12 @@ class HistoryWidget(anywidget.AnyWidget):
     key_params = t.List([]).tag(sync=True)
     metric_names = t.List([]).tag(sync=True)
     selected = t.List([]).tag(sync=True)  # version ids, in the order picked
-    details = t.Dict({}).tag(sync=True)
-    chart = t.Dict({}).tag(sync=True)
-    diff = t.Dict({}).tag(sync=True)
-    replay = t.Dict({}).tag(sync=True)  # a version's outputs, re-displayed by "Restore outputs"
+    details = t.Dict({}).tag(sync=True, to_json=plain_json)
+    chart = t.Dict({}).tag(sync=True, to_json=plain_json)
+    diff = t.Dict({}).tag(sync=True, to_json=plain_json)
+    replay = t.Dict({}).tag(sync=True, to_json=plain_json)  # a version's outputs, re-displayed by "Restore outputs"
     request = t.Dict({}).tag(sync=True)
-    message = t.Dict({}).tag(sync=True)
+    message = t.Dict({}).tag(sync=True, to_json=plain_json)
     can_export = t.Bool(False).tag(sync=True)
 
     def __init__(self, n: int | None = None, all: bool = False, store=None, versions: list | None = None,
@@ -229,6 +236,7 @@ class HistoryWidget(anywidget.AnyWidget):
         self._guard(handler, req)
 
     def _on_snapshot(self, version: Version) -> None:
+        version = credentials.mask_version(version)  # shown: credentials masked
         if not self.all_notebooks and version.notebook != self.notebook:
             return
         if version.id in self._by_id:
@@ -352,8 +360,16 @@ class HistoryWidget(anywidget.AnyWidget):
             raise RuntimeError("export is not available in this version of jupyter_mv")
         v = self._one()
         path = (req.get("path") or "").strip() or f"{v.label}.mvz"
-        result = export(v, path, notebook=v.notebook, store=self._store)
-        self._say("ok", f"exported {v.label} to {result or path}")
+        import warnings
+
+        from ..errors import CredentialsWithheld
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CredentialsWithheld)
+            result = export(v, path, notebook=v.notebook, store=self._store)
+        notes = [str(w.message) for w in caught if issubclass(w.category, CredentialsWithheld)]
+        self._say("warning" if notes else "ok", f"exported {v.label} to {result or path}"
+                  + "".join(f"; {n}" for n in notes))
 
     # -- Python conveniences (what the buttons do) ---------------------------------------------
     def act(self, action: str, **kw) -> dict:
@@ -386,7 +402,10 @@ def _output(o: dict, budget: list) -> dict:
                 shown["text/plain"] = f"[{mime} output of {len(value)} characters not shown]"
                 break
             budget[0] -= len(value)
-            shown[mime] = value
+            if mime == "text/markdown":  # shown rendered; the widget sanitizes it (DOMPurify) as any HTML
+                shown["text/html"] = sanitize.markdown_html(value)
+            else:
+                shown[mime] = value
             if mime != "text/plain":
                 break  # the richest one plus nothing else, as the notebook shows it
     if "text/plain" in data and "text/plain" not in shown and not shown:

@@ -16,6 +16,14 @@ export interface IVersion {
   parent: string | null;
   kind?: string;
   notebook?: string;
+  /** 'local': made in this store; anything else ('imported', pulled…) is untrusted. */
+  origin?: string;
+}
+
+/** A version made in this store (its recorded outputs are the user's own). A server too old to
+ * say is treated as not: recorded outputs are then untrusted. */
+export function madeHere(v: { origin?: string }): boolean {
+  return v.origin === 'local';
 }
 
 export interface IOutput {
@@ -106,16 +114,41 @@ async function request<T>(endpoint: string, init: RequestInit = {}, query: Recor
   return data as T;
 }
 
-export function listVersions(notebook: string): Promise<{ versions: IVersion[]; key: string }> {
-  return request('versions', {}, { notebook });
+/** The server writes non-finite numbers as the strings "NaN", "Infinity", "-Infinity" (JSON has no
+ * literal for them; jupyter_mv/jsondata.py); metrics are numbers, so they are read back as numbers. */
+const NONFINITE: Record<string, number> = { NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity };
+
+export function toNumber(v: unknown): unknown {
+  return typeof v === 'string' && v in NONFINITE ? NONFINITE[v] : v;
 }
 
-export function versionDetails(notebook: string, id: string): Promise<IVersionDetails> {
-  return request(`versions/${encodeURIComponent(id)}`, {}, { notebook });
+function numbers<T>(m: Record<string, T> | undefined): Record<string, T> {
+  const out: Record<string, any> = {};
+  for (const [k, v] of Object.entries(m || {})) {
+    out[k] = v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).map(([a, b]) => [a, toNumber(b)]))  // {old, new, delta}
+      : toNumber(v);
+  }
+  return out;
 }
 
-export function diff(notebook: string, a: string, b: string): Promise<IDiff> {
-  return request('diff', {}, { notebook, a, b });
+function withNumbers<V extends { metrics: Record<string, any> }>(v: V): V {
+  return { ...v, metrics: numbers(v.metrics) };
+}
+
+export async function listVersions(notebook: string): Promise<{ versions: IVersion[]; key: string }> {
+  const r = await request<{ versions: IVersion[]; key: string }>('versions', {}, { notebook });
+  return { ...r, versions: (r.versions || []).map(withNumbers) };
+}
+
+export async function versionDetails(notebook: string, id: string): Promise<IVersionDetails> {
+  return withNumbers(await request<IVersionDetails>(`versions/${encodeURIComponent(id)}`, {}, { notebook }));
+}
+
+export async function diff(notebook: string, a: string, b: string): Promise<IDiff> {
+  const d = await request<IDiff>('diff', {}, { notebook, a, b });
+  const m = d.metrics;
+  return m ? { ...d, metrics: { added: numbers(m.added), removed: numbers(m.removed), changed: numbers(m.changed), same: numbers(m.same) } } : d;
 }
 
 export function tag(notebook: string, version: string, tagName: string, remove = false): Promise<{ version: IVersion }> {

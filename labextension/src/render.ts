@@ -1,5 +1,16 @@
-// Small DOM helpers shared by the panel and the diff tab. Text only; images as data URLs.
+// Small DOM helpers shared by the panel and the diff tab. Recorded outputs are rendered through
+// JupyterLab's rendermime registry as untrusted models (see renderOutput).
+import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { IOutput } from './api';
+
+let registry: IRenderMimeRegistry | null = null;
+
+/** The app's rendermime registry, given once by the plugin when it activates. Without it (never in
+ * JupyterLab) outputs are shown as text and images only. */
+export function setRenderMime(r: IRenderMimeRegistry | null): void {
+  registry = r;
+}
 
 export function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -43,9 +54,18 @@ export function shortDate(iso: string): string {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
+/** Non-finite numbers arrive as "NaN" / "Infinity" / "-Infinity" (the server writes RFC 8259 JSON). */
+const NONFINITE_TEXT: Record<string, string> = { NaN: 'NaN', Infinity: '∞', '-Infinity': '-∞' };
+
 export function formatValue(v: unknown): string {
   if (typeof v === 'number') {
+    if (!isFinite(v)) {
+      return Number.isNaN(v) ? 'NaN' : v > 0 ? '∞' : '-∞';
+    }
     return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(6)));
+  }
+  if (typeof v === 'string' && v in NONFINITE_TEXT) {
+    return NONFINITE_TEXT[v];
   }
   if (typeof v === 'string') {
     return v;
@@ -72,7 +92,15 @@ function stripAnsi(s: string): string {
   return s.replace(/\x1b\[[0-9;]*m/g, '');
 }
 
-/** One nbformat output as a DOM node (text, or an image). */
+/**
+ * One nbformat output as a DOM node.
+ *
+ * Recorded outputs are untrusted content (a version may come from a bundle someone sent), so the
+ * sidebar and the diff tab always render them as *untrusted* models: the registry picks only a safe
+ * renderer ('ensure': never application/javascript), and JupyterLab's sanitizer cleans HTML and
+ * Markdown, as for an untrusted notebook. SVG, which JupyterLab refuses to show untrusted, is shown
+ * as an <img> data URL, as JupyterLab itself shows a trusted SVG: an image runs no script.
+ */
 export function renderOutput(o: IOutput): HTMLElement {
   const t = o.output_type;
   if (t === 'stream') {
@@ -83,6 +111,27 @@ export function renderOutput(o: IOutput): HTMLElement {
     return el('pre', { class: 'jp-mv-output jp-mv-error' }, tb || `${o.ename}: ${o.evalue}`);
   }
   const data = (o.data ?? {}) as Record<string, unknown>;
+  if (registry) {
+    const bundle: Record<string, unknown> = {};
+    for (const [mime, value] of Object.entries(data)) {
+      bundle[mime] = mime.endsWith('json') ? value : text(value);
+    }
+    const mime = registry.preferredMimeType(bundle as ReadonlyPartialJSONObject, 'ensure');
+    if (mime && !(mime === 'text/plain' && data['image/svg+xml'])) {
+      const host = el('div', { class: 'jp-mv-output jp-mv-rendered', 'data-mime-type': mime });
+      const renderer = registry.createRenderer(mime);
+      host.append(renderer.node);
+      const model = new MimeModel({
+        data: bundle as ReadonlyPartialJSONObject,
+        metadata: (o.metadata ?? {}) as ReadonlyPartialJSONObject,
+        trusted: false
+      });
+      renderer.renderModel(model).catch(e => {
+        host.replaceChildren(el('pre', { class: 'jp-mv-output jp-mv-muted' }, `[${mime}: ${(e as Error).message}]`));
+      });
+      return host;
+    }
+  }
   for (const mime of ['image/png', 'image/jpeg']) {
     if (data[mime]) {
       return el('img', { class: 'jp-mv-output', src: `data:${mime};base64,${text(data[mime]).trim()}` });
@@ -122,7 +171,8 @@ export function table(headers: string[], rows: (string | Node)[][], cls = 'jp-mv
   for (const r of rows) {
     const tr = el('tr');
     for (const c of r) {
-      tr.append(el('td', {}, c));
+      // cells elide in narrow views: the full text stays reachable as a tooltip
+      tr.append(el('td', { title: typeof c === 'string' ? c : (c.textContent ?? '') }, c));
     }
     body.append(tr);
   }
