@@ -2,6 +2,7 @@
 
     %load_ext jupyter_mv            # magics: %mv_snapshot, %mv_log, %mv_diff, %mv_restore, ...
     import jupyter_mv as mv         # API: mv.snapshot, mv.history, mv.diff, mv.restore, mv.load
+                                    # (inside IPython the import registers the magics too)
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import sys
 from . import api as _api
 from .api import auto, diff, history, load, open_store, outputs, restore, show, snapshot, tag, versions
 from .api import export, import_bundle, to_mlflow
-from .errors import MVError
+from .errors import DecodeError, MVError, PartialRestore
 from .model import Diff, Version
 
 __all__ = [
     "snapshot", "history", "load", "restore", "diff", "open_store", "tag", "show", "versions", "outputs", "auto",
     "export", "import_bundle", "to_mlflow",
-    "history_widget", "Diff", "Version", "MVError", "__version__",
+    "history_widget", "Diff", "Version", "MVError", "PartialRestore", "DecodeError", "__version__",
 ]
 
 
@@ -72,6 +73,29 @@ def unload_ipython_extension(ipython) -> None:
     from .magics import unload
 
     unload(ipython)
+
+
+def _register_in_running_shell() -> None:
+    """`import jupyter_mv as mv` inside IPython (a kernel or the terminal) registers the %mv_*
+    magics and the cell hooks, exactly as `%load_ext jupyter_mv` does, so the README's two ways in
+    are the same. Outside IPython (the CLI, the server, a worker process) nothing happens. The
+    extension is not marked loaded, so a later `%load_ext jupyter_mv` stays silent."""
+    if "IPython" not in sys.modules:  # no shell can be running without IPython imported
+        return
+    try:
+        from .magics import running_shell
+
+        ip = running_shell()
+        if ip is not None:
+            _kernel_session()
+    except Exception as e:  # an import must not fail because of the shell; the magics say how to load
+        import warnings
+
+        warnings.warn(f"jupyter_mv: could not register the %mv_* magics ({type(e).__name__}: {e}); "
+                      "run %load_ext jupyter_mv", stacklevel=2)
+
+
+_register_in_running_shell()
 
 
 def _jupyter_server_extension_points():

@@ -6,16 +6,17 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import re
 import subprocess
 import sys
-import threading
 import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import codecs
-from .errors import NotStorable
+from . import codecs, credentials
+from .codecs import handles
+from .errors import LiveHandle, NotStorable
 from .model import Cell, Skipped
 
 UNNAMED = "unnamed notebook"
@@ -60,56 +61,134 @@ class Encoding:
 
     items: list = field(default_factory=list)  # (name, codecs.Encoded)
     skipped: list = field(default_factory=list)  # Skipped
-
-
-def _live_resource(obj) -> str | None:
-    """Objects that are handles on the outside world rather than data: storing them would be a lie
-    (cloudpickle would even pickle an open file's contents)."""
-    import io
-    import socket
-
-    if isinstance(obj, io.IOBase):
-        return "an open file or stream: store its path or contents instead"
-    if isinstance(obj, socket.socket):
-        return "an open socket"
-    if isinstance(obj, (types.GeneratorType, types.AsyncGeneratorType, types.CoroutineType)):
-        return "a generator or coroutine: its position cannot be saved"
-    if isinstance(obj, type(threading.Lock())) or isinstance(obj, threading.Thread):
-        return "a lock or thread"
-    return None
+    notes: list = field(default_factory=list)  # Skipped-shaped (name, text): stored, but changed in a known way
 
 
 def encode_all(pairs: list[tuple[str, object]]) -> Encoding:
+    """Encode each variable. One that holds a live handle at any depth (an open file, a socket, a
+    lock... see codecs.handles) is skipped with the path to it (`loader.fh: an open file ...`)."""
     out = Encoding()
     for name, obj in pairs:
-        why = _live_resource(obj)
-        if why:
-            out.skipped.append(Skipped(name, f"{codecs.type_name(obj)} is {why}"))
-            continue
+        live = handles.kind(obj)  # top level: no need to start pickling
         try:
-            out.items.append((name, codecs.encode(obj)))
+            if live is not None:
+                raise LiveHandle(f"{live[0]}: {live[1]}")
+            e = codecs.encode(obj)
+        except LiveHandle as h:
+            out.skipped.append(Skipped(name, f"{name}{h.path}: {h.what}"))
+            continue
         except NotStorable as e:
             out.skipped.append(Skipped(name, f"{codecs.type_name(obj)}: {e}"))
+            continue
+        out.items.append((name, e))
+        out.notes.extend(Skipped(name, f"{name}{path}: {text}") for path, text in e.notes)
+    # names whose objects meet are stored (and restored) together, so sharing survives (codecs.groups)
+    seen = {n: len(e.notes) for n, e in out.items}
+    out.items = codecs.groups.link(out.items, dict(pairs))
+    for n, e in out.items:
+        out.notes.extend(Skipped(n, f"{n}{path}: {text}") for path, text in e.notes[seen[n]:])
     return out
 
 
-def auto_params(namespace: dict, encoding: Encoding) -> dict:
-    """Hyperparameters of stored models and optimizers, plus scalar user variables.
+def trial_load(enc: "codecs.Encoded") -> str | None:
+    """None when a fresh encoding loads back, else why not (see codecs.trial)."""
+    from .codecs import trial
+
+    return trial.check(enc) if trial.needs_trial(enc) else None
+
+
+# Module-level constants named in upper case (`LR = 0.01`, `N_EPOCHS = 5`) are the notebook's
+# configuration by Python convention (PEP 8): they become params; loop counters, messages and
+# results in lower-case names do not.
+_CONSTANT = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+def is_param_constant(name: str, obj) -> bool:
+    """Is this namespace entry a param by the upper-case constant convention (scalar, short,
+    finite, not a credential)?"""
+    if not _CONSTANT.fullmatch(name) or type(obj) not in (bool, int, float, str):
+        return False
+    if type(obj) is str and len(obj) > MAX_PARAM_STR:
+        return False
+    if type(obj) is float and obj != obj:
+        return False
+    return not credentials.is_credential(name, obj)
+
+
+def auto_params(namespace: dict, encoding: Encoding, hidden: set | None = None, metrics: dict | None = None) -> dict:
+    """The params a snapshot records by itself: hyperparameters of stored models and optimizers
+    (scikit-learn `get_params`, torch optimizer param-group settings) and upper-case module-level
+    constants of scalar type. Never a credential, never a key that is also a metric.
 
     A lone model's params are bare keys (`C`); with several, they are `clf.C`, `opt.lr`."""
+    hidden = hidden or set()
     params: dict = {}
-    for n, o in namespace.items():
-        if is_candidate(n, o) and type(o) in (bool, int, float, str):
-            if type(o) is str and len(o) > MAX_PARAM_STR:
-                continue
-            if type(o) is float and o != o:
-                continue
+    for n, o in list(namespace.items()):
+        if n not in hidden and is_candidate(n, o) and is_param_constant(n, o):
             params[n] = o
     models = [(n, e) for n, e in encoding.items if e.params]
     for n, e in models:
         for k, v in e.params.items():
+            if isinstance(v, str) and credentials.is_credential(k, v):
+                continue
             params[k if len(models) == 1 else f"{n}.{k}"] = v
+    for k in metrics or {}:
+        params.pop(k, None)  # a value recorded as a metric is shown once, as a metric
     return params
+
+
+def credential_params(params: dict) -> list[str]:
+    """Keys of params whose value is or holds a credential."""
+    return [k for k, v in params.items() if isinstance(v, str) and credentials.is_credential(str(k), v)]
+
+
+def find_credentials(pairs: list[tuple[str, object]]) -> dict[str, list]:
+    """{name: [credentials.Finding]} for the variables that hold a credential."""
+    out = {}
+    for name, obj in pairs:
+        found = credentials.scan_object(name, obj)
+        if found:
+            out[name] = found
+    return out
+
+
+def withhold_credentials(pairs: list[tuple[str, object]], named: bool) -> tuple[list, dict, list]:
+    """Split the variables a snapshot considers: (pairs to encode, {name: findings} of those kept
+    although they hold a credential, [Skipped] credential variables left out).
+
+    Named variables are stored (the store is the user's own disk) and marked; an argument-less or
+    automatic snapshot leaves credential variables out and names them, so a key is never stored
+    without the user asking for it."""
+    found = find_credentials(pairs)
+    if named or not found:
+        return pairs, found, []
+    skipped = [Skipped(n, f"holds a credential ({', '.join(f.describe() for f in fs[:3])}); argument-less "
+                          f"snapshots leave credentials out: name it (%mv_snapshot {n}) to store it, marked")
+               for n, fs in found.items()]
+    return [(n, o) for n, o in pairs if n not in found], {}, skipped
+
+
+def mask_summary(summary: dict, findings) -> dict:
+    """A summary (reprs, params) with the credential values found in the variable masked."""
+    values = [f.value for f in findings]
+    if not values:
+        return summary
+
+    def walk(x):
+        if isinstance(x, str):
+            return credentials.mask_text(x, values)
+        if isinstance(x, dict):
+            return {k: walk(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [walk(v) for v in x]
+        return x
+
+    out = walk(summary)
+    # a repr cut at 80 characters can hold a key's first part only: never show it
+    if "repr" in out and any(v[:12] in summary.get("repr", "") for v in values if len(v) >= 12):
+        out["repr"] = "(holds a credential)"
+    out["credential"] = [f.where for f in findings]
+    return out
 
 
 # -- cells -------------------------------------------------------------------------------------

@@ -46,3 +46,42 @@ class Untrusted(MVError):
 
 class BundleError(MVError):
     """A bundle (.mvz) cannot be written, or is refused on import: damaged, hostile or unknown."""
+
+
+class LiveHandle(NotStorable):
+    """The object holds a handle on the outside world (an open file, socket, database connection, lock,
+    thread, queue, subprocess or generator): storing it would be a lie, so the variable is skipped.
+
+    `path` is where the handle sits inside the object, in Python syntax relative to it (`.fh`,
+    `['cfg'].conn`, "" for the object itself); `what` says what it is (`an open file 'data.txt'`)."""
+
+    def __init__(self, what: str, path: str = ""):
+        self.what = what
+        self.path = path
+        super().__init__(f"{path or 'it'}: {what}")
+
+
+class DecodeError(MVError):
+    """A stored variable cannot be turned back into an object here: the module or class that defines
+    it is missing or was renamed, or its stored state no longer loads."""
+
+
+class PartialRestore(MVError):
+    """Some variables of a restore came back, others could not be decoded.
+
+    `restored`: the names set in the namespace (with the prefix); `failed`: {name: reason} for the
+    others, one readable reason each."""
+
+    def __init__(self, version: str, restored: list[str], failed: dict[str, str]):
+        self.version = version
+        self.restored = list(restored)
+        self.failed = dict(failed)
+        listed = "; ".join(f"{n!r}: {r}" for n, r in self.failed.items())
+        back = ", ".join(self.restored) if self.restored else "nothing"
+        super().__init__(f"{version}: could not restore {len(self.failed)} variable"
+                         f"{'s' if len(self.failed) != 1 else ''} ({listed}); restored {back}")
+
+
+class CredentialsWithheld(UserWarning):
+    """An export or MLflow push left out variables or params holding credentials and masked them in
+    texts (message, cell sources, outputs); the message names each. Adapters print it as one line."""

@@ -4,11 +4,13 @@ their outputs. The only module that imports IPython. Errors become one-line Usag
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import shlex
 import sys
 import threading
+import warnings
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
@@ -50,6 +52,20 @@ class _Parser(argparse.ArgumentParser):
 
     def print_help(self, file=None):
         print(self.format_help(), file=file or sys.stdout)
+
+
+def restore_line(names: list, asked: list, prefix: str, ref: str, defined: list = ()) -> str:
+    """`restored opt (with model, sched) from v3`: the names asked for, then the variables restored
+    with them because they share objects (codecs.groups), then names defined for restored code."""
+    main = [n for n in names if n[len(prefix):] in (asked or [])] if asked else list(names)
+    extra = [n for n in names if n not in main]
+    text = f"restored {', '.join(main) if main else 'nothing'}"
+    if extra:
+        text += f" (with {', '.join(extra)})"
+    text += f" from {ref}"
+    if defined:
+        text += f"; defined {', '.join(defined)} (used by the restored code, missing here)"
+    return text
 
 
 def _parser(prog: str, description: str) -> _Parser:
@@ -246,6 +262,9 @@ P_EXPORT = _parser("%mv_export", "Write version REF as one bundle file (.mvz): t
 P_EXPORT.add_argument("ref", metavar="REF", help=REF_HELP)
 P_EXPORT.add_argument("path", metavar="PATH", help="the bundle file to write (e.g. baseline.mvz)")
 P_EXPORT.add_argument("--notebook", metavar="NB", help=NB_HELP)
+P_EXPORT.add_argument("--include-secrets", action="store_true",
+                      help="ship variables and params holding credentials (API keys, tokens, passwords) and leave "
+                      "them unmasked in cell sources and outputs; by default they are withheld and named")
 
 P_IMPORT = _parser("%mv_import", "Add the version in a bundle (.mvz) to this store, under the notebook it was "
                    "taken in. Everything is checked first; nothing is unpickled. Restoring its pickle-based "
@@ -349,7 +368,7 @@ class MVMagics(Magics):
             names = api.restore(v, args.vars or None, prefix=args.prefix, trust=args.trust)
         except PartialRestore as e:  # the others are back: say so, then one line per failure
             names, failed = e.restored, e.failed
-        print(f"restored {', '.join(names) if names else 'nothing'} from {_ref_text(v)}")
+        print(restore_line(names, args.vars, args.prefix, _ref_text(v), api.session().restore_defined))
         for n, why in failed.items():
             print(f"jupyter_mv warning: could not restore {n!r}: {why}", file=sys.stderr)
 
@@ -385,7 +404,8 @@ class MVMagics(Magics):
     @_magic(P_EXPORT)
     def mv_export(self, args):
         v = api.resolve(args.ref, api.find_notebook(args.notebook) if args.notebook else None)
-        path = api.export(v, args.path)
+        with _credential_warnings():
+            path = api.export(v, args.path, include_secrets=args.include_secrets)
         print(f"exported {v.label} of {v.notebook} to {path} ({human_bytes(os.path.getsize(path))})")
 
     @line_magic
@@ -446,6 +466,21 @@ def _check_unquoted_words(words: list[tuple[str, bool]], stray_word) -> None:
             flag = w.split("=", 1)[0]
             raise UsageError(f"%mv_snapshot: {missing[0]!r} is not a variable; to give a {_MULTIWORD[opt]} of several "
                              f"words, quote it: {flag} {_quote(' '.join([value, *stray]))}")
+
+
+@contextlib.contextmanager
+def _credential_warnings():
+    """Print CredentialsWithheld warnings as one plain line on stderr (not IPython's file:line form)."""
+    from .errors import CredentialsWithheld
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CredentialsWithheld)
+        yield
+    for w in caught:
+        if issubclass(w.category, CredentialsWithheld):
+            print(f"jupyter_mv warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _redisplay(cells, trusted: bool = True, label: str = "") -> None:

@@ -16,6 +16,7 @@ class VariableRef:
     nbytes: int
     summary: dict = field(default_factory=dict)
     safe: bool = True  # False when restoring it would unpickle
+    credential: tuple = ()  # where it holds a credential (`client.api_key`); () when it holds none
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,17 @@ class Version:
     new_bytes: int = 0  # bytes this version added to the store
     env_id: int | None = None
     execution_count: int | None = None  # for automatic versions: the cell execution that made it
+    origin: str = "local"  # local: made in this store; anything else (imported, pulled) is untrusted
 
     @property
     def label(self) -> str:
         return f"v{self.n}"
+
+    @property
+    def is_local(self) -> bool:
+        """Made in this store. Versions from elsewhere (a bundle, a remote) are untrusted: never
+        unpickled without the user's say-so, their recorded outputs shown sanitized."""
+        return self.origin == "local"
 
     def to_dict(self) -> dict:
         return {
@@ -77,6 +85,7 @@ class Version:
             "kind": self.kind,
             "notebook": self.notebook,
             "execution_count": self.execution_count,
+            "origin": self.origin,
         }
 
 
@@ -90,10 +99,12 @@ class Skipped:
 
 @dataclass(frozen=True)
 class SnapshotResult:
-    """What a snapshot did: the version it made and what it skipped."""
+    """What a snapshot did: the version it made, what it skipped, and notes on what it stored in a
+    changed form (Skipped-shaped: name, text; e.g. a numpy memmap stored as its data)."""
 
     version: Version
     skipped: tuple = ()
+    notes: tuple = ()
 
     def summary_line(self) -> str:
         v = self.version
@@ -104,7 +115,14 @@ class SnapshotResult:
         if v.message:
             words.append(v.message)
         words.append(f"{n} variable{'s' if n != 1 else ''}")
-        words.append(f"{human_bytes(v.nbytes)} ({human_bytes(v.new_bytes)} new)")
+        # nbytes: the variables' size; new_bytes: what this version added to disk (compressed), so the
+        # rest is data an earlier version already stored, not data that was lost
+        size = f"{human_bytes(v.nbytes)} stored"
+        if v.new_bytes or v.n > 1:  # (a first version of small values keeps them in the database)
+            size += f", {human_bytes(v.new_bytes)} new"
+        if v.new_bytes < v.nbytes and v.n > 1:
+            size += " (unchanged data is shared with earlier versions)"
+        words.append(size)
         if v.tags:
             words.append("tags: " + ", ".join(v.tags))
         if self.skipped:

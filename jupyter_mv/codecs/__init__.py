@@ -98,7 +98,7 @@ def decode(codec: str, meta: dict, buffers: list, ctx: DecodeContext | None = No
     for mod in _codecs():
         if codec in mod.NAMES:
             try:
-                return mod.decode(codec, meta, buffers, ctx)
+                return _decode_one(mod, codec, meta, buffers, ctx)
             except MVError:
                 raise
             except RecursionError:
@@ -107,6 +107,14 @@ def decode(codec: str, meta: dict, buffers: list, ctx: DecodeContext | None = No
                 msg = str(e).splitlines()[0] if str(e) else ""
                 raise DecodeError(f"{codec} data does not load: {type(e).__name__}: {msg}".rstrip(": ")) from None
     raise NotStorable(f"unknown codec {codec!r}: this store was written by a newer jupyter_mv")
+
+
+def _decode_one(mod, codec: str, meta: dict, buffers: list, ctx: DecodeContext):
+    if groups.is_member(codec, meta):  # one name of a group pickled together (groups.py)
+        return groups.decode_payload(codec, meta, buffers, ctx)[meta["key"]]
+    if codec == "numpy" and groups.base_of(meta) is not None:  # an alias of, or a view into, another array
+        return groups.decode_link(meta, ctx)
+    return mod.decode(codec, meta, buffers, ctx)
 
 
 def untrusted_types(codec: str, meta: dict, buffers: list, type_name: str) -> list[str]:
@@ -122,6 +130,6 @@ def untrusted_types(codec: str, meta: dict, buffers: list, type_name: str) -> li
 
 # The codec modules import their frameworks lazily, so importing them here is cheap, and a restore in
 # a fresh kernel does not pay for it.
-from . import arrays, estimators, frames, pickled, plain, tensors  # noqa: E402
+from . import arrays, estimators, frames, groups, notebook, pickled, plain, tensors  # noqa: E402
 
 _ORDER = [plain, arrays, frames, tensors, estimators, pickled]

@@ -16,7 +16,8 @@ def match(obj) -> bool:
         return False
     import numpy as np
 
-    return type(obj) is np.ndarray and not obj.dtype.hasobject
+    # a memmap is stored as its data (and noted): it restores as an ordinary array
+    return (type(obj) is np.ndarray or type(obj) is np.memmap) and not obj.dtype.hasobject
 
 
 def raw_view(arr):
@@ -85,8 +86,13 @@ def encode(arr) -> Encoded:
         raise NotStorable(f"dtype {arr.dtype} has no npy description ({e})") from None
     buf, order = raw_view(arr)
     summary = {"shape": list(arr.shape), "dtype": str(arr.dtype)}
+    notes = []
+    if type(arr) is np.memmap:
+        from .handles import memmap_note
+
+        notes.append(("", memmap_note(arr)))
     return Encoded("numpy", {"descr": descr, "shape": list(arr.shape), "order": order}, [buf],
-                   type_name(arr), summary, summarize=lambda: stats(arr))
+                   type_name(arr), summary, summarize=lambda: stats(arr), notes=notes)
 
 
 def decode(codec, meta, buffers, ctx):

@@ -6,11 +6,14 @@ Restoring this codec unpickles, so it is never done for an imported bundle witho
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import pickle
+import re
+import sys
 
-from ..errors import NotStorable
-from . import Encoded, loaded, type_name
+from ..errors import DecodeError, LiveHandle, NotStorable
+from . import Encoded, handles, loaded, notebook, type_name
 
 NAMES = ("pickle", "sklearn", "torch.module", "torch.optimizer")
 
@@ -27,14 +30,29 @@ def _tensor_types():
     return torch.Tensor
 
 
-def dumps(obj):
-    """(pickle stream, out-of-band buffers, tensor table, tensors)."""
+def dumps(obj, notes: list | None = None, reach: dict | None = None):
+    """(pickle stream and out-of-band buffers, number of out-of-band buffers, tensors).
+
+    Raises LiveHandle when `obj` holds a live handle at any depth (the path to it included), and
+    NotStorable for anything else that cannot be pickled. A numpy memmap is pickled as an ordinary
+    array of its data; a line saying so is appended to `notes`. With `reach`, fills it with
+    {id: object} of the objects the pickle reached that can hold shared state (see groups.shareable),
+    tensors included: what capture uses to find variables that share objects.
+
+    Notebook functions and classes are written by codecs.notebook (bound to the notebook's globals,
+    resolved by name), and sets of strings in sorted order, so equal state gives equal bytes."""
     import cloudpickle
 
     oob: list = []
     tensors: list = []  # (uid, tensor)
     index: dict[int, int] = {}
     tensor_type = _tensor_types()
+    np = sys.modules.get("numpy")
+    memmap = np.memmap if np is not None else None
+    last = [None]  # the object being reduced when pickling failed: the likely culprit
+
+    sets = notebook.SetTable()
+    definitions: set = set()  # ids of what notebook class definitions hold: not shared state
 
     class Pickler(cloudpickle.Pickler):
         def persistent_id(self, o):
@@ -44,16 +62,49 @@ def dumps(obj):
                     index[k] = len(tensors)
                     tensors.append(o)
                 return ("t", index[k])
-            return None
+            return sets.pid(o)
+
+        def reducer_override(self, o):
+            # called for every object that is not a plain int/str/list/dict..., before cloudpickle's
+            # own reducers (which would store an open file as a StringIO of its contents): the handle
+            # check costs one dict lookup per object and no traversal of its own
+            live = handles.kind(o)
+            if live is not None:
+                raise _Handle(o, live)
+            if memmap is not None and isinstance(o, memmap):
+                if notes is not None:
+                    notes.append((o, handles.memmap_note(o)))
+                return np.asarray(o).__reduce_ex__(5)
+            last[0] = o
+            own = notebook.reduce(o, definitions)
+            if own is not None:
+                return own
+            return super().reducer_override(o)
 
     f = io.BytesIO()
     try:
-        Pickler(f, protocol=5, buffer_callback=oob.append).dump(obj)
+        pickler = Pickler(f, protocol=5, buffer_callback=oob.append)
+        pickler.dump(obj)
+        if reach is not None:
+            from .groups import shareable
+
+            reach.update((k, o) for k, (_, o) in pickler.memo.copy().items()
+                         if k not in definitions and shareable(o))
+            reach.update((id(t), t) for t in tensors)
+            reach.update((id(s), s) for s in sets.keep)
+    except _Handle as h:
+        what, hint = h.kind
+        path = handles.path_to(obj, h.obj)
+        raise LiveHandle(f"{what}: {hint}", " (somewhere inside)" if path is None else path) from None
     except RecursionError:
         raise NotStorable("too deeply nested to pickle") from None
     except Exception as e:  # pickling raises many types (TypeError, PicklingError, AttributeError...)
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise NotStorable(f"cannot be pickled: {msg}") from None
+        path = handles.path_to(obj, last[0]) if last[0] is not None else None
+        where = f" (at {path})" if path else ""
+        raise NotStorable(f"cannot be pickled: {msg}{where}") from None
+    finally:
+        last[0] = None
     buffers = [f.getbuffer()]
     for pb in oob:
         raw = pb.raw()  # contiguous view, no copy
@@ -61,10 +112,23 @@ def dumps(obj):
     return buffers, len(oob), tensors
 
 
+class _Handle(Exception):
+    """Raised inside the pickler when it meets a live handle; turned into LiveHandle with its path."""
+
+    def __init__(self, obj, kind):
+        self.obj, self.kind = obj, kind
+
+
 def encode_with(obj, codec: str, summary: dict | None = None, params: dict | None = None) -> Encoded:
     from . import tensors as tensor_codec
 
-    buffers, n_oob, tensor_objs = dumps(obj)
+    found: list = []
+    reach: dict = {}
+    buffers, n_oob, tensor_objs = dumps(obj, found, reach)
+    notes = []
+    for m, note in found:
+        path = handles.path_to(obj, m)
+        notes.append((path or "", note))
     table = []
     for t in tensor_objs:
         meta, buf = tensor_codec.describe(t)
@@ -72,7 +136,7 @@ def encode_with(obj, codec: str, summary: dict | None = None, params: dict | Non
         table.append(meta)
         buffers.append(buf)
     meta = {"oob": n_oob, "tensors": table}
-    return Encoded(codec, meta, buffers, type_name(obj), summary or {}, params or {})
+    return Encoded(codec, meta, buffers, type_name(obj), summary or {}, params or {}, notes=notes, reach=reach)
 
 
 def encode(obj) -> Encoded:
@@ -104,16 +168,82 @@ def decode(codec, meta, buffers, ctx):
             ctx.tensors[uid] = t
         return t
 
+    trial = getattr(ctx, "trial", False)
+    sets: dict = {}
+
     class Unpickler(pickle.Unpickler):
         def persistent_load(self, pid):
             if isinstance(pid, tuple) and len(pid) == 2 and pid[0] == "t":
                 return tensor(pid[1])
+            s = notebook.load_set(pid, sets)
+            if s is not None:
+                return s
             raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
 
+        def find_class(self, module, name):
+            if trial and module.startswith("cloudpickle") and name in _TRACKED:
+                # a trial load must not touch the live notebook classes: cloudpickle would find the
+                # live class by its tracker id and re-set its attributes (methods included) from
+                # the stream, so a fresh, untracked copy of the class is built instead
+                return _untracked(super().find_class(module, name))
+            try:
+                return super().find_class(module, name)
+            except Exception as e:
+                raise DecodeError(missing_class(module, name, e)) from None
+
     try:
-        return Unpickler(io.BytesIO(stream), buffers=oob).load()
-    except (ImportError, AttributeError) as e:
-        raise NotStorable(f"cannot be loaded here: {e} (is the package that defines it installed?)") from None
+        # notebook functions get the namespace restored into as their globals (codecs.notebook)
+        with notebook.restoring_into(getattr(ctx, "namespace", None)) as defined:
+            obj = Unpickler(io.BytesIO(stream), buffers=oob).load()
+        if hasattr(ctx, "defined"):
+            ctx.defined.extend(n for n in defined if n not in ctx.defined)
+        return obj
+    except DecodeError:
+        raise
+    except RecursionError:
+        raise DecodeError("its stored state is too deeply nested to load") from None
+    except Exception as e:  # a __setstate__/__reduce__ of the stored class that no longer fits its data
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise DecodeError(f"its stored state does not load: {type(e).__name__}: {msg}".rstrip(": ")) from None
+
+
+_TRACKED = {"_make_skeleton_class": 4, "_make_skeleton_enum": 5}  # name -> position of class_tracker_id
+
+
+def _untracked(make):
+    pos = _TRACKED[make.__name__]
+
+    def build(*args):
+        args = list(args)
+        if len(args) > pos:
+            args[pos] = None
+        return make(*args)
+
+    return build
+
+
+def missing_class(module: str, name: str, e: Exception) -> str:
+    """Why `module.name` cannot be found, with the install hint only when a module is in fact missing
+    (importlib.util.find_spec says so), not when it exists but lacks the name or fails to import."""
+    if isinstance(e, ModuleNotFoundError) and e.name:
+        if not _exists(e.name):
+            if e.name == module or module.startswith(e.name + "."):
+                return (f"it needs module {module!r}, which is not installed here or was renamed "
+                        "(is the package that defines it installed?)")
+            return (f"module {module!r} needs module {e.name!r}, which is not installed here "
+                    "(is the package that defines it installed?)")
+    if isinstance(e, AttributeError) and _exists(module):
+        return (f"{name!r} is no longer defined in module {module!r} (renamed or removed since this "
+                "version was taken?)")
+    msg = str(e).splitlines()[0] if str(e) else ""
+    return f"importing {module}.{name} failed: {type(e).__name__}: {msg}".rstrip(": ")
+
+
+def _exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package is missing, or __spec__ is unset
+        return module in sys.modules
 
 
 def repr_short(obj, limit: int = 80) -> str:
@@ -121,5 +251,10 @@ def repr_short(obj, limit: int = 80) -> str:
         r = repr(obj)
     except Exception:
         return ""
-    r = " ".join(r.split())
+    # default reprs carry the object's address (`<X object at 0x7f…>`): it differs per kernel and per
+    # restore, so it would show as a change in every diff
+    r = _ADDRESS.sub(" at 0x…", " ".join(r.split()))
     return r if len(r) <= limit else r[: limit - 1] + "…"
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]{6,}")
