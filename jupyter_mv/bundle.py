@@ -358,8 +358,10 @@ def _check_manifest(path, m) -> None:
     tags = v.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         _refuse(path, "manifest tags are not a list of text")
-    for t in tags:  # a tag this store would not accept (spelled like a REF...) is dropped on import, with a note
-        if not t.strip() or len(t) > 100 or any(c.isspace() for c in t):
+    for t in tags:
+        # what no version of jupyter_mv ever accepted is tampering; tags that only today's stricter
+        # rules refuse (a ':', a leading '-') are dropped on import, with a note (Store.importable_labels)
+        if not t.strip() or len(t) > 100 or any(c.isspace() for c in t) or re.fullmatch(r"[vV]?\d+|latest(~\d+)?", t):
             _refuse(path, f"manifest tag {t[:40]!r} is not a valid tag")
     env = m.get("environment", {})
     if not isinstance(env, dict) or not (_is_str_dict(env.get("packages", {})) and all(

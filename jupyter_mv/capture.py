@@ -201,6 +201,9 @@ class CellLog:
         self._order: list = []  # keys, in execution order
         self._cells: dict = {}  # key -> dict(source, execution_count, cell_id, outputs, size)
         self._by_msg: dict = {}  # parent message id -> key
+        # display_id -> [(cell key, output index)]: where each display lives, in any cell, so an update
+        # (handle.update(), update_display_data) from any later cell rewrites it as the frontend does
+        self._displays: dict = {}
 
     def start(self, source: str, execution_count: int | None, cell_id: str | None = None,
               msg_id: str | None = None) -> str:
@@ -210,16 +213,24 @@ class CellLog:
         self._order.append(key)
         self._cells[key] = {"source": source, "execution_count": execution_count, "cell_id": cell_id,
                             "outputs": [], "size": 0}
+        self._forget_displays(key)
         if msg_id:
             self._by_msg[msg_id] = key
         self.current = key
         return key
 
-    def add(self, output: dict, msg_id: str | None = None) -> None:
+    def add(self, output: dict, msg_id: str | None = None, display_id: str | None = None) -> None:
+        """Append one output (nbformat dict) to the cell that `msg_id` belongs to (else the running one).
+        With `display_id` (a display_data whose `transient` names one) every earlier output of that
+        display, in any cell, takes its data too, as in Jupyter frontends and nbclient."""
         key = self._by_msg.get(msg_id) if msg_id else getattr(self, "current", None)
         cell = self._cells.get(key) if key else None
+        if display_id and output.get("output_type") in ("display_data", "execute_result"):
+            self.update_display(display_id, output.get("data") or {}, output.get("metadata") or {})
         if cell is None:
             return
+        if cell.pop("clear_pending", False):  # clear_output(wait=True): cleared when the next output comes
+            self._clear_cell(key, cell)
         size = sum(len(str(v)) for v in output.values())
         if cell["size"] + size > self.MAX_OUTPUT_BYTES:
             if not cell.get("truncated"):
@@ -233,7 +244,36 @@ class CellLog:
                 and outs[-1].get("name") == output.get("name")):
             outs[-1] = {**outs[-1], "text": outs[-1]["text"] + output["text"]}
         else:
+            if display_id and output.get("output_type") in ("display_data", "execute_result"):
+                self._displays.setdefault(display_id, []).append((key, len(outs)))
             outs.append(output)
+
+    def update_display(self, display_id: str, data: dict, metadata: dict | None = None) -> None:
+        """update_display_data: every output showing `display_id` (in any cell) now shows `data`;
+        nothing is appended. An unknown display_id changes nothing (as in the frontends)."""
+        for key, i in self._displays.get(display_id, []):
+            cell = self._cells.get(key)
+            if cell is None or i >= len(cell["outputs"]):
+                continue
+            old = cell["outputs"][i]
+            new = {**old, "data": data, "metadata": metadata or {}}
+            cell["size"] += sum(len(str(v)) for v in new.values()) - sum(len(str(v)) for v in old.values())
+            cell["outputs"][i] = new  # a new dict: versions already taken keep the old one
+            cell.pop("cell", None)
+
+    def _forget_displays(self, key) -> None:
+        for did in list(self._displays):
+            kept = [(k, i) for k, i in self._displays[did] if k != key]
+            if kept:
+                self._displays[did] = kept
+            else:
+                del self._displays[did]
+
+    def _clear_cell(self, key, cell: dict) -> None:
+        cell["outputs"] = []
+        cell["size"] = 0
+        cell.pop("truncated", None)
+        self._forget_displays(key)
 
     def finish(self, execution_count: int | None) -> None:
         """The cell that just ran got this execution count (IPython versions differ on when it is set)."""
@@ -241,13 +281,18 @@ class CellLog:
         if cell is not None and execution_count is not None:
             cell["execution_count"] = execution_count
 
-    def clear(self, msg_id: str | None = None) -> None:
-        """clear_output: the cell's outputs so far are gone."""
+    def clear(self, msg_id: str | None = None, wait: bool = False) -> None:
+        """clear_output: the cell's outputs so far are gone — at once, or with `wait` when its next
+        output arrives (display updates do not count), as Jupyter frontends and nbclient do it."""
         key = self._by_msg.get(msg_id) if msg_id else getattr(self, "current", None)
         cell = self._cells.get(key) if key else None
-        if cell is not None:
-            cell["outputs"] = []
-            cell["size"] = 0
+        if cell is None:
+            return
+        if wait:
+            cell["clear_pending"] = True
+        else:
+            cell.pop("clear_pending", None)
+            self._clear_cell(key, cell)
 
     def cells(self) -> list[Cell]:
         out = []

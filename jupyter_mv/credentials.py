@@ -316,3 +316,149 @@ def scan_object(name: str, obj, max_nodes: int = MAX_NODES, max_depth: int = MAX
         except Exception:  # an object whose attributes cannot be read holds nothing we can see
             continue
     return list({(f.where, f.value): f for f in out}.values())
+
+
+# -- masking what is shown or shared ------------------------------------------------------------
+MIN_TEXT = 8  # shorter text holds no credential worth the scan
+
+
+def _values_in(text: str, prose: bool = True) -> list[str]:
+    if not isinstance(text, str) or len(text) < MIN_TEXT:
+        return []
+    return [v for _, v in find_in_text(text, prose=prose)]
+
+
+def mask_json(x, prose: bool = True):
+    """A JSON-like value (dicts, lists, strings) with every credential in its strings masked."""
+    if isinstance(x, str):
+        vals = _values_in(x, prose)
+        return mask_text(x, vals) if vals else x
+    if isinstance(x, dict):
+        return {k: mask_json(v, prose) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [mask_json(v, prose) for v in x]
+    return x
+
+
+def param_value(key: str, value):
+    """A param value as shown: masked when it is or holds a credential (the key's name counts)."""
+    if isinstance(value, str):
+        found = scan_string(str(key), value)
+        return mask_text(value, [v for _, v in found]) if found else value
+    return mask_json(value)
+
+
+def mask_params(params: dict) -> dict:
+    return {k: param_value(k, v) for k, v in params.items()}
+
+
+def mask_version(v):
+    """A Version (model.Version) as shown: params, message, name and tags masked. The same object
+    when nothing needed masking."""
+    from dataclasses import replace
+
+    params = mask_params(v.params)
+    message, name = mask_json(v.message), mask_json(v.name)
+    tags = tuple(mask_json(t) for t in v.tags)
+    if params == v.params and message == v.message and name == v.name and tags == tuple(v.tags):
+        return v
+    return replace(v, params=params, message=message, name=name, tags=tags)
+
+
+_TEXT_MIMES = ("text/", "application/json", "application/javascript", "application/vnd.")
+
+
+def mask_output(o: dict) -> tuple[dict, bool]:
+    """One nbformat output with credentials in its text (stream, text-like mime types, error
+    value and traceback) masked; images are left alone. (output, whether anything was masked)."""
+    if not isinstance(o, dict):
+        return o, False
+    t = o.get("output_type")
+    out = dict(o)
+    if t == "stream":
+        text = o.get("text", "")
+        out["text"] = mask_json("".join(text) if isinstance(text, list) else text)
+    elif t in ("display_data", "execute_result"):
+        data = dict(o.get("data") or {})
+        for mime, value in data.items():
+            if str(mime).startswith(_TEXT_MIMES):
+                data[mime] = mask_json(value)
+        out["data"] = data
+        if o.get("metadata"):
+            out["metadata"] = mask_json(o["metadata"])
+    elif t == "error":
+        out["evalue"] = mask_json(o.get("evalue", ""))
+        out["traceback"] = mask_json(list(o.get("traceback") or []))
+    changed = _norm(out) != _norm(o)
+    return (out if changed else o), changed
+
+
+def _norm(o):
+    """An output with list-of-lines text joined (and tuples as lists), to compare before and after."""
+    if isinstance(o, (list, tuple)):
+        if all(isinstance(s, str) for s in o):
+            return "".join(o)
+        return [_norm(x) for x in o]
+    if isinstance(o, dict):
+        return {k: _norm(v) for k, v in o.items()}
+    return o
+
+
+def mask_cell(cell, prose_source: bool = False):
+    """A model.Cell with credentials masked in its source (scanned as code unless `prose_source`)
+    and outputs. (cell, source masked?, [indexes of masked outputs])."""
+    from dataclasses import replace
+
+    source = mask_json(cell.source, prose=prose_source)
+    outs, masked = [], []
+    for i, o in enumerate(cell.outputs):
+        mo, changed = mask_output(o)
+        outs.append(mo)
+        if changed:
+            masked.append(i)
+    if source == cell.source and not masked:
+        return cell, False, []
+    return replace(cell, source=source, outputs=tuple(outs)), source != cell.source, masked
+
+
+def mask_diff(d):
+    """A model.Diff as shown: params by key, and every string of variables and cells masked."""
+    from dataclasses import replace
+
+    p = d.params
+    params = {
+        "added": mask_params(p.get("added") or {}), "removed": mask_params(p.get("removed") or {}),
+        "changed": {k: [param_value(k, o), param_value(k, n)] for k, (o, n) in (p.get("changed") or {}).items()},
+        "same": mask_params(p.get("same") or {}),
+    }
+    cells = []
+    for c in d.cells:
+        c = dict(c)
+        images = c.pop("images", None)  # base64 pictures: nothing to read, costly to scan
+        c = mask_json(c)
+        if images is not None:
+            c["images"] = images
+        cells.append(c)
+    return replace(d, params=params, variables=mask_json(d.variables), cells=cells)
+
+
+def mask_details(info: dict) -> dict:
+    """`api.show()`'s dict as shown: params by key, everything else (message, summaries, cell
+    sources and outputs) masked string by string; package lists are left alone."""
+    out = dict(info)
+    env = out.pop("environment", None)
+    params = out.pop("params", {})
+    cells = out.pop("cells", [])
+    out = mask_json(out)
+    out["params"] = mask_params(params or {})
+    out["cells"] = [_mask_cell_dict(c) for c in cells]
+    if env is not None:
+        out["environment"] = env
+    return out
+
+
+def _mask_cell_dict(c: dict) -> dict:
+    c = dict(c)
+    c["source"] = mask_json(c.get("source", ""))
+    c["outputs"] = [mask_output(o)[0] for o in c.get("outputs") or []]
+    return c

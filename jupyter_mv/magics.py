@@ -554,6 +554,7 @@ class Recorder:
         self.session = None  # the api.Session, set once loaded
         self._orig_send = None
         self._orig_publish = None
+        self._orig_clear = None
 
     def install(self):
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
@@ -568,6 +569,8 @@ class Recorder:
             pub = self.shell.display_pub
             self._orig_publish = pub.publish
             pub.publish = self._publish
+            self._orig_clear = pub.clear_output
+            pub.clear_output = self._clear_output
 
     def uninstall(self):
         for name, fn in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
@@ -579,6 +582,7 @@ class Recorder:
             self.kernel_session.send = self._orig_send
         if self._orig_publish is not None:
             self.shell.display_pub.publish = self._orig_publish
+            self.shell.display_pub.clear_output = self._orig_clear
 
     def _current_msg_id(self):
         kernel = getattr(self.shell, "kernel", None)
@@ -646,12 +650,25 @@ class Recorder:
 
     def _publish(self, data, metadata=None, *args, **kwargs):
         try:
-            if not kwargs.get("update"):
-                with self.lock:
-                    self.log.add({"output_type": "display_data", "data": data, "metadata": metadata or {}})
+            display_id = (kwargs.get("transient") or {}).get("display_id")
+            with self.lock:
+                if kwargs.get("update"):  # handle.update(...): rewrites the display where it is shown
+                    if display_id:
+                        self.log.update_display(display_id, data, metadata or {})
+                else:
+                    self.log.add({"output_type": "display_data", "data": data, "metadata": metadata or {}},
+                                 display_id=display_id)
         except Exception:
             pass
         return self._orig_publish(data, metadata, *args, **kwargs)
+
+    def _clear_output(self, wait=False, *args, **kwargs):
+        try:
+            with self.lock:
+                self.log.clear(wait=bool(wait))
+        except Exception:
+            pass
+        return self._orig_clear(wait, *args, **kwargs)
 
     def _send(self, *args, **kwargs):
         try:
@@ -670,16 +687,24 @@ class Recorder:
             msg_type = msg
             content = args[2] if len(args) > 2 else kwargs.get("content") or {}
             parent = args[3] if len(args) > 3 else kwargs.get("parent")
-        if msg_type not in ("stream", "display_data", "execute_result", "error", "clear_output"):
+        if msg_type not in ("stream", "display_data", "execute_result", "error", "clear_output",
+                            "update_display_data"):
             return
         mid = _msg_id(parent)
+        display_id = (content.get("transient") or {}).get("display_id")  # transient may be None
         with self.lock:
+            # the frontends' output model (nbclient does the same): clear_output(wait=True) clears on
+            # the next output, a display_id's update rewrites that display wherever it is shown
             if msg_type == "clear_output":
-                self.log.clear(mid)
+                self.log.clear(mid, wait=bool(content.get("wait")))
+                return
+            if msg_type == "update_display_data":
+                if display_id:
+                    self.log.update_display(display_id, content.get("data", {}), content.get("metadata") or {})
                 return
             out = _to_output(msg_type, content)
             if out is not None:
-                self.log.add(out, mid)
+                self.log.add(out, mid, display_id=display_id)
 
 
 # -- loading ------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ def _input_example(store: Store, version: Version, model, trust: bool):
     restore = importlib.import_module("jupyter_mv.restore")
     for ref in store.variables(version):
         shape = (ref.summary or {}).get("shape")
-        if ref.safe and isinstance(shape, list) and len(shape) == 2 and shape[1] == n and shape[0] > 0:
+        if ref.safe and not ref.credential and isinstance(shape, list) and len(shape) == 2 and shape[1] == n and shape[0] > 0:
             try:
                 value = restore.load(store, version, [ref.name], trust)[ref.name]
             except MVError:
@@ -114,11 +114,26 @@ def _tracking(mlflow, uri: str | None):
 
 
 def push(store: Store, version: Version, tracking_uri: str | None = None, experiment: str | None = None,
-         register: str | None = None, variable: str | None = None, trust: bool = False) -> dict:
-    """Log `version` as an MLflow run; returns ids and URIs of what was created."""
+         register: str | None = None, variable: str | None = None, trust: bool = False,
+         include_secrets: bool = False) -> dict:
+    """Log `version` as an MLflow run; returns ids and URIs of what was created.
+
+    Credentials stay home as in a bundle (redaction.py): params holding one are not logged, the
+    message and the notebook artifact are masked, a model variable holding one is not logged, and
+    one CredentialsWithheld warning names each item; `include_secrets=True` logs them on purpose."""
+    from . import redaction
+
     mlflow = _mlflow()
     restore = importlib.import_module("jupyter_mv.restore")
+    version = store.version_by_id(version.id)
+    shared = redaction.plan(store, version, include_secrets)
     name, flavor = model_variable(store, version, variable)
+    held = {w["name"] for w in shared.withheld if w["kind"] == "variable"}
+    if name in held:
+        if variable or register:
+            raise UsageError(f"{version.label} variable {name!r} holds a credential, so it is not sent to MLflow; "
+                             "pass --include-secrets (include_secrets=True) to send it on purpose")
+        name, flavor = None, ""
     if register and name is None:
         raise UsageError(f"{version.label} has no model variable to register (a scikit-learn estimator or torch "
                          "module); choose one with --variable NAME")
@@ -135,11 +150,11 @@ def push(store: Store, version: Version, tracking_uri: str | None = None, experi
         with _tracking(mlflow, tracking_uri), tempfile.TemporaryDirectory(prefix="jupyter_mv-mlflow-") as tmp:
             tmp = Path(tmp)
             mlflow.set_experiment(exp_name)
-            run_name = f"{Path(version.notebook).stem} {version.label}" + (f" {version.name}" if version.name else "")
+            run_name = f"{Path(version.notebook).stem} {version.label}" + (f" {shared.version.name}" if shared.version.name else "")
             with mlflow.start_run(run_name=run_name) as run:
                 info["run_id"] = run.info.run_id
                 params = {}
-                for k, v in version.params.items():
+                for k, v in shared.version.params.items():
                     key = _PARAM_KEY.sub("_", str(k))[:250] or "_"
                     text = v if isinstance(v, str) else json.dumps(v, default=repr)
                     params[key] = text[:MAX_PARAM_VALUE]
@@ -148,15 +163,15 @@ def push(store: Store, version: Version, tracking_uri: str | None = None, experi
                 if version.metrics:
                     mlflow.log_metrics({_PARAM_KEY.sub("_", k): float(v) for k, v in version.metrics.items()})
                 tags = dict(link_tags)
-                tags.update({f"jupyter_mv.tag.{t}": "true" for t in version.tags})
-                if version.message:
-                    tags["mlflow.note.content"] = version.message
+                tags.update({f"jupyter_mv.tag.{t}": "true" for t in shared.version.tags})
+                if shared.version.message:
+                    tags["mlflow.note.content"] = shared.version.message
                 if env.get("git") and env["git"].get("commit"):
                     tags["mlflow.source.git.commit"] = env["git"]["commit"]
                 mlflow.set_tags(tags)
                 nb_file = tmp / (Path(version.notebook).name if version.notebook.endswith(".ipynb")
                                  else "notebook.ipynb")
-                nb_file.write_text(json.dumps(bundle.notebook_of(store, version), indent=1))
+                nb_file.write_text(json.dumps(bundle.notebook_of(store, version, cells=shared.cells), indent=1))
                 mlflow.log_artifact(str(nb_file), artifact_path="notebook")
                 (tmp / "requirements.txt").write_text(bundle.requirements_txt(env))
                 (tmp / "environment.json").write_text(json.dumps(env, indent=1, default=str))
@@ -177,6 +192,8 @@ def push(store: Store, version: Version, tracking_uri: str | None = None, experi
         raise MVError(f"MLflow push failed ({type(e).__name__}): {msg[:300]}") from None
     info["content_hash"] = content_hash
     info["version_id"] = version_id
+    info["withheld"] = shared.withheld
+    redaction.warn(shared, f"the MLflow run {info.get('run_id', '')}".rstrip())
     return info
 
 

@@ -16,7 +16,8 @@ from sklearn.linear_model import LogisticRegression
 X, y = make_classification(n_samples=200, n_features=6, random_state=0)
 """
 
-SUMMARY = re.compile(r"^v(\d+)  (.*?)(\d+) variables?  [\d.]+ (B|kB|MB|GB)( \([\d.]+ (B|kB|MB|GB) new\))(  .*)?$")
+SUMMARY = re.compile(r"^v(\d+)  (.*?)(\d+) variables?  [\d.]+ (B|kB|MB|GB) stored(, [\d.]+ (B|kB|MB|GB) new)?"
+                     r"( \(unchanged data is shared with earlier versions\))?(  .*)?$")
 
 
 def _summary(out: str) -> str:
@@ -109,12 +110,13 @@ def test_summary_line_format(shell, run, capsys):
     run('%mv_snapshot a b -m "two vars" -n first -t t1 -t t2')
     line = capsys.readouterr().out.strip()
     assert line.startswith("v1  first  two vars  2 variables  ")
-    assert re.search(r"  8\.0 kB \(8\.0 kB new\)  ", line), line  # random floats do not compress
+    assert re.search(r"  8\.0 kB stored, 8\.0 kB new  ", line), line  # random floats do not compress
     assert line.endswith("tags: t1, t2")
     run("%mv_snapshot a b")
     line = capsys.readouterr().out.strip()
     # nothing changed: no new bytes
-    assert re.fullmatch(r"v2  2 variables  \d+\.\d kB \(0 B new\)", line), line
+    assert re.fullmatch(r"v2  2 variables  \d+\.\d kB stored, 0 B new \(unchanged data is shared with earlier "
+                        r"versions\)", line), line
 
 
 def test_branch_parent(shell, run):
@@ -248,12 +250,12 @@ def test_dollar_expansion_and_quoting(shell, run, capsys):
 
 
 def test_params_auto_and_explicit(shell, run):
-    run("lr = 0.1; epochs = 3; label = 'x'; flag = True; big = 'y' * 500; import numpy as np; w = np.ones(3)")
-    run("%mv_snapshot w --params \"{'extra': [1, 2]}\"")
+    # upper-case module-level constants are params by convention; lower-case scalars are not
+    run("LR = 0.1; EPOCHS = 3; LABEL = 'x'; FLAG = True; BIG = 'y' * 500; lr = 0.5; epochs = 9\n"
+        "import numpy as np; w = np.ones(3)")
+    run("%mv_snapshot w --params \"{'extra': [1, 2], 'lr': lr}\"")
     v = api.resolve("v1")
-    assert v.params["lr"] == 0.1 and v.params["epochs"] == 3 and v.params["label"] == "x"
-    assert v.params["flag"] is True and v.params["extra"] == [1, 2]
-    assert "big" not in v.params
+    assert v.params == {"LR": 0.1, "EPOCHS": 3, "LABEL": "x", "FLAG": True, "extra": [1, 2], "lr": 0.5}
 
 
 def test_show_and_tag(shell, run, capsys):
