@@ -10,11 +10,12 @@ from .model import human_bytes
 class HistoryTable:
     """Text/HTML rendering of the history (the widget replaces it where widgets render)."""
 
-    def __init__(self, versions, n=None, all_notebooks=False):
+    def __init__(self, versions, n=None, all_notebooks=False, notebook=None):
         vs = list(reversed(versions))
         self.rows = vs[:n] if n else vs
-        self.n = n  # the history widget (widgets.install) rebuilds itself from rows, n and all
+        self.n = n  # the history widget (widgets.install) rebuilds itself from rows, n, all and notebook
         self.all = all_notebooks
+        self.notebook = notebook  # None: the kernel's own notebook
 
     def _cells(self, v):
         row = [v.label, v.name, v.message, v.created[:19].replace("T", " "), ", ".join(v.tags),

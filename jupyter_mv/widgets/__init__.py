@@ -24,7 +24,8 @@ def diff_widget(a=None, b=None, store=None) -> DiffWidget:
 
 
 def _history_bundle(table):
-    w = HistoryWidget(n=getattr(table, "n", None), all=table.all, versions=list(reversed(table.rows)))
+    w = HistoryWidget(n=getattr(table, "n", None), all=table.all, versions=list(reversed(table.rows)),
+                      notebook=getattr(table, "notebook", None))
     return w._repr_mimebundle_()
 
 
