@@ -97,8 +97,33 @@ function setOutputs(panel: NotebookPanel, outputs: Map<string, OutputList>): voi
   });
 }
 
-/** Replace the outputs of the matching cells; returns how to undo it. */
-export function restoreOutputs(panel: NotebookPanel, version: string, stored: IStoredCell[]): IOutputRestore {
+/**
+ * Mark cells (by id) trusted or not, in the cell model (how its outputs render now) and in the
+ * cell's `trusted` metadata (what the server reads when saving: a notebook with an untrusted cell is
+ * not signed, so reopening it does not trust those outputs either). Returns the previous states.
+ */
+function setTrusted(panel: NotebookPanel, states: Map<string, boolean>): Map<string, boolean> {
+  const before = new Map<string, boolean>();
+  for (const cell of panel.content.model!.cells) {
+    const want = states.get(cell.id);
+    if (want === undefined) {
+      continue;
+    }
+    before.set(cell.id, cell.trusted);
+    cell.trusted = want;
+    cell.sharedModel.setMetadata('trusted', want);
+  }
+  return before;
+}
+
+/**
+ * Replace the outputs of the matching cells; returns how to undo it.
+ *
+ * `trusted` is false for a version not made in this store (imported, pulled): its outputs are
+ * untrusted content, so the cells are marked untrusted *before* the outputs arrive (JupyterLab then
+ * renders them sanitized and never runs their script), and stay so when the notebook is saved.
+ */
+export function restoreOutputs(panel: NotebookPanel, version: string, stored: IStoredCell[], trusted: boolean): IOutputRestore {
   const shared = panel.content.model!.sharedModel;
   const code = shared.cells.filter(c => c.cell_type === 'code');
   const matches = matchCells(code.map(c => ({ id: c.getId(), source: c.getSource() })), stored);
@@ -111,6 +136,7 @@ export function restoreOutputs(panel: NotebookPanel, version: string, stored: IS
       next.set(c.getId(), hit.outputs.map(normaliseOutput));
     }
   }
+  const wasTrusted = trusted ? new Map<string, boolean>() : setTrusted(panel, new Map([...next.keys()].map(id => [id, false])));
   setOutputs(panel, next);
   let undone = false;
   return {
@@ -121,7 +147,8 @@ export function restoreOutputs(panel: NotebookPanel, version: string, stored: IS
     undo: () => {
       if (!undone && !panel.isDisposed && panel.content.model) {
         undone = true;
-        setOutputs(panel, previous);
+        setOutputs(panel, previous); // while still untrusted; then the cells' own trust comes back
+        setTrusted(panel, wasTrusted);
       }
     }
   };
