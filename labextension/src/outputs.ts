@@ -123,7 +123,7 @@ function setTrusted(panel: NotebookPanel, states: Map<string, boolean>): Map<str
  * untrusted content, so the cells are marked untrusted *before* the outputs arrive (JupyterLab then
  * renders them sanitized and never runs their script), and stay so when the notebook is saved.
  */
-export function restoreOutputs(panel: NotebookPanel, version: string, stored: IStoredCell[], trusted: boolean): IOutputRestore {
+export function restoreOutputs(panel: NotebookPanel, version: string, stored: IStoredCell[], trusted = false): IOutputRestore {
   const shared = panel.content.model!.sharedModel;
   const code = shared.cells.filter(c => c.cell_type === 'code');
   const matches = matchCells(code.map(c => ({ id: c.getId(), source: c.getSource() })), stored);
