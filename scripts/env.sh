@@ -11,7 +11,12 @@ APT_UPDATED=0
 apt_install() {
   command -v apt-get >/dev/null || { echo "need: $* (install them with your package manager)" >&2; return 1; }
   if [ "$APT_UPDATED" = 0 ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+  local log rc=0
+  log="$(mktemp)"
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >"$log" 2>&1 || rc=$?
+  if [ "$rc" != 0 ]; then cat "$log" >&2; echo "error: apt-get install $* failed (exit $rc)" >&2; fi
+  rm -f "$log"
+  return "$rc"
 }
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -23,7 +28,19 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
 export PATH="$VENV/bin:$PATH"
-pip_install() { "$VENV/bin/python" -m pip install -q "$@" 2>&1 | grep -v "is ignored" || true; }
+# pip's output minus its harmless "... is ignored" notes; a failed install stops here, with pip's
+# output and exit code (a later step would fail with a misleading message)
+pip_install() {
+  local log rc=0
+  log="$(mktemp)"
+  "$VENV/bin/python" -m pip install -q "$@" >"$log" 2>&1 || rc=$?
+  grep -v "is ignored" "$log" || true  # grep exits 1 when nothing is left to show
+  rm -f "$log"
+  if [ "$rc" != 0 ]; then
+    echo "error: pip install $* failed (exit $rc); its output is above" >&2
+    exit "$rc"
+  fi
+}
 
 # `pip install .` builds the lab extension with npm (hatch-jupyter-builder) unless it is already built:
 # that needs node >= 20 (rspack) and npm. Without them (or with Debian's older node), take Node.js from
