@@ -170,6 +170,8 @@ LOAD_LIMIT = 64 * 1024 * 1024
 SAMPLE_ROWS = 5
 _ARRAY_CODECS = ("numpy", "torch.tensor")
 _PICKLED = ("pickle", "sklearn", "torch.module", "torch.optimizer")
+_MODEL_CODECS = ("sklearn", "sklearn.skops", "torch.module")
+MAX_LAYERS = 200  # weight rows listed per model
 
 
 def _load(store, version: Version, name: str):
@@ -284,26 +286,24 @@ def _frame_analysis(store, va, vb, old: dict, new: dict) -> dict:
     return out
 
 
-def _named_arrays(obj) -> dict:
-    """Weights by name: a torch module's state_dict, an estimator's fitted arrays (steps of pipelines)."""
-    import numpy as np
+def _model_weights(store, version: Version, ref: dict) -> dict:
+    """Named arrays of a stored model (compare.named_arrays). An imported version is never
+    unpickled here: its skops models are loaded once skops' audit accepts them, its torch modules
+    through their weight table (raw tensors only); anything else raises Untrusted."""
+    from . import codecs
+    from .compare import named_arrays
+    from .errors import Untrusted
 
-    out = {}
-    state_dict = getattr(obj, "state_dict", None)
-    if callable(state_dict) and type(obj).__module__.startswith("torch"):
-        for k, t in state_dict().items():
-            out[k] = t.detach().cpu().numpy()
-        return out
-    steps = getattr(obj, "steps", None)
-    if isinstance(steps, list):
-        for step_name, est in steps:
-            for k, v in _named_arrays(est).items():
-                out[f"{step_name}.{k}"] = v
-        return out
-    for k, v in (vars(obj) if hasattr(obj, "__dict__") else {}).items():
-        if k.endswith("_") and not k.startswith("_") and isinstance(v, np.ndarray) and v.dtype.kind in "fiub":
-            out[k] = v
-    return out
+    if not store.is_imported(version):
+        return named_arrays(_load(store, version, ref["name"]))
+    sv = store.stored_variable(version, ref["name"])
+    buffers = [store.blobs.read_buffer(m) for m in sv.manifest["buffers"]]
+    meta = sv.manifest["meta"]
+    if sv.codec == "torch.module" and isinstance(meta.get("weights"), dict):
+        return {k: t.detach().numpy() for k, t in codecs.tensors.stored_weights(meta, buffers).items()}
+    if sv.codec in codecs.estimators.NAMES and not codecs.untrusted_types(sv.codec, meta, buffers, sv.type_name):
+        return named_arrays(codecs.decode(sv.codec, meta, buffers, codecs.DecodeContext(trusted=False)))
+    raise Untrusted("an imported version is only unpickled when trusted")
 
 
 def _model_analysis(store, va, vb, old: dict, new: dict) -> dict:
@@ -315,14 +315,16 @@ def _model_analysis(store, va, vb, old: dict, new: dict) -> dict:
         out["parameters"] = [so.get("parameters"), sn.get("parameters")]
     if store is None or max(old["bytes"], new["bytes"]) > LOAD_LIMIT:
         return out
-    if store.is_imported(va) or store.is_imported(vb):
-        out["weights_note"] = "not loaded: an imported version is only unpickled when trusted"
-        return out
     import numpy as np
 
+    from .errors import Untrusted
+
     try:
-        wa, wb = _named_arrays(_load(store, va, old["name"])), _named_arrays(_load(store, vb, new["name"]))
-    except Exception as e:  # a model that no longer unpickles here still gets its summary diff
+        wa, wb = _model_weights(store, va, old), _model_weights(store, vb, new)
+    except Untrusted:
+        out["weights_note"] = "not loaded: an imported version is only unpickled when trusted"
+        return out
+    except Exception as e:  # a model that no longer loads here still gets its summary diff
         out["weights_note"] = f"weights not compared: {type(e).__name__}: {e}"
         return out
     layers = []
@@ -338,9 +340,15 @@ def _model_analysis(store, va, vb, old: dict, new: dict) -> dict:
         base = float(np.linalg.norm(x))
         layers.append({"name": k, "shape": list(x.shape), "delta_norm": dn,
                        "relative": dn / base if base else None})
+    if len(layers) > MAX_LAYERS:  # a forest has a dozen arrays a tree: show the ones that moved
+        moved = [x for x in layers if x["delta_norm"] != 0.0]
+        kept = (moved + [x for x in layers if x["delta_norm"] == 0.0])[:MAX_LAYERS]
+        out["weights_note"] = (f"{len(moved)} of {len(layers)} arrays changed; the first {len(kept)} "
+                               "are listed, changed ones first")
+        layers = kept
     out["weights"] = layers
-    out["weights_added"] = [k for k in wb if k not in wa]
-    out["weights_removed"] = [k for k in wa if k not in wb]
+    out["weights_added"] = [k for k in wb if k not in wa][:MAX_LAYERS]
+    out["weights_removed"] = [k for k in wa if k not in wb][:MAX_LAYERS]
     return out
 
 
@@ -352,8 +360,9 @@ def analyse(store, va: Version, vb: Version, old: dict, new: dict) -> dict | Non
             return _array_analysis(store, va, vb, old, new)
         if codec == "pandas":
             return _frame_analysis(store, va, vb, old, new)
-        if codec in ("sklearn", "torch.module"):
-            return _model_analysis(store, va, vb, old, new)
+        if old["codec"] in _MODEL_CODECS and new["codec"] in _MODEL_CODECS and (
+                old["codec"] == new["codec"] or {old["codec"], new["codec"]} <= {"sklearn", "sklearn.skops"}):
+            return _model_analysis(store, va, vb, old, new)  # an estimator pickled before skops is still one
     except Exception as e:  # analysis is a bonus: the summary diff stands without it
         return {"kind": "error", "error": f"{type(e).__name__}: {e}"}
     return None

@@ -17,7 +17,6 @@ import base64
 import hashlib
 import html
 import json
-import math
 import os
 import re
 import sys
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import bundle as bundle_mod
+from .compare import close, compare_values
 from .errors import MVError
 
 __all__ = ["reproduce", "Result", "compare_outputs", "compare_values", "mask"]
@@ -68,13 +68,12 @@ def mask(text: str) -> str:
 
 
 def _close(a: str, b: str, rtol: float, atol: float) -> bool:
+    """Two number texts within tolerance (other texts: equal)."""
     try:
         x, y = float(a), float(b)
     except ValueError:
         return a == b
-    if math.isnan(x) or math.isnan(y):
-        return math.isnan(x) and math.isnan(y)
-    return math.isclose(x, y, rel_tol=rtol, abs_tol=atol)
+    return close(x, y, rtol, atol)
 
 
 def texts_match(a: str, b: str, rtol: float, atol: float = 1e-12) -> bool:
@@ -192,167 +191,7 @@ def compare_outputs(recorded: list, now: list, rtol: float, partial: bool = Fals
 
 
 # -- comparing values (runs inside the re-executed kernel) ---------------------------------------
-def _tn(x) -> str:
-    return f"{type(x).__module__}.{type(x).__qualname__}"
-
-
-def compare_values(recorded, now, rtol: float = 1e-6, atol: float = 1e-12, where: str = "",
-                   depth: int = 0) -> str | None:
-    """None when `now` equals `recorded` within tolerance, else what differs (one line).
-    Arrays and frames within rtol, models by their parameters and fitted state."""
-    import types
-
-    if depth > 25:
-        return None
-    at = f" at {where}" if where else ""
-    if type(recorded) is not type(now):
-        return f"type {_tn(recorded)} recorded, {_tn(now)} now{at}"
-    mods = sys.modules
-    if isinstance(recorded, (types.FunctionType, type, types.ModuleType)):
-        return None  # code, not state
-    if "numpy" in mods:
-        import numpy as np
-
-        if isinstance(recorded, np.ndarray):
-            if recorded.shape != now.shape or recorded.dtype != now.dtype:
-                return f"shape/dtype {recorded.shape} {recorded.dtype} recorded, {now.shape} {now.dtype} now{at}"
-            if recorded.dtype.kind in "fc":
-                # near-zero entries are judged at the array's own scale, not relative to themselves
-                finite = np.abs(recorded[np.isfinite(recorded)]) if recorded.size else recorded
-                scale = float(finite.max()) if finite.size else 0.0
-                if not np.allclose(recorded, now, rtol=rtol, atol=max(atol, rtol * scale), equal_nan=True):
-                    diff = np.nanmax(np.abs(recorded - now)) if recorded.size else 0
-                    return f"values differ{at} (max abs difference {float(diff):.3g})"
-                return None
-            if recorded.dtype.kind == "M":
-                return None  # dates are volatile
-            if recorded.dtype.kind == "O":
-                for i, (x, y) in enumerate(zip(recorded.ravel().tolist(), now.ravel().tolist())):
-                    why = compare_values(x, y, rtol, atol, f"{where}[{i}]", depth + 1)
-                    if why:
-                        return why
-                return None
-            return None if np.array_equal(recorded, now) else f"values differ{at}"
-        if isinstance(recorded, np.generic):
-            return compare_values(recorded.item(), now.item(), rtol, atol, where, depth + 1)
-    if "pandas" in mods:
-        import pandas as pd
-
-        if isinstance(recorded, (pd.DataFrame, pd.Series, pd.Index)):
-            return _compare_frames(recorded, now, rtol, atol, at)
-    if "torch" in mods:
-        import torch
-
-        if isinstance(recorded, torch.Tensor):
-            if recorded.shape != now.shape or recorded.dtype != now.dtype:
-                return f"tensor shape/dtype {tuple(recorded.shape)} {recorded.dtype} recorded, " \
-                       f"{tuple(now.shape)} {now.dtype} now{at}"
-            a, b = recorded.detach().cpu(), now.detach().cpu()
-            if a.is_floating_point() or a.is_complex():
-                return compare_values(a.numpy(), b.numpy(), rtol, atol, where, depth + 1) if a.dtype not in (
-                    torch.bfloat16,) else compare_values(a.float().numpy(), b.float().numpy(), rtol, atol, where,
-                                                         depth + 1)
-            ok = torch.equal(a, b)
-            return None if ok else f"tensor values differ{at}"
-        if isinstance(recorded, (torch.nn.Module, torch.optim.Optimizer)):
-            return compare_values(_plain_state(recorded.state_dict()), _plain_state(now.state_dict()), rtol, atol,
-                                  f"{where}.state_dict()" if where else "state_dict()", depth + 1)
-    if "sklearn" in mods:
-        from sklearn.base import BaseEstimator
-
-        if isinstance(recorded, BaseEstimator):
-            return _compare_estimators(recorded, now, rtol, atol, where, depth)
-    if isinstance(recorded, bool) or recorded is None or isinstance(recorded, (str, bytes)):
-        return None if recorded == now else f"{_short(recorded)} recorded, {_short(now)} now{at}"
-    if isinstance(recorded, (int, float, complex)):
-        if isinstance(recorded, int) and not isinstance(recorded, bool):
-            return None if recorded == now else f"{recorded} recorded, {now} now{at}"
-        ok = all(_close(repr(x), repr(y), rtol, atol) for x, y in
-                 ((complex(recorded).real, complex(now).real), (complex(recorded).imag, complex(now).imag)))
-        return None if ok else f"{recorded!r} recorded, {now!r} now{at}"
-    if isinstance(recorded, (list, tuple)):
-        if len(recorded) != len(now):
-            return f"length {len(recorded)} recorded, {len(now)} now{at}"
-        for i, (x, y) in enumerate(zip(recorded, now)):
-            why = compare_values(x, y, rtol, atol, f"{where}[{i}]", depth + 1)
-            if why:
-                return why
-        return None
-    if isinstance(recorded, dict):
-        if set(map(repr, recorded)) != set(map(repr, now)):
-            gone = sorted(set(map(repr, recorded)) - set(map(repr, now)))[:3]
-            new = sorted(set(map(repr, now)) - set(map(repr, recorded)))[:3]
-            return f"keys differ{at}: missing {', '.join(gone) or '-'}; new {', '.join(new) or '-'}"
-        for k in recorded:
-            why = compare_values(recorded[k], now[k], rtol, atol, f"{where}[{k!r}]", depth + 1)
-            if why:
-                return why
-        return None
-    if isinstance(recorded, (set, frozenset)):
-        return None if recorded == now else f"set members differ{at}"
-    if hasattr(recorded, "__dict__") and not isinstance(recorded, type):
-        return compare_values(vars(recorded), vars(now), rtol, atol, where + ".__dict__", depth + 1)
-    try:
-        same = recorded == now
-        if isinstance(same, bool):
-            return None if same else f"{_short(recorded)} recorded, {_short(now)} now{at}"
-    except Exception:
-        pass
-    return None if repr(recorded) == repr(now) else f"{_short(recorded)} recorded, {_short(now)} now{at}"
-
-
-def _plain_state(sd):
-    """An optimizer's state dict refers to parameters by integer ids; a module's is tensors by name."""
-    return {str(k): (_plain_state(v) if isinstance(v, dict) else v) for k, v in sd.items()}
-
-
-def _compare_frames(recorded, now, rtol, atol, at) -> str | None:
-    import pandas as pd
-
-    try:
-        if isinstance(recorded, pd.DataFrame):
-            vol = [c for c in recorded.columns if pd.api.types.is_datetime64_any_dtype(recorded[c])]
-            pd.testing.assert_frame_equal(recorded.drop(columns=vol), now.drop(columns=vol, errors="ignore"),
-                                          check_exact=False, rtol=rtol, atol=atol)
-        elif isinstance(recorded, pd.Series):
-            if pd.api.types.is_datetime64_any_dtype(recorded):
-                return None
-            pd.testing.assert_series_equal(recorded, now, check_exact=False, rtol=rtol, atol=atol)
-        else:
-            pd.testing.assert_index_equal(recorded, now, exact=True)
-    except AssertionError as e:
-        lines = [x.strip() for x in str(e).splitlines() if x.strip()]
-        return f"{' / '.join(lines[:3])[:300]}{at}"
-    except (KeyError, ValueError, TypeError) as e:
-        return f"frames differ{at}: {str(e)[:200]}"
-    return None
-
-
-def _compare_estimators(recorded, now, rtol, atol, where, depth) -> str | None:
-    pr, pn = recorded.get_params(deep=False), now.get_params(deep=False)
-    why = compare_values(pr, pn, rtol, atol, f"{where}.get_params()" if where else "get_params()", depth + 1)
-    if why:
-        return why
-    fr = {k: v for k, v in vars(recorded).items() if k.endswith("_") and not k.startswith("_")}
-    fn = {k: v for k, v in vars(now).items() if k.endswith("_") and not k.startswith("_")}
-    if set(fr) != set(fn):
-        return f"fitted attributes differ{(' at ' + where) if where else ''}: " \
-               f"{sorted(set(fr) ^ set(fn))[:5]}"
-    for k in sorted(fr):
-        why = compare_values(fr[k], fn[k], rtol, atol, f"{where}.{k}" if where else k, depth + 1)
-        if why:
-            return why
-    return None
-
-
-def _short(x, n: int = 60) -> str:
-    try:
-        r = repr(x)
-    except Exception:
-        r = f"<{_tn(x)}>"
-    r = " ".join(r.split())
-    return r if len(r) <= n else r[: n - 1] + "…"
-
+# One comparison for values and models, shared with the model-aware diff: see compare.py.
 
 def kernel_probe(namespace: dict, recorded_store: str, version_id: int, rtol: float, out_path: str) -> None:
     """Run inside the re-executed kernel: compare every recorded variable with the live one and

@@ -98,6 +98,22 @@ def weight_table(module, table: list) -> dict:
     return out
 
 
+def stored_weights(meta: dict, buffers: list) -> dict:
+    """{state_dict key: tensor} of a stored module, from its raw tensors alone (nothing is
+    unpickled). NotStorable when the module was stored without a weight table or the table
+    does not match the bytes."""
+    weights = meta.get("weights")
+    if not isinstance(weights, dict):
+        raise NotStorable("it was stored before weights could be loaded apart; restore it whole instead")
+    table = meta.get("tensors") or []
+    tbufs = buffers[1 + meta.get("oob", 0):]
+    try:
+        return {k: rebuild({**table[i], "param": False, "requires_grad": False}, tbufs[i])
+                for k, i in weights.items()}
+    except (IndexError, KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+        raise NotStorable(f"its stored weights are malformed ({type(e).__name__})") from None
+
+
 def load_weights(meta: dict, buffers: list, into, origin: str = "the version"):
     """Copy the stored weights of a module (codec "torch.module", raw tensors located by
     meta["weights"]) into the live module `into`, in place, without unpickling its skeleton.
@@ -107,25 +123,24 @@ def load_weights(meta: dict, buffers: list, into, origin: str = "the version"):
 
     if not isinstance(into, torch.nn.Module):
         raise NotStorable(f"into= must be a torch.nn.Module, got {type_name(into)}")
-    weights = meta.get("weights")
-    if not isinstance(weights, dict):
-        raise NotStorable(f"{origin} was stored before weights could be loaded apart; restore it whole instead")
-    table = meta.get("tensors") or []
-    tbufs = buffers[1 + meta.get("oob", 0):]
+    state = stored_weights(meta, buffers)
     live = into.state_dict()
-    missing = [k for k in live if k not in weights]
-    unexpected = [k for k in weights if k not in live]
+    missing = [k for k in live if k not in state]
+    unexpected = [k for k in state if k not in live]
     wrong = []
-    for k, i in weights.items():
-        if k in live:
-            m = table[i]
-            shape, dtype = tuple(m["shape"]), str(m["dtype"])
-            here = live[k]
-            if tuple(here.shape) != shape:
-                wrong.append(f"{k} is {'x'.join(map(str, shape)) or 'scalar'} in {origin}, "
-                             f"{'x'.join(map(str, here.shape)) or 'scalar'} here")
-            elif str(here.dtype).removeprefix("torch.") != dtype:
-                wrong.append(f"{k} is {dtype} in {origin}, {str(here.dtype).removeprefix('torch.')} here")
+
+    def dims(t) -> str:
+        return "x".join(map(str, t.shape)) or "scalar"
+
+    for k, t in state.items():
+        here = live.get(k)
+        if here is None:
+            continue
+        if tuple(here.shape) != tuple(t.shape):
+            wrong.append(f"{k} is {dims(t)} in {origin}, {dims(here)} here")
+        elif here.dtype != t.dtype:  # load_state_dict would cast silently
+            wrong.append(f"{k} is {str(t.dtype).removeprefix('torch.')} in {origin}, "
+                         f"{str(here.dtype).removeprefix('torch.')} here")
     if missing or unexpected or wrong:
         parts = []
         if missing:
@@ -135,11 +150,6 @@ def load_weights(meta: dict, buffers: list, into, origin: str = "the version"):
         if wrong:
             parts.append("; ".join(wrong[:3]) + (" …" if len(wrong) > 3 else ""))
         raise NotStorable(f"the architecture differs: {'; '.join(parts)}")
-    try:
-        state = {k: rebuild({**table[i], "param": False, "requires_grad": False}, tbufs[i])
-                 for k, i in weights.items()}
-    except (IndexError, KeyError, TypeError, ValueError, RuntimeError) as e:  # a tensor table that lies about its bytes
-        raise NotStorable(f"its stored weights are malformed ({type(e).__name__})") from None
     with torch.no_grad():
         into.load_state_dict(state, strict=True)  # copies into the live tensors: optimizers keep pointing at them
     return into
