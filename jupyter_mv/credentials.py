@@ -88,13 +88,21 @@ class _Detector:
     verify a key over the network when a baseline asks for it), with its heuristic filters."""
 
     def __init__(self):
-        from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
-        from detect_secrets.plugins.base import RegexBasedDetector
-        from detect_secrets.plugins.high_entropy_strings import (Base64HighEntropyString,
-                                                                 HighEntropyStringsPlugin)
-        from detect_secrets.plugins.ip_public import IPPublicDetector
-        from detect_secrets.plugins.keyword import KeywordDetector, QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
-        from detect_secrets.filters import heuristic
+        import warnings
+
+        shown = warnings.showwarning
+        try:
+            from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+            from detect_secrets.plugins.base import RegexBasedDetector
+            from detect_secrets.plugins.high_entropy_strings import (Base64HighEntropyString,
+                                                                     HighEntropyStringsPlugin)
+            from detect_secrets.plugins.ip_public import IPPublicDetector
+            from detect_secrets.plugins.keyword import KeywordDetector, QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
+            from detect_secrets.filters import heuristic
+        finally:
+            # detect-secrets' logger calls logging.captureWarnings(True) on import, which would send
+            # every warning of the user's session (ours included) to logging instead of showing it
+            warnings.showwarning = shown
 
         self.h = heuristic
         self.regex_type, self.entropy_type, self.keyword_type = (RegexBasedDetector, HighEntropyStringsPlugin,

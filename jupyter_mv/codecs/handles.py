@@ -169,8 +169,11 @@ def _children(obj):
                     yield f".{s}", getattr(obj, s)
                 except AttributeError:
                     pass
-        if found or isinstance(obj, type):
-            return
+        t = type(obj)
+        if isinstance(obj, type) or found and t.__reduce_ex__ is object.__reduce_ex__ and (
+                t.__reduce__ is object.__reduce__ and getattr(t, "__getstate__", None) is getattr(
+                    object, "__getstate__", None)):
+            return  # a plain class: its __dict__/slots are what it pickles
         # anything else: what pickling would save of it
         rv = obj.__reduce_ex__(5)
         if isinstance(rv, tuple):
