@@ -58,9 +58,9 @@ def assert_identical(a, b):
         assert same_value(a.name, b.name) and a.dtype == b.dtype
         cols = [(a, b)]
     else:
-        assert list(a.columns) == list(b.columns) and a.columns.name == b.columns.name
+        assert same_index(a.columns, b.columns), (a.columns, b.columns)
         assert list(a.dtypes) == list(b.dtypes), (a.dtypes, b.dtypes)
-        cols = [(a[c], b[c]) for c in a.columns]
+        cols = [(a.iloc[:, i], b.iloc[:, i]) for i in range(a.shape[1])]
     for x, y in cols:
         if x.dtype == object:
             bad = [(i, u, v) for i, (u, v) in enumerate(zip(x, y)) if not same_value(u, v)]
@@ -189,8 +189,28 @@ def test_safe_pandas_codec_never_unpickles():
         codecs.decode("pandas", e.meta, e.buffers)
 
 
-def test_non_string_labels_still_go_to_pickle_whole():
-    df = pd.DataFrame({1: [1], 2: ["a"]})
+LABELS = {
+    "default_range": lambda: pd.DataFrame(np.arange(12.0).reshape(4, 3)),
+    "ints": lambda: pd.DataFrame({1: [1], 2: ["a"]}),
+    "duplicates": lambda: pd.DataFrame([[1, 2, 3]], columns=["a", "b", "a"]),
+    "mixed_and_tuples": lambda: pd.DataFrame([[1, 2, 3]], columns=pd.Index([1, "1", ("a", 1)], dtype=object,
+                                                                          tupleize_cols=False)),
+    "multiindex_pivot": lambda: pd.DataFrame({"k": ["a", "b", "a"], "j": [1, 1, 2], "v": [1.0, 2.0, 3.0]})
+    .pivot_table(index="k", columns="j", values=["v"]),
+    "named_floats": lambda: pd.DataFrame([[1, 2]], columns=pd.Index([0.5, 1.5], name="threshold")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LABELS))
+def test_any_plain_column_labels_stay_safe_and_identical(case):
+    df = LABELS[case]()
+    e, back = roundtrip(df)
+    assert e.codec == "pandas"
+    assert_identical(df, back)
+
+
+def test_labels_arrow_cannot_describe_go_to_pickle_whole():
+    df = pd.DataFrame([[1, 2]], columns=pd.to_datetime(["2024-01-01", "2024-01-02"]))
     e, back = roundtrip(df)
     assert e.codec == "pickle"
     assert_identical(df, back)

@@ -23,6 +23,7 @@ import datetime as _dt
 import decimal
 import math
 import pathlib
+import warnings
 
 from ..errors import NotStorable
 from . import Encoded, loaded, type_name
@@ -256,7 +257,10 @@ def _write(df) -> memoryview:
         df.attrs = {}
     # preserve_index=None keeps a RangeIndex as metadata (True would turn it into a plain Index column);
     # other indexes become columns
-    table = pa.Table.from_pandas(df, preserve_index=None)
+    with warnings.catch_warnings():  # pyarrow's own use of deprecated pandas API is not the user's concern
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        table = pa.Table.from_pandas(df, preserve_index=None)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as w:
         w.write_table(table)
@@ -267,6 +271,53 @@ def _read_arrow(buf):
     import pyarrow as pa
 
     return pa.ipc.open_stream(pa.py_buffer(buf)).read_all().to_pandas()
+
+
+def _labels(cols) -> dict:
+    """Column labels as meta; NotStorable unless they come back identical (type, dtype, names)."""
+    import pandas as pd
+
+    try:
+        names = [_cell(n) for n in cols.names]
+        if type(cols) is pd.RangeIndex:
+            m = {"range": [cols.start, cols.stop, cols.step], "names": names}
+        elif isinstance(cols, pd.MultiIndex):
+            m = {"multi": [_cell(t) for t in cols], "names": names,
+                 "dtypes": [str(cols.levels[i].dtype) for i in range(cols.nlevels)]}
+        elif type(cols) is pd.Index:
+            values = list(cols) if cols.dtype == object else cols.tolist()
+            m = {"values": [_cell(v) for v in values], "dtype": str(cols.dtype), "names": names}
+        else:
+            raise NotStorable(f"column labels are a {type(cols).__name__}")
+        back = _unlabels(m)
+    except (_NotCell, RecursionError, TypeError, ValueError):
+        raise NotStorable("column labels are not plain values") from None
+    if not _same_labels(back, cols) or (cols.dtype == object and not all(
+            type(a) is type(b) for a, b in zip(back, cols))):
+        raise NotStorable("column labels would not come back identical")
+    return m
+
+
+def _unlabels(m: dict):
+    import numpy as np
+    import pandas as pd
+
+    names = [_uncell(n) for n in m.get("names") or [None]]
+    if "range" in m:
+        return pd.RangeIndex(*m["range"], name=names[0])
+    if "multi" in m:
+        mi = pd.MultiIndex.from_tuples([_uncell(t) for t in m["multi"]], names=names)
+        if len(mi) == 0:
+            return mi
+        levels = [lv.astype(dt) if str(lv.dtype) != dt else lv for lv, dt in zip(mi.levels, m["dtypes"])]
+        return mi.set_levels(levels)
+    values = [_uncell(v) for v in m["values"]]
+    if m["dtype"] == "object":
+        arr = np.empty(len(values), dtype=object)
+        for i, v in enumerate(values):
+            arr[i] = v
+        return pd.Index(arr, dtype=object, name=names[0], tupleize_cols=False)
+    return pd.Index(values, dtype=m["dtype"], name=names[0])
 
 
 def _dtypes(x) -> list:
@@ -283,17 +334,20 @@ def encode(obj) -> Encoded:
 
     series = isinstance(obj, pd.Series)
     df = obj.to_frame(name="__series__") if series else obj
-    cols = df.columns
-    if isinstance(cols, pd.MultiIndex) or not all(type(c) is str for c in cols) or cols.has_duplicates:
-        raise NotStorable("column names are not unique strings")
     meta: dict = {"series": series}
     if series:
         if not _plain_label(obj.name):
             raise NotStorable("series name is not plain")
         meta["name"] = _cell(obj.name)
-    if not all(_plain_label(n) for n in list(df.index.names) + list(cols.names)):
+    else:
+        # the labels live in meta (any plain labels: ints, tuples, duplicates, a MultiIndex); Arrow
+        # sees positional names c0, c1, … so it never has to hold them
+        meta["columns"] = _labels(df.columns)
+        df = df.copy(deep=False)
+        df.columns = [f"c{i}" for i in range(df.shape[1])]
+    cols = df.columns
+    if not all(_plain_label(n) for n in df.index.names):
         raise NotStorable("index names are not plain")
-    meta["columns_name"] = _cell(cols.name)
     buffers: list = [None]
     unsafe = False
 
@@ -323,7 +377,7 @@ def encode(obj) -> Encoded:
                 values = col.to_numpy(dtype=object) if r == "cells" else col.to_numpy() if r == "raw" \
                     else col.array  # pickle the array itself: it keeps its dtype
                 p = _encode_piece(values, r, buffers)
-                p["pos"], p["name"] = i, str(cols[i])
+                p["pos"], p["name"] = i, cols[i]
                 pieces.append(p)
         if index_route != "arrow":
             idx = df.index
@@ -384,13 +438,13 @@ def decode(codec, meta, buffers, ctx):
             df.index = idx
         else:
             df.insert(p["pos"], p["name"], values)
-    if "columns_name" in meta:
-        df.columns.name = _uncell(meta["columns_name"])
+    if "columns" in meta:
+        df.columns = _unlabels(meta["columns"])
     if meta.get("freq"):
         idx = df.index
         df.index = type(idx)(idx, freq=meta["freq"])
     if meta.get("series"):
-        s = df["__series__"]
+        s = df.iloc[:, 0]
         s.name = _uncell(meta.get("name"))
         s.attrs = attrs or {}
         return s
