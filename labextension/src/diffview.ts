@@ -107,8 +107,9 @@ function render(d: api.IDiff, va: api.IVersionDetails, vb: api.IVersionDetails):
   for (const c of d.cells) {
     const ca = c.a_index !== null ? va.cells[c.a_index] : undefined;
     const cb = c.b_index !== null ? vb.cells[c.b_index] : undefined;
-    const left = el('div', { class: `jp-mv-diff-side ${cls(c.status)}` }, sourceBlock(c.a_source, c.b_source, 'removed'));
-    const right = el('div', { class: `jp-mv-diff-side ${cls(c.status)}` }, sourceBlock(c.b_source, c.a_source, 'added'));
+    // data-side labels each side when a narrow view stacks them (the column heads are hidden then)
+    const left = el('div', { class: `jp-mv-diff-side ${cls(c.status)}`, 'data-side': d.a }, sourceBlock(c.a_source, c.b_source, 'removed'));
+    const right = el('div', { class: `jp-mv-diff-side ${cls(c.status)}`, 'data-side': d.b }, sourceBlock(c.b_source, c.a_source, 'added'));
     if (ca) {
       left.append(renderOutputs(ca.outputs));
     }

@@ -1,16 +1,19 @@
 // jupyter_mv for JupyterLab: the "Model versions" sidebar, Snapshot / Restore / Restore outputs /
 // Diff commands (palette, notebook toolbar, panel buttons), and the kernel told which notebook it runs.
-import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Dialog, ICommandPalette, InputDialog, MainAreaWidget, Notification, showDialog, ToolbarButton } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { KernelMessage } from '@jupyterlab/services';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { DisposableDelegate } from '@lumino/disposable';
+import { SplitPanel, Widget } from '@lumino/widgets';
 import * as api from './api';
 import { DiffView } from './diffview';
 import { magicArg, runMagic, snapshotLine, tellNotebook } from './kernel';
 import { IOutputRestore, restoreOutputs } from './outputs';
 import { VersionsPanel } from './panel';
+import { setRenderMime } from './render';
 
 const PLUGIN_ID = 'jupyter-mv-labextension:plugin';
 const CLIENT_API = 1;
@@ -36,15 +39,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'Model versions of the active notebook: history, snapshot, restore, diff.',
   autoStart: true,
-  requires: [INotebookTracker],
-  optional: [ICommandPalette, ILayoutRestorer],
+  requires: [INotebookTracker, IRenderMimeRegistry],
+  // ILabShell is provided by JupyterLab only: without it this runs in another shell (Notebook 7),
+  // whose left area is a side panel collapsed by default, so the panel gets a toolbar button
+  optional: [ICommandPalette, ILayoutRestorer, ILabShell],
   activate: (
     app: JupyterFrontEnd,
     tracker: INotebookTracker,
+    rendermime: IRenderMimeRegistry,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    labShell: ILabShell | null
   ) => {
     const { commands } = app;
+    setRenderMime(rendermime); // recorded outputs in the panel and diff tab render through it, untrusted
     let lastRestore: IOutputRestore | null = null;
 
     const panel = new VersionsPanel({
@@ -152,11 +160,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
         try {
           const details = await api.versionDetails(nb.context.path, id);
-          const r = restoreOutputs(nb, id, details.cells);
+          // outputs of a version made elsewhere (imported, pulled) land in untrusted cells
+          const r = restoreOutputs(nb, id, details.cells, api.madeHere(details));
           lastRestore = r;
           notifyCommands();
           if (r.matched) {
-            Notification.info(`Outputs of ${r.matched} cell(s) restored from ${id}.`, {
+            const untrusted = api.madeHere(details) ? '' : ` ${id} was not made here (${details.origin ?? 'unknown origin'}): the cells are untrusted, so no script in them runs.`;
+            Notification.info(`Outputs of ${r.matched} cell(s) restored from ${id}.${untrusted}`, {
               autoClose: 6000,
               actions: [{ label: 'Undo', callback: () => void commands.execute(CommandIDs.undoRestoreOutputs) }]
             });
@@ -211,22 +221,63 @@ const plugin: JupyterFrontEndPlugin<void> = {
           Notification.warning('A diff needs two versions: select one with a parent, or two with Ctrl-click.', { autoClose: 5000 });
           return;
         }
-        const content = new DiffView(nb.context.path, pair[0], pair[1]);
-        const widget = new MainAreaWidget({ content });
-        widget.id = content.id;
-        widget.title.label = content.title.label;
-        widget.title.caption = content.title.caption;
-        widget.title.icon = versionsIcon;
-        widget.title.closable = true;
-        app.shell.add(widget, 'main');
-        app.shell.activateById(widget.id);
+        showDiff(new DiffView(nb.context.path, pair[0], pair[1]));
       }
     });
 
+    /** Put a diff where this shell has room: a main-area tab (JupyterLab); else the bottom area
+     * (Notebook 7 keeps a single document in its main area and ignores a second one silently);
+     * else inside the Model versions panel. Which one works is seen from whether the widget got
+     * attached, not guessed from the shell's name. */
+    const showDiff = (content: DiffView): void => {
+      const widget = new MainAreaWidget({ content });
+      widget.id = content.id;
+      widget.title.label = content.title.label;
+      widget.title.caption = content.title.caption;
+      widget.title.icon = versionsIcon;
+      widget.title.closable = true;
+      for (const area of ['main', 'down'] as const) {
+        try {
+          app.shell.add(widget, area);
+        } catch (e) {
+          console.warn(`jupyter_mv: the shell refused the diff in its ${area} area`, e);
+        }
+        if (widget.isAttached) {
+          app.shell.activateById(widget.id);
+          if (area === 'down') {
+            growSplitArea(widget);
+          }
+          return;
+        }
+      }
+      content.parent = null; // out of the unused wrapper, into the panel
+      widget.dispose();
+      try {
+        app.shell.activateById(panel.id);
+        panel.showDiff(content);
+      } catch (e) {
+        content.dispose();
+        Notification.error(`Cannot show the diff of ${content.a} and ${content.b} here: ${(e as Error).message}. ` +
+          `%mv_diff ${content.a} ${content.b} in a cell shows it too.`, { autoClose: 10000 });
+      }
+    };
+
     commands.addCommand(CommandIDs.openPanel, {
       label: 'Show model versions',
+      caption: 'Model versions: open the panel of the active notebook\'s versions',
+      icon: versionsIcon,
       execute: () => app.shell.activateById(panel.id)
     });
+
+    /** The side panel in or out of view (Notebook 7's toolbar button). */
+    const togglePanel = () => {
+      const shell = app.shell as JupyterFrontEnd.IShell & { collapseLeft?: () => void };
+      if (panel.isVisible && shell.collapseLeft) {
+        shell.collapseLeft();
+      } else {
+        app.shell.activateById(panel.id);
+      }
+    };
 
     if (palette) {
       const category = 'Model versions';
@@ -253,7 +304,26 @@ const plugin: JupyterFrontEndPlugin<void> = {
         if (!nb.toolbar.insertAfter('cellType', 'jupyterMvSnapshot', button)) {
           nb.toolbar.insertItem(10, 'jupyterMvSnapshot', button);
         }
-        return new DisposableDelegate(() => button.dispose());
+        if (labShell) {
+          return new DisposableDelegate(() => button.dispose());
+        }
+        // outside JupyterLab the panel's sidebar tab is hidden with the collapsed side panel
+        const show = new ToolbarButton({
+          className: 'jp-mv-panel-button',
+          label: 'Versions',
+          tooltip: 'Model versions: show or hide the panel of this notebook\'s versions',
+          onClick: () => {
+            if (tracker.currentWidget !== nb) {
+              app.shell.activateById(nb.id);
+            }
+            togglePanel();
+          }
+        });
+        nb.toolbar.insertAfter('jupyterMvSnapshot', 'jupyterMvVersions', show);
+        return new DisposableDelegate(() => {
+          button.dispose();
+          show.dispose();
+        });
       }
     });
 
@@ -272,6 +342,26 @@ const plugin: JupyterFrontEndPlugin<void> = {
       .catch(e => console.warn('jupyter_mv: the server extension does not answer', e));
   }
 };
+
+/** Notebook 7 opens its bottom area at the height of its tab bar, which hides the diff: give the
+ * area holding `widget` at least 45% of the split it sits in (the user can drag it afterwards). */
+function growSplitArea(widget: Widget): void {
+  let child: Widget = widget;
+  while (child.parent && !(child.parent instanceof SplitPanel)) {
+    child = child.parent;
+  }
+  const split = child.parent;
+  if (!(split instanceof SplitPanel) || split.widgets.length < 2) {
+    return;
+  }
+  const i = split.widgets.indexOf(child);
+  const sizes = split.relativeSizes();
+  if (i < 0 || sizes[i] >= 0.3) {
+    return;
+  }
+  const rest = sizes.reduce((a, b) => a + b, 0) - sizes[i];
+  split.setRelativeSizes(sizes.map((s, j) => (j === i ? 0.45 : rest > 0 ? (0.55 * s) / rest : 0.55 / (sizes.length - 1))));
+}
 
 function followNotebook(nb: NotebookPanel, panel: VersionsPanel): void {
   const session = nb.sessionContext;

@@ -48,6 +48,7 @@ export class VersionsPanel extends Widget {
     if (panel === this._notebook) {
       return;
     }
+    this.closeDiff();
     this._notebook = panel;
     this._versions = [];
     this._selection = [];
@@ -94,6 +95,29 @@ export class VersionsPanel extends Widget {
     }
   }
 
+  /** Show `view` (a diff) in place of the details, with a Close button: for shells whose main area
+   * takes no second widget. The panel must be attached (shown) first. */
+  showDiff(view: Widget): void {
+    this.closeDiff();
+    const host = el('div', { class: 'jp-mv-inline-diff' });
+    const close = el('button', { class: 'jp-mv-button jp-mv-action-close-diff', type: 'button', title: 'Close the diff' }, `Close ${view.title.label}`);
+    close.addEventListener('click', () => {
+      this.closeDiff();
+      void this.showDetails();
+    });
+    this._details.replaceChildren(close, host);
+    Widget.attach(view, host);
+    this._diff = view;
+  }
+
+  closeDiff(): void {
+    const view = this._diff;
+    this._diff = null;
+    if (view && !view.isDisposed) {
+      view.dispose(); // detaches it too
+    }
+  }
+
   /** Refresh soon (several triggers in a burst make one request). */
   scheduleRefresh(delay = 300): void {
     if (this._timer) {
@@ -119,6 +143,7 @@ export class VersionsPanel extends Widget {
   }
 
   dispose(): void {
+    this.closeDiff();
     clearInterval(this._poll);
     clearTimeout(this._timer);
     super.dispose();
@@ -175,25 +200,30 @@ export class VersionsPanel extends Widget {
   private renderList(): void {
     const q = this._filter.value.trim();
     const shown = this._versions.filter(v => this.matches(v, q)).reverse(); // newest first
-    const rows = shown.map(v => {
-      const tags = el('span', { class: 'jp-mv-tags' });
-      for (const t of v.tags) {
-        tags.append(el('span', { class: 'jp-mv-tag' }, t));
+    // columns no shown version fills are left out, so a narrow side panel keeps the useful ones;
+    // every cell elides and carries its full text as a tooltip
+    const used = COLUMNS.filter(c => c.always || shown.some(v => c.text(v) !== ''));
+    const rows = shown.map(v => used.map(c => (c.node ? c.node(v) : c.text(v))));
+    const t = table(used.map(c => c.key), rows, 'jp-mv-table jp-mv-versions');
+    used.forEach((c, j) => {
+      const th = t.tHead?.rows[0].cells[j];
+      if (th) {
+        th.classList.add(`jp-mv-col-${c.key}`);
+        th.title = c.key;
+        if (c.fit) {
+          // short columns as wide as their longest value (the header may elide), the rest share the remainder
+          const chars = Math.max(c.key.length - 1, ...shown.map(v => c.text(v).length));
+          th.style.width = `calc(${chars + 1}ch + 8px)`;
+        }
       }
-      const vars = el('span', { title: v.variables.join(', ') }, `${v.variables.length}: ${v.variables.slice(0, 3).join(', ')}${v.variables.length > 3 ? '…' : ''}`);
-      return [
-        el('span', { class: 'jp-mv-id' }, v.id),
-        v.name,
-        el('span', { title: v.message }, v.message),
-        el('span', { title: v.created }, shortDate(v.created)),
-        tags,
-        el('span', { title: JSON.stringify(v.params) }, keyValues(v.params)),
-        el('span', { title: JSON.stringify(v.metrics) }, keyValues(v.metrics)),
-        vars,
-        humanBytes(v.bytes)
-      ];
     });
-    const t = table(['version', 'name', 'message', 'created', 'tags', 'params', 'metrics', 'variables', 'size'], rows, 'jp-mv-table jp-mv-versions');
+    shown.forEach((v, i) => {
+      used.forEach((c, j) => {
+        const td = t.tBodies[0].rows[i].cells[j];
+        td.classList.add(`jp-mv-col-${c.key}`);
+        td.title = c.title ? c.title(v) : c.text(v);
+      });
+    });
     const trs = t.tBodies[0].rows;
     shown.forEach((v, i) => {
       const tr = trs[i];
@@ -241,6 +271,7 @@ export class VersionsPanel extends Widget {
   }
 
   private async showDetails(): Promise<void> {
+    this.closeDiff();
     const sel = this.selected;
     const nb = this._notebook;
     if (sel.length !== 1 || !nb) {
@@ -261,6 +292,7 @@ export class VersionsPanel extends Widget {
   }
 
   private _notebook: NotebookPanel | null = null;
+  private _diff: Widget | null = null;
   private _versions: api.IVersion[] = [];
   private _selection: string[] = [];
   private _changed = new Signal<this, void>(this);
@@ -274,6 +306,46 @@ export class VersionsPanel extends Widget {
   private _list!: HTMLElement;
   private _details!: HTMLElement;
 }
+
+/** A creation time as short as the list needs: the time today, month-day and time this year, else
+ * the date (the tooltip has the full date and time). */
+function compactDate(iso: string, now = new Date()): string {
+  const d = new Date(iso);
+  if (isNaN(d.getTime())) {
+    return iso;
+  }
+  const full = shortDate(iso); // YYYY-MM-DD HH:MM, local time
+  if (d.toDateString() === now.toDateString()) {
+    return full.slice(11);
+  }
+  return d.getFullYear() === now.getFullYear() ? full.slice(5) : full.slice(0, 10);
+}
+
+interface IColumn {
+  key: string;
+  text: (v: api.IVersion) => string;
+  title?: (v: api.IVersion) => string;
+  node?: (v: api.IVersion) => Node;
+  always?: boolean;
+  fit?: boolean;
+}
+
+/** The versions table's columns, in order; the CSS hides the later ones first when the panel is narrow. */
+const COLUMNS: IColumn[] = [
+  { key: 'version', text: v => v.id, title: v => [v.id, v.name].filter(Boolean).join(' · '), node: v => el('span', { class: 'jp-mv-id' }, v.id), always: true, fit: true },
+  { key: 'name', text: v => v.name ?? '' },
+  { key: 'message', text: v => v.message ?? '' },
+  { key: 'tags', text: v => v.tags.join(', '), node: v => el('span', { class: 'jp-mv-tags' }, ...v.tags.map(t => el('span', { class: 'jp-mv-tag' }, t))) },
+  { key: 'metrics', text: v => keyValues(v.metrics), title: v => keyValues(v.metrics, 999) },
+  { key: 'params', text: v => keyValues(v.params), title: v => keyValues(v.params, 999) },
+  { key: 'created', text: v => compactDate(v.created), title: v => shortDate(v.created), always: true, fit: true },
+  {
+    key: 'variables',
+    text: v => (v.variables.length ? `${v.variables.length}: ${v.variables.slice(0, 3).join(', ')}${v.variables.length > 3 ? '…' : ''}` : ''),
+    title: v => v.variables.join(', ')
+  },
+  { key: 'size', text: v => humanBytes(v.bytes), fit: true }
+];
 
 export function renderDetails(d: api.IVersionDetails): HTMLElement {
   const box = el('div', { class: 'jp-mv-version-details', 'data-version': d.id });

@@ -98,12 +98,10 @@ class LabServer:
             return ""
 
 
-# package scope: torn down when the browser tests end (Playwright's sync API holds an event loop
-# that pytest-jupyter's server tests must not meet)
-@pytest.fixture(scope="package")
-def lab(tmp_path_factory) -> LabServer:
-    """`jupyter lab` on 127.0.0.1, a free port, a fixed token, temporary root/settings/workspaces dirs."""
-    base = tmp_path_factory.mktemp("lab")
+def _serve(tmp_path_factory, app: str):
+    """`python -m <app>` (jupyterlab or notebook) on 127.0.0.1, a free port, a fixed token, temporary
+    root/settings/workspaces dirs, window.jupyterapp exposed; yields a LabServer, stops it afterwards."""
+    base = tmp_path_factory.mktemp(app)
     root, settings, workspaces, runtime, config = (base / d for d in ("root", "settings", "workspaces", "runtime", "config"))
     for d in (root, settings, workspaces, runtime, config):
         d.mkdir()
@@ -115,26 +113,27 @@ def lab(tmp_path_factory) -> LabServer:
                JUPYTER_RUNTIME_DIR=str(runtime), JUPYTER_CONFIG_DIR=str(config), PYTHONUNBUFFERED="1")
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     port = free_port()
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+    app_class = {"jupyterlab": "LabApp", "notebook": "JupyterNotebookApp"}[app]
+    cmd = [sys.executable, "-m", app, "--no-browser", "--ip=127.0.0.1", f"--port={port}",
            "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-           "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False"]
+           f"--{app_class}.expose_app_in_browser=True", "--ServerApp.open_browser=False"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
-    log = base / "jupyter-lab.log"
+    log = base / ("jupyter-lab.log" if app == "jupyterlab" else f"jupyter-{app}.log")
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = LabServer(f"http://127.0.0.1:{port}/", TOKEN, root, proc, log, settings)
     deadline = time.monotonic() + READY_SECONDS
     while True:
         if proc.poll() is not None:
-            pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{server.log_tail()}")
+            pytest.fail(f"jupyter {app} exited with {proc.returncode}:\n{server.log_tail()}")
         try:
             server.api("api/status")
             break
         except OSError:
             if time.monotonic() > deadline:
                 proc.kill()
-                pytest.fail(f"jupyter lab did not answer within {READY_SECONDS}s:\n{server.log_tail()}")
+                pytest.fail(f"jupyter {app} did not answer within {READY_SECONDS}s:\n{server.log_tail()}")
             time.sleep(0.2)
     yield server
     proc.terminate()
@@ -144,7 +143,21 @@ def lab(tmp_path_factory) -> LabServer:
         proc.kill()
         proc.wait(5)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(log, ARTIFACTS / "jupyter-lab.log")
+    shutil.copy(log, ARTIFACTS / log.name)
+
+
+# package scope: torn down when the browser tests end (Playwright's sync API holds an event loop
+# that pytest-jupyter's server tests must not meet)
+@pytest.fixture(scope="package")
+def lab(tmp_path_factory) -> LabServer:
+    """`jupyter lab` on 127.0.0.1, a free port, a fixed token, temporary root/settings/workspaces dirs."""
+    yield from _serve(tmp_path_factory, "jupyterlab")
+
+
+@pytest.fixture(scope="package")
+def notebook7(tmp_path_factory) -> LabServer:
+    """Notebook 7 (`jupyter notebook`, which runs JupyterLab extensions) with the lab fixture's settings."""
+    yield from _serve(tmp_path_factory, "notebook")
 
 
 @pytest.fixture(scope="package")
@@ -294,3 +307,10 @@ class LabPage:
 @pytest.fixture
 def lab_page(page, lab, request) -> LabPage:
     return LabPage(page, lab, request)
+
+
+@pytest.fixture
+def notebook7_page(page, notebook7, request) -> LabPage:
+    """A LabPage against the Notebook 7 server (its `open` is JupyterLab's: open Notebook 7's
+    /notebooks/<path> page directly)."""
+    return LabPage(page, notebook7, request)

@@ -36,6 +36,8 @@ def test_snapshot_diff_and_restore_outputs(lab, lab_page):
     page.locator(f".jp-SideBar li[data-id='jupyter-mv-versions']").click()
     page.locator(PANEL).wait_for(state="visible")
     assert page.locator(".jp-NotebookPanel:visible .jp-mv-snapshot-button").count() == 1
+    # JupyterLab shows the panel's tab in its sidebar: no extra toolbar button (that is Notebook 7's)
+    assert page.locator(".jp-mv-panel-button").count() == 0
 
     lp.run_cell(0)
     assert "value 1" in lp.cell_output(0)
@@ -52,6 +54,10 @@ def test_snapshot_diff_and_restore_outputs(lab, lab_page):
     # newest first
     ids = page.locator(f"{PANEL} tr.jp-mv-row").evaluate_all("rows => rows.map(r => r.dataset.version)")
     assert ids == ["v2", "v1"]
+    # the table fits JupyterLab's default sidebar width: no sideways scrolling, long values elided
+    list_width, table_width = page.locator(f"{PANEL} .jp-mv-list").evaluate(
+        "l => [l.clientWidth, l.querySelector('table').scrollWidth]")
+    assert table_width <= list_width + 1, f"table {table_width} px in a {list_width} px list"
     lp.screenshot("2-snapshot-v2")
 
     page.locator(f"{PANEL} .jp-mv-action-diff").click()
