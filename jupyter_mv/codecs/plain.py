@@ -24,10 +24,19 @@ class _NotPlain(Exception):
     pass
 
 
-def _enc(o, depth: int):
+_CONTAINERS = (list, dict, set, frozenset)
+
+
+def _enc(o, depth: int, seen: dict):
     if depth > MAX_DEPTH:
         raise _NotPlain("too deeply nested")
     t = type(o)
+    if t in _CONTAINERS:
+        # JSON has no references: a container met twice (`[[0] * 3] * 3`, a dict holding one list
+        # under two keys) would come back as copies, so such values go to the pickle codec
+        if id(o) in seen:
+            raise _NotPlain("it holds the same object twice")
+        seen[id(o)] = o
     if o is None or t is bool or t is str:
         return o
     if t is int:
@@ -35,19 +44,23 @@ def _enc(o, depth: int):
     if t is float:
         return o if math.isfinite(o) and not (o == 0 and math.copysign(1, o) < 0) else {"__float": repr(o)}
     if t is complex:
-        return {"__complex": [_enc(o.real, depth), _enc(o.imag, depth)]}
+        return {"__complex": [_enc(o.real, depth, seen), _enc(o.imag, depth, seen)]}
     if t is bytes:
         return {"__bytes": base64.b64encode(o).decode()}
     if t is list:
-        return [_enc(x, depth + 1) for x in o]
+        return [_enc(x, depth + 1, seen) for x in o]
     if t is tuple:
-        return {"__tuple": [_enc(x, depth + 1) for x in o]}
+        return {"__tuple": [_enc(x, depth + 1, seen) for x in o]}
     if t is set or t is frozenset:
-        return {"__" + t.__name__: [_enc(x, depth + 1) for x in o]}
+        # sorted by their JSON: a set's iteration order depends on the kernel's string hash seed,
+        # and equal sets must give equal bytes (content hashes)
+        items = [_enc(x, depth + 1, seen) for x in o]
+        items.sort(key=lambda x: json.dumps(x, sort_keys=True))
+        return {"__" + t.__name__: items}
     if t is dict:
         if all(type(k) is str and not k.startswith("__") for k in o):
-            return {k: _enc(v, depth + 1) for k, v in o.items()}
-        return {"__dict": [[_enc(k, depth + 1), _enc(v, depth + 1)] for k, v in o.items()]}
+            return {k: _enc(v, depth + 1, seen) for k, v in o.items()}
+        return {"__dict": [[_enc(k, depth + 1, seen), _enc(v, depth + 1, seen)] for k, v in o.items()]}
     raise _NotPlain(type_name(o))
 
 
@@ -79,7 +92,8 @@ def _dec(o):
 
 def encode(obj) -> Encoded:
     try:
-        data = json.dumps(_enc(obj, 0), ensure_ascii=False, separators=(",", ":")).encode()
+        seen: dict = {}
+        data = json.dumps(_enc(obj, 0, seen), ensure_ascii=False, separators=(",", ":")).encode()
     except (_NotPlain, RecursionError, ValueError) as e:
         raise NotStorable(f"not plain data ({e})") from None
     if len(data) > MAX_BYTES:
@@ -87,7 +101,8 @@ def encode(obj) -> Encoded:
     summary = {}
     if hasattr(obj, "__len__") and not isinstance(obj, (str, bytes)):
         summary["len"] = len(obj)
-    return Encoded("plain", {}, [data], type_name(obj), summary, summarize=lambda: {"repr": _short_repr(obj)})
+    return Encoded("plain", {}, [data], type_name(obj), summary, summarize=lambda: {"repr": _short_repr(obj)},
+                   reach=seen)
 
 
 def decode(codec, meta, buffers, ctx):

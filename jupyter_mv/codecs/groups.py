@@ -1,0 +1,250 @@
+"""Variables that share objects are stored, and restored, together.
+
+Each variable is encoded alone first (its own codec: arrays, frames, models...). While pickling,
+the pickle codec records the objects it reached (the pickler's memo); the other codecs report the
+top object (arrays and frames are leaves: a 1 GiB array is never pickled to look inside it). Names
+whose objects meet form a group — the notebook-state literature's co-variables (Kishu,
+ElasticNotebook) — and:
+
+- a group is pickled once, as a dict of its names, so every object reached from several names is
+  one object again after a restore (`sched.optimizer is opt`, an optimizer stepping the model's own
+  parameters). Its buffers stay out of band and tensors stay in the tensor table, so an unchanged
+  group writes no new chunk. Every member keeps its own row (type, summary, params), pointing at the
+  same buffers;
+- a numpy array that is another array variable (`b = a`) or a view into one (`w = a[2:6]`,
+  `gT = g.T`) is stored as a reference to it with its offset and strides, not as a copy: safe, no
+  bytes of its own, and a view again after a restore;
+- restoring any member restores its whole group (`meta["group"]` lists it), so no restored object
+  silently points at a private copy of another variable.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import sys
+import types
+
+from ..errors import DecodeError, NotStorable
+
+_NOT_STATE = (type, types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.ModuleType,
+              types.CodeType, enum.Enum, logging.Logger)
+
+
+def shareable(o) -> bool:
+    """Can `o` be state shared between variables? Containers and objects with attributes are; atoms
+    (str, int, tuple...), code, classes, modules, enum members and other singletons are not (two
+    models both referring to `float` or to a logger share nothing a restore must keep)."""
+    t = type(o)
+    if t is list or t is dict or t is set or t is bytearray:
+        return True
+    if isinstance(o, _NOT_STATE):
+        return False
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(o, np.ndarray):
+        return True
+    return hasattr(o, "__dict__")
+
+
+# -- snapshot ----------------------------------------------------------------------------------
+class _Union:
+    def __init__(self):
+        self.parent: dict = {}
+
+    def find(self, x):
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a, b):
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+
+
+def _reach(name: str, e, obj) -> dict:
+    if e.reach is not None:
+        return {k: o for k, o in e.reach.items() if shareable(o)} | ({id(obj): obj} if shareable(obj) else {})
+    if e.codec in ("numpy", "pandas", "torch.tensor", "plain"):
+        return {id(obj): obj} if shareable(obj) else {}
+    # a codec that did not report what it reached (skops models): one pickling pass finds out
+    from . import pickled
+
+    found: dict = {}
+    try:
+        pickled.dumps(obj, reach=found)
+    except NotStorable:
+        return {id(obj): obj}
+    found[id(obj)] = obj
+    return found
+
+
+def _array_links(items: list, objs: dict) -> dict:
+    """{name: meta} for numpy variables that are another array variable or a view into one."""
+    np = sys.modules.get("numpy")
+    if np is None:
+        return {}
+    first: dict = {}
+    links: dict = {}
+    for name, e in items:
+        if e.codec != "numpy":
+            continue
+        k = id(objs[name])
+        if k in first:
+            links[name] = {"alias": first[k]}
+        else:
+            first[k] = name
+    for name, e in items:
+        if e.codec != "numpy" or name in links:
+            continue
+        a = objs[name]
+        base_name, b = None, a.base
+        while b is not None:  # the deepest array variable under this one owns the memory we share
+            if id(b) in first and isinstance(b, np.ndarray):
+                base_name = first[id(b)]
+            b = getattr(b, "base", None)
+        if base_name is None or a.size == 0:
+            continue
+        base = objs[base_name]
+        if not (base.flags.c_contiguous or base.flags.f_contiguous) or base.dtype.hasobject:
+            continue
+        lo, hi = np.lib.array_utils.byte_bounds(a)
+        b0 = base.__array_interface__["data"][0]
+        if lo < b0 or hi > b0 + base.nbytes:
+            continue
+        start = a.__array_interface__["data"][0] - b0
+        links[name] = {"view": {"of": base_name, "offset": int(start), "strides": [int(s) for s in a.strides],
+                                "readonly": not a.flags.writeable}}
+    return links
+
+
+def link(items: list, objs: dict) -> list:
+    """`items` ([(name, Encoded)], each encoded alone) with shared objects kept shared: groups of
+    names whose objects meet re-encoded as one pickle, array aliases and views as references.
+    `objs` maps each name to its object. Names that share nothing keep their own encoding."""
+    from . import Encoded, pickled
+
+    if len(items) < 2:
+        return items
+    enc = dict(items)
+    links = _array_links(items, objs)
+    uf = _Union()
+    owner: dict = {}
+    keep = []  # the reached objects stay alive until grouping is done: their ids cannot be reused
+    for name, e in items:
+        uf.find(name)
+        if name in links:
+            continue
+        reached = _reach(name, e, objs[name])
+        keep.append(reached)
+        for k in reached:
+            first = owner.setdefault(k, name)
+            if first != name:
+                uf.union(first, name)
+    pickled_sets: dict = {}
+    for name, _ in items:
+        if name not in links:
+            pickled_sets.setdefault(uf.find(name), []).append(name)
+    for name, m in links.items():  # an alias or view belongs to the group of the array it refers to
+        uf.union(m.get("alias") or m["view"]["of"], name)
+    units: dict = {}
+    for name, _ in items:
+        units.setdefault(uf.find(name), []).append(name)
+
+    out = dict(items)
+    for root, members in pickled_sets.items():
+        if len(members) < 2:
+            continue
+        unit = units[uf.find(members[0])]
+        try:
+            g = pickled.encode_with({n: objs[n] for n in members}, "pickle")
+        except NotStorable as err:
+            for n in members:  # stored alone as before; the user is told sharing is not kept
+                enc[n].notes.append(("", f"shares objects with {', '.join(m for m in members if m != n)} "
+                                     f"but they cannot be stored together ({err}); restored, they will not share"))
+            continue
+        for n in members:
+            e = enc[n]
+            codec = e.codec if e.codec in pickled.NAMES else "pickle"
+            meta = {**g.meta, "members": members, "key": n, "group": unit}
+            others = [m for m in unit if m != n]
+            out[n] = Encoded(codec, meta, g.buffers, e.type_name, {**e.summary, "shares_with": others}, e.params,
+                             e.summarize, notes=e.notes,
+                             size=e.nbytes)
+    for name, m in links.items():
+        e = enc[name]
+        unit = units[uf.find(name)]
+        meta = {"descr": e.meta["descr"], "shape": e.meta["shape"], **m, "group": unit}
+        others = [x for x in unit if x != name]
+        out[name] = Encoded("numpy", meta, [], e.type_name, {**e.summary, "shares_with": others}, e.params,
+                            e.summarize, notes=e.notes, size=e.nbytes)
+    for name, unit in ((n, units[uf.find(n)]) for n, _ in items):
+        if len(unit) > 1 and name not in links and "group" not in out[name].meta:
+            e = out[name]  # an array others are views of: its own encoding, restored with them
+            out[name] = Encoded(e.codec, {**e.meta, "group": unit}, e.buffers, e.type_name,
+                                {**e.summary, "shares_with": [x for x in unit if x != name]}, e.params,
+                                e.summarize, notes=e.notes, size=e.size)
+    return [(n, out[n]) for n, _ in items]
+
+
+def base_of(meta: dict) -> str | None:
+    """The variable an array alias or view refers to (its content hash includes that one's)."""
+    if "alias" in meta:
+        return meta["alias"]
+    view = meta.get("view")
+    return view.get("of") if isinstance(view, dict) else None
+
+
+# -- restore -----------------------------------------------------------------------------------
+def unit(meta: dict) -> list:
+    """The names restored together with this variable (itself included)."""
+    g = meta.get("group")
+    return [n for n in g if isinstance(n, str)] if isinstance(g, list) else []
+
+
+def is_member(codec: str, meta: dict) -> bool:
+    """Is this row one name of a pickled group? Only pickle-based codecs can be (a safe codec's
+    row never makes restore unpickle, whatever its meta says)."""
+    from . import pickled
+
+    return "members" in meta and codec in pickled.NAMES
+
+
+def decode_payload(codec: str, meta: dict, buffers: list, ctx) -> dict:
+    """{name: object} of a whole pickled group."""
+    from . import pickled
+
+    payload = pickled.decode(codec, meta, buffers, ctx)
+    if not isinstance(payload, dict) or meta.get("key") not in payload:
+        raise DecodeError("its group's stored data does not hold it")
+    return payload
+
+
+def decode_link(meta: dict, ctx):
+    """An array alias or view, on the array restored for the variable it refers to."""
+    import numpy as np
+
+    from .arrays import _tuplify
+
+    base_name = base_of(meta)
+    base = ctx.objects.get(base_name)
+    if base is None and getattr(ctx, "resolve", None) is not None:
+        base = ctx.objects[base_name] = ctx.resolve(base_name)
+    if not isinstance(base, np.ndarray):
+        raise DecodeError(f"it is a view of {base_name!r}, which is not restored with it")
+    if "alias" in meta:
+        return base
+    view = meta["view"]
+    dtype = np.lib.format.descr_to_dtype(_tuplify(meta["descr"]))
+    flat = base if base.flags.c_contiguous else base.T
+    mem = flat.reshape(-1).view(np.uint8)
+    try:
+        out = np.ndarray(tuple(meta["shape"]), dtype=dtype, buffer=mem, offset=int(view["offset"]),
+                         strides=tuple(int(s) for s in view["strides"]))
+    except (TypeError, ValueError) as e:
+        raise DecodeError(f"its view of {base_name!r} does not fit that array ({e})") from None
+    if view.get("readonly"):
+        out.flags.writeable = False
+    return out

@@ -1,0 +1,264 @@
+"""Notebook-defined code in pickles: functions and classes whose module is `__main__`.
+
+cloudpickle stores them by value with a private copy of the globals they use and, for classes, a
+process-wide tracker that makes unpickling *update* an existing class of the same origin. Restored
+notebook code must behave as notebook code instead (see README, "Notebook code after a restore"):
+
+- a function is rebuilt with the notebook's namespace as its `__globals__`, so `global counter`
+  writes the notebook's `counter` and a helper the user redefined since is the one called. Globals
+  it used that the namespace lacks are defined from the stored values (modules, notebook code and
+  immutable values only); the restore names them.
+- a class is resolved by name: the live class of that name when the notebook has one (instances
+  restored are instances of it; it is never modified), else the stored definition is rebuilt (and,
+  when restoring into a namespace, defined there under its name).
+- the bytes are deterministic across kernels: code objects carry no per-kernel file names
+  (`/tmp/ipykernel_<pid>/…`), classes no random tracker ids, and sets of strings are written sorted,
+  so identical state has identical content hashes.
+
+Borrowed: the class state (`_class_getstate`/`_class_setstate`, `_make_skeleton_class`/
+`_make_skeleton_enum`) is cloudpickle's (cloudpickle/cloudpickle.py, BSD-3-Clause).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import re
+import sys
+import threading
+import types
+import weakref
+
+_LOCAL = threading.local()
+_FRESH: "weakref.WeakSet[type]" = weakref.WeakSet()  # classes built from a stored definition just now
+_CODE_CACHE: dict = {}  # id(code) -> (code, normalised code)
+_KERNEL_FILE = re.compile(r"ipykernel_\d+")
+_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, range, type(Ellipsis))
+
+
+# -- where restored code lives -----------------------------------------------------------------
+@contextlib.contextmanager
+def restoring_into(namespace: dict | None):
+    """While decoding: notebook functions get `namespace` as their globals (None: a private dict,
+    nothing is changed) and classes are resolved by name in it. Yields the list of names that had
+    to be defined in `namespace` (globals or classes the restored code needs that it lacked)."""
+    prev = getattr(_LOCAL, "state", None)
+    defined: list[str] = []
+    _LOCAL.state = (namespace, defined)
+    try:
+        yield defined
+    finally:
+        _LOCAL.state = prev
+
+
+def _target() -> tuple[dict | None, list]:
+    state = getattr(_LOCAL, "state", None)
+    return state if state is not None else (None, [])
+
+
+def _lookup_namespace() -> dict:
+    ns, _ = _target()
+    return ns if ns is not None else sys.modules["__main__"].__dict__
+
+
+# -- pickling ----------------------------------------------------------------------------------
+def is_notebook_code(o) -> bool:
+    return getattr(o, "__module__", None) == "__main__" and (
+        type(o) is types.FunctionType or isinstance(o, type))
+
+
+def reduce(o, definition_ids: set | None = None):
+    """A reduce tuple for notebook functions and classes, None for anything else. The ids of the
+    containers a class definition holds are added to `definition_ids`: they belong to the class (which
+    a restore resolves by name), not to the variables whose instances reach it."""
+    if type(o) is types.FunctionType and o.__module__ == "__main__":
+        return _reduce_function(o)
+    if isinstance(o, type) and o.__module__ == "__main__":
+        r = _reduce_class(o)
+        if definition_ids is not None:
+            _collect(r[1], definition_ids, 0)
+            _collect(r[2], definition_ids, 0)
+        return r
+    return None
+
+
+def _collect(o, ids: set, depth: int) -> None:
+    if depth > 4 or isinstance(o, (str, bytes, int, float, type, types.FunctionType)):
+        return
+    ids.add(id(o))
+    if type(o) is dict:
+        for v in o.values():
+            _collect(v, ids, depth + 1)
+    elif type(o) in (list, tuple, set, frozenset):
+        for v in o:
+            _collect(v, ids, depth + 1)
+
+
+def normalise_code(code: types.CodeType) -> types.CodeType:
+    """`code` with a file name that does not depend on the kernel's process id (nested code too)."""
+    hit = _CODE_CACHE.get(id(code))
+    if hit is not None and hit[0] is code:
+        return hit[1]
+    consts = tuple(normalise_code(c) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    name = _KERNEL_FILE.sub("ipykernel", code.co_filename)
+    out = code if (name == code.co_filename and consts == code.co_consts) else code.replace(
+        co_filename=name, co_consts=consts)
+    if len(_CODE_CACHE) > 10000:
+        _CODE_CACHE.clear()
+    _CODE_CACHE[id(code)] = (code, out)
+    return out
+
+
+def _global_names(code: types.CodeType) -> set:
+    names = set(code.co_names)
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            names |= _global_names(c)
+    return names
+
+
+def _capturable(v) -> bool:
+    """Globals worth carrying for a kernel that lacks them: cheap and free of shared state (a list
+    or a model a function reads is a notebook variable of its own, restored by name)."""
+    if isinstance(v, (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)):
+        return True
+    if type(v) in _IMMUTABLE:
+        return not (type(v) in (str, bytes) and len(v) > 10000)
+    if type(v) is tuple:
+        return len(v) < 1000 and all(_capturable(x) for x in v)
+    return False
+
+
+def _reduce_function(f):
+    g = f.__globals__
+    captured = {}
+    for n in sorted(_global_names(f.__code__)):
+        if n in g and _capturable(g[n]) and g[n] is not f:
+            captured[n] = g[n]
+    closure = None
+    if f.__closure__ is not None:
+        closure = []
+        for cell in f.__closure__:
+            try:
+                closure.append((True, cell.cell_contents))
+            except ValueError:  # an empty cell (a name assigned later in the enclosing function)
+                closure.append((False, None))
+    state = {"defaults": f.__defaults__, "kwdefaults": f.__kwdefaults__, "closure": closure,
+             "dict": dict(f.__dict__), "doc": f.__doc__, "annotations": dict(f.__annotations__),
+             "qualname": f.__qualname__, "globals": captured}
+    n_cells = len(f.__closure__) if f.__closure__ is not None else -1
+    return (_make_function, (normalise_code(f.__code__), f.__name__, n_cells), state, None, None, _set_function)
+
+
+def _make_function(code, name, n_cells):
+    ns, _ = _target()
+    if ns is None:
+        ns = {"__builtins__": builtins, "__name__": "__main__"}  # a private one: nothing is changed
+    closure = None if n_cells < 0 else tuple(types.CellType() for _ in range(n_cells))
+    return types.FunctionType(code, ns, name, None, closure)
+
+
+def _set_function(f, state):
+    f.__defaults__ = state["defaults"]
+    f.__kwdefaults__ = state["kwdefaults"]
+    f.__dict__.update(state["dict"])
+    f.__doc__ = state["doc"]
+    f.__annotations__ = state["annotations"]
+    f.__qualname__ = state["qualname"]
+    if state["closure"] is not None:
+        for cell, (full, value) in zip(f.__closure__, state["closure"]):
+            if full:
+                cell.cell_contents = value
+    ns, defined = _target()
+    g = f.__globals__
+    for n, v in state["globals"].items():
+        if n not in g:
+            g[n] = v
+            if g is ns and n not in defined:
+                defined.append(n)
+
+
+def _reduce_class(cls):
+    from cloudpickle import cloudpickle as cp
+
+    # cloudpickle's reduction, with the tracker id dropped: a random id per class and process would
+    # make identical classes hash differently, and a known id makes unpickling overwrite that class
+    make, args, state, _, _, _ = cp._dynamic_class_reduce(cls)
+    if isinstance(state, tuple) and state and isinstance(state[0], dict):
+        # copyreg caches `__slotnames__` on a class the first time one of its instances is pickled:
+        # not part of the definition, and it would change the class's bytes between two snapshots
+        state[0].pop("__slotnames__", None)
+    args = tuple(None if i == (5 if make is cp._make_skeleton_enum else 4) else a for i, a in enumerate(args))
+    return (_resolve_class, (cls.__qualname__, make, args), state, None, None, _set_class)
+
+
+def _resolve_class(qualname: str, make, args):
+    live = _lookup_namespace().get(qualname) if "." not in qualname else None
+    if isinstance(live, type) and live.__qualname__ == qualname and live.__module__ == "__main__":
+        return live  # the notebook's class of that name; never modified
+    cls = make(*args)
+    _FRESH.add(cls)
+    ns, defined = _target()
+    if ns is not None and "." not in qualname and "<" not in qualname and qualname not in ns:
+        ns[qualname] = cls
+        defined.append(qualname)
+    return cls
+
+
+def _set_class(cls, state):
+    from cloudpickle import cloudpickle as cp
+
+    if cls in _FRESH:  # only a class this restore built gets the stored definition
+        _FRESH.discard(cls)
+        cp._class_setstate(cls, state)
+    return cls
+
+
+# -- deterministic sets ------------------------------------------------------------------------
+_HASH_RANDOM = (str, bytes, tuple, frozenset)
+
+
+def canonical_set(s) -> list | None:
+    """The elements of set `s` in a process-independent order when its iteration order depends on
+    string hashing (PYTHONHASHSEED differs per kernel), else None (keep pickle's own path)."""
+    if not any(type(x) in _HASH_RANDOM for x in s):
+        return None
+    try:
+        return sorted(s)
+    except TypeError:
+        return sorted(s, key=lambda x: (type(x).__name__, repr(x)))
+
+
+class SetTable:
+    """Persistent ids for hash-ordered sets, keeping a set shared within one pickle shared."""
+
+    def __init__(self):
+        self.ids: dict[int, int] = {}
+        self.keep: list = []
+
+    def pid(self, o):
+        t = type(o)
+        if t is not set and t is not frozenset:
+            return None
+        k = self.ids.get(id(o))
+        if k is not None:
+            return ("sr", k)
+        items = canonical_set(o)
+        if items is None:
+            return None
+        self.ids[id(o)] = k = len(self.keep)
+        self.keep.append(o)
+        return ("s", k, t is frozenset, items)
+
+
+def load_set(pid, table: dict):
+    """The set for a persistent id written by SetTable, or None when `pid` is not one."""
+    if not isinstance(pid, tuple) or not pid:
+        return None
+    if pid[0] == "sr" and len(pid) == 2:
+        return table[pid[1]]
+    if pid[0] == "s" and len(pid) == 4:
+        s = (frozenset if pid[2] else set)(pid[3])
+        table[pid[1]] = s
+        return s
+    return None
