@@ -72,7 +72,7 @@ def _parser(prog: str, description: str) -> _Parser:
     return _Parser(prog=prog, description=description, add_help=True)
 
 
-def _lex(line: str) -> list[tuple[str, bool]]:
+def _lex(line: str, comments: bool = True) -> list[tuple[str, bool]]:
     """Split a magic's line as a POSIX shell does, with comments: (word, quoted) pairs.
 
     Quoting follows `shlex.split(posix=True)` (single quotes literal; in double quotes a backslash
@@ -81,6 +81,19 @@ def _lex(line: str) -> list[tuple[str, bool]]:
     `-t baseline  # v1` drops the comment while `-t run#2` and `-m "a # b"` keep their `#`.
     `quoted` tells a word that was (partly) quoted or escaped, so `'--weird'` stays a value.
     Raises ValueError on an unclosed quote or a trailing backslash."""
+    return _scan(line, comments)[0]
+
+
+def _code_part(line: str) -> str:
+    """`line` without its trailing comment (the rules of `_lex`); unchanged if it does not lex."""
+    try:
+        return line[: _scan(line, True)[1]]
+    except ValueError:
+        return line
+
+
+def _scan(line: str, comments: bool) -> tuple[list[tuple[str, bool]], int]:
+    """The words of `line` and where its comment starts (len(line) when it has none)."""
     words: list[tuple[str, bool]] = []
     buf: list[str] = []
     in_word = quoted = False
@@ -92,8 +105,8 @@ def _lex(line: str) -> list[tuple[str, bool]]:
                 words.append(("".join(buf), quoted))
                 buf, in_word, quoted = [], False, False
             i += 1
-        elif c == "#" and not in_word:
-            break
+        elif c == "#" and not in_word and comments:
+            return words, i
         elif c == "'":
             end = line.find("'", i + 1)
             if end < 0:
@@ -128,12 +141,28 @@ def _lex(line: str) -> list[tuple[str, bool]]:
             i += 1
     if in_word:
         words.append(("".join(buf), quoted))
-    return words
+    return words, n
 
 
-def _split(line: str, prog: str) -> list[tuple[str, bool]]:
+def _expand(shell, text: str, local_ns: dict | None) -> str:
+    """IPython's `$name` / `{expr}` expansion of a magic line (what InteractiveShell.var_expand does),
+    applied after the comment is cut off: IPython gives up on the whole line when any part of it
+    fails to expand, and a comment such as `# restore {old}` would stop `$ref` from expanding."""
+    if shell is None:
+        return text
+    ns = dict(shell.user_ns)
+    ns.update(local_ns or {})
     try:
-        return _lex(line)
+        from IPython.utils.text import DollarFormatter
+
+        return DollarFormatter().vformat(text, args=[], kwargs=ns)
+    except Exception:  # as IPython does: leave the text as written
+        return text
+
+
+def _split(line: str, prog: str, comments: bool = True) -> list[tuple[str, bool]]:
+    try:
+        return _lex(line, comments)
     except ValueError as e:
         raise UsageError(f"{prog}: cannot parse arguments ({e}); check the quotes") from None
 
@@ -168,8 +197,11 @@ def _magic(parser: _Parser):
 
     def deco(fn):
         @functools.wraps(fn)
-        def wrapper(self, line=""):
-            words = _split(line, parser.prog)
+        def wrapper(self, line="", local_ns=None):
+            # expanded here (no_var_expand below), after the comment is cut off; a '#' that the
+            # expansion brings in is data, not a comment
+            line = _expand(getattr(self, "shell", None), _code_part(line), local_ns)
+            words = _split(line, parser.prog, comments=False)
             try:
                 args = _parse(parser, words)
             except _HelpShown:
@@ -193,6 +225,8 @@ def _magic(parser: _Parser):
                 raise UsageError(f"{parser.prog}: internal error {type(e).__name__}: {e} "
                                  "(set JUPYTER_MV_DEBUG=1 for the traceback and please report it)") from None
 
+        wrapper._ipython_no_var_expand = True  # IPython's no_var_expand: _expand does it
+        wrapper.needs_local_scope = True  # the caller's locals for $name, as IPython would use them
         wrapper.__doc__ = parser.format_help()
         wrapper.parser = parser
         return wrapper
@@ -460,12 +494,13 @@ def _check_unquoted_words(words: list[tuple[str, bool]], stray_word) -> None:
             if w2.startswith("-") and not q2:
                 break
             stray.append(w2)
-        missing = [x for x in stray if stray_word(x)]
+        missing = [k for k, x in enumerate(stray) if stray_word(x)]
         if missing:
             value = words[j][0].split("=", 1)[1] if j == i else words[j][0]
             flag = w.split("=", 1)[0]
-            raise UsageError(f"%mv_snapshot: {missing[0]!r} is not a variable; to give a {_MULTIWORD[opt]} of several "
-                             f"words, quote it: {flag} {_quote(' '.join([value, *stray]))}")
+            meant = " ".join([value, *stray[: missing[-1] + 1]])  # up to the last word that is no variable
+            raise UsageError(f"%mv_snapshot: {stray[missing[0]]!r} is not a variable; to give a {_MULTIWORD[opt]} "
+                             f"of several words, quote it: {flag} {_quote(meant)}")
 
 
 @contextlib.contextmanager
