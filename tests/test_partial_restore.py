@@ -258,7 +258,6 @@ def test_trial_load_is_cheap_for_large_buffers(session):
 
 @pytest.mark.slow
 def test_bokeh_figure_is_skipped_with_its_reason(shell, run, capsys):
-    pytest.importorskip("bokeh")
     run("from bokeh.plotting import figure\np = figure(title='t')\nr = p.line([1, 2, 3], [4, 5, 6])\nx = 1.5")
     capsys.readouterr()
     run("%mv_snapshot")
