@@ -23,7 +23,7 @@ __all__ = ["compare_values", "compare_models", "model_state", "named_arrays", "i
 MAX_DEPTH = 25
 # private attributes that hold what a fitted estimator predicts with (sklearn keeps these private);
 # the others (thread counts, caches, scorers) vary between runs without changing the model
-PRIVATE_FITTED = ("_predictors", "_baseline_prediction", "_bin_mapper", "_fit_X", "_y", "_tree",
+PRIVATE_FITTED = ("_predictors", "_baseline_prediction", "_fit_X", "_y", "_tree",
                   "_dual_coef_", "_intercept_", "_n_support", "_probA", "_probB", "_label_binarizer")
 
 
@@ -68,9 +68,13 @@ def _is_tree(x) -> bool:
     return _tn(x) == "sklearn.tree._tree.Tree"
 
 
+def _is_predictor(x) -> bool:  # one tree of a histogram gradient-boosting model
+    return _tn(x) == "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
+
+
 def is_model(x) -> bool:
     """A scikit-learn estimator, a torch module or optimizer, or a decision tree structure."""
-    return _is_estimator(x) or _is_module(x) or _is_tree(x)
+    return _is_estimator(x) or _is_module(x) or _is_tree(x) or _is_predictor(x)
 
 
 def _join(path: str, part: str) -> str:
@@ -143,12 +147,12 @@ def _flatten(x, path: str, out: dict, depth: int, active: set) -> None:
                     _flatten(fields[k], _join(path, k), out, depth + 1, active)
             return
         if isinstance(x, (list, tuple)) and any(is_model(e) or isinstance(e, (list, tuple)) for e in x):
-            out[_join(path, "__len__")] = len(x)
+            out[f"len({path})"] = len(x)
             for i, e in enumerate(x):
                 _flatten(e, _join(path, f"[{i}]"), out, depth + 1, active)
             return
         if isinstance(x, dict) and any(is_model(e) for e in x.values()):
-            out[_join(path, "__keys__")] = sorted(map(repr, x))
+            out[_join(path, "keys()")] = sorted(map(repr, x))
             for k, e in x.items():
                 _flatten(e, _join(path, f"[{k!r}]"), out, depth + 1, active)
             return
@@ -156,7 +160,7 @@ def _flatten(x, path: str, out: dict, depth: int, active: set) -> None:
             import numpy as np
 
             if isinstance(x, np.ndarray) and x.dtype == object and any(is_model(e) for e in x.flat):
-                out[_join(path, "__shape__")] = list(x.shape)
+                out[_join(path, "shape")] = list(x.shape)
                 for idx in np.ndindex(*x.shape):
                     _flatten(x[idx], _join(path, f"[{', '.join(map(str, idx))}]"), out, depth + 1, active)
                 return
@@ -164,7 +168,7 @@ def _flatten(x, path: str, out: dict, depth: int, active: set) -> None:
                 for f in x.dtype.names:
                     out[_join(path, f)] = x[f]
                 return
-        if _tn(x) == "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor":
+        if _is_predictor(x):
             for k in sorted(vars(x)):
                 _flatten(getattr(x, k), _join(path, k), out, depth + 1, active)
             return
@@ -186,7 +190,7 @@ def named_arrays(obj) -> dict:
             if isinstance(v, torch.Tensor):
                 v = v.detach().cpu()
                 v = (v.float() if v.dtype == torch.bfloat16 else v).numpy()
-        if isinstance(v, np.ndarray) and v.dtype.kind in "fiub" and not k.endswith(("__shape__", "__len__")):
+        if isinstance(v, np.ndarray) and v.dtype.kind in "fiub":
             out[k] = v
     return out
 
@@ -198,12 +202,9 @@ def compare_models(recorded, now, rtol: float = 1e-6, atol: float = 1e-12, where
     if type(recorded) is not type(now):
         return f"type {_tn(recorded)} recorded, {_tn(now)} now{' at ' + where if where else ''}"
     sa, sb = model_state(recorded, where), model_state(now, where)
-    if sa.keys() != sb.keys():
-        gone = [k for k in sa if k not in sb][:3]
-        new = [k for k in sb if k not in sa][:3]
-        return (f"fitted state differs{' at ' + where if where else ''}: recorded only {', '.join(gone) or '-'}; "
-                f"now only {', '.join(new) or '-'}")
-    for k in sa:
+    for k in sa:  # hyperparameters come first: `n_estimators 4 recorded, 5 now` says more than extra trees
+        if k not in sb:
+            continue
         a, b = sa[k], sb[k]
         if is_model(a) or is_model(b):  # cut off by the depth bound: compare by type only
             why = None if type(a) is type(b) else f"type {_tn(a)} recorded, {_tn(b)} now at {k}"
@@ -211,7 +212,21 @@ def compare_models(recorded, now, rtol: float = 1e-6, atol: float = 1e-12, where
             why = compare_values(a, b, rtol, atol, k, depth + 1)
         if why:
             return why
+    if sa.keys() != sb.keys():
+        gone = _heads(k for k in sa if k not in sb)
+        new = _heads(k for k in sb if k not in sa)
+        return (f"fitted state differs{' at ' + where if where else ''}: recorded only {', '.join(gone[:3]) or '-'}"
+                f"{' …' if len(gone) > 3 else ''}; now only {', '.join(new[:3]) or '-'}{' …' if len(new) > 3 else ''}")
     return None
+
+
+def _heads(keys) -> list:
+    """Paths cut after their first index (`estimators_[4, 0].criterion` -> `estimators_[4, 0]`), unique."""
+    out: dict = {}
+    for k in keys:
+        i = k.find("]")
+        out.setdefault(k[: i + 1] if i >= 0 else k, None)
+    return list(out)
 
 
 # -- values --------------------------------------------------------------------------------------

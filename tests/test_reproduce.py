@@ -271,3 +271,100 @@ def test_reproduce_refuses_hostile_bundle_before_running(tmp_path):
     bad.write_bytes(b"PK\x03\x04 not really")
     r = cli("reproduce", bad)
     assert r.returncode == 1 and "refused bundle" in r.stderr and r.stderr.count("\n") == 1
+
+
+# -- models compared by content (trees by their node arrays) ------------------------------------------
+MODELS = {
+    "cells": [
+        {"cell_type": "code", "execution_count": None, "id": "m1", "metadata": {}, "outputs": [],
+         "source": "%load_ext jupyter_mv"},
+        {"cell_type": "code", "execution_count": None, "id": "m2", "metadata": {}, "outputs": [],
+         "source": "from sklearn.datasets import make_classification\n"
+                   "from sklearn.decomposition import PCA\n"
+                   "from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier\n"
+                   "from sklearn.linear_model import LogisticRegression\n"
+                   "from sklearn.pipeline import Pipeline\n"
+                   "from sklearn.preprocessing import StandardScaler\n"
+                   "X, y = make_classification(n_samples=200, n_features=6, n_informative=4, random_state=0)"},
+        {"cell_type": "code", "execution_count": None, "id": "m3", "metadata": {}, "outputs": [],
+         "source": "rf = RandomForestClassifier(n_estimators=8, max_depth=5, random_state=0).fit(X, y)\n"
+                   "print('forest', rf.score(X, y))"},
+        {"cell_type": "code", "execution_count": None, "id": "m4", "metadata": {}, "outputs": [],
+         "source": "gb = GradientBoostingClassifier(n_estimators=8, max_depth=2, random_state=0).fit(X, y)"},
+        {"cell_type": "code", "execution_count": None, "id": "m5", "metadata": {}, "outputs": [],
+         "source": "pipe = Pipeline([('scale', StandardScaler()), ('pca', PCA(n_components=3)), "
+                   "('lr', LogisticRegression())]).fit(X, y)"},
+        {"cell_type": "code", "execution_count": None, "id": "m6", "metadata": {}, "outputs": [],
+         "source": "%mv_snapshot rf gb pipe -m honest"},
+        {"cell_type": "code", "execution_count": None, "id": "m7", "metadata": {}, "outputs": [],
+         "source": "pipe[-1].coef_[0, 0] += 0.25  # a hand edit the bundle's notebook will not show"},
+        {"cell_type": "code", "execution_count": None, "id": "m8", "metadata": {}, "outputs": [],
+         "source": "%mv_snapshot rf gb pipe -m edited"},
+    ],
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    "nbformat": 4, "nbformat_minor": 5,
+}
+
+
+@pytest.fixture(scope="module")
+def model_bundles(tmp_path_factory):
+    """(honest bundle of v1, bundle of v2 whose notebook hides the edit of a fitted coefficient)."""
+    work = tmp_path_factory.mktemp("models")
+    (work / "models.ipynb").write_text(json.dumps(MODELS))
+    st = execute_notebook(work / "models.ipynb", work, "models.ipynb")
+    try:
+        assert {x.name: x.codec for x in st.variables(st.resolve("models.ipynb", "v1"))} == dict.fromkeys(
+            ("rf", "gb", "pipe"), "sklearn.skops")
+        honest = bundle.export(st, st.resolve("models.ipynb", "v1"), work / "honest.mvz")
+        edited = bundle.export(st, st.resolve("models.ipynb", "v2"), work / "edited.mvz")
+    finally:
+        st.close()
+
+    def hide_edit(nb):
+        for c in nb["cells"]:
+            if "coef_[0, 0] += 0.25" in "".join(c["source"]):
+                c["source"] = "pass"
+                return
+        raise AssertionError("the edit cell is not in the bundle's notebook")
+
+    return honest, _alter_notebook(edited, work / "tampered.mvz", hide_edit)
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+def test_bundle_of_forest_boosting_and_pipeline_reproduces(model_bundles):
+    result = reproduce.reproduce(model_bundles[0], progress=False)
+    assert result.ok, result.text()
+    assert {v["name"]: v["status"] for v in result.variables} == {"rf": "same", "gb": "same", "pipe": "same"}
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+def test_tampered_model_fails_naming_the_variable(model_bundles, tmp_path):
+    r = cli("reproduce", model_bundles[1], "--rtol", "1e-6", cwd=tmp_path)
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert "DIFFERS  variable pipe: values differ at steps.lr.coef_ (max abs difference 0.25)" in r.stdout, r.stdout
+    assert "variable rf" not in r.stdout and "variable gb" not in r.stdout  # the trees compare equal
+    assert "FAILED: 1 variable differ" in r.stdout
+
+
+def test_models_compare_by_content():
+    """Trees by their node arrays, within rtol; never by identity or address."""
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+
+    X = np.random.default_rng(1).normal(size=(120, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    make = [lambda: RandomForestClassifier(n_estimators=4, max_depth=3, random_state=0).fit(X, y),
+            lambda: GradientBoostingClassifier(n_estimators=4, random_state=0).fit(X, y)]
+    for mk in make:
+        a, b = mk(), mk()
+        assert compare_values(a, b) is None
+    rf, rf2 = make[0](), make[0]()
+    rf2.estimators_[1].tree_.threshold[0] += 1e-3
+    assert compare_values(rf, rf2) == "values differ at estimators_[1].tree_.threshold (max abs difference 0.001)"
+    assert compare_values(rf, rf2, rtol=1e-2) is None  # within --rtol
+    gb, gb2 = make[1](), make[1]()
+    gb2.estimators_[2, 0].tree_.value[0] *= 2
+    assert "estimators_[2, 0].tree_.value" in compare_values(gb, gb2)
+    gb3 = GradientBoostingClassifier(n_estimators=5, random_state=0).fit(X, y)
+    assert "n_estimators" in compare_values(gb, gb3)

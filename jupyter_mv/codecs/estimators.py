@@ -136,7 +136,40 @@ def _encode_skops(obj, summary: dict, params: dict) -> Encoded | None:
     head = json.dumps(schema, separators=(",", ":"), sort_keys=False).encode()
     meta = {"format": "skops", "protocol": schema.get("protocol"), "files": order, "types": untrusted}
     return Encoded("sklearn.skops", meta, [memoryview(head)] + [memoryview(members[n]) for n in order],
-                   type_name(obj), summary, params)
+                   type_name(obj), summary, params, reach=reach(obj))
+
+
+def reach(obj) -> dict:
+    """{id: object} of what a user can share with this estimator (see groups.py): the estimator,
+    the estimators, arrays and containers it holds, and the other objects among its attributes
+    (kept, not looked into). Not what those objects hold: a loss object's class-level intervals or
+    a dtype's field table are the library's constants, which every model of that kind reaches."""
+    out: dict = {}
+    est = _estimator_type()
+    stack = [(obj, 0)]
+    while stack:
+        x, depth = stack.pop()
+        if id(x) in out or depth > 100 or isinstance(x, (str, bytes, int, float, complex, bool, type(None), type)):
+            continue
+        out[id(x)] = x
+        if isinstance(x, est):
+            stack.extend((v, depth + 1) for v in vars(x).values())
+        elif isinstance(x, (list, tuple, set, frozenset)):
+            stack.extend((v, depth + 1) for v in x)
+        elif isinstance(x, dict):
+            stack.extend((v, depth + 1) for v in x.values())
+        elif loaded("numpy"):
+            import numpy as np
+
+            if isinstance(x, np.ndarray) and x.dtype == object:
+                stack.extend((v, depth + 1) for v in x.flat)
+    return out
+
+
+def _estimator_type():
+    from sklearn.base import BaseEstimator
+
+    return BaseEstimator
 
 
 def _zip(meta: dict, buffers: list) -> bytes:
