@@ -160,8 +160,13 @@ def test_diff_inside_the_panel_when_the_shell_has_no_bottom_area(notebook7, two_
         const add = shell.add.bind(shell);
         shell.add = (w, area, options) => (area === 'down' ? undefined : add(w, area, options));
     }""")
-    # the palette command opens the panel too
-    page.evaluate("() => window.jupyterapp.commands.execute('jupyter-mv:open-panel')")
+    # the command palette opens the panel too
+    page.locator(".jp-NotebookPanel .jp-Cell .jp-InputPrompt").first.click()  # command mode
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+Shift+C")
+    palette = page.locator(".jp-ModalCommandPalette")
+    palette.locator("input").fill("show model versions")
+    palette.locator("li.lm-CommandPalette-item[data-command='jupyter-mv:open-panel']").click()
     page.locator(PANEL).wait_for(state="visible")
     page.locator(f"{PANEL} tr.jp-mv-row[data-version='v1']").wait_for()
     select_pair(page)
