@@ -23,7 +23,7 @@ from .store import Store
 
 __all__ = ["push", "model_variable"]
 
-MODEL_CODECS = {"sklearn": "sklearn", "torch.module": "pytorch"}
+MODEL_CODECS = {"sklearn": "sklearn", "sklearn.skops": "sklearn", "torch.module": "pytorch"}
 _PARAM_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
 MAX_PARAM_VALUE = 6000
 

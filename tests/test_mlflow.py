@@ -183,3 +183,57 @@ def test_model_choice_and_refusals(sk_version, tmp_path, monkeypatch):
     r = cli("--store", st.root, "mlflow", "push", "v1", "--tracking-uri", "http://127.0.0.1:9", "--experiment", "x",
             env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"})
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "MLflow" in r.stderr
+
+
+def test_push_withholds_credentials(mlflow_server, tmp_path, monkeypatch):
+    """Random fake credentials in a variable, a param, the message and a cell: none reaches the run
+    (params, tags, artifacts); one warning names them; include_secrets=True sends them on purpose."""
+    import json
+    import secrets
+    import string
+
+    from sklearn.linear_model import LogisticRegression
+
+    from jupyter_mv import capture
+    from jupyter_mv.errors import CredentialsWithheld
+
+    alnum = string.ascii_letters + string.digits
+    key = "sk-" + "".join(secrets.choice(alnum) for _ in range(48))
+    token = "hf_" + "".join(secrets.choice(alnum) for _ in range(34))
+    monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", "keys.ipynb")
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    clf = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+    log = capture.CellLog()
+    log.start(f"OPENAI_API_KEY = '{key}'", 1, "c1")
+    log.add({"output_type": "stream", "name": "stdout", "text": f"using {token}\n"})
+    api.set_session(api.Session(namespace={"OPENAI_API_KEY": key, "clf": clf, "X": X}, cell_log=log))
+    with Store(tmp_path / ".jupyter_mv") as st:
+        v = api.take_snapshot(["OPENAI_API_KEY", "clf", "X"], message=f"key {token}", store=st).version
+        with st.write():  # a param from before params were checked
+            st.db.conn.execute("insert into params (version_id, key, value) values (?, 'api_key', ?)",
+                               (v.id, json.dumps(key)))
+        with pytest.warns(CredentialsWithheld) as caught:
+            info = api.to_mlflow("v1", tracking_uri=mlflow_server, experiment="keys", store=st)
+        assert len(caught) == 1
+        warned = str(caught[0].message)
+        assert "variable OPENAI_API_KEY" in warned and "param api_key" in warned and "source of cell 1" in warned
+        assert key not in warned and token not in warned
+        assert info["variable"] == "clf"
+        client = mlflow.MlflowClient(mlflow_server)
+        run = client.get_run(info["run_id"])
+        seen = json.dumps([run.data.params, run.data.tags, run.info.run_name], ensure_ascii=False)
+        dest = tmp_path / "artifacts"
+        dest.mkdir()
+        mlflow.artifacts.download_artifacts(run_id=info["run_id"], dst_path=str(dest), tracking_uri=mlflow_server)
+        for f in dest.rglob("*"):
+            if f.is_file():
+                seen += f.read_bytes().decode("utf-8", "replace")
+        assert key not in seen and token not in seen and key[3:20] not in seen
+        assert "hf_…****" in seen and "sk-\\u2026****" in seen  # masked in the note and the notebook artifact
+        assert "api_key" not in run.data.params
+        # on purpose: the param is logged
+        info2 = api.to_mlflow("v1", tracking_uri=mlflow_server, experiment="keys", store=st, include_secrets=True)
+        assert client.get_run(info2["run_id"]).data.params["api_key"] == key
+        # a credential-holding variable is never registered as the model without the override
+        with pytest.raises(UsageError, match="holds a credential"):
+            api.to_mlflow("v1", tracking_uri=mlflow_server, variable="OPENAI_API_KEY", store=st)

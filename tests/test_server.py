@@ -333,3 +333,42 @@ def test_every_route_is_in_the_openapi_file():
         methods = {m for m in ("get", "post", "delete", "put", "patch") if m in vars(handler)}
         assert methods == set(spec["paths"][templated]), path
     assert len(documented) == len(ROUTES)
+
+
+# -- credentials are masked in every response (issue 10) --------------------------------------------
+async def test_responses_mask_credentials(jp_fetch, jp_root_dir):
+    import secrets
+    import string
+
+    alnum = string.ascii_letters + string.digits
+    key = "sk-" + "".join(secrets.choice(alnum) for _ in range(48))  # random fakes, new every run
+    token = "hf_" + "".join(secrets.choice(alnum) for _ in range(34))
+    password = "".join(secrets.choice(alnum) for _ in range(20))
+    (jp_root_dir / "keys.ipynb").write_text("{}")
+    log = capture.CellLog()
+    log.start(f"OPENAI_API_KEY = '{key}'\nDB = 'postgresql://u:{password}@db/x'", 1, "cell-a")
+    log.add({"output_type": "execute_result", "data": {"text/plain": f"'{key}'"}, "metadata": {},
+             "execution_count": 1})
+    s = api.Session(namespace={"OPENAI_API_KEY": key, "DB": f"postgresql://u:{password}@db/x", "x": 1}, cell_log=log)
+    s.told_notebook = str(jp_root_dir / "keys.ipynb")
+    api.set_session(s)
+    st = api.open_store(jp_root_dir / ".jupyter_mv")
+    try:
+        api.take_snapshot(["OPENAI_API_KEY", "DB", "x"], message="named keys", store=st)
+        api.take_snapshot(["x"], message=f"then {token}", store=st)
+    finally:
+        st.close()
+        api.set_session(None)
+    bodies = []
+    for parts, params in ((("versions",), {}), (("versions", "v1"), {}), (("versions", "v2"), {}),
+                          (("diff",), {"a": "v1", "b": "v2"})):
+        code, body = await fetch_json(jp_fetch, *parts, params={"notebook": "keys.ipynb", **params})
+        assert code == 200
+        bodies.append(json.dumps(body, ensure_ascii=False))
+    code, body = await fetch_json(jp_fetch, "tags", method="POST",
+                                  body=json.dumps({"notebook": "keys.ipynb", "version": "v2", "tag": "t1"}))
+    bodies.append(json.dumps(body, ensure_ascii=False))
+    text = "\n".join(bodies)
+    for secret in (key, token, password):
+        assert secret not in text and secret[5:25] not in text
+    assert "sk-…****" in text and "hf_…****" in text and "postgresql://u:****@db/x" in text
