@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import codecs
+from . import codecs, jsondata
 from .errors import BundleError, MVError
 from .model import Cell, Version
 from .store import Store, StoredVariable
@@ -229,7 +229,8 @@ def export(store: Store, version: Version, path: str | os.PathLike,
                 "withheld": shared.withheld,
                 "members": members,
             }
-            man = json.dumps(manifest, indent=1, sort_keys=True, default=repr).encode()
+            # RFC 8259: a NaN/±inf metric or param is written "NaN"/"Infinity"/"-Infinity" (jsondata)
+            man = jsondata.dumps(manifest, indent=1, sort_keys=True).encode()
             info = zipfile.ZipInfo(MANIFEST, date_time=(1980, 1, 1, 0, 0, 0))
             info.external_attr = (stat.S_IFREG | 0o644) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
@@ -352,7 +353,7 @@ def _check_manifest(path, m) -> None:
     if not _is_str_dict(v.get("params", {})):
         _refuse(path, "manifest params are not a mapping")
     metrics = v.get("metrics", {})
-    if not _is_str_dict(metrics) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+    if not _is_str_dict(metrics) or not all(isinstance(jsondata.number(x), (int, float)) and not isinstance(x, bool)
                                             for x in metrics.values()):
         _refuse(path, "manifest metrics are not a mapping of numbers")
     tags = v.get("tags", [])
@@ -686,7 +687,10 @@ def import_(store: Store, path: str | os.PathLike, trust: bool = False, max_byte
                         new_bytes += added
             store.blobs.sync_dirs(written)
             version = store.commit_version(
-                nb, stored, cells=cells, params=ver.get("params") or {}, metrics=ver.get("metrics") or {},
+                nb, stored, cells=cells,
+                # non-finite numbers were written as "NaN"/"Infinity"/"-Infinity": floats again
+                params={k: jsondata.number(x) for k, x in (ver.get("params") or {}).items()},
+                metrics={k: jsondata.number(x) for k, x in (ver.get("metrics") or {}).items()},
                 tags=tags, message=ver.get("message", ""), name=name, kind=ver.get("kind") if ver.get("kind") in ("manual", "auto") else "manual",
                 parent=None, env=env, new_bytes=new_bytes, origin="imported", created=ver["created"],
             )

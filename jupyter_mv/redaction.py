@@ -98,8 +98,10 @@ def plan(store: Store, version: Version, include_secrets: bool = False) -> Redac
         kept.append(sv)
     params = {}
     for k, v in version.params.items():
+        masked = v if isinstance(v, str) else credentials.mask_json(v)
+        # `is not` first: a NaN param is returned as itself and NaN != NaN would withhold it
         if isinstance(v, str) and credentials.is_credential(str(k), v) or (
-                not isinstance(v, str) and credentials.mask_json(v) != v):
+                not isinstance(v, str) and masked is not v and masked != v):
             withheld.append({"kind": "param", "name": str(k)})
         else:
             params[k] = v

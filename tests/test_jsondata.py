@@ -208,3 +208,23 @@ def test_cli_diff_json_validates_against_the_schema(session, tmp_path):
     schema = json.loads((resources.files("jupyter_mv") / "schemas" / "diff.schema.json").read_text())
     d = strict(cli_in_process("diff", "v1", "v2", "--json", cwd=tmp_path).stdout)
     jsonschema.Draft202012Validator(schema).validate(d)
+
+
+def test_bundle_manifest_is_strict_and_import_restores_the_floats(session, tmp_path):
+    import zipfile
+
+    from jupyter_mv.store import Store
+
+    _, v2 = _weird_version(session)
+    path = api.export("v2", tmp_path / "nan.mvz")
+    with zipfile.ZipFile(path) as zf:
+        man = strict(zf.read("manifest.json").decode())
+    assert man["version"]["metrics"]["loss"] == "NaN" and man["version"]["metrics"]["best_loss"] == "Infinity"
+    other = Store(tmp_path / "other" / ".jupyter_mv")
+    try:
+        api.import_bundle(path, store=other)
+        (iv,) = other.versions()
+        assert math.isnan(iv.metrics["loss"]) and iv.metrics["best_loss"] == math.inf
+        assert iv.metrics["worst"] == -math.inf and math.isnan(iv.params["f32"]) and iv.params["inf"] == math.inf
+    finally:
+        other.close()
