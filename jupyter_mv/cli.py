@@ -155,7 +155,7 @@ def cmd_import(args, st):
     print(result.summary_line())
     v = result.version
     ref = shlex.quote(f"{v.notebook}:{v.label}")
-    var = next((x.name for x in st.variables(v) if x.safe), None)
+    var = next((x.name for x in sorted(st.variables(v), key=lambda x: -x.nbytes) if x.safe), None)
     print(f"its ref: {ref} (jupyter-mv show {ref}; in a notebook: %mv_restore {ref}{' ' + var if var else ''})")
     return 0
 

@@ -469,7 +469,8 @@ def _next_step(v) -> str:
     variables = api.session().store().variables(v)
     if not variables:
         return f"see it with %mv_show {ref}"
-    safe = [x.name for x in variables if x.safe]
+    # the example: the largest variable that restores without --trust (the data more than a scalar)
+    safe = [x.name for x in sorted(variables, key=lambda x: -x.nbytes) if x.safe]
     if safe:
         return f"restore with %mv_restore {ref} {safe[0]}   (all its variables: %mv_restore {ref}; details: %mv_show {ref})"
     return (f"restore with %mv_restore {ref} {variables[0].name} --trust   (pickle-based: only if you trust the sender; "
