@@ -172,6 +172,7 @@ def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "
     st = store or s.store()
     names = list(names)
     metrics = _check_metrics(metrics)
+    message = "" if message is None else str(message)  # a Path or a number as a message is its text
     if params is not None and not isinstance(params, dict):
         raise UsageError(f"params must be a dict, got {type(params).__name__}")
     tags = list(tags)

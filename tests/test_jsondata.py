@@ -228,3 +228,9 @@ def test_bundle_manifest_is_strict_and_import_restores_the_floats(session, tmp_p
         assert iv.metrics["worst"] == -math.inf and math.isnan(iv.params["f32"]) and iv.params["inf"] == math.inf
     finally:
         other.close()
+
+
+@pytest.mark.parametrize("message", [Path("runs/1"), 123, np.float64("nan"), dt.date(2024, 1, 1), None])
+def test_any_message_is_text(session, message):
+    v = api.snapshot(message=message)
+    assert v.message == ("" if message is None else str(message))
