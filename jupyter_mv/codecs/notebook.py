@@ -189,6 +189,14 @@ def _reduce_class(cls):
         # not part of the definition, and it would change the class's bytes between two snapshots
         state[0].pop("__slotnames__", None)
     args = tuple(None if i == (5 if make is cp._make_skeleton_enum else 4) else a for i, a in enumerate(args))
+    if make is cp._make_skeleton_enum:
+        # every member by name, aliases and multi-bit flag members (RWX = 11) included: cloudpickle
+        # lists the iteration's members, which for a Flag are the single-bit ones only
+        members = {n: m._value_ for n, m in cls.__members__.items()}
+        args = args[:3] + (members,) + args[4:]
+        if isinstance(state, tuple) and state and isinstance(state[0], dict):
+            for n in members:  # members are made by the skeleton; setting them again would fail
+                state[0].pop(n, None)
     return (_resolve_class, (cls.__qualname__, make, args), state, None, None, _set_class)
 
 
