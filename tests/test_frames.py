@@ -135,6 +135,16 @@ FRAMES = {
     "series_of_lists": lambda: pd.Series([None] * 70 + [[1, 2]], name="tokens", dtype=object),
     "series_freq_attrs": lambda: _series_freq_attrs(),
     "series_tuple_name": lambda: pd.Series([1.0, 2.0], name=("loss", 1)),
+    "object_str_column_and_index": lambda: pd.DataFrame(
+        {"s": pd.Series(["a", "b", ""] * 30, dtype=object), "n": np.arange(90)},
+        index=pd.Index([f"r{i}" for i in range(90)], dtype=object, name="row")),
+    "python_string_dtypes": lambda: pd.DataFrame({
+        "p": pd.array(["x", None, "z"] * 30, dtype="string[python]"),
+        "q": pd.array(["x", None, "z"] * 30, dtype=pd.StringDtype("python", na_value=np.nan)),
+        "d": pd.array(["x", None, "z"] * 30, dtype="str")}),
+    "series_object_str": lambda: pd.Series(["a", "b"] * 50, dtype=object, name="names"),
+    "multiindex_object_str_level": lambda: pd.DataFrame({"v": [1, 2]}, index=pd.MultiIndex.from_arrays(
+        [pd.Index(["a", "b"], dtype=object), [1, 2]], names=["k", None])),
     "numeric_with_nan_inf": lambda: pd.DataFrame({"f": [np.nan, np.inf, -np.inf, -0.0, 1e308] * 20}),
 }
 

@@ -25,7 +25,7 @@ import math
 import pathlib
 import warnings
 
-from ..errors import NotStorable
+from ..errors import LiveHandle, NotStorable
 from . import Encoded, loaded, type_name
 
 NAMES = ("pandas", "pandas+pickle")
@@ -197,6 +197,16 @@ def _plain_label(x) -> bool:
 
 
 # -- pieces ---------------------------------------------------------------------------------------
+def _handle_in_column(h: LiveHandle, label: str, values) -> LiveHandle:
+    from .handles import path_to
+
+    for k, v in enumerate(values):
+        sub = path_to(v, h.obj) if h.obj is not None else None
+        if sub is not None:
+            return LiveHandle(h.what, f"{label}.iloc[{k}]{sub}", h.obj)
+    return h
+
+
 def _encode_piece(values, how: str, buffers: list) -> dict:
     """Append the buffers of one non-Arrow piece; its meta. Pickle is the lossless last resort."""
     import numpy as np
@@ -267,10 +277,58 @@ def _write(df) -> memoryview:
     return memoryview(sink.getvalue())
 
 
-def _read_arrow(buf):
+def _read_arrow(buf, casts: dict | None = None):
     import pyarrow as pa
 
-    return pa.ipc.open_stream(pa.py_buffer(buf)).read_all().to_pandas()
+    df = pa.ipc.open_stream(pa.py_buffer(buf)).read_all().to_pandas()
+    casts = casts or {}
+    for name, spec in (casts.get("columns") or {}).items():
+        df[name] = _cast(df[name], spec)
+    specs = casts.get("index")
+    if specs and any(specs):
+        idx = df.index
+        if idx.nlevels > 1:
+            df.index = idx.set_levels([_cast(lv, sp) if sp else lv for lv, sp in zip(idx.levels, specs)])
+        else:
+            df.index = _cast(idx, specs[0])
+    return df
+
+
+def _cast_spec(dtype) -> dict | None:
+    """What a dtype Arrow reads back differently needs: Arrow holds an object column of `str` and a
+    python-storage string column exactly, but pandas reads both back as its default string dtype."""
+    import pandas as pd
+
+    if dtype == object:
+        return {"to": "object"}
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "python":
+        return {"to": "string", "storage": "python", "na": "NA" if dtype.na_value is pd.NA else "nan"}
+    return None
+
+
+def _cast(values, spec: dict):
+    import numpy as np
+    import pandas as pd
+
+    if spec["to"] == "object":
+        return values.astype(object)
+    return values.astype(pd.StringDtype(spec["storage"], na_value=pd.NA if spec["na"] == "NA" else np.nan))
+
+
+def _casts(sub) -> dict:
+    import pandas as pd
+
+    out: dict = {}
+    cols = {name: sp for name, sp in ((n, _cast_spec(sub[n].dtype)) for n in sub.columns) if sp}
+    if cols:
+        out["columns"] = cols
+    idx = sub.index
+    if type(idx) is not pd.RangeIndex:
+        levels = idx.levels if isinstance(idx, pd.MultiIndex) else [idx]
+        specs = [_cast_spec(lv.dtype) for lv in levels]
+        if any(specs):
+            out["index"] = specs
+    return out
 
 
 def _labels(cols) -> dict:
@@ -356,7 +414,10 @@ def encode(obj) -> Encoded:
         try:
             meta["attrs"] = _cell(dict(obj.attrs))
         except (_NotCell, RecursionError):
-            meta["attrs_piece"] = _encode_piece(dict(obj.attrs), "pickle", buffers)
+            try:
+                meta["attrs_piece"] = _encode_piece(dict(obj.attrs), "pickle", buffers)
+            except LiveHandle as h:
+                raise LiveHandle(h.what, ".attrs" + h.path, h.obj) from None
             unsafe = True
 
     freq = getattr(df.index, "freq", None)
@@ -376,7 +437,10 @@ def encode(obj) -> Encoded:
                 col = df.iloc[:, i]
                 values = col.to_numpy(dtype=object) if r == "cells" else col.to_numpy() if r == "raw" \
                     else col.array  # pickle the array itself: it keeps its dtype
-                p = _encode_piece(values, r, buffers)
+                try:
+                    p = _encode_piece(values, r, buffers)
+                except LiveHandle as h:  # the path from the frame (`df['f'].iloc[2].fh`), not the array
+                    raise _handle_in_column(h, "" if series else f"[{obj.columns[i]!r}]", values) from None
                 p["pos"], p["name"] = i, cols[i]
                 pieces.append(p)
         if index_route != "arrow":
@@ -391,8 +455,9 @@ def encode(obj) -> Encoded:
     unsafe = unsafe or any(p["enc"] == "pickle" for p in pieces)
     meta["pieces"] = pieces
     try:
+        meta["casts"] = _casts(sub)
         head = sub.head(_PROBE_ROWS)
-        probe = _read_arrow(_write(head))
+        probe = _read_arrow(_write(head), meta["casts"])
         if _dtypes(probe) != _dtypes(head) or list(probe.columns) != list(head.columns) \
                 or not _same_labels(probe.index, head.index) or not probe.equals(head):
             raise NotStorable("Arrow would not round-trip it exactly")
@@ -417,7 +482,7 @@ def decode(codec, meta, buffers, ctx):
     if codec == "pandas" and (meta.get("attrs_piece") or any(p.get("enc") == "pickle" for p in pieces)):
         # a safe codec never unpickles, whatever its meta says (it may come from an untrusted bundle)
         raise NotStorable("a 'pandas' value claims pickled parts; refusing to unpickle it")
-    df = _read_arrow(buffers[0])
+    df = _read_arrow(buffers[0], meta.get("casts"))
     at = 1
     attrs = None
     if meta.get("attrs_piece"):
