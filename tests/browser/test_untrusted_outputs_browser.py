@@ -161,3 +161,61 @@ def test_hostile_bundle_runs_no_script_on_any_surface(lab, lab_page, tmp_path):
     assert page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets[0].model.trusted") is False
     assert_not_pwned(page, "the reopened notebook")
     lp.screenshot("08-reopened", full_page=True)
+
+
+# -- the widget outside JupyterLab -------------------------------------------------------------------
+HOST = """async ([esm, state]) => {
+  // the anywidget front-end module contract (what Notebook 7, VS Code or Colab give a widget), no Jupyter
+  const listeners = {};
+  const model = {
+    get: (k) => state[k],
+    set: (k, v) => { state[k] = v; for (const f of listeners['change:' + k] || []) f(); },
+    on: (e, f) => { (listeners[e] = listeners[e] || []).push(f); },
+    off: (e, f) => { listeners[e] = (listeners[e] || []).filter((g) => g !== f); },
+    save_changes: () => {}, send: () => {},
+  };
+  const url = URL.createObjectURL(new Blob([esm], { type: 'text/javascript' }));
+  const mod = await import(url);
+  const el = document.createElement('div');
+  document.body.append(el);
+  mod.default.render({ model, el });
+  document.querySelectorAll('details').forEach((d) => { d.open = true; });
+  return typeof window.DOMPurify;
+}"""
+
+
+def test_widgets_sanitize_outside_jupyterlab(page, tmp_path, monkeypatch):
+    """The history and diff widgets' own modules in a bare page (no JupyterLab, no rendermime): the
+    hostile version's details, replayed outputs and diff run no script; the table and images render."""
+    from jupyter_mv import api
+    from jupyter_mv.widgets import DiffWidget, HistoryWidget
+
+    monkeypatch.chdir(tmp_path)
+    H.import_into(tmp_path, H.make_bundles(tmp_path / "sender"))
+    st = api.open_store(tmp_path / ".jupyter_mv")
+    try:
+        w = HistoryWidget(store=st, notebook=H.NOTEBOOK)
+        w.selected = [r["id"] for r in w.rows if r["label"] == "v2"]
+        w.act("restore_outputs")
+        hist_state = {k: v for k, v in w.get_state().items() if not k.startswith("_")}
+        d = DiffWidget(api.diff("v1", "v2", notebook=H.NOTEBOOK, store=st))
+        diff_state = {k: v for k, v in d.get_state().items() if not k.startswith("_")}
+        esms = (w._esm, d._esm)
+        w.close()
+        d.close()
+    finally:
+        st.close()
+    page.set_content("<!doctype html><html><head><title>bare page</title></head><body></body></html>")
+    check_payload_fires(page)
+    page.evaluate("() => { document.title = 'bare page'; }")
+    assert page.evaluate(HOST, [esms[0], hist_state]) == "undefined"  # DOMPurify stays private
+    details, replay = page.locator(".mv-details"), page.locator(".mv-replay")
+    wait_table(details)
+    wait_table(replay)
+    assert details.locator(".mv-html h1", has_text="Hostile markdown").count() == 1
+    imgs = loaded_images(details.locator("img.mv-img"))
+    assert len(imgs) == 3 and all(w > 0 for w in imgs), imgs
+    page.evaluate(HOST, [esms[1], diff_state])
+    imgs = loaded_images(page.locator(".mv-diff-widget .mv-images img"))
+    assert imgs and all(w > 0 for w in imgs), imgs
+    assert_not_pwned(page, "widgets in a bare page")
