@@ -52,6 +52,7 @@ def same_index(a, b) -> bool:
 
 def assert_identical(a, b):
     assert type(a) is type(b)
+    assert a.flags.allows_duplicate_labels == b.flags.allows_duplicate_labels
     assert same_value(dict(a.attrs), dict(b.attrs)), (a.attrs, b.attrs)
     assert same_index(a.index, b.index), (a.index, b.index)
     if isinstance(a, pd.Series):
@@ -145,6 +146,7 @@ FRAMES = {
     "series_object_str": lambda: pd.Series(["a", "b"] * 50, dtype=object, name="names"),
     "multiindex_object_str_level": lambda: pd.DataFrame({"v": [1, 2]}, index=pd.MultiIndex.from_arrays(
         [pd.Index(["a", "b"], dtype=object), [1, 2]], names=["k", None])),
+    "flags_no_duplicate_labels": lambda: pd.DataFrame({"a": [1, 2]}).set_flags(allows_duplicate_labels=False),
     "numeric_with_nan_inf": lambda: pd.DataFrame({"f": [np.nan, np.inf, -np.inf, -0.0, 1e308] * 20}),
 }
 

@@ -420,6 +420,8 @@ def encode(obj) -> Encoded:
                 raise LiveHandle(h.what, ".attrs" + h.path, h.obj) from None
             unsafe = True
 
+    if not obj.flags.allows_duplicate_labels:
+        meta["flags"] = {"allows_duplicate_labels": False}
     freq = getattr(df.index, "freq", None)
     if freq is not None and isinstance(df.index, (pd.DatetimeIndex, pd.TimedeltaIndex)):
         meta["freq"] = df.index.freqstr
@@ -508,11 +510,11 @@ def decode(codec, meta, buffers, ctx):
     if meta.get("freq"):
         idx = df.index
         df.index = type(idx)(idx, freq=meta["freq"])
+    out = df.iloc[:, 0] if meta.get("series") else df
     if meta.get("series"):
-        s = df.iloc[:, 0]
-        s.name = _uncell(meta.get("name"))
-        s.attrs = attrs or {}
-        return s
-    df.attrs = attrs or {}
-    return df
+        out.name = _uncell(meta.get("name"))
+    if meta.get("flags"):
+        out = out.set_flags(**meta["flags"])
+    out.attrs = attrs or {}
+    return out
 
