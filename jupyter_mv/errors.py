@@ -55,9 +55,10 @@ class LiveHandle(NotStorable):
     `path` is where the handle sits inside the object, in Python syntax relative to it (`.fh`,
     `['cfg'].conn`, "" for the object itself); `what` says what it is (`an open file 'data.txt'`)."""
 
-    def __init__(self, what: str, path: str = ""):
+    def __init__(self, what: str, path: str = "", obj=None):
         self.what = what
         self.path = path
+        self.obj = obj  # the handle itself, so an enclosing codec can give the path from its own root
         super().__init__(f"{path or 'it'}: {what}")
 
 

@@ -177,6 +177,30 @@ def test_open_file_inside_an_object_is_not_stored_as_stringio(shell, run, capsys
         shell.user_ns["loader"].fh.close()
 
 
+def test_handles_in_dataframe_cells_and_attrs(session, tmp_path):
+    import pandas as pd
+
+    (tmp_path / "data.txt").write_text("x")
+    fh = open(tmp_path / "data.txt")
+    try:
+        ns = session.namespace
+        ns["df"] = pd.DataFrame({"a": [1, 2, 3], "f": ["x", Box(fh=fh), "y"]})
+        ns["s"] = pd.Series([1.5, fh], name="s")
+        meta = pd.DataFrame({"a": [1]})
+        meta.attrs["source"] = {"handle": fh}
+        ns["meta"] = meta
+        ns["ok"] = pd.DataFrame({"a": [1, 2]})
+        with pytest.warns(UserWarning) as rec:
+            v = mv.snapshot()
+        text = "\n".join(str(w.message) for w in rec)
+        assert "skipped 'df': df['f'].iloc[1].fh: an open file" in text
+        assert "skipped 's': s.iloc[1]: an open file" in text
+        assert "skipped 'meta': meta." in text and "attrs['source']['handle']: an open file" in text
+        assert v.variables == ("ok",)
+    finally:
+        fh.close()
+
+
 def test_in_memory_streams_are_data(session):
     """BytesIO/StringIO are not handles: contents and position round-trip exactly."""
     b = io.BytesIO(b"abcdef")

@@ -88,6 +88,10 @@ def encode(obj) -> Encoded:
                 errors.append(str(e))
             except RecursionError:
                 errors.append("too deeply nested")
+            except Exception as e:  # a codec tripped on an unusual object: the next one (pickle) may
+                # still store it, and if none can, the variable is named as skipped; the snapshot goes on
+                msg = str(e).splitlines()[0] if str(e) else ""
+                errors.append(f"{type(e).__name__}: {msg}".rstrip(": "))
     raise NotStorable(errors[-1] if errors else f"no codec for {type_name(obj)}")
 
 

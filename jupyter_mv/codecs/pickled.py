@@ -95,7 +95,7 @@ def dumps(obj, notes: list | None = None, reach: dict | None = None):
     except _Handle as h:
         what, hint = h.kind
         path = handles.path_to(obj, h.obj)
-        raise LiveHandle(f"{what}: {hint}", " (somewhere inside)" if path is None else path) from None
+        raise LiveHandle(f"{what}: {hint}", " (somewhere inside)" if path is None else path, h.obj) from None
     except RecursionError:
         raise NotStorable("too deeply nested to pickle") from None
     except Exception as e:  # pickling raises many types (TypeError, PicklingError, AttributeError...)
