@@ -144,6 +144,7 @@ def test_panel_and_diff_in_notebook7(notebook7, two_versions, notebook7_page):
     page.locator(f"{PANEL} .jp-mv-details").evaluate("d => { d.scrollTop = d.scrollHeight; }")
     assert_row_in_view(page, "v1")
     assert_row_in_view(page, "v2")
+    notebook7_page.screenshot("3-details")
 
     # the toolbar button also hides the panel again
     page.locator(".jp-NotebookPanel-toolbar .jp-mv-panel-button").click()
