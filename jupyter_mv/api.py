@@ -249,7 +249,19 @@ def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "
             fn(version)
         except Exception:  # a broken listener (a closed widget) must not fail the snapshot
             pass
-    return SnapshotResult(version, tuple(enc.skipped), tuple(enc.notes))
+    return SnapshotResult(version, tuple(enc.skipped), tuple(enc.notes), _shared_bytes(st, version, stored))
+
+
+def _shared_bytes(st: Store, version: Version, stored: list[StoredVariable]) -> int:
+    """Bytes of the variables `version` holds unchanged from its parent: stored once, referenced again
+    (what the summary line reports, so "0 B new" does not read as "nothing saved")."""
+    if version.parent is None:
+        return 0
+    try:
+        before = {x.name: x.content_hash for x in st.variables(st.resolve(version.notebook, version.parent))}
+    except Exception:  # the parent was dropped meanwhile (retention): nothing to report
+        return 0
+    return sum(v.nbytes for v in stored if before.get(v.name) == v.content_hash)
 
 
 def auto(on: bool = True, keep: int | None = None) -> None:

@@ -105,6 +105,7 @@ class SnapshotResult:
     version: Version
     skipped: tuple = ()
     notes: tuple = ()
+    shared_bytes: int = 0  # bytes of variables unchanged from the parent version: referenced, not copied
 
     def summary_line(self) -> str:
         v = self.version
@@ -115,13 +116,14 @@ class SnapshotResult:
         if v.message:
             words.append(v.message)
         words.append(f"{n} variable{'s' if n != 1 else ''}")
-        # nbytes: the variables' size; new_bytes: what this version added to disk (compressed), so the
-        # rest is data an earlier version already stored, not data that was lost
+        # nbytes: the variables' size; new_bytes: what this version added to the blob files
+        # (compressed; small values live in the database instead). "0 B new" alone read as "nothing
+        # was saved", so the line says what is stored and how much of it is shared, not copied.
         size = f"{human_bytes(v.nbytes)} stored"
-        if v.new_bytes or v.n > 1:  # (a first version of small values keeps them in the database)
+        if v.new_bytes or self.shared_bytes:
             size += f", {human_bytes(v.new_bytes)} new"
-        if v.new_bytes < v.nbytes and v.n > 1:
-            size += " (unchanged data is shared with earlier versions)"
+        if self.shared_bytes:
+            size += f" ({human_bytes(self.shared_bytes)} unchanged, shared with earlier versions)"
         words.append(size)
         if v.tags:
             words.append("tags: " + ", ".join(v.tags))

@@ -241,10 +241,18 @@ def test_summary_line_says_what_was_stored(shell, run, capsys):
     capsys.readouterr()
     run("%mv_snapshot x")
     first = capsys.readouterr().out.strip()
-    assert re.fullmatch(r"v1  1 variable  800\.0 kB stored, [\d.]+ kB new", first), first
+    assert re.fullmatch(r"v1  1 variable  800\.0 kB stored, [\d.]+ kB new", first), first  # compressed
     run("%mv_snapshot x")
     again = capsys.readouterr().out.strip()
-    assert again == "v2  1 variable  800.0 kB stored, 0 B new (unchanged data is shared with earlier versions)"
+    assert again == "v2  1 variable  800.0 kB stored, 0 B new (800.0 kB unchanged, shared with earlier versions)"
+    run("x[:10] = -1\ny = 3")
+    third = capsys.readouterr().out.strip()
+    run("%mv_snapshot x y")
+    third = capsys.readouterr().out.strip()
+    # x changed (one chunk rewritten), y is new and small (kept in the database): nothing is shared whole
+    assert re.fullmatch(r"v3  2 variables  800\.0 kB stored, [\d.]+ (B|kB) new", third), third
+    run("%mv_snapshot y")
+    assert capsys.readouterr().out.strip() == "v4  1 variable  1 B stored, 0 B new (1 B unchanged, shared with earlier versions)"
 
 
 def test_magics_after_unload_say_how_to_load(shell, run):

@@ -17,7 +17,7 @@ X, y = make_classification(n_samples=200, n_features=6, random_state=0)
 """
 
 SUMMARY = re.compile(r"^v(\d+)  (.*?)(\d+) variables?  [\d.]+ (B|kB|MB|GB) stored(, [\d.]+ (B|kB|MB|GB) new)?"
-                     r"( \(unchanged data is shared with earlier versions\))?(  .*)?$")
+                     r"( \([\d.]+ (B|kB|MB|GB) unchanged, shared with earlier versions\))?(  .*)?$")
 
 
 def _summary(out: str) -> str:
@@ -115,7 +115,7 @@ def test_summary_line_format(shell, run, capsys):
     run("%mv_snapshot a b")
     line = capsys.readouterr().out.strip()
     # nothing changed: no new bytes
-    assert re.fullmatch(r"v2  2 variables  \d+\.\d kB stored, 0 B new \(unchanged data is shared with earlier "
+    assert re.fullmatch(r"v2  2 variables  (\d+\.\d kB) stored, 0 B new \(\1 unchanged, shared with earlier "
                         r"versions\)", line), line
 
 
