@@ -127,6 +127,45 @@ def test_restore_with_a_damaged_blob_restores_the_rest(shell, run, capsys, tmp_p
         mv.restore("v1", ["x"])
 
 
+@pytest.mark.parametrize("change", ["dependency removed", "module raises on import", "state changed"])
+def test_install_hint_only_when_a_module_is_missing(session, tmp_path, monkeypatch, change):
+    """The module exists but fails: the reason says how, with the install hint only when the module
+    that is missing (importlib.util.find_spec) is really missing."""
+    mod, dep = f"k5m_{uuid.uuid4().hex[:8]}", f"k5dep_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{dep}.py").write_text("X = 1\n")
+    (tmp_path / f"{mod}.py").write_text(f"import {dep}\n" + MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    try:
+        m = importlib.import_module(mod)
+        session.namespace.update(t=m.Thing(1), n=5)
+        mv.snapshot("t", "n")
+        for name in (mod, dep):
+            sys.modules.pop(name, None)
+        if change == "dependency removed":
+            (tmp_path / f"{dep}.py").unlink()
+        elif change == "module raises on import":
+            (tmp_path / f"{mod}.py").write_text("raise RuntimeError('config file missing')\n" + MODULE)
+        else:  # a new version of the class whose __setstate__ rejects the old state
+            (tmp_path / f"{mod}.py").write_text(MODULE + "    def __setstate__(self, state):\n"
+                                                "        raise ValueError('state of version 1 is not supported')\n")
+        importlib.invalidate_caches()
+        with pytest.raises(PartialRestore) as e:
+            mv.restore("v1")
+        assert e.value.restored == ["n"]
+        why = e.value.failed["t"]
+        if change == "dependency removed":
+            assert f"module {mod!r} needs module {dep!r}, which is not installed here" in why
+            assert "is the package that defines it installed?" in why
+        elif change == "module raises on import":
+            assert why == f"importing {mod}.Thing failed: RuntimeError: config file missing"
+        else:
+            assert why == "its stored state does not load: ValueError: state of version 1 is not supported"
+    finally:
+        for name in (mod, dep):
+            sys.modules.pop(name, None)
+
+
 def test_decode_failures_are_named(session):
     """A codec's own failure on bad data, and a class whose state no longer loads, are DecodeErrors
     with a reason, never an unnamed exception."""

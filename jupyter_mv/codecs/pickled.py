@@ -239,6 +239,17 @@ def missing_class(module: str, name: str, e: Exception) -> str:
     return f"importing {module}.{name} failed: {type(e).__name__}: {msg}".rstrip(": ")
 
 
+def import_failure(e: Exception) -> str:
+    """One line for an ImportError/AttributeError met while loading (by a loader that does not say
+    which class it was after, such as skops), with the install hint only when the module it names is
+    in fact missing."""
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    name = e.name if isinstance(e, ModuleNotFoundError) else None
+    if name and not _exists(name):
+        return f"{msg} (is the package that defines it installed?)"
+    return f"{type(e).__name__}: {msg}"
+
+
 def _exists(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
