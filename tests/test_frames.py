@@ -329,3 +329,21 @@ def test_fresh_kernel_restores_identical(tmp_path, monkeypatch):
     nb = execute(notebook("%load_ext jupyter_mv", setup, "%mv_restore v1",
                           "for c in CASES: assert_identical(FRAMES[c](), globals()['f_' + c])\nprint('identical')"))
     assert "identical" in nb.cells[-1].outputs[0]["text"]
+
+
+def test_a_codec_whose_meta_is_not_json_falls_through(monkeypatch):
+    """The kind of fault behind the attrs crash: no codec's meta may abort a snapshot at commit time."""
+    from jupyter_mv.codecs import frames
+
+    real = frames.encode
+
+    def leaky(obj):
+        e = real(obj)
+        e.meta["oops"] = dt.datetime(2024, 1, 1)
+        return e
+
+    monkeypatch.setattr(frames, "encode", leaky)
+    df = pd.DataFrame({"x": [1.0]})
+    e = codecs.encode(df)
+    assert e.codec == "pickle"
+    assert_identical(df, codecs.decode(e.codec, e.meta, e.buffers))

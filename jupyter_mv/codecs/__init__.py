@@ -81,7 +81,9 @@ def encode(obj) -> Encoded:
     for codec in _codecs():
         if codec.match(obj):
             try:
-                return codec.encode(obj)
+                enc = codec.encode(obj)
+                _check_meta(enc)
+                return enc
             except LiveHandle:  # a property of the object, not of the codec: no other codec may store it
                 raise
             except NotStorable as e:
@@ -93,6 +95,17 @@ def encode(obj) -> Encoded:
                 msg = str(e).splitlines()[0] if str(e) else ""
                 errors.append(f"{type(e).__name__}: {msg}".rstrip(": "))
     raise NotStorable(errors[-1] if errors else f"no codec for {type_name(obj)}")
+
+
+def _check_meta(enc: Encoded) -> None:
+    """A codec's meta is stored as RFC 8259 JSON: a value it cannot hold (a datetime, NaN) would abort
+    the whole snapshot at commit time, so it fails here and the next codec gets the object."""
+    import json
+
+    try:
+        json.dumps(enc.meta, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise NotStorable(f"{enc.codec} metadata is not plain JSON ({e})") from None
 
 
 def decode(codec: str, meta: dict, buffers: list, ctx: DecodeContext | None = None):
