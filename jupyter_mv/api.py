@@ -330,6 +330,8 @@ def _notebook(notebook: str | None, st: Store) -> str:
 
 
 def resolve(ref, notebook: str | None = None, store: Store | None = None) -> Version:
+    """The Version REF names: vN, N, a tag, a name, latest or latest~K of `notebook` (default: this
+    session's), or NB:REF of notebook NB in the store. Raises UnknownRef (one line, saying what exists)."""
     st = store or session().store()
     return st.resolve(_notebook(notebook, st), ref)
 

@@ -301,8 +301,10 @@ class Store:
         rows = self._q("select origin from versions where id = ?", (version.id,))
         return bool(rows) and rows[0][0] == "imported"
 
-    def resolve(self, notebook: str, ref) -> Version:
-        """A version from REF: vN, N, a tag, a version name, or `latest` (also `latest~K`)."""
+    def resolve(self, notebook: str | None, ref) -> Version:
+        """A version from REF: vN, N, a tag, a version name, or `latest` (also `latest~K`) of
+        `notebook`; or NB:REF, the same of notebook NB (see split_ref). `notebook` may be None when
+        every REF names its notebook. Raises UnknownRef with the versions, tags and notebooks there."""
         if isinstance(ref, Version):
             return ref
         text = str(ref).strip()
