@@ -179,7 +179,9 @@ def _load(store, version: Version, name: str):
 
     sv = store.stored_variable(version, name)
     buffers = [store.blobs.read_buffer(m) for m in sv.manifest["buffers"]]
-    return codecs.decode(sv.codec, sv.manifest["meta"], buffers, codecs.DecodeContext())
+    ctx = codecs.DecodeContext()
+    ctx.resolve = lambda base: _load(store, version, base)  # an array view needs the array it views
+    return codecs.decode(sv.codec, sv.manifest["meta"], buffers, ctx)
 
 
 def _chunk_fraction(store, va: Version, vb: Version, name: str) -> float | None:
