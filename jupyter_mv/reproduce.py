@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import bundle as bundle_mod
+from . import bundle as bundle_mod, credentials
 from .compare import close, compare_values
 from .errors import MVError
 
@@ -62,6 +62,8 @@ _NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?|\bnan\b|\bin
 def mask(text: str) -> str:
     """`text` with volatile things (timings, addresses, dates, paths, progress bars) replaced."""
     text = "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))  # \r-redrawn lines: last state
+    # a bundle's recorded outputs have their credentials masked (redaction.py): mask the re-run's alike
+    text = credentials.mask_json(text)
     for rx, sub in _MASKS:
         text = rx.sub(sub, text)
     return text

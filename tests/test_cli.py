@@ -22,9 +22,9 @@ BIN = Path(sys.executable).parent
 def populated(session, tmp_path, monkeypatch):
     """Two versions of notebook 'work/analysis.ipynb' in tmp_path/.jupyter_mv."""
     monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", "work/analysis.ipynb")
-    session.namespace.update(arr=np.arange(10.0), lr=0.1)
+    session.namespace.update(arr=np.arange(10.0), LR=0.1)
     mv.snapshot("arr", message="first", tags=["base"], metrics={"acc": 0.5})
-    session.namespace.update(arr=np.arange(12.0), lr=0.2)
+    session.namespace.update(arr=np.arange(12.0), LR=0.2)
     mv.snapshot("arr", message="second", name="bigger", metrics={"acc": 0.75})
     monkeypatch.delenv("JUPYTER_MV_NOTEBOOK")
     mv._api.set_session(None)
@@ -52,7 +52,7 @@ def test_log_json(populated, run_cli, tmp_path):
     assert [v["id"] for v in data] == ["v1", "v2"]  # oldest first, like mv.history()
     assert data[0]["tags"] == ["base"] and data[0]["metrics"] == {"acc": 0.5}
     assert data[1]["name"] == "bigger" and data[1]["parent"] == "v1"
-    assert data[1]["params"]["lr"] == 0.2
+    assert data[1]["params"]["LR"] == 0.2
     assert all(v["notebook"] == "work/analysis.ipynb" for v in data)
     assert data[0]["variables"] == ["arr"]
 
@@ -73,7 +73,7 @@ def test_show(populated, run_cli, tmp_path):
 def test_diff(populated, run_cli, tmp_path):
     out = _ok(run_cli("diff", "v1", "v2", cwd=tmp_path))
     assert out.startswith("diff v1 -> v2")
-    assert "lr: 0.1 -> 0.2" in out and "acc: 0.5 -> 0.75" in out
+    assert "LR: 0.1 -> 0.2" in out and "acc: 0.5 -> 0.75" in out
     d = json.loads(_ok(run_cli("diff", "base", "bigger", "--json", cwd=tmp_path)))
     assert d["a"] == "v1" and d["b"] == "v2"
     assert d["metrics"]["changed"]["acc"]["delta"] == 0.25

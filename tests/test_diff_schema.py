@@ -46,7 +46,7 @@ arr = np.arange(100.0)
 df = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
 net = torch.nn.Linear(3, 2)
 gone = [1, 2]
-lr = 0.1
+LR = 0.1
 """)
     shell.user_ns["png"] = PNG_A
     shell.run_cell("display({'image/png': png, 'text/plain': '<img>'}, raw=True)", cell_id="plot")
@@ -59,7 +59,7 @@ df = pd.DataFrame({"a": [1, 5, 3, 4], "c": [1.0, 2.0, 3.0, 4.0]})
 with torch.no_grad():
     net.weight.add_(0.5)
 new_var = {"k": 1}
-lr = 0.2
+LR = 0.2
 del gone
 """)
     shell.user_ns["png"] = PNG_B
@@ -68,7 +68,7 @@ del gone
     run("%mv_snapshot clf arr df net new_var --metrics \"{'acc': 0.75, 'new_only': 2}\"")
     d = validate(schema, mv.diff("v1", "v2").to_dict())
 
-    assert d["params"]["changed"]["lr"] == [0.1, 0.2]
+    assert d["params"]["changed"]["LR"] == [0.1, 0.2]
     assert d["params"]["removed"] == {"p": "x"}
     assert d["metrics"]["changed"]["acc"] == {"old": 0.5, "new": 0.75, "delta": 0.25}
     assert d["metrics"]["added"] == {"new_only": 2.0} and d["metrics"]["removed"] == {"old_only": 1.0}

@@ -22,13 +22,13 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 @pytest.fixture
 def three(run):
-    """Three versions of a small 'training' notebook: lr and acc change, x is the model stand-in."""
-    run("lr = 0.1\nx = [1, 2, 3]\nf'trained {lr}'")  # an execute_result (plain IPython records no print)
+    """Three versions of a small 'training' notebook: LR and acc change, x is the model stand-in."""
+    run("LR = 0.1\nx = [1, 2, 3]\nf'trained {LR}'")  # an execute_result (plain IPython records no print)
     run("%mv_snapshot -m 'baseline' --metrics \"{'acc': 0.7, 'loss': 0.9}\"")
-    run("lr = 0.05\nx = [1, 2, 4]")
-    run("%mv_snapshot -m 'smaller lr' -t candidate --metrics \"{'acc': 0.8, 'loss': 0.5}\"")
-    run("lr = 0.01\nx = [9]")
-    run("%mv_snapshot -n final -m 'tiny lr' --metrics \"{'acc': 0.85, 'loss': 0.4}\"")
+    run("LR = 0.05\nx = [1, 2, 4]")
+    run("%mv_snapshot -m 'smaller LR' -t candidate --metrics \"{'acc': 0.8, 'loss': 0.5}\"")
+    run("LR = 0.01\nx = [9]")
+    run("%mv_snapshot -n final -m 'tiny LR' --metrics \"{'acc': 0.85, 'loss': 0.4}\"")
 
 
 def ids(w: HistoryWidget) -> dict:
@@ -46,11 +46,11 @@ def test_rows_newest_first_with_key_params_and_metrics(shell, three):
     w = HistoryWidget()
     assert [r["label"] for r in w.rows] == ["v3", "v2", "v1"]
     assert w.total == w.count == 3
-    assert "lr" in w.key_params and "x" not in w.key_params or "lr" in w.key_params
+    assert "LR" in w.key_params and "x" not in w.key_params or "LR" in w.key_params
     assert w.metric_names[:2] == ["acc", "loss"]
     r3 = w.rows[0]
-    assert r3["name"] == "final" and r3["message"] == "tiny lr" and r3["metrics"]["acc"] == 0.85
-    assert r3["params"]["lr"] == "0.01" and r3["parent"] == "v2" and r3["created"]
+    assert r3["name"] == "final" and r3["message"] == "tiny LR" and r3["metrics"]["acc"] == 0.85
+    assert r3["params"]["LR"] == "0.01" and r3["parent"] == "v2" and r3["created"]
     assert w.rows[1]["tags"] == ["candidate"]
     assert w.chart["x"] == [1, 2, 3] and w.chart["series"]["acc"] == [0.7, 0.8, 0.85]
     w.close()
@@ -62,12 +62,12 @@ def test_sort_filter_and_pages(shell, three):
     w.sort_desc = False
     assert [r["label"] for r in w.rows] == ["v3", "v2", "v1"]
     w.sort_by = "message"
-    assert [r["message"] for r in w.rows] == ["baseline", "smaller lr", "tiny lr"]
+    assert [r["message"] for r in w.rows] == ["baseline", "smaller LR", "tiny LR"]
     w.filter = "acc>0.75"
     assert sorted(r["label"] for r in w.rows) == ["v2", "v3"] and w.total == 2
     w.filter = "candidate"
     assert [r["label"] for r in w.rows] == ["v2"]
-    w.filter = "lr <= 0.05 loss<0.45"
+    w.filter = "LR <= 0.05 loss<0.45"
     assert [r["label"] for r in w.rows] == ["v3"]
     w.filter = ""
     w.sort_by, w.sort_desc = "version", True
@@ -93,10 +93,10 @@ def test_selecting_a_row_shows_details(shell, three):
     d = w.details
     assert d["id"] == "v1" and d["message"] == "baseline" and d["metrics"]["acc"] == 0.7
     names = {v["name"]: v for v in d["variables"]}
-    assert set(names) >= {"lr", "x"} and len(names["x"]["hash"]) == 10 and names["x"]["size"]
+    assert set(names) >= {"LR", "x"} and len(names["x"]["hash"]) == 10 and names["x"]["size"]
     assert d["environment"]["python"] and d["environment"]["packages"] > 0
     srcs = [c["source"] for c in d["cells"]]
-    assert any("f'trained {lr}'" in s for s in srcs)
+    assert any("f'trained {LR}'" in s for s in srcs)
     shown = [o["data"].get("text/plain", "") for c in d["cells"] for o in c["outputs"] if o["type"] == "display"]
     assert any("trained 0.1" in t for t in shown)
     assert d["lineage"] == ["v1"] and d["children"] == ["v2"]
@@ -123,7 +123,7 @@ def test_restore_puts_v1_back(shell, three):
     w.selected = [ids(w)["v1"]]
     msg = send(w, "restore", names=[], prefix="")
     assert msg["kind"] == "ok" and "v1" in msg["text"], msg
-    assert shell.user_ns["lr"] == 0.1 and shell.user_ns["x"] == [1, 2, 3]
+    assert shell.user_ns["LR"] == 0.1 and shell.user_ns["x"] == [1, 2, 3]
     w.close()
 
 
@@ -133,7 +133,7 @@ def test_restore_picked_variables_with_prefix(shell, three):
     msg = send(w, "restore", names=["x"], prefix="old_")
     assert msg["kind"] == "ok" and "old_x" in msg["text"]
     assert shell.user_ns["old_x"] == [1, 2, 4]
-    assert shell.user_ns["x"] == [9] and shell.user_ns["lr"] == 0.01 and "old_lr" not in shell.user_ns
+    assert shell.user_ns["x"] == [9] and shell.user_ns["LR"] == 0.01 and "old_LR" not in shell.user_ns
     w.close()
 
 
@@ -154,9 +154,9 @@ def test_diff_of_two_rows(shell, three):
     assert msg["kind"] == "ok", msg
     d = w.diff
     assert (d["a"], d["b"]) == ("v1", "v3")
-    assert d["params"]["changed"]["lr"] == [0.1, 0.01]
+    assert d["params"]["changed"]["LR"] == [0.1, 0.01]
     assert d["metrics"]["changed"]["acc"]["delta"] == pytest.approx(0.15)
-    assert [v["name"] for v in d["variables"]["changed"]] == ["lr", "x"] or {v["name"] for v in d["variables"]["changed"]} >= {"lr", "x"}
+    assert [v["name"] for v in d["variables"]["changed"]] == ["LR", "x"] or {v["name"] for v in d["variables"]["changed"]} >= {"LR", "x"}
     assert w.last_diff.to_dict()["params"] == d["params"]
     w.close()
 
@@ -166,9 +166,9 @@ def test_diff_against_the_current_state(shell, three, run):
     w.selected = [ids(w)["v3"]]
     assert send(w, "diff")["kind"] == "ok"
     assert w.diff["b"] == "current" and not w.diff["variables"]["changed"]  # nothing changed since v3
-    run("lr = 0.5\nnew_var = 1")
+    run("LR = 0.5\nnew_var = 1")
     send(w, "diff")
-    assert w.diff["params"]["changed"]["lr"] == [0.01, 0.5]
+    assert w.diff["params"]["changed"]["LR"] == [0.01, 0.5]
     assert [v["name"] for v in w.diff["variables"]["added"]] == ["new_var"]
     w.close()
 
@@ -230,7 +230,7 @@ def test_new_snapshot_updates_the_widget_and_close_unregisters(shell, three, run
     w = HistoryWidget()
     listeners = api.session().listeners
     assert w._on_snapshot in listeners
-    run("lr = 0.001")
+    run("LR = 0.001")
     run("%mv_snapshot -m 'even smaller' --metrics \"{'acc': 0.9}\"")
     assert [r["label"] for r in w.rows][:2] == ["v4", "v3"] and w.count == 4
     assert w.message["kind"] == "info" and "v4" in w.message["text"]
@@ -266,7 +266,7 @@ def test_mv_log_and_mv_diff_display_widgets_with_fallbacks(shell, three):
         with capture_output() as cap:
             shell.run_line_magic("mv_diff", "v1 v2")
         data = cap.outputs[0].data
-        assert WIDGET_MIME in data and "jupyter-mv-diff" in data["text/html"] and "lr" in data["text/plain"]
+        assert WIDGET_MIME in data and "jupyter-mv-diff" in data["text/html"] and "LR" in data["text/plain"]
         fmt, _ = shell.display_formatter.format(api.diff("v1", "v3"))
         assert WIDGET_MIME in fmt and "text/html" in fmt
     finally:
@@ -276,18 +276,18 @@ def test_mv_log_and_mv_diff_display_widgets_with_fallbacks(shell, three):
 
 
 def test_diff_widget_structure_and_toggle(shell, run):
-    shell.run_cell("lr = 0.1\nepochs = 3\nmsg = 'fit'", store_history=True, cell_id="train")
+    shell.run_cell("LR = 0.1\nEPOCHS = 3\nMSG = 'fit'", store_history=True, cell_id="train")
     run("%mv_snapshot")
-    shell.run_cell("lr = 0.05\nepochs = 3\nmsg = 'fit'", store_history=True, cell_id="train")  # the same cell, edited
+    shell.run_cell("LR = 0.05\nEPOCHS = 3\nMSG = 'fit'", store_history=True, cell_id="train")  # the same cell, edited
     run("%mv_snapshot")
     w = DiffWidget(api.diff("v1", "v2"))
-    assert w.diff["params"]["changed"] == {"lr": [0.1, 0.05]}
-    assert [r[0] for r in w.params_rows()] == ["lr"]
+    assert w.diff["params"]["changed"] == {"LR": [0.1, 0.05]}
+    assert [r[0] for r in w.params_rows()] == ["LR"]
     w.show_all_params = True  # the front end's "show all" checkbox
-    assert {r[0] for r in w.params_rows()} == {"lr", "epochs", "msg"}
+    assert {r[0] for r in w.params_rows()} == {"LR", "EPOCHS", "MSG"}
     cell = next(c for c in w.diff["cells"] if c["status"] == "changed" and c.get("sbs"))
     assert cell["cell_id"] == "train"
-    assert [r[4] for r in cell["sbs"]] == ["changed", "same", "same"] and cell["sbs"][0][3] == "lr = 0.05"
+    assert [r[4] for r in cell["sbs"]] == ["changed", "same", "same"] and cell["sbs"][0][3] == "LR = 0.05"
     bundle, _ = w._repr_mimebundle_()
     assert WIDGET_MIME in bundle and "text/html" in bundle
     w.close()
