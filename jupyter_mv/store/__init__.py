@@ -298,8 +298,13 @@ class Store:
         return got[0]
 
     def is_imported(self, version: Version) -> bool:
+        """Was `version` made elsewhere (imported from a bundle, pulled from a remote)? Such versions are
+        untrusted: their pickles need --trust, their outputs render untrusted. The live state (id < 0) is
+        local; an id this store does not hold counts as foreign."""
+        if version.id is not None and version.id < 0:
+            return False
         rows = self._q("select origin from versions where id = ?", (version.id,))
-        return bool(rows) and rows[0][0] == "imported"
+        return not rows or rows[0][0] != "local"
 
     def resolve(self, notebook: str | None, ref) -> Version:
         """A version from REF: vN, N, a tag, a version name, or `latest` (also `latest~K`) of
