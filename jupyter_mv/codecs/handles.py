@@ -63,6 +63,8 @@ def kind(obj) -> tuple[str, str] | None:
     try:
         k = _KINDS[t]
     except KeyError:
+        if len(_KINDS) > 20_000:  # classes redefined cell after cell must not be kept alive forever
+            _KINDS.clear()
         k = _KINDS[t] = _classify(t)
     if k is None:
         return None
