@@ -139,12 +139,15 @@ def _uncell(o):
 
 
 # -- choosing an encoding ---------------------------------------------------------------------------
-def _route(values) -> str:
-    """How one column (or index level) is stored: "arrow", "cells", "raw" or "pickle"."""
+def _route(values, dtype=None) -> str:
+    """How one column (or index level) is stored: "arrow", "cells", "raw" or "pickle". `values` is
+    only read for object columns (a callable giving them, so wide numeric frames cost no lookups)."""
     import pandas as pd
 
-    dtype = values.dtype
+    dtype = values.dtype if dtype is None else dtype
     if dtype == object:
+        if callable(values):
+            values = values()
         if all(type(v) is str for v in values):
             return "arrow"
         return "cells"
@@ -319,7 +322,7 @@ def _casts(sub) -> dict:
     import pandas as pd
 
     out: dict = {}
-    cols = {name: sp for name, sp in ((n, _cast_spec(sub[n].dtype)) for n in sub.columns) if sp}
+    cols = {name: sp for name, sp in ((n, _cast_spec(dt)) for n, dt in sub.dtypes.items()) if sp}
     if cols:
         out["columns"] = cols
     idx = sub.index
@@ -426,7 +429,7 @@ def encode(obj) -> Encoded:
     if freq is not None and isinstance(df.index, (pd.DatetimeIndex, pd.TimedeltaIndex)):
         meta["freq"] = df.index.freqstr
 
-    routes = [_route(df.iloc[:, i]) for i in range(df.shape[1])]
+    routes = [_route(lambda i=i: df.iloc[:, i], dt) for i, dt in enumerate(df.dtypes)]
     index_route = _index_route(df.index)
     arrow_pos = [i for i, r in enumerate(routes) if r == "arrow"]
     pieces = []
