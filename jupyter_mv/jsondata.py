@@ -18,6 +18,7 @@ import os
 NAN, INF, NINF = "NaN", "Infinity", "-Infinity"
 _NONFINITE = {NAN: math.nan, INF: math.inf, NINF: -math.inf}
 _MAX_DEPTH = 100
+MAX_ARRAY = 1000  # elements of a numpy array written out as a list; larger ones as their (elided) repr
 
 
 def _float(x: float, keep_nonfinite: bool):
@@ -65,6 +66,8 @@ def plain(obj, keep_nonfinite: bool = False, _depth: int = 0):
         return bytes(obj).decode("utf-8", "backslashreplace")
     mod = type(obj).__module__ or ""
     if mod.startswith("numpy") and hasattr(obj, "tolist"):  # numpy scalars and (small) arrays
+        if getattr(obj, "size", 1) > MAX_ARRAY:
+            return repr(obj)  # numpy's repr elides the middle: a param is not the place for data
         try:
             return plain(obj.tolist(), keep_nonfinite, d)
         except Exception:
