@@ -16,6 +16,7 @@ Stdlib and detect-secrets only (L1): the core decides what to store, export and 
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import threading
 import types
@@ -175,8 +176,16 @@ def _get() -> _Detector:
     return _detector
 
 
+# What every plugin needs to fire, so text without it skips the plugins: a token of 16 or more
+# key characters (every key format and high-entropy string), `=`/`:` (keyword assignments,
+# `AccountKey=`, `user:pass@`), `@` or "PRIVATE KEY". A speed shortcut, never a detection rule.
+_MAYBE = re.compile(r"[A-Za-z0-9+/=_\-.~]{16}|[=:@]|PRIVATE KEY")
+
+
 @functools.lru_cache(maxsize=65536)
 def _scan_line(line: str, eager: bool) -> tuple:
+    if not _MAYBE.search(line):
+        return ()
     return _get().line(line, eager)
 
 
@@ -222,6 +231,14 @@ def mask_text(text: str, values) -> str:
 
 
 # -- values and objects ------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4096)
+def _keywordish(name: str) -> bool:
+    """Would detect-secrets' keyword rules or our name hints look at a value held under `name`?"""
+    from detect_secrets.plugins.keyword import DENYLIST_REGEX
+
+    return name_hinted(name) or bool(re.search(DENYLIST_REGEX, name or "", re.I))
+
+
 def name_hinted(name: str) -> bool:
     """Does the name (variable, attribute or dict key) say it holds a credential?"""
     return bool(_NAME_HINT.search(name or ""))
@@ -231,6 +248,8 @@ def name_hinted(name: str) -> bool:
 def _scan_string(hint: str, value: str) -> tuple:
     s = value[:MAX_STRING]
     found = []
+    if not _MAYBE.search(s) and not _keywordish(hint):
+        return ()  # nothing any plugin could fire on, and a name no keyword rule looks at
     if "\n" not in s.strip():
         # as the assignment a notebook would hold, so keyword rules see the name (`API_KEY = "…"`)
         quote = "'" if '"' in s else '"'
@@ -299,7 +318,7 @@ def scan_object(name: str, obj, max_nodes: int = MAX_NODES, max_depth: int = MAX
             if _opaque(o):
                 continue
             if isinstance(o, dict):
-                items = list(o.items())[:max_nodes]
+                items = list(itertools.islice(o.items(), max_nodes))  # never copy a huge container whole
                 for k, v in reversed(items):
                     key = k if isinstance(k, str) else repr(k)
                     stack.append((f"{path}[{key!r}]", key, v, depth + 1))
@@ -307,7 +326,7 @@ def scan_object(name: str, obj, max_nodes: int = MAX_NODES, max_depth: int = MAX
                         stack.append((f"{path} key", "key", k, depth + 1))
                 continue
             if isinstance(o, (list, tuple, set, frozenset)):
-                items = list(o)[:max_nodes]
+                items = list(itertools.islice(o, max_nodes))
                 for i, v in reversed(list(enumerate(items))):
                     stack.append((f"{path}[{i}]", hint, v, depth + 1))
                 continue
@@ -318,7 +337,7 @@ def scan_object(name: str, obj, max_nodes: int = MAX_NODES, max_depth: int = MAX
             for slot in getattr(type(o), "__slots__", ()) or ():
                 if isinstance(slot, str) and hasattr(o, slot):
                     fields[slot] = getattr(o, slot)
-            for k, v in reversed(list(fields.items())[:max_nodes]):
+            for k, v in reversed(list(itertools.islice(fields.items(), max_nodes))):
                 if isinstance(k, str):
                     stack.append((f"{path}.{k}", k.lstrip("_"), v, depth + 1))
         except Exception:  # an object whose attributes cannot be read holds nothing we can see
