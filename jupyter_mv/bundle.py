@@ -473,12 +473,10 @@ def _meta_problem(codec: str, meta: dict) -> str | None:
             isinstance(k, str) and type(i) is int and 0 <= i < len(tensors) for k, i in weights.items())):
         return "malformed weight table"
     if codec in codecs.estimators.NAMES:
-        files, types = meta.get("files"), meta.get("types", [])
+        files = meta.get("files")
         if not isinstance(files, list) or not all(isinstance(f, str) and _SKOPS_MEMBER.fullmatch(f) for f in files) \
                 or len(set(files)) != len(files):
             return "malformed skops member table"
-        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-            return "malformed skops type list"
     for t in tensors:
         if not isinstance(t, dict) or not isinstance(t.get("dtype"), str) or not _TORCH_DTYPE.fullmatch(t["dtype"]):
             return f"unknown tensor dtype {str(t.get('dtype') if isinstance(t, dict) else t)[:30]!r}"

@@ -173,8 +173,15 @@ def test_model_choice_and_refusals(sk_version, tmp_path, monkeypatch):
     two = api.take_snapshot(store=st).version
     with pytest.raises(UsageError, match="several models .* --variable"):
         mlflow_bridge.model_variable(st, two)
-    # an imported version's pickled model needs trust before it is loaded to be logged
-    path = bundle.export(st, v, tmp_path / "v.mvz")
+    # an imported model holding types skops does not trust needs trust before it is loaded to be logged
+    # (a scikit-learn-only model, stored with skops, is logged without it)
+    class OwnRegression(LinearRegression):
+        pass
+
+    OwnRegression.__module__, OwnRegression.__qualname__ = "mylab.models", "OwnRegression"
+    api.set_session(api.Session(namespace={"clf": OwnRegression().fit(X, X[:, 0])}))
+    own = api.take_snapshot(store=st).version
+    path = bundle.export(st, own, tmp_path / "v.mvz")
     with Store(tmp_path / "other" / ".jupyter_mv") as other:
         imported = bundle.import_(other, path).version
         with pytest.raises(Untrusted):

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import io
 import json
+import sys
+import threading
 import zipfile
 
 from ..errors import NotStorable
@@ -37,6 +39,50 @@ VETTED = (
     "numpy.dtype",
 )
 _NOT_PORTABLE = ("__main__", "__mp_main__", "<")  # modules a fresh kernel cannot import from
+_lock = threading.Lock()
+_estimator_list_deferred = False
+
+
+def _skops():
+    """skops.io, imported without the scan skops runs at import to list the scikit-learn estimators
+    it trusts by default (`sklearn.utils.all_estimators()` imports every scikit-learn module: ~4 s,
+    paid by the first snapshot or restore of every kernel). Writing and loading our own models
+    does not need that list; only the audit of an imported model does, and `_audit_ready` fills it
+    in then. Until it is filled skops trusts fewer types, never more."""
+    global _estimator_list_deferred
+    sio = sys.modules.get("skops.io")
+    if sio is not None:
+        return sio
+    with _lock:
+        if "skops.io" in sys.modules:
+            return sys.modules["skops.io"]
+        import sklearn.utils as sk_utils
+
+        real = sk_utils.all_estimators
+        sk_utils.all_estimators = lambda *a, **k: []
+        try:
+            import skops.io as sio
+        finally:
+            sk_utils.all_estimators = real
+        from skops.io import _trusted_types
+
+        _estimator_list_deferred = isinstance(getattr(_trusted_types, "SKLEARN_ESTIMATOR_TYPE_NAMES", None), list)
+        return sio
+
+
+def _audit_ready():
+    """skops.io with its default trusted types complete (see _skops)."""
+    global _estimator_list_deferred
+    sio = _skops()
+    with _lock:
+        if _estimator_list_deferred:
+            from sklearn.utils import all_estimators
+            from skops.io import _trusted_types as tt
+
+            names = [n for n in (tt.get_type_name(c) for _, c in all_estimators()) if n.startswith("sklearn.")]
+            tt.SKLEARN_ESTIMATOR_TYPE_NAMES[:] = names  # in place: skops' modules hold this same list
+            _estimator_list_deferred = False
+    return sio
 
 
 def match(obj) -> bool:
@@ -116,8 +162,7 @@ def encode(obj) -> Encoded:
 
 
 def _encode_skops(obj, summary: dict, params: dict) -> Encoded | None:
-    import skops.io as sio
-
+    sio = _skops()
     try:
         raw = sio.dumps(obj)
         untrusted = sio.get_untrusted_types(data=raw)
@@ -134,7 +179,7 @@ def _encode_skops(obj, summary: dict, params: dict) -> Encoded | None:
         return None  # a member the schema does not name: not a layout we understand
     order = sorted(members, key=lambda n: int(n.split(".")[0]))
     head = json.dumps(schema, separators=(",", ":"), sort_keys=False).encode()
-    meta = {"format": "skops", "protocol": schema.get("protocol"), "files": order, "types": untrusted}
+    meta = {"format": "skops", "protocol": schema.get("protocol"), "files": order}
     return Encoded("sklearn.skops", meta, [memoryview(head)] + [memoryview(members[n]) for n in order],
                    type_name(obj), summary, params, reach=reach(obj))
 
@@ -188,8 +233,7 @@ def _zip(meta: dict, buffers: list) -> bytes:
 def untrusted_types(meta: dict, buffers: list) -> list[str]:
     """Type names in a stored skops model that neither skops nor VETTED trusts (the audit run
     before an imported model is loaded). Raises NotStorable when the data is not a skops file."""
-    import skops.io as sio
-
+    sio = _audit_ready()
     try:
         found = sio.get_untrusted_types(data=_zip(meta, buffers))
     except NotStorable:
@@ -200,25 +244,19 @@ def untrusted_types(meta: dict, buffers: list) -> list[str]:
 
 
 def decode(codec, meta, buffers, ctx):
-    import skops.io as sio
-
     data = _zip(meta, buffers)
-    recorded = [t for t in meta.get("types") or [] if isinstance(t, str)]
     try:
-        if getattr(ctx, "trusted", True):
-            trusted = sorted(set(recorded) | set(VETTED))
-            try:
-                obj = sio.loads(data, trusted=trusted)
-            except Exception as e:
-                if type(e).__name__ != "UntrustedTypesFoundException":
-                    raise
-                obj = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+        if getattr(ctx, "trusted", True):  # our own data, or the user trusts it: every type it holds
+            sio = _skops()
+            obj = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
         else:  # restore.py audited it: nothing beyond skops' defaults and VETTED
-            obj = sio.loads(data, trusted=list(VETTED))
+            obj = _audit_ready().loads(data, trusted=list(VETTED))
     except NotStorable:
         raise
     except (ImportError, AttributeError) as e:
-        raise NotStorable(f"cannot be loaded here: {e} (is the package that defines it installed?)") from None
+        from .pickled import import_failure
+
+        raise NotStorable(f"cannot be loaded here: {import_failure(e)}") from None
     except Exception as e:
         raise NotStorable(f"skops cannot load it: {type(e).__name__}: {str(e)[:200]}") from None
     check_structures(obj)
