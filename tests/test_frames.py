@@ -147,6 +147,9 @@ FRAMES = {
     "multiindex_object_str_level": lambda: pd.DataFrame({"v": [1, 2]}, index=pd.MultiIndex.from_arrays(
         [pd.Index(["a", "b"], dtype=object), [1, 2]], names=["k", None])),
     "flags_no_duplicate_labels": lambda: pd.DataFrame({"a": [1, 2]}).set_flags(allows_duplicate_labels=False),
+    "attrs_numpy_nan_inf": lambda: pd.DataFrame({"x": [1]}).pipe(
+        lambda d: (d.attrs.update({"lr": np.float32(0.1), "best": float("inf"), "loss": float("nan"),
+                                   "n": np.int64(3), "run": None}), d)[1]),
     "numeric_with_nan_inf": lambda: pd.DataFrame({"f": [np.nan, np.inf, -np.inf, -0.0, 1e308] * 20}),
 }
 
