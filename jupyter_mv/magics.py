@@ -240,13 +240,16 @@ NB_HELP = ("the notebook whose versions the REFs name, as recorded in the store 
            "default: this notebook); same as writing NB:REF")
 
 P_SNAPSHOT = _parser("%mv_snapshot", "Take a new version of this notebook's state. With no VAR, every storable "
-                     "user variable; unstorable ones are skipped with a warning naming them.")
+                     "user variable; unstorable ones, and those holding a credential (API key, token, password), "
+                     "are skipped with a warning naming them: name a credential variable to store it, marked. "
+                     "Params recorded without asking: the models' hyperparameters and UPPER_CASE scalar constants.")
 P_SNAPSHOT.add_argument("vars", nargs="*", metavar="VAR", help="variables to store (default: all storable)")
 P_SNAPSHOT.add_argument("-m", "--message", default="", help='what changed (quote several words: -m "first try")')
 P_SNAPSHOT.add_argument("-n", "--name", default="", help="a name for the version, usable as REF: unique in the "
                         "notebook, not a tag, not vN, N or latest")
 P_SNAPSHOT.add_argument("-t", "--tag", action="append", default=[], help="tag (repeatable; usable as REF)")
-P_SNAPSHOT.add_argument("--params", metavar="EXPR", help="Python expression giving a dict of params")
+P_SNAPSHOT.add_argument("--params", metavar="EXPR", help="Python expression giving a dict of params (added to the "
+                        "models' hyperparameters and UPPER_CASE constants; a credential value is not recorded)")
 P_SNAPSHOT.add_argument("--metrics", metavar="EXPR", help="Python expression giving a dict of numbers")
 
 P_LOG = _parser("%mv_log", "Show the version history of this notebook, newest first.")
