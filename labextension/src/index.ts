@@ -229,7 +229,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
      * (Notebook 7 keeps a single document in its main area and ignores a second one silently);
      * else inside the Model versions panel. Which one works is seen from whether the widget got
      * attached, not guessed from the shell's name. */
+    const openDiffs = new Map<string, MainAreaWidget>();
     const showDiff = (content: DiffView): void => {
+      // versions never change, so a diff already open for the same pair is shown again
+      const key = JSON.stringify([content.notebook, content.a, content.b]);
+      const open = openDiffs.get(key);
+      if (open && !open.isDisposed && open.isAttached) {
+        content.dispose();
+        app.shell.activateById(open.id);
+        return;
+      }
       const widget = new MainAreaWidget({ content });
       widget.id = content.id;
       widget.title.label = content.title.label;
@@ -243,6 +252,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
           console.warn(`jupyter_mv: the shell refused the diff in its ${area} area`, e);
         }
         if (widget.isAttached) {
+          openDiffs.set(key, widget);
+          widget.disposed.connect(() => openDiffs.delete(key));
           app.shell.activateById(widget.id);
           if (area === 'down') {
             growSplitArea(widget);

@@ -135,6 +135,9 @@ def test_panel_and_diff_in_notebook7(notebook7, two_versions, notebook7_page):
     assert diff.bounding_box()["height"] > 250
     assert diff.locator(".jp-mv-diff-row").first.is_visible()
     assert page.locator("#jp-down-stack .lm-TabBar-tab", has_text="Diff v1 → v2").count() == 1
+    # the same pair again (awaited through the command the button runs): the open tab, not a second one
+    page.evaluate("() => window.jupyterapp.commands.execute('jupyter-mv:diff')")
+    assert page.locator("#jp-down-stack .lm-TabBar-tab", has_text="Diff v1 → v2").count() == 1
     assert page.locator("#main-panel .jp-NotebookPanel").is_visible()  # the notebook stays in place
     notebook7_page.screenshot("2-diff-bottom")
 
