@@ -182,6 +182,13 @@ def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "
     # credentials: kept (marked) only when named, never silently by an argument-less snapshot
     pairs, held, cred_skipped = capture.withhold_credentials(pairs, named=bool(names))
     enc = capture.encode_all(pairs)
+    more = capture.companions(s.namespace, pairs, enc, s.hidden) if names else []
+    if more:  # variables sharing objects with the named ones are stored with them (codecs.groups)
+        extra, held_more, more_skipped = capture.withhold_credentials([(n, o) for n, o, _ in more], named=False)
+        pairs, held = pairs + extra, {**held, **held_more}
+        cred_skipped = cred_skipped + more_skipped
+        enc = capture.encode_all(pairs)
+        enc.notes.extend(note for n, _, note in more if n in dict(extra))
     enc.skipped[:0] = cred_skipped
     all_params = capture.auto_params(s.namespace, enc, s.hidden, metrics)
     all_params.update(params or {})

@@ -90,6 +90,16 @@ def encode_all(pairs: list[tuple[str, object]]) -> Encoding:
     return out
 
 
+def companions(namespace: dict, pairs: list, encoding: Encoding, hidden: set | None = None) -> list:
+    """For a snapshot of named variables: [(name, object, note)] of the other variables that share
+    objects with them (a model whose parameters a named optimizer steps). They are stored too, so no
+    restore brings back an optimizer stepping parameters no stored model holds (codecs.groups)."""
+    hidden = hidden or set()
+    candidates = [(n, o) for n, o in list(namespace.items()) if n not in hidden and is_candidate(n, o)]
+    found = codecs.groups.companions(encoding.items, dict(pairs), candidates)
+    return [(n, o, Skipped(n, f"{n}: stored too: {via} shares objects with it")) for n, o, via in found]
+
+
 def trial_load(enc: "codecs.Encoded") -> str | None:
     """None when a fresh encoding loads back, else why not (see codecs.trial)."""
     from .codecs import trial

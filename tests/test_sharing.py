@@ -118,6 +118,22 @@ def test_prefix_applies_to_the_whole_group(shell, run, capsys):
         "assert old_model is not model and sched.optimizer is opt")
 
 
+def test_named_snapshot_stores_what_shares_objects_with_the_named(shell, run, capsys):
+    run(TORCH)
+    run("other = torch.nn.Linear(2, 2)\nnotes = ['unrelated']")
+    capsys.readouterr()
+    run("%mv_snapshot opt -m 'just the optimizer'")
+    out = capsys.readouterr()
+    v = api.versions()[-1]
+    assert set(v.variables) == {"opt", "model", "sched"}  # not other, not notes
+    assert "model: stored too: opt shares objects with it" in out.out + out.err
+    run("model = opt = sched = None")
+    run("%mv_restore v1 opt")
+    run(TORCH_CHECK)
+    run("%mv_snapshot notes")
+    assert api.versions()[-1].variables == ("notes",)
+
+
 def test_unchanged_group_writes_nothing_and_changes_are_seen(shell, run):
     run(TORCH)
     run(ARRAYS)

@@ -172,7 +172,7 @@ def link(items: list, objs: dict) -> list:
             others = [m for m in unit if m != n]
             out[n] = Encoded(codec, meta, g.buffers, e.type_name, {**e.summary, "shares_with": others}, e.params,
                              e.summarize, notes=e.notes,
-                             size=e.nbytes)
+                             size=e.nbytes, reach=e.reach)
     for name, m in links.items():
         e = enc[name]
         unit = units[uf.find(name)]
@@ -187,6 +187,47 @@ def link(items: list, objs: dict) -> list:
                                 {**e.summary, "shares_with": [x for x in unit if x != name]}, e.params,
                                 e.summarize, notes=e.notes, size=e.size)
     return [(n, out[n]) for n, _ in items]
+
+
+def _shallow(obj) -> set:
+    """Ids an object refers to directly, plus a torch module's parameters and buffers and an
+    optimizer's parameters: enough to tell that a variable not asked for shares state with one that
+    is, without pickling it."""
+    out = {id(obj)}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        if isinstance(obj, torch.nn.Module):
+            out.update(id(t) for t in obj.parameters())
+            out.update(id(t) for t in obj.buffers())
+            out.update(id(m) for m in obj.modules())
+        elif isinstance(obj, torch.optim.Optimizer):
+            out.update(id(t) for g in obj.param_groups for t in g["params"])
+    if type(obj) in (list, tuple) and len(obj) < 10000:
+        out.update(id(x) for x in obj if shareable(x))
+    elif type(obj) is dict and len(obj) < 10000:
+        out.update(id(x) for x in obj.values() if shareable(x))
+    elif shareable(obj) and isinstance(getattr(obj, "__dict__", None), dict):
+        out.update(id(x) for x in list(obj.__dict__.values())[:10000] if shareable(x))
+    return out
+
+
+def companions(items: list, objs: dict, candidates: list) -> list:
+    """[(name, object, the asked-for name it shares with)] for variables of `candidates` not among
+    `items` that share objects with them: a snapshot of named variables stores these too, so that
+    `%mv_snapshot opt` does not store an optimizer whose parameters no stored model holds."""
+    reached: dict = {}
+    for name, e in items:
+        for k in (e.reach if e.reach is not None else _reach(name, e, objs[name])):
+            reached.setdefault(k, name)
+        reached.setdefault(id(objs[name]), name)
+    out = []
+    for n, o in candidates:
+        if n in objs:
+            continue
+        hit = next((reached[k] for k in _shallow(o) if k in reached), None)
+        if hit is not None:
+            out.append((n, o, hit))
+    return out
 
 
 def base_of(meta: dict) -> str | None:
