@@ -371,3 +371,25 @@ def test_partial_restore_in_a_fresh_kernel_and_after_import(tmp_path, monkeypatc
         assert np.array_equal(s.namespace["a"], np.arange(6.0)) and s.namespace["b"] == {"k": [1, 2]}
     finally:
         api.set_session(None)
+
+
+def test_history_widget_restore_names_what_failed(shell, run, tmp_path, module):
+    import time
+
+    from jupyter_mv.widgets import HistoryWidget
+
+    run(SETUP.format(mod=module))
+    run("%mv_snapshot")
+    _forget(tmp_path, module, "module renamed")
+    run("a = None")
+    w = HistoryWidget()
+    try:
+        w.selected = [w.rows[0]["id"]]
+        w.request = {"action": "restore", "seq": time.monotonic(), "names": [], "prefix": ""}
+        msg = w.message
+        assert msg["kind"] == "warning", msg
+        assert msg["text"].startswith("restored ") and "from v1; could not restore 't': " in msg["text"]
+        assert "installed?" in msg["text"] and "\n" not in msg["text"]
+        assert np.array_equal(shell.user_ns["a"], np.arange(6.0))
+    finally:
+        w.close()

@@ -13,6 +13,7 @@ import anywidget
 import traitlets as t
 
 from .. import api, credentials, sanitize
+from ..errors import PartialRestore
 from ..jsondata import plain
 from ..model import Version, human_bytes
 from . import assets
@@ -312,7 +313,13 @@ class HistoryWidget(anywidget.AnyWidget):
         v = self._one()
         names = [n for n in (req.get("names") or []) if n] or None
         prefix = (req.get("prefix") or "").strip()
-        done = api.restore(v, names, prefix=prefix, store=self._store)
+        try:
+            done = api.restore(v, names, prefix=prefix, store=self._store)
+        except PartialRestore as e:  # the others are back: say which, and why each failure failed
+            failed = "; ".join(f"{n!r}: {why}" for n, why in e.failed.items())
+            self._say("warning", f"restored {', '.join(e.restored) if e.restored else 'nothing'} from {v.label}; "
+                                 f"could not restore {failed}")
+            return
         self._say("ok", f"restored {', '.join(done) if done else 'nothing'} from {v.label}")
 
     def _do_restore_outputs(self, req) -> None:
