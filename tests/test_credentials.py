@@ -443,3 +443,22 @@ def test_scanning_stays_fast():
     credentials.scan_object("data", data)
     credentials.scan_object("data", data)  # the second snapshot hits the cache
     assert time.perf_counter() - t < 5
+
+
+def test_reproduce_compares_rerun_outputs_masked_like_the_bundle(fakes):
+    """A bundle's recorded output holds `sk-…****`; a re-run that prints the real key (read from the
+    environment, say) matches it, and other differences are still seen."""
+    from jupyter_mv.reproduce import texts_match
+
+    recorded, _, _ = credentials.mask_cell(_cell(f"using {fakes.openai} for 3 calls\n"))
+    text = recorded.outputs[0]["text"]
+    assert text == "using sk-…**** for 3 calls\n"
+    assert texts_match(text, f"using {fakes.openai} for 3 calls\n", 1e-9)
+    assert not texts_match(text, f"using {fakes.openai} for 4 calls\n", 1e-9)
+
+
+def _cell(stdout: str):
+    from jupyter_mv.model import Cell
+
+    return Cell(source="print(...)", execution_count=1, outputs=({"output_type": "stream", "name": "stdout",
+                                                                  "text": stdout},))
