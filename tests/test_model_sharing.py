@@ -307,3 +307,23 @@ def test_hostile_model_tables_refused(two_stores, tmp_path, case):
     with pytest.raises(BundleError, match="weight table|skops member table"):
         api.import_bundle(bad, store=b)
     assert b.versions() == []
+
+
+def test_weights_load_when_the_module_was_stored_with_its_optimizer(two_stores, tmp_path):
+    """Model and optimizer share parameters, so they are stored as one group: the weight table
+    still locates each weight, and loading them needs no trust."""
+    import torch
+
+    a, b = two_stores
+    torch.manual_seed(3)
+    net = _net()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net(torch.randn(8, 5)).sum().backward()
+    opt.step()
+    net.eval()
+    _, imported = _share({"net": net, "opt": opt}, a, b, tmp_path)
+    assert b.stored_variable(imported, "net").manifest["meta"]["group"] == ["net", "opt"]
+    fresh = _net().eval()
+    api.load(imported, "net", into=fresh, store=b)
+    x = torch.randn(4, 5)
+    assert torch.equal(fresh(x), net(x))

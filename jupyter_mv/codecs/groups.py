@@ -169,6 +169,10 @@ def link(items: list, objs: dict) -> list:
             e = enc[n]
             codec = e.codec if e.codec in pickled.NAMES else "pickle"
             meta = {**g.meta, "members": members, "key": n, "group": unit}
+            if "weights" in e.meta:  # a torch module's weights, located in the group's tensor table
+                from . import tensors
+
+                meta["weights"] = tensors.weight_table(objs[n], g.meta["tensors"])
             others = [m for m in unit if m != n]
             out[n] = Encoded(codec, meta, g.buffers, e.type_name, {**e.summary, "shares_with": others}, e.params,
                              e.summarize, notes=e.notes,
