@@ -140,7 +140,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
         await nb.sessionContext.ready;
         await tellNotebook(nb);
         const result = await runMagic(nb, [`%mv_restore ${magicArg(id)}`]);
-        if (result.ok) {
+        if (result.ok && result.text.includes('could not restore')) {
+          // a partial restore: the others are back, each failure is a line with its reason
+          Notification.warning(result.text, { autoClose: 8000 });
+        } else if (result.ok) {
           Notification.success(result.text || `Restored ${id}`, { autoClose: 4000 });
         } else {
           Notification.error(`Restore failed: ${result.text}`, { autoClose: 8000 });
