@@ -149,6 +149,17 @@ def test_panel_and_diff_in_notebook7(notebook7, two_versions, notebook7_page):
     assert_row_in_view(page, "v2")
     notebook7_page.screenshot("3-details")
 
+    # the notebook toolbar's Snapshot works here too: a new version from this page's kernel shows up
+    notebook7_page.wait_idle()
+    notebook7_page.set_cell(1, 'lr = 0.001\nprint("lr is", lr)')
+    notebook7_page.run_cell(1)
+    page.locator(".jp-NotebookPanel-toolbar .jp-mv-snapshot-button").click()
+    notebook7_page.answer_dialog("from Notebook 7")
+    page.locator(f"{PANEL} tr.jp-mv-row[data-version='v3']", has_text="from Notebook 7").wait_for()
+    v3 = notebook7.api("jupyter-mv/api/versions/v3?notebook=experiment.ipynb")
+    assert [v["name"] for v in v3["variables"]] == ["lr"]
+    assert any("lr = 0.001" in c["source"] for c in v3["cells"])
+
     # the toolbar button also hides the panel again
     page.locator(".jp-NotebookPanel-toolbar .jp-mv-panel-button").click()
     page.locator(PANEL).wait_for(state="hidden")
