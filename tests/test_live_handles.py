@@ -201,6 +201,34 @@ def test_handles_in_dataframe_cells_and_attrs(session, tmp_path):
         fh.close()
 
 
+class Reopening:
+    """Handles its own pickling: the path is state, the handle is reopened on load."""
+
+    def __init__(self, path):
+        self.path = path
+        self.fh = open(path)
+
+    def __getstate__(self):
+        return {"path": self.path}
+
+    def __setstate__(self, state):
+        self.__init__(state["path"])
+
+
+def test_a_class_that_pickles_without_its_handle_is_stored(session, tmp_path):
+    (tmp_path / "data.txt").write_text("hello")
+    r = Reopening(str(tmp_path / "data.txt"))
+    try:
+        session.namespace["r"] = r
+        v = mv.snapshot("r")
+        assert v.variables == ("r",)
+        back = mv.load("v1", "r")
+        assert back.fh.read() == "hello" and back.fh is not r.fh
+        back.fh.close()
+    finally:
+        r.fh.close()
+
+
 def test_in_memory_streams_are_data(session):
     """BytesIO/StringIO are not handles: contents and position round-trip exactly."""
     b = io.BytesIO(b"abcdef")
