@@ -394,3 +394,20 @@ def test_history_widget_restore_names_what_failed(shell, run, tmp_path, module):
         assert np.array_equal(shell.user_ns["a"], np.arange(6.0))
     finally:
         w.close()
+
+
+def test_auto_mode_warns_once_and_keeps_versioning(shell, run, capsys):
+    run("%mv_auto on")
+    run(BROKEN)
+    capsys.readouterr()
+    run("bro = Broken()\nx = 1")
+    first = capsys.readouterr().err
+    assert "auto-snapshots skip 'bro'" in first and "does not load back" in first
+    assert "auto-snapshot failed" not in first
+    run("x = 2")
+    again = capsys.readouterr().err
+    assert "bro" not in again and "auto-snapshot failed" not in again
+    latest = api.resolve("latest")
+    assert "x" in latest.variables and "bro" not in latest.variables
+    assert mv.load("latest", "x") == 2
+    run("%mv_auto off")
