@@ -127,7 +127,7 @@ def _canonical(schema: dict) -> tuple[dict, dict]:
     files: dict = {}
 
     def walk(node, depth=0):
-        if depth > 10_000:
+        if depth > 500:
             raise NotStorable("too deeply nested for skops")
         if isinstance(node, dict):
             if "__loader__" in node:
@@ -174,9 +174,10 @@ def _encode_skops(obj, summary: dict, params: dict) -> Encoded | None:
         return None
     with zipfile.ZipFile(io.BytesIO(raw)) as zf:
         schema, renamed = _canonical(json.loads(zf.read("schema.json")))
-        members = {renamed[n]: zf.read(n) for n in zf.namelist() if n != "schema.json"}
-    if set(members) != set(renamed.values()):
-        return None  # a member the schema does not name: not a layout we understand
+        names = [n for n in zf.namelist() if n != "schema.json"]
+        if set(names) != set(renamed):
+            return None  # a member the schema does not name (or the reverse): not a layout we understand
+        members = {renamed[n]: zf.read(n) for n in names}
     order = sorted(members, key=lambda n: int(n.split(".")[0]))
     head = json.dumps(schema, separators=(",", ":"), sort_keys=False).encode()
     meta = {"format": "skops", "protocol": schema.get("protocol"), "files": order}
