@@ -503,11 +503,11 @@ def diff_current(ref, store: Store | None = None, notebook: str | None = None) -
 def tag(ref, tag_name: str, remove: bool = False, store: Store | None = None,
         notebook: str | None = None) -> Version:
     """Tag version REF (tagging again moves the tag); UsageError for a tag that could not be reached
-    as a REF or that is another version's name."""
+    as a REF or that is another version's name. The version returned is for showing: credentials masked."""
     st = store or session().store()
     v = resolve(ref, notebook, st)
     st.tag(v, tag_name, remove=remove)
-    return st.version_by_id(v.id)
+    return credentials.mask_version(st.version_by_id(v.id))
 
 
 def show(ref, notebook: str | None = None, store: Store | None = None) -> dict:

@@ -345,6 +345,8 @@ def test_widget_state_masks_credentials(leaky, run, tmp_path):
         w.act("restore_outputs")
         w.selected = [ids["v1"], ids["v2"]]
         w.act("diff")
+        w.selected = [ids["v2"]]
+        w.act("tag", tag="checked")  # the tagged version comes back from the store: masked too
         w.selected = [ids["v1"]]
         msg = w.act("export", path=str(tmp_path / "w.mvz"))
         assert msg["kind"] == "warning" and "credentials withheld" in msg["text"]
