@@ -83,7 +83,7 @@ def cmd_log(args, st):
         if v.message:
             bits.append(v.message)
         if v.metrics:
-            bits.append(" ".join(f"{k}={val:.4g}" for k, val in v.metrics.items()))
+            bits.append(" ".join(f"{k}={jsondata.number_text(val)}" for k, val in v.metrics.items()))
         print("  ".join(bits))
     return 0
 

@@ -8,6 +8,7 @@ import html
 import json
 import math
 
+from .jsondata import number_text
 from .model import Cell, Diff, Version, VariableRef, human_bytes
 
 
@@ -389,7 +390,7 @@ def compute(va: Version, vb: Version, vars_a, vars_b, cells_a, cells_b, store=No
 # -- rendering ---------------------------------------------------------------------------------
 def _fmt(v) -> str:
     if isinstance(v, float):
-        return f"{v:.6g}"
+        return number_text(v, ".6g")
     return repr(v) if isinstance(v, str) else str(v)
 
 
@@ -423,7 +424,7 @@ def render_text(d: Diff) -> str:
         lines.append("metrics:")
         for k, c in m["changed"].items():
             arrow = "↑" if c["delta"] > 0 else "↓"
-            lines.append(f"  ~ {k}: {_fmt(c['old'])} -> {_fmt(c['new'])} ({arrow} {c['delta']:+.4g})")
+            lines.append(f"  ~ {k}: {_fmt(c['old'])} -> {_fmt(c['new'])} ({arrow} {number_text(c['delta'], '+.4g')})")
         for k, v in m["added"].items():
             lines.append(f"  + {k}: {_fmt(v)}")
         for k, v in m["removed"].items():
@@ -473,7 +474,7 @@ def render_html(d: Diff) -> str:
     for k, v in p["removed"].items():
         rows.append(("param", k, _fmt(v), "", "removed"))
     for k, c in m["changed"].items():
-        rows.append(("metric", k, _fmt(c["old"]), _fmt(c["new"]), f"{c['delta']:+.4g}"))
+        rows.append(("metric", k, _fmt(c["old"]), _fmt(c["new"]), number_text(c["delta"], "+.4g")))
     for k, v in m["added"].items():
         rows.append(("metric", k, "", _fmt(v), "added"))
     for k, v in m["removed"].items():

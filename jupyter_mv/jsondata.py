@@ -92,6 +92,13 @@ def _key(k) -> str:
     return v if isinstance(v, str) else json.dumps(v, allow_nan=False)
 
 
+def number_text(v, spec: str = ".4g") -> str:
+    """A number for people: NaN and ±inf as "NaN", "∞", "-∞" (as every UI shows them), others by `spec`."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else "∞" if v > 0 else "-∞"
+    return format(v, spec)
+
+
 def dumps(obj, **kw) -> str:
     """RFC 8259 JSON text of any value (see `plain`); `kw` as for json.dumps (indent, sort_keys…)."""
     return json.dumps(plain(obj), allow_nan=False, **kw)

@@ -234,3 +234,17 @@ def test_bundle_manifest_is_strict_and_import_restores_the_floats(session, tmp_p
 def test_any_message_is_text(session, message):
     v = api.snapshot(message=message)
     assert v.message == ("" if message is None else str(message))
+
+
+def test_text_views_show_nan_and_infinity(session, tmp_path):
+    from jupyter_mv.render import HistoryTable
+
+    _weird_version(session)
+    log = cli_in_process("log", cwd=tmp_path).stdout
+    assert "loss=NaN" in log and "best_loss=∞" in log and "worst=-∞" in log
+    diff = cli_in_process("diff", "v1", "v2", cwd=tmp_path).stdout
+    assert "loss: 0.5 -> NaN" in diff and "best_loss: 1 -> ∞" in diff
+    show = cli_in_process("show", "v2", cwd=tmp_path).stdout
+    assert "loss=NaN" in show and "∞" in show
+    table = str(HistoryTable(api.versions()))
+    assert "loss=NaN" in table and "∞" in table

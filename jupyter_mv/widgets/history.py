@@ -14,7 +14,7 @@ import traitlets as t
 
 from .. import api, credentials, sanitize
 from ..errors import PartialRestore
-from ..jsondata import plain
+from ..jsondata import number_text, plain
 from ..model import Version, human_bytes
 from . import assets
 from .diff import for_view
@@ -432,7 +432,7 @@ def _cut(text: str, budget: list) -> str:
 
 
 def _short(v) -> str:
-    s = f"{v:.4g}" if isinstance(v, float) else str(v)
+    s = number_text(v) if isinstance(v, float) else str(v)
     return s if len(s) <= 40 else s[:39] + "…"
 
 
