@@ -192,6 +192,8 @@ def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "
     enc.skipped[:0] = cred_skipped
     all_params = capture.auto_params(s.namespace, enc, s.hidden, metrics)
     all_params.update(params or {})
+    for k in metrics:  # a value recorded as a metric is shown once, as the metric
+        all_params.pop(k, None)
     for k in capture.credential_params(all_params):  # params are shown everywhere and exported
         del all_params[k]
         enc.skipped.append(Skipped(f"param {k}", "holds a credential: not recorded as a param"))

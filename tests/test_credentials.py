@@ -392,6 +392,8 @@ def test_params_hold_hyperparameters_constants_and_named_only(shell, run):
     run("ACC = 0.5")
     run("%mv_snapshot clf --metrics \"{'ACC': 0.9}\"")
     assert "ACC" not in api.resolve("v2").params and api.resolve("v2").metrics == {"ACC": 0.9}
+    run("%mv_snapshot clf --metrics \"{'acc': acc}\" --params \"{'acc': acc, 'seed': 0}\"")
+    assert api.resolve("v3").params.get("seed") == 0 and "acc" not in api.resolve("v3").params
 
 
 def test_torch_optimizer_hyperparameters_are_params(shell, run):
