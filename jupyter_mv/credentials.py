@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import sys
 import threading
 import types
 from dataclasses import dataclass
@@ -84,26 +85,35 @@ def _extra_plugins() -> list:
     return [HuggingFaceTokenDetector(), ModelProviderKeyDetector()]
 
 
+def _import_detect_secrets() -> None:
+    """Import detect-secrets keeping the session's warnings shown: its logger calls
+    logging.captureWarnings(True) on import, which would send every warning of the user's session
+    (jupyter_mv's skipped-variable warnings included) to logging instead of showing it. Call before
+    any `from detect_secrets ... import`."""
+    if "detect_secrets" in sys.modules:
+        return
+    import warnings
+
+    shown = warnings.showwarning
+    try:
+        import detect_secrets  # noqa: F401
+    finally:
+        warnings.showwarning = shown
+
+
 class _Detector:
     """detect-secrets plugins, called through `analyze_string` (never `analyze_line`, which may
     verify a key over the network when a baseline asks for it), with its heuristic filters."""
 
     def __init__(self):
-        import warnings
-
-        shown = warnings.showwarning
-        try:
-            from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
-            from detect_secrets.plugins.base import RegexBasedDetector
-            from detect_secrets.plugins.high_entropy_strings import (Base64HighEntropyString,
-                                                                     HighEntropyStringsPlugin)
-            from detect_secrets.plugins.ip_public import IPPublicDetector
-            from detect_secrets.plugins.keyword import KeywordDetector, QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
-            from detect_secrets.filters import heuristic
-        finally:
-            # detect-secrets' logger calls logging.captureWarnings(True) on import, which would send
-            # every warning of the user's session (ours included) to logging instead of showing it
-            warnings.showwarning = shown
+        _import_detect_secrets()
+        from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+        from detect_secrets.plugins.base import RegexBasedDetector
+        from detect_secrets.plugins.high_entropy_strings import (Base64HighEntropyString,
+                                                                 HighEntropyStringsPlugin)
+        from detect_secrets.plugins.ip_public import IPPublicDetector
+        from detect_secrets.plugins.keyword import KeywordDetector, QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
+        from detect_secrets.filters import heuristic
 
         self.h = heuristic
         self.regex_type, self.entropy_type, self.keyword_type = (RegexBasedDetector, HighEntropyStringsPlugin,
@@ -234,6 +244,7 @@ def mask_text(text: str, values) -> str:
 @functools.lru_cache(maxsize=4096)
 def _keywordish(name: str) -> bool:
     """Would detect-secrets' keyword rules or our name hints look at a value held under `name`?"""
+    _import_detect_secrets()
     from detect_secrets.plugins.keyword import DENYLIST_REGEX
 
     return name_hinted(name) or bool(re.search(DENYLIST_REGEX, name or "", re.I))

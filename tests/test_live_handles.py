@@ -90,6 +90,12 @@ def _handles(tmp_path):
         c = sqlite3.connect(":memory:")
         return c.cursor(), c.close
 
+    def engine():
+        import sqlalchemy  # installed with mlflow (test extra)
+
+        e = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'y.db'}")
+        return e, e.dispose
+
     def thread():
         t = threading.Thread(target=lambda: None)
         return t, lambda: None
@@ -116,6 +122,7 @@ def _handles(tmp_path):
     return [
         ("text file", file_, "an open file"), ("binary file", bfile, "an open file"), ("socket", sock, "socket"),
         ("sqlite connection", db, "database connection"), ("sqlite cursor", cursor, "database"),
+        ("sqlalchemy engine", engine, "database connection (SQLAlchemy)"),
         ("lock", lambda: (threading.Lock(), lambda: None), "a lock"),
         ("rlock", lambda: (threading.RLock(), lambda: None), "a lock"),
         ("event", lambda: (threading.Event(), lambda: None), "a lock"),
@@ -362,3 +369,26 @@ def test_live_handles_in_a_fresh_kernel_and_after_import(tmp_path, monkeypatch):
         assert type(s.namespace["mm"]) is np.ndarray and s.namespace["mm"].tolist() == list(range(6))
     finally:
         api.set_session(None)
+
+
+def test_snapshot_warnings_stay_warnings_in_a_fresh_interpreter(tmp_path):
+    """A dependency (detect-secrets) redirects warnings to logging on import; a snapshot must leave the
+    session's warnings as they were, so its own skipped-variable warnings are shown and catchable."""
+    code = (
+        "import warnings, jupyter_mv as mv\n"
+        "from jupyter_mv import api\n"
+        "before = warnings.showwarning\n"
+        "api.set_session(api.Session(namespace={'fh': open('x.txt', 'w'), 'token_name': 'x' * 40, 'n': 1}))\n"
+        "with warnings.catch_warnings(record=True) as rec:\n"
+        "    warnings.simplefilter('always')\n"
+        "    mv.snapshot()\n"
+        "assert warnings.showwarning is before, warnings.showwarning\n"
+        "assert any(\"skipped 'fh'\" in str(w.message) for w in rec), [str(w.message) for w in rec]\n"
+        "print('ok')\n")
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_MV_", "JPY_SESSION"))}
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr

@@ -15,6 +15,20 @@ from collections import deque
 _KINDS: dict[type, tuple[str, str] | None] = {}  # type -> (what, hint), or None for ordinary types
 
 
+# (module, classes, label): connections and cursors of the database drivers notebooks use; consulted
+# only when the driver is imported. Others (holding a socket or a lock) are caught through those.
+_DATABASES = (
+    ("sqlite3", ("Connection", "Cursor", "Blob"), "sqlite3"),
+    ("psycopg2.extensions", ("connection", "cursor"), "psycopg2"),
+    ("psycopg", ("Connection", "Cursor", "AsyncConnection", "AsyncCursor"), "psycopg"),
+    ("pymysql.connections", ("Connection",), "PyMySQL"),
+    ("duckdb", ("DuckDBPyConnection",), "DuckDB"),
+    ("sqlalchemy.engine", ("Engine", "Connection"), "SQLAlchemy"),
+    ("pymongo", ("MongoClient",), "pymongo"),
+    ("redis", ("Redis",), "redis"),
+)
+
+
 def _classify(t: type) -> tuple[str, str] | None:
     """(what, hint) when instances of `t` are live handles. Only modules already imported are
     consulted: a type cannot derive from a class whose module was never loaded, so the per-type
@@ -33,8 +47,11 @@ def _classify(t: type) -> tuple[str, str] | None:
         return "an open file", "store its path (or its contents) instead and reopen it after a restore"
     if sub("socket", "socket"):
         return "an open socket", "reconnect after a restore"
-    if sub("sqlite3", "Connection", "Cursor", "Blob"):
-        return "a database connection (sqlite3)", "store the database path and reconnect after a restore"
+    for mod, names, label in _DATABASES:
+        if sub(mod, *names):
+            return f"a database connection ({label})", "store how to connect (not the password) and reconnect after a restore"
+    if sub("http.client", "HTTPConnection"):
+        return "an open HTTP connection", "reconnect after a restore"
     if issubclass(t, (types.GeneratorType, types.AsyncGeneratorType, types.CoroutineType)):
         return "a generator or coroutine", "its position cannot be saved; store the data it yields"
     if issubclass(t, threading.Thread):
