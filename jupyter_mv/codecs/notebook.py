@@ -27,10 +27,8 @@ import re
 import sys
 import threading
 import types
-import weakref
 
 _LOCAL = threading.local()
-_FRESH: "weakref.WeakSet[type]" = weakref.WeakSet()  # classes built from a stored definition just now
 _CODE_CACHE: dict = {}  # id(code) -> (code, normalised code)
 _KERNEL_FILE = re.compile(r"ipykernel_\d+")
 _IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, range, type(Ellipsis))
@@ -68,30 +66,19 @@ def is_notebook_code(o) -> bool:
 
 
 def reduce(o, definition_ids: set | None = None):
-    """A reduce tuple for notebook functions and classes, None for anything else. The ids of the
-    containers a class definition holds are added to `definition_ids`: they belong to the class (which
-    a restore resolves by name), not to the variables whose instances reach it."""
-    if type(o) is types.FunctionType and o.__module__ == "__main__":
+    """A reduce tuple for notebook functions and classes, None for anything else.
+
+    A class is written as its name plus its definition in a pickle of its own: what the definition
+    holds (methods, defaults, library sentinels such as `dataclasses.MISSING`) never enters the
+    outer pickle's memo, so it neither makes variables look as if they shared state nor needs
+    loading when the notebook has a class of that name (`definition_ids` is kept for callers)."""
+    if type(o) is types.FunctionType and o.__module__ == "__main__" and o.__globals__.get("__name__") == "__main__":
+        # (a library wrapper that copied __module__ from a notebook function, functools.wraps-style,
+        # keeps its own module's globals: cloudpickle stores it as before)
         return _reduce_function(o)
     if isinstance(o, type) and o.__module__ == "__main__":
-        r = _reduce_class(o)
-        if definition_ids is not None:
-            _collect(r[1], definition_ids, 0)
-            _collect(r[2], definition_ids, 0)
-        return r
+        return _reduce_class(o)
     return None
-
-
-def _collect(o, ids: set, depth: int) -> None:
-    if depth > 4 or isinstance(o, (str, bytes, int, float, type, types.FunctionType)):
-        return
-    ids.add(id(o))
-    if type(o) is dict:
-        for v in o.values():
-            _collect(v, ids, depth + 1)
-    elif type(o) in (list, tuple, set, frozenset):
-        for v in o:
-            _collect(v, ids, depth + 1)
 
 
 def normalise_code(code: types.CodeType) -> types.CodeType:
@@ -178,16 +165,13 @@ def _set_function(f, state):
                 defined.append(n)
 
 
-def _reduce_class(cls):
+def _inline_class(cls):
+    """cloudpickle's by-value reduction of `cls`, deterministic and never touching a live class."""
     from cloudpickle import cloudpickle as cp
 
     # cloudpickle's reduction, with the tracker id dropped: a random id per class and process would
     # make identical classes hash differently, and a known id makes unpickling overwrite that class
     make, args, state, _, _, _ = cp._dynamic_class_reduce(cls)
-    if isinstance(state, tuple) and state and isinstance(state[0], dict):
-        # copyreg caches `__slotnames__` on a class the first time one of its instances is pickled:
-        # not part of the definition, and it would change the class's bytes between two snapshots
-        state[0].pop("__slotnames__", None)
     args = tuple(None if i == (5 if make is cp._make_skeleton_enum else 4) else a for i, a in enumerate(args))
     if make is cp._make_skeleton_enum:
         # every member by name, aliases and multi-bit flag members (RWX = 11) included: cloudpickle
@@ -197,15 +181,57 @@ def _reduce_class(cls):
         if isinstance(state, tuple) and state and isinstance(state[0], dict):
             for n in members:  # members are made by the skeleton; setting them again would fail
                 state[0].pop(n, None)
-    return (_resolve_class, (cls.__qualname__, make, args), state, None, None, _set_class)
+    if isinstance(state, tuple) and state and isinstance(state[0], dict):
+        # copyreg caches `__slotnames__` on a class the first time one of its instances is pickled:
+        # not part of the definition, and it would change the class's bytes between two snapshots
+        state[0].pop("__slotnames__", None)
+    return make, args, state, None, None, cp._class_setstate
 
 
-def _resolve_class(qualname: str, make, args):
+_MAX_NESTING = 8  # class definitions inside class definitions (a subclass of a notebook class...)
+
+
+def _definition_pickler():
+    import cloudpickle
+
+    class DefinitionPickler(cloudpickle.Pickler):
+        def __init__(self, f, cls, depth):
+            super().__init__(f, protocol=5)
+            self.cls, self.depth, self.sets = cls, depth, SetTable()
+
+        def persistent_id(self, o):
+            return self.sets.pid(o)
+
+        def reducer_override(self, o):
+            if o is self.cls or (isinstance(o, type) and o.__module__ == "__main__" and self.depth >= _MAX_NESTING):
+                return _inline_class(o)
+            own = reduce(o) if self.depth < _MAX_NESTING else None
+            if own is not None:
+                if own[0] is _resolve_class:
+                    return (_resolve_class, (o.__qualname__, _definition(o, self.depth + 1)))
+                return own
+            return super().reducer_override(o)
+
+    return DefinitionPickler
+
+
+def _definition(cls, depth: int = 0) -> bytes:
+    import io
+
+    f = io.BytesIO()
+    _definition_pickler()(f, cls, depth).dump(cls)
+    return f.getvalue()
+
+
+def _reduce_class(cls):
+    return (_resolve_class, (cls.__qualname__, _definition(cls)))
+
+
+def _resolve_class(qualname: str, definition: bytes):
     live = _lookup_namespace().get(qualname) if "." not in qualname else None
     if isinstance(live, type) and live.__qualname__ == qualname and live.__module__ == "__main__":
-        return live  # the notebook's class of that name; never modified
-    cls = make(*args)
-    _FRESH.add(cls)
+        return live  # the notebook's class of that name; never modified, its stored definition unread
+    cls = _DefinitionUnpickler(definition).load()
     ns, defined = _target()
     if ns is not None and "." not in qualname and "<" not in qualname and qualname not in ns:
         ns[qualname] = cls
@@ -213,13 +239,24 @@ def _resolve_class(qualname: str, make, args):
     return cls
 
 
-def _set_class(cls, state):
-    from cloudpickle import cloudpickle as cp
+class _DefinitionUnpickler:
+    def __init__(self, data: bytes):
+        import io
+        import pickle
 
-    if cls in _FRESH:  # only a class this restore built gets the stored definition
-        _FRESH.discard(cls)
-        cp._class_setstate(cls, state)
-    return cls
+        table: dict = {}
+
+        class U(pickle.Unpickler):
+            def persistent_load(self, pid):
+                s = load_set(pid, table)
+                if s is None:
+                    raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
+                return s
+
+        self.u = U(io.BytesIO(data))
+
+    def load(self):
+        return self.u.load()
 
 
 # -- deterministic sets ------------------------------------------------------------------------
