@@ -513,12 +513,14 @@ def tag(ref, tag_name: str, remove: bool = False, store: Store | None = None,
 
 
 def show(ref, notebook: str | None = None, store: Store | None = None) -> dict:
-    """Everything recorded about one version, JSON-serialisable."""
+    """Everything recorded about one version, JSON-serialisable. Each variable's `credential` lists
+    where it holds a credential (`["client.api_key"]`, empty when none); credentials are masked."""
     st = store or session().store()
     v = resolve(ref, notebook, st)
     d = v.to_dict()
     d["variables"] = [{"name": x.name, "type": x.type_name, "codec": x.codec, "bytes": x.nbytes,
-                       "hash": x.content_hash, "safe": x.safe, "summary": x.summary} for x in st.variables(v)]
+                       "hash": x.content_hash, "safe": x.safe, "summary": x.summary,
+                       "credential": list(x.credential)} for x in st.variables(v)]
     d["cells"] = [c.to_dict() for c in st.cells(v)]
     d["environment"] = st.environment(v)
     return credentials.mask_details(d)  # what is shown: credentials masked

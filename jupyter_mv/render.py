@@ -63,7 +63,8 @@ def version_text(i: dict) -> str:
         s = v["summary"]
         shape = f" {'x'.join(map(str, s['shape']))}" if "shape" in s else ""
         dtype = f" {s['dtype']}" if "dtype" in s else ""
-        lines.append(f"    {v['name']:<20} {v['type']}{shape}{dtype}  {human_bytes(v['bytes'])}  {v['hash'][:10]}")
+        cred = f"  holds a credential ({', '.join(v['credential'])})" if v.get("credential") else ""
+        lines.append(f"    {v['name']:<20} {v['type']}{shape}{dtype}  {human_bytes(v['bytes'])}  {v['hash'][:10]}{cred}")
     env = i.get("environment") or {}
     if env:
         git = env.get("git") or {}

@@ -161,7 +161,9 @@ def test_named_snapshot_stores_credentials_marked(leaky, run, shell, capsys):
     # the user's own disk holds the exact value; every view of it is masked
     assert api.load("v1", "OPENAI_API_KEY") == leaky.openai
     assert api.load("v1", "client").api_key == leaky.client_key
-    shown = json.dumps(api.show("v1"), default=str, ensure_ascii=False)
+    info = api.show("v1")
+    assert {x["name"]: x["credential"] for x in info["variables"]}["client"] == ["client.api_key"]
+    shown = json.dumps(info, default=str, ensure_ascii=False)
     assert not leaks(shown, leaky) and "sk-…****" in shown
 
 
@@ -330,6 +332,7 @@ def test_cli_output_masks_credentials(leaky, run, tmp_path):
         assert r.returncode == 0, (args, r.stderr)
         assert not leaks(r.stdout + r.stderr, leaky), args
     assert "hf_…****" in cli_in_process("--store", root, "log").stdout
+    assert "holds a credential (client.api_key)" in cli_in_process("--store", root, "show", "v1").stdout
 
 
 def test_widget_state_masks_credentials(leaky, run, tmp_path):
