@@ -465,6 +465,11 @@ def _meta_problem(codec: str, meta: dict) -> str | None:
     if codec == "numpy":
         if any(t.lstrip("|<>=").startswith("O") for t in _descr_types(meta.get("descr"))):
             return "a numpy array with object dtype would need unpickling"
+    if codec == "pandas":  # pickled columns/attrs are stored under "pandas+pickle", never the safe name
+        pieces = meta.get("pieces") or []
+        if not isinstance(pieces, list) or meta.get("attrs_piece") is not None or any(
+                not isinstance(p, dict) or p.get("enc") not in ("cells", "raw") for p in pieces):
+            return "a DataFrame under the safe codec name with pickled parts"
     tensors = [meta] if codec == "torch.tensor" else meta.get("tensors") or []
     if not isinstance(tensors, list):
         return "malformed tensor table"

@@ -350,3 +350,35 @@ def test_a_codec_whose_meta_is_not_json_falls_through(monkeypatch):
     e = codecs.encode(df)
     assert e.codec == "pickle"
     assert_identical(df, codecs.decode(e.codec, e.meta, e.buffers))
+
+
+def test_bundle_refuses_a_safe_frame_with_pickled_parts(tmp_path, monkeypatch):
+    """A tampered bundle that files a frame with a pickled column under the safe name is refused at import."""
+    import zipfile
+
+    from jupyter_mv.errors import BundleError
+
+    monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", "work/frames.ipynb")
+    api.set_session(api.Session(namespace={"f": FRAMES["opaque_objects"]()}))
+    a = Store(tmp_path / "a" / ".jupyter_mv")
+    b = Store(tmp_path / "b" / ".jupyter_mv")
+    try:
+        v = api.take_snapshot(store=a).version
+        path = api.export(v, tmp_path / "f.mvz", store=a)
+        with zipfile.ZipFile(path) as zf:
+            members = {n: zf.read(n) for n in zf.namelist()}
+        man = json.loads(members["manifest.json"])
+        (var,) = man["variables"]
+        assert var["codec"] == "pandas+pickle"
+        var["codec"], var["safe"] = "pandas", True
+        members["manifest.json"] = json.dumps(man).encode()
+        forged = tmp_path / "forged.mvz"
+        with zipfile.ZipFile(forged, "w") as zf:
+            for n, data in members.items():
+                zf.writestr(n, data)
+        with pytest.raises(BundleError, match="pickled parts"):
+            api.import_bundle(forged, store=b)
+        assert b.versions() == []
+    finally:
+        a.close()
+        b.close()

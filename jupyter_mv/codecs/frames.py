@@ -251,6 +251,8 @@ def _decode_piece(p: dict, bufs: list, ctx):
         return arr
     if p["enc"] == "raw":
         dtype = np.dtype([tuple(f) for f in p["descr"]]) if p.get("descr") else np.dtype(p["dtype"])
+        if dtype.hasobject:
+            raise NotStorable("a raw column with object dtype would need unpickling")
         return np.frombuffer(bytearray(bufs[0]), dtype=dtype)
     from . import pickled
 
