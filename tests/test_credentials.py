@@ -469,3 +469,18 @@ def _cell(stdout: str):
 
     return Cell(source="print(...)", execution_count=1, outputs=({"output_type": "stream", "name": "stdout",
                                                                   "text": stdout},))
+
+
+def test_export_checks_unmarked_plain_variables(session, tmp_path, fakes):
+    """A store written before the mark existed: plain data is searched at export (no unpickling)."""
+    session.namespace.update({"cfg": {"db": fakes.pg_url, "depth": 3}, "w": [1.0, 2.0]})
+    with Store(tmp_path / ".jupyter_mv") as st:
+        api.take_snapshot(["cfg", "w"], store=st)
+        with st.write():
+            st.db.conn.execute("update variables set credential = 0, credential_where = ''")
+        assert not any(x.credential for x in st.variables(st.resolve(api.current_notebook(st), "v1")))
+        with pytest.warns(UserWarning, match=r"variable cfg \(cfg\['db'\]\)"):
+            path = api.export("v1", tmp_path / "old.mvz", store=st)
+    members = bundle_bytes(path)
+    assert not any(leaks(d, fakes) for d in members.values())
+    assert [v["name"] for v in json.loads(members["manifest.json"])["variables"]] == ["w"]
