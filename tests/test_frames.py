@@ -382,3 +382,11 @@ def test_bundle_refuses_a_safe_frame_with_pickled_parts(tmp_path, monkeypatch):
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize("cells", [[{"__np": ["|O", "AAAA"]}], [{"__path": ["Nope", "x"]}], [{"__decimal": "1.2.3"}],
+                                   "not a list", [{"__timedelta": [1]}]])
+def test_malformed_cells_are_a_named_error(cells):
+    e = codecs.encode(pd.DataFrame({"a": pd.Series([1, "x"], dtype=object)}))
+    with pytest.raises(NotStorable, match="malformed"):
+        codecs.decode(e.codec, e.meta, [e.buffers[0], json.dumps(cells).encode()])

@@ -129,7 +129,10 @@ def _uncell(o):
             if k == "__np":
                 import numpy as np
 
-                return np.frombuffer(base64.b64decode(v[1]), dtype=np.dtype(v[0]))[0]
+                dtype = np.dtype(v[0])
+                if dtype.kind not in "biufcmM":  # never an object dtype (that would mean unpickling)
+                    raise ValueError(f"numpy scalar of dtype {v[0]!r}")
+                return np.frombuffer(base64.b64decode(v[1]), dtype=dtype)[0]
             if k == "__pd":
                 import pandas as pd
 
@@ -244,10 +247,15 @@ def _decode_piece(p: dict, bufs: list, ctx):
     if p["enc"] == "cells":
         import json
 
-        data = json.loads(bytes(bufs[0]).decode())
-        arr = np.empty(len(data), dtype=object)
-        for i, v in enumerate(data):  # element by element: lists of equal length must not become 2-D
-            arr[i] = _uncell(v)
+        try:
+            data = json.loads(bytes(bufs[0]).decode())
+            if not isinstance(data, list):
+                raise TypeError("not a list")
+            arr = np.empty(len(data), dtype=object)
+            for i, v in enumerate(data):  # element by element: lists of equal length must not become 2-D
+                arr[i] = _uncell(v)
+        except (ValueError, TypeError, KeyError, IndexError, decimal.InvalidOperation) as e:
+            raise NotStorable(f"a column's stored cells are malformed ({type(e).__name__})") from None
         return arr
     if p["enc"] == "raw":
         dtype = np.dtype([tuple(f) for f in p["descr"]]) if p.get("descr") else np.dtype(p["dtype"])
