@@ -167,7 +167,7 @@ def _split(line: str, prog: str, comments: bool = True) -> list[tuple[str, bool]
         raise UsageError(f"{prog}: cannot parse arguments ({e}); check the quotes") from None
 
 
-_PLACEHOLDER = "\x00mv-quoted-{}\x00"
+_PLACEHOLDER = "⟨mv-quoted-{}⟩"  # printable, so argparse messages (which repr values) still map back
 
 
 def _parse(parser: _Parser, words: list[tuple[str, bool]]) -> argparse.Namespace:
@@ -181,7 +181,13 @@ def _parse(parser: _Parser, words: list[tuple[str, bool]]) -> argparse.Namespace
             quoted_dash[key] = w
             w = key
         argv.append(w)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as e:  # name the words as the user wrote them, not their placeholders
+        msg = str(e)
+        for key, w in quoted_dash.items():
+            msg = msg.replace(key, w)
+        raise UsageError(msg) from None
     if quoted_dash:
         for k, v in vars(args).items():
             if isinstance(v, str):

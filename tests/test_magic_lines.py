@@ -285,3 +285,8 @@ def test_expansion_sees_the_callers_locals(shell, run):
         "    get_ipython().run_line_magic('mv_restore', '$which a  # from a function')\n"
         "back('first')")
     assert shell.user_ns["a"] == 1
+
+
+def test_errors_name_quoted_words_as_written(shell):
+    msg = usage_error(shell, "mv_log", "-n '-3'")
+    assert "'-3'" in msg and "\x00" not in msg
