@@ -27,7 +27,10 @@ def _store(args):
         return None
     given = args.store or os.environ.get("JUPYTER_MV_STORE")
     root = Path(given).expanduser() if given else default_root()
-    if not (root / "store.db").exists() and (root / ".jupyter_mv" / "store.db").exists():
+    if not (root / "store.db").exists() and (
+            (root / ".jupyter_mv" / "store.db").exists()
+            # import creates a store: in a folder that holds other things (the notebook's), beside them
+            or (mode == "create" and root.name != ".jupyter_mv" and root.is_dir() and any(root.iterdir()))):
         root = root / ".jupyter_mv"  # the folder holding the store (the notebook's folder) names it too
     if mode == "open" and not (root / "store.db").exists():
         if args.store:

@@ -269,3 +269,20 @@ def test_bundle_from_a_differently_named_notebook_in_real_kernels(tmp_path, monk
     assert out["check"].strip() == str(np.linspace(0, 1, 7).tolist())
     assert "diff v1 -> current" in out["diff"] and "X_test" in out["diff"]
     assert out["api"].strip() == f"2.0 ['{A}']"
+
+
+def test_cli_import_into_a_notebook_folder_creates_its_store_beside(tmp_path, shell, run, monkeypatch):
+    monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", A)
+    run("X_test = [1, 2]")
+    run("%mv_snapshot X_test")
+    run(f"%mv_export v1 {tmp_path / 'b.mvz'}")
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "analysis.ipynb").write_text("{}")
+    r = cli_in_process("--store", folder, "import", tmp_path / "b.mvz", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (folder / ".jupyter_mv" / "store.db").exists() and not (folder / "store.db").exists()
+    empty = tmp_path / "fresh-store"
+    empty.mkdir()
+    r = cli_in_process("--store", empty, "import", tmp_path / "b.mvz", cwd=tmp_path)
+    assert r.returncode == 0 and (empty / "store.db").exists()  # an empty folder is the store itself
