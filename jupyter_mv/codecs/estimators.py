@@ -249,7 +249,12 @@ def decode(codec, meta, buffers, ctx):
     try:
         if getattr(ctx, "trusted", True):  # our own data, or the user trusts it: every type it holds
             sio = _skops()
-            obj = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+            try:  # the types its schema names (one JSON pass, not a second skops audit)
+                obj = sio.loads(data, trusted=_types_in(bytes(buffers[0])))
+            except Exception as e:
+                if type(e).__name__ != "UntrustedTypesFoundException":
+                    raise
+                obj = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
         else:  # restore.py audited it: nothing beyond skops' defaults and VETTED
             obj = _audit_ready().loads(data, trusted=list(VETTED))
     except NotStorable:
@@ -262,6 +267,22 @@ def decode(codec, meta, buffers, ctx):
         raise NotStorable(f"skops cannot load it: {type(e).__name__}: {str(e)[:200]}") from None
     check_structures(obj)
     return obj
+
+
+def _types_in(schema_bytes: bytes) -> list[str]:
+    """`module.class` of every node in a skops schema (what a full trust of that file means)."""
+    found: set = set()
+    stack = [json.loads(schema_bytes)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            m, c = node.get("__module__"), node.get("__class__")
+            if isinstance(m, str) and isinstance(c, str):
+                found.add(f"{m}.{c}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return sorted(found)
 
 
 # -- checks of compiled structures ---------------------------------------------------------------
