@@ -95,6 +95,9 @@ def load_each(store: Store, version: Version, names: list[str] | None = None, tr
     for sv in order:
         meta = sv.manifest["meta"]
         try:
+            if "alias" in meta and meta["alias"] in objects:  # the same object under another name
+                objects[sv.name] = objects[meta["alias"]]
+                continue
             key = json.dumps(sv.manifest["buffers"]) if groups.is_member(sv.codec, meta) else None
             if key is not None and key in ctx.groups:  # a group is read and decoded once
                 objects[sv.name] = ctx.groups[key][meta["key"]]
@@ -111,6 +114,9 @@ def load_each(store: Store, version: Version, names: list[str] | None = None, tr
             failed[sv.name] = e
         except (DecodeError, NotStorable) as e:
             failed[sv.name] = DecodeError(f"{version.label} variable {sv.name!r} cannot be restored: {e}")
+        except MemoryError:
+            failed[sv.name] = DecodeError(f"{version.label} variable {sv.name!r} cannot be restored: not enough "
+                                          f"memory to load it here ({sv.nbytes} bytes stored); free some and retry")
     out = {n: objects[n] for n in names if n in objects}
     failed = {n: failed[n] for n in names if n in failed}
     return out, failed

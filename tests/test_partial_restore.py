@@ -411,3 +411,30 @@ def test_auto_mode_warns_once_and_keeps_versioning(shell, run, capsys):
     assert "x" in latest.variables and "bro" not in latest.variables
     assert mv.load("latest", "x") == 2
     run("%mv_auto off")
+
+
+def test_running_out_of_memory_is_not_a_data_error(session, monkeypatch):
+    """A MemoryError says nothing about the data: the trial load keeps the variable, and a restore names
+    the shortage for that variable alone and restores the others."""
+    from jupyter_mv.codecs import arrays, pickled
+
+    class Model:
+        pass
+
+    m = Model()
+    m.w = np.arange(10.0)
+    session.namespace.update(m=m, arr=np.arange(5), n=3)
+    real = pickled.decode
+
+    def no_room(*a, **k):
+        raise MemoryError
+
+    monkeypatch.setattr(pickled, "decode", no_room)
+    v = mv.snapshot()
+    assert {"m", "arr", "n"} <= set(v.variables)  # kept: the trial could not tell
+    monkeypatch.setattr(pickled, "decode", real)
+    monkeypatch.setattr(arrays, "decode", no_room)
+    with pytest.raises(PartialRestore) as e:
+        mv.restore("v1")
+    assert list(e.value.failed) == ["arr"] and "not enough memory to load it here" in e.value.failed["arr"]
+    assert "m" in e.value.restored and session.namespace["m"].w.tolist() == list(np.arange(10.0))

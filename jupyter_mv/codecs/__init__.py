@@ -116,7 +116,7 @@ def decode(codec: str, meta: dict, buffers: list, ctx: DecodeContext | None = No
         if codec in mod.NAMES:
             try:
                 return _decode_one(mod, codec, meta, buffers, ctx)
-            except MVError:
+            except (MVError, MemoryError):  # memory is the machine's state, not the data's: told apart
                 raise
             except RecursionError:
                 raise DecodeError("its stored data is too deeply nested to load") from None
@@ -129,7 +129,7 @@ def decode(codec: str, meta: dict, buffers: list, ctx: DecodeContext | None = No
 def _decode_one(mod, codec: str, meta: dict, buffers: list, ctx: DecodeContext):
     if groups.is_member(codec, meta):  # one name of a group pickled together (groups.py)
         return groups.decode_payload(codec, meta, buffers, ctx)[meta["key"]]
-    if codec == "numpy" and groups.base_of(meta) is not None:  # an alias of, or a view into, another array
+    if groups.base_of(meta) is not None:  # another variable under a new name, or a view into an array
         return groups.decode_link(meta, ctx)
     return mod.decode(codec, meta, buffers, ctx)
 

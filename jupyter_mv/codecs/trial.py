@@ -41,6 +41,8 @@ def check(enc: Encoded) -> str | None:
                 # a __setstate__ that writes into its arrays needs writable buffers (a real restore
                 # gives it fresh ones): before calling it broken, try again on copies
                 decode(enc.codec, enc.meta, [bytearray(b) for b in enc.buffers], _TrialContext())
+    except MemoryError:  # not enough room for a second copy now says nothing about the data: kept
+        return None
     except DecodeError as e:
         return str(e)
     except MVError as e:
