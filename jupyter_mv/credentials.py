@@ -31,6 +31,9 @@ MAX_LINE = 4096  # longer lines are searched in overlapping windows
 MAX_NODES = 2000  # objects visited inside one variable
 MAX_DEPTH = 6
 MIN_EAGER = 20  # an unquoted high-entropy token in prose or output must be at least this long
+MAX_EAGER = 2048  # ... and at most this long: longer ones are encoded data (images, arrays), not keys
+# embedded pictures and files (`src="data:image/png;base64,…"`) are data, never searched
+_DATA_URI = re.compile(r"data:[\w.+-]+/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,[A-Za-z0-9+/=]+")
 
 # Names that say "this holds a credential": the last word(s) of a variable, attribute or key name.
 _NAME_HINT = re.compile(r"(?:^|_)(?:api_?key|apikey|access_?key|secret(?:_?key)?|(?:access_|auth_|refresh_|bearer_)?"
@@ -168,7 +171,7 @@ class _Detector:
         if eager and not found:
             e = self.eager
             for v in e.analyze_string(line):
-                if len(v) >= MIN_EAGER and e.calculate_shannon_entropy(v) > e.entropy_limit and self._kept(e, v, line):
+                if MIN_EAGER <= len(v) <= MAX_EAGER and e.calculate_shannon_entropy(v) > e.entropy_limit and self._kept(e, v, line):
                     found.append((e.secret_type, v))
         return tuple(dict.fromkeys(found))
 
@@ -208,7 +211,7 @@ def find_in_text(text: str, prose: bool = False) -> list[tuple[str, str]]:
     outputs, where a key stands unquoted). A private key's whole PEM block counts as its value."""
     if not text or not isinstance(text, str):
         return []
-    text = text[:MAX_STRING * 4]
+    text = _DATA_URI.sub("data:,", text[:MAX_STRING * 4])
     out: list = []
     lines = text.splitlines()
     i = 0
@@ -403,7 +406,8 @@ def mask_version(v):
     return replace(v, params=params, message=message, name=name, tags=tags)
 
 
-_TEXT_MIMES = ("text/", "application/json", "application/javascript", "application/vnd.")
+# text a person reads; structured payloads (plotly's base64 arrays, widget state) are data, not prose
+_TEXT_MIMES = ("text/", "application/json")
 
 
 def mask_output(o: dict) -> tuple[dict, bool]:

@@ -484,3 +484,18 @@ def test_export_checks_unmarked_plain_variables(session, tmp_path, fakes):
     members = bundle_bytes(path)
     assert not any(leaks(d, fakes) for d in members.values())
     assert [v["name"] for v in json.loads(members["manifest.json"])["variables"]] == ["w"]
+
+
+def test_masking_leaves_pictures_and_data_payloads_alone(fakes):
+    import base64
+    import os
+
+    png = base64.b64encode(os.urandom(3000)).decode()
+    icon = base64.b64encode(os.urandom(300)).decode()
+    html = f'<table><tr><td>1</td></tr></table><img src="data:image/png;base64,{icon}"><p>key {fakes.openai}</p>'
+    out = {"output_type": "display_data", "metadata": {},
+           "data": {"text/html": html, "image/png": png, "application/vnd.plotly.v1+json": {"bdata": icon}}}
+    masked, changed = credentials.mask_output(out)
+    assert changed and fakes.openai not in masked["data"]["text/html"]
+    assert icon in masked["data"]["text/html"] and masked["data"]["image/png"] == png
+    assert masked["data"]["application/vnd.plotly.v1+json"] == {"bdata": icon}
