@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import pickle
 import sys
 import textwrap
 import tracemalloc
@@ -424,15 +425,17 @@ def test_running_out_of_memory_is_not_a_data_error(session, monkeypatch):
     m = Model()
     m.w = np.arange(10.0)
     session.namespace.update(m=m, arr=np.arange(5), n=3)
-    real = pickled.decode
-
     def no_room(*a, **k):
         raise MemoryError
 
-    monkeypatch.setattr(pickled, "decode", no_room)
-    v = mv.snapshot()
+    class Unpickler(pickle.Unpickler):  # unpickling itself runs out of memory
+        def load(self):
+            raise MemoryError
+
+    with monkeypatch.context() as mp:
+        mp.setattr(pickled.pickle, "Unpickler", Unpickler)
+        v = mv.snapshot()
     assert {"m", "arr", "n"} <= set(v.variables)  # kept: the trial could not tell
-    monkeypatch.setattr(pickled, "decode", real)
     monkeypatch.setattr(arrays, "decode", no_room)
     with pytest.raises(PartialRestore) as e:
         mv.restore("v1")

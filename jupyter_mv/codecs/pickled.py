@@ -198,7 +198,7 @@ def decode(codec, meta, buffers, ctx):
         if hasattr(ctx, "defined"):
             ctx.defined.extend(n for n in defined if n not in ctx.defined)
         return obj
-    except DecodeError:
+    except (DecodeError, MemoryError):  # no room now says nothing about the data (see codecs.decode)
         raise
     except RecursionError:
         raise DecodeError("its stored state is too deeply nested to load") from None
