@@ -385,7 +385,10 @@ class MVMagics(Magics):
                                                          if vs else ": take a snapshot first"))
             display(api.diff(vs[0], vs[1], notebook=vs[0].notebook))
         elif args.b is None:  # one REF: against the kernel's current state, as the widget's Diff does
-            display(api.diff_current(args.a, notebook=nb))
+            va = api.resolve(args.a, nb)
+            if va.notebook != api.current_notebook():  # the diff's labels are bare vN: say whose
+                print(f"{_ref_text(va)} against the current state of {api.current_notebook()}")
+            display(api.diff_current(va, notebook=va.notebook))
         else:
             va, vb = api.resolve(args.a, nb), api.resolve(args.b, nb)
             if va.id == vb.id:  # an empty diff would read as "nothing changed"
@@ -393,6 +396,8 @@ class MVMagics(Magics):
                         else f"{args.a} and {args.b} are the same version ({_ref_text(va)})")
                 print(f"{same}: nothing to compare; %mv_diff {args.a} compares it with the current state")
                 return
+            if va.notebook != vb.notebook:
+                print(f"{va.notebook}:{va.label} against {vb.notebook}:{vb.label}")
             display(api.diff(va, vb, notebook=va.notebook))
 
     @line_magic

@@ -83,8 +83,10 @@ def test_imported_version_from_another_notebook(imported, shell, run, capsys):
     assert shell.user_ns["C"] == 0.5
 
     run("X_test = X_test + 1")
+    capsys.readouterr()
     run(f"%mv_diff {A}:v1")  # against the current state of this kernel
     out = capsys.readouterr().out
+    assert out.startswith(f"{A}:v1 against the current state of analysis/B.ipynb\n")
     assert "diff v1 -> current" in out and "X_test" in out
     run(f"%mv_diff {A}:v1 {A}:baseline")
     assert "are the same version" in capsys.readouterr().out
@@ -95,8 +97,10 @@ def test_imported_version_from_another_notebook(imported, shell, run, capsys):
     run("%mv_snapshot X_test")
     assert [v.label for v in api.versions()] == ["v1"] and api.versions()[0].notebook == "analysis/B.ipynb"
     run("%mv_diff v1")
+    capsys.readouterr()
     run(f"%mv_diff {A}:v1 v1")  # one ref in each notebook
-    assert "diff v1 -> v1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith(f"{A}:v1 against analysis/B.ipynb:v1\n") and "diff v1 -> v1" in out
 
 
 def test_wrong_notebook_names(imported, shell):
