@@ -9,7 +9,7 @@ import importlib
 import json
 import os
 import shutil
-import zipfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -327,3 +327,35 @@ def test_weights_load_when_the_module_was_stored_with_its_optimizer(two_stores, 
     api.load(imported, "net", into=fresh, store=b)
     x = torch.randn(4, 5)
     assert torch.equal(fresh(x), net(x))
+
+
+def test_more_standard_models_and_what_still_needs_trust(two_stores, tmp_path):
+    """Python-only scikit-learn internals (an MLP's optimizer, Gaussian-process kernels, calibration,
+    univariate score functions) are vetted; KD-trees and distance metrics (compiled code over index
+    arrays nobody checks) still need trust, named."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.feature_selection import SelectKBest
+    from sklearn.gaussian_process import GaussianProcessClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
+
+    a, b = two_stores
+    with warnings.catch_warnings():  # a 30-iteration MLP warns that it did not converge: not under test
+        warnings.simplefilter("ignore")
+        ns = {"mlp": MLPClassifier(hidden_layer_sizes=(6,), max_iter=30, random_state=0).fit(X, Y),
+              "gp": GaussianProcessClassifier(random_state=0).fit(X[:60], Y[:60]),
+              "cal": CalibratedClassifierCV(LogisticRegression(), cv=3).fit(X, Y),
+              "kbest": Pipeline([("k", SelectKBest(k=4)), ("lr", LogisticRegression())]).fit(X, Y),
+              "knn": KNeighborsClassifier(n_neighbors=3).fit(X, Y)}
+    _, imported = _share(ns, a, b, tmp_path)
+    assert {x.name: x.codec for x in b.variables(imported)} == dict.fromkeys(ns, "sklearn.skops")
+    safe = ["mlp", "gp", "cal", "kbest"]
+    got = restore_mod.load(b, imported, safe)
+    for n in safe:
+        assert np.array_equal(got[n].predict_proba(X), ns[n].predict_proba(X)), n
+    with pytest.raises(Untrusted, match=r"knn would load sklearn\.metrics\._dist_metrics\.EuclideanDistance64, "
+                                        r"sklearn\.neighbors\._kd_tree\.KDTree, which skops does not trust"):
+        restore_mod.load(b, imported, ["knn"])
+    knn = restore_mod.load(b, imported, ["knn"], trust=True)["knn"]
+    assert np.array_equal(knn.predict_proba(X), ns["knn"].predict_proba(X))
+

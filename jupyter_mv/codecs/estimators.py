@@ -31,12 +31,36 @@ from . import Encoded, loaded, type_name
 
 NAMES = ("sklearn.skops",)  # "sklearn" (pickled) is decoded by the pickle codec
 
-# Types skops does not trust by default that hold only data (checked in check_structures) or are
-# plain classes: an imported model made of these and skops' defaults restores without --trust.
+# Types skops does not trust by default that an imported model may still hold without --trust:
+# decision-tree structures, whose node arrays check_structures validates (their compiled predict
+# follows those indices unchecked, which is why skops leaves them out), and scikit-learn internals
+# written in Python that hold only parameters and arrays, plus the pure functions scikit-learn uses as
+# defaults. Not here: KD/ball trees and distance metrics (compiled code over index arrays nobody
+# validates), scipy splines, any other function. Those still need --trust, named.
 VETTED = (
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "numpy.dtype",
+    "numpy.mean",  # FeatureAgglomeration's default pooling function
+    "sklearn._loss.loss.HalfTweedieLoss",
+    "sklearn._loss.loss.HalfTweedieLossIdentity",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.cluster._bisect_k_means._BisectingTree",
+    "sklearn.cluster._kmeans._kmeans_single_lloyd",
+    "sklearn.cluster._kmeans._kmeans_single_elkan",
+    "sklearn.feature_selection._univariate_selection.f_classif",
+    "sklearn.feature_selection._univariate_selection.f_regression",
+    "sklearn.feature_selection._univariate_selection.chi2",
+    "sklearn.feature_selection._univariate_selection.r_regression",
+    "sklearn.feature_selection._mutual_info.mutual_info_classif",
+    "sklearn.feature_selection._mutual_info.mutual_info_regression",
+    "sklearn.gaussian_process._gpc._BinaryGaussianProcessClassifierLaplace",
+    *(f"sklearn.gaussian_process.kernels.{k}" for k in (
+        "ConstantKernel", "WhiteKernel", "RBF", "Matern", "RationalQuadratic", "ExpSineSquared", "DotProduct",
+        "Sum", "Product", "Exponentiation", "CompoundKernel", "Hyperparameter")),
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+    "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
 )
 _NOT_PORTABLE = ("__main__", "__mp_main__", "<")  # modules a fresh kernel cannot import from
 _lock = threading.Lock()
