@@ -204,6 +204,7 @@ def _scan_line(line: str, eager: bool) -> tuple:
 
 _PEM_END = "-----END"
 _HEX = "Hex High Entropy String"
+_ENTROPY = (_HEX, "Base64 High Entropy String")
 
 
 def find_in_text(text: str, prose: bool = False) -> list[tuple[str, str]]:
@@ -260,7 +261,7 @@ def name_hinted(name: str) -> bool:
 
 @functools.lru_cache(maxsize=65536)
 def _scan_string(hint: str, value: str) -> tuple:
-    s = value[:MAX_STRING]
+    s = _DATA_URI.sub("data:,", value[:MAX_STRING])
     found = []
     if not _MAYBE.search(s) and not _keywordish(hint):
         return ()  # nothing any plugin could fire on, and a name no keyword rule looks at
@@ -271,6 +272,8 @@ def _scan_string(hint: str, value: str) -> tuple:
         found += list(_scan_line(s.strip()[:MAX_LINE * 4], True))
         if not name_hinted(hint):  # a bare hex string is a hash or an id far more often than a key
             found = [f for f in found if f[0] != _HEX]
+        # kilobytes of random-looking text are encoded data (an image, an array), not a key
+        found = [f for f in found if not (f[0] in _ENTROPY and len(f[1]) > MAX_EAGER)]
     else:
         found += find_in_text(s, prose=True)
     if not found and name_hinted(hint) and _TOKEN_SHAPED.fullmatch(s.strip()) and any(c.isdigit() for c in s):

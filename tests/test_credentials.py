@@ -499,3 +499,12 @@ def test_masking_leaves_pictures_and_data_payloads_alone(fakes):
     assert changed and fakes.openai not in masked["data"]["text/html"]
     assert icon in masked["data"]["text/html"] and masked["data"]["image/png"] == png
     assert masked["data"]["application/vnd.plotly.v1+json"] == {"bdata": icon}
+
+
+def test_encoded_data_in_variables_is_not_a_credential():
+    import base64
+    import os
+
+    assert credentials.scan_object("logo_b64", base64.b64encode(os.urandom(3000)).decode()) == []
+    assert credentials.scan_object("page", "<img src='data:image/png;base64,"
+                                   + base64.b64encode(os.urandom(200)).decode() + "'>") == []
