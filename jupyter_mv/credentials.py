@@ -249,6 +249,7 @@ def mask_text(text: str, values) -> str:
 def _keywordish(name: str) -> bool:
     """Would detect-secrets' keyword rules or our name hints look at a value held under `name`?"""
     _import_detect_secrets()
+    _import_detect_secrets()
     from detect_secrets.plugins.keyword import DENYLIST_REGEX
 
     return name_hinted(name) or bool(re.search(DENYLIST_REGEX, name or "", re.I))
