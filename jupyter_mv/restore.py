@@ -40,6 +40,11 @@ def check_trust(store: Store, version: Version, names: list[str], trust: bool) -
                 raise StoreError(f"{version.label} variable {v.name!r} cannot be restored: {e}") from None
         else:
             types = [v.type_name]
+            held = v.summary.get("pickled_for") if isinstance(v.summary, dict) else None
+            if isinstance(held, list) and all(isinstance(t, str) for t in held):  # the notebook-defined parts
+                held = [t[:100] for t in held[:5] if t != v.type_name]
+                if held:
+                    types = [f"{v.type_name} (it holds {', '.join(held)}, defined in the notebook)"]
         if types:
             risky.append((v.name, v.codec, types))
     if risky:

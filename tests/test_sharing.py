@@ -225,3 +225,22 @@ def test_fresh_kernel_restores_groups(tmp_path, monkeypatch):
                                              "(used by the restored code, missing here)")
     assert _out(second.cells[3]).split("state ")[1].strip() == reference
     assert "(with " in _out(second.cells[4])
+
+
+def test_aliases_of_any_type_stay_safe_references(shell, run, tmp_path):
+    run("import numpy as np, pandas as pd\n"
+        "df = pd.DataFrame({'x': [1, 2, 3]})\ndf2 = df\n"
+        "rows = [1, 2, 3]\nsame_rows = rows\n"
+        "n = 5\nm = n")
+    v = api.snapshot()
+    st = api.session().store()
+    rows = {x.name: x for x in st.variables(v)}
+    assert rows["df2"].codec == "pandas" and rows["same_rows"].codec == "plain"  # safe, not pickled
+    assert "alias" not in st_meta(v, "m")  # equal immutable values are just equal
+    path = api.export(v, tmp_path / "alias.mvz")
+    ns: dict = {}
+    api.set_session(api.Session(namespace=ns))
+    with Store(tmp_path / "other" / ".jupyter_mv") as other:
+        got = api.import_bundle(path, store=other).version
+        assert set(api.restore(got, ["df2", "same_rows"], store=other)) == {"df", "df2", "rows", "same_rows"}
+    assert ns["df2"] is ns["df"] and ns["same_rows"] is ns["rows"]

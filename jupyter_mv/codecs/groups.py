@@ -81,21 +81,21 @@ def _reach(name: str, e, obj) -> dict:
     return found
 
 
-def _array_links(items: list, objs: dict) -> dict:
-    """{name: meta} for numpy variables that are another array variable or a view into one."""
-    np = sys.modules.get("numpy")
-    if np is None:
-        return {}
+def _links(items: list, objs: dict) -> dict:
+    """{name: meta} for variables that are another variable (`b = a`: any codec) and numpy arrays
+    that are a view into an array variable."""
     first: dict = {}
     links: dict = {}
     for name, e in items:
-        if e.codec != "numpy":
-            continue
         k = id(objs[name])
         if k in first:
             links[name] = {"alias": first[k]}
-        else:
-            first[k] = name
+        elif not isinstance(objs[name], (str, bytes, int, float, bool, type(None), tuple, frozenset)):
+            first[k] = name  # immutable values are equal copies anyway (`x = y = 0`)
+    np = sys.modules.get("numpy")
+    if np is None:
+        return links
+    codec = dict((n, e.codec) for n, e in items)
     for name, e in items:
         if e.codec != "numpy" or name in links:
             continue
@@ -105,7 +105,7 @@ def _array_links(items: list, objs: dict) -> dict:
             if id(b) in first and isinstance(b, np.ndarray):
                 base_name = first[id(b)]
             b = getattr(b, "base", None)
-        if base_name is None or a.size == 0:
+        if base_name is None or a.size == 0 or codec[base_name] != "numpy":
             continue
         base = objs[base_name]
         if not (base.flags.c_contiguous or base.flags.f_contiguous) or base.dtype.hasobject:
@@ -129,7 +129,7 @@ def link(items: list, objs: dict) -> list:
     if len(items) < 2:
         return items
     enc = dict(items)
-    links = _array_links(items, objs)
+    links = _links(items, objs)
     uf = _Union()
     owner: dict = {}
     keep = []  # the reached objects stay alive until grouping is done: their ids cannot be reused
@@ -180,9 +180,18 @@ def link(items: list, objs: dict) -> list:
     for name, m in links.items():
         e = enc[name]
         unit = units[uf.find(name)]
-        meta = {"descr": e.meta["descr"], "shape": e.meta["shape"], **m, "group": unit}
+        # the codec's own meta stays (a bundle checks it as for any row of that codec). An alias
+        # points at its original's buffers (the same objects: hashed and written once) so the row
+        # stands alone for audits; a restore does not read them. A view has no bytes of its own.
         others = [x for x in unit if x != name]
-        out[name] = Encoded("numpy", meta, [], e.type_name, {**e.summary, "shares_with": others}, e.params,
+        if "alias" in m:
+            b = out[m["alias"]]
+            out[name] = Encoded(b.codec, {**b.meta, **m, "group": unit}, b.buffers, e.type_name,
+                                {**e.summary, "shares_with": others}, e.params, e.summarize, notes=e.notes,
+                                size=e.nbytes)
+            continue
+        meta = {**e.meta, **m, "group": unit}
+        out[name] = Encoded(e.codec, meta, [], e.type_name, {**e.summary, "shares_with": others}, e.params,
                             e.summarize, notes=e.notes, size=e.nbytes)
     for name, unit in ((n, units[uf.find(n)]) for n, _ in items):
         if len(unit) > 1 and name not in links and "group" not in out[name].meta:
@@ -267,20 +276,27 @@ def decode_payload(codec: str, meta: dict, buffers: list, ctx) -> dict:
     return payload
 
 
+_MISSING = object()
+
+
 def decode_link(meta: dict, ctx):
-    """An array alias or view, on the array restored for the variable it refers to."""
-    import numpy as np
+    """A variable that is another variable (the object restored for that one), or an array view on
+    the array restored for the variable it refers to."""
 
     from .arrays import _tuplify
 
     base_name = base_of(meta)
-    base = ctx.objects.get(base_name)
-    if base is None and getattr(ctx, "resolve", None) is not None:
+    base = ctx.objects.get(base_name, _MISSING)
+    if base is _MISSING and getattr(ctx, "resolve", None) is not None:
         base = ctx.objects[base_name] = ctx.resolve(base_name)
-    if not isinstance(base, np.ndarray):
-        raise DecodeError(f"it is a view of {base_name!r}, which is not restored with it")
+    if base is _MISSING:
+        raise DecodeError(f"it is {base_name!r} under another name, which is not restored with it")
     if "alias" in meta:
         return base
+    import numpy as np
+
+    if not isinstance(base, np.ndarray):
+        raise DecodeError(f"it is a view of {base_name!r}, which is not restored with it")
     view = meta["view"]
     dtype = np.lib.format.descr_to_dtype(_tuplify(meta["descr"]))
     flat = base if base.flags.c_contiguous else base.T
