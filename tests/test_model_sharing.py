@@ -148,17 +148,29 @@ def test_notebook_defined_estimator_falls_back_to_pickle_and_needs_trust(shell, 
         "    def transform(self, X, copy=None):\n"
         "        return super().transform(np.log1p(X), copy=copy)\n"
         "scaler = LogScaler().fit(np.arange(12.0).reshape(6, 2))\n"
-        "plain = StandardScaler().fit(np.arange(12.0).reshape(6, 2))")
-    run("%mv_snapshot scaler plain")
+        "plain = StandardScaler().fit(np.arange(12.0).reshape(6, 2))\n"
+        "from sklearn.pipeline import make_pipeline\n"
+        "from sklearn.preprocessing import FunctionTransformer\n"
+        "def clip(X):\n"
+        "    return np.clip(X, 0, 5)\n"
+        "clipped = make_pipeline(FunctionTransformer(clip), StandardScaler()).fit(np.arange(12.0).reshape(6, 2))")
+    run("%mv_snapshot scaler plain clipped")
     st = api.session().store()
     v = st.versions()[-1]
-    assert {x.name: x.codec for x in st.variables(v)} == {"scaler": "sklearn", "plain": "sklearn.skops"}
+    assert {x.name: x.codec for x in st.variables(v)} == {"scaler": "sklearn", "plain": "sklearn.skops",
+                                                         "clipped": "sklearn"}
     run(f"%mv_export v1 {tmp_path / 'scalers.mvz'}")
     with Store(tmp_path / "colleague" / ".jupyter_mv") as other:
         imported = api.import_bundle(tmp_path / "scalers.mvz", store=other).version
         with pytest.raises(Untrusted, match=r"scaler would unpickle __main__\.LogScaler; pass --trust"):
             api.load(imported, "scaler", store=other)
         assert api.load(imported, "plain", store=other).mean_.tolist() == [5.0, 6.0]
+        with pytest.raises(Untrusted, match=r"clipped would unpickle sklearn\.pipeline\.Pipeline \(it holds "
+                                            r"__main__\.clip, defined in the notebook\)"):
+            api.load(imported, "clipped", store=other)
+        clipped = api.load(imported, "clipped", store=other, trust=True)
+        assert clipped.transform(np.array([[9.0, -1.0]])).tolist() == \
+            shell.user_ns["clipped"].transform(np.array([[9.0, -1.0]])).tolist()
         assert type(api.load(imported, "scaler", store=other, trust=True)).__name__ == "LogScaler"
 
 

@@ -180,12 +180,17 @@ def encode(obj) -> Encoded:
         enc = _encode_skops(obj, summary, params)
     except NotStorable:
         enc = None
+    if isinstance(enc, list):  # types a fresh kernel could not import: named when trust is asked for
+        summary["pickled_for"] = enc[:5]
+        enc = None
     if enc is None:  # skops cannot hold it (or a fresh kernel could not load it): pickle, needs --trust
         return pickled.encode_with(obj, "sklearn", summary, params)
     return enc
 
 
-def _encode_skops(obj, summary: dict, params: dict) -> Encoded | None:
+def _encode_skops(obj, summary: dict, params: dict) -> Encoded | list | None:
+    """The skops encoding; None when skops cannot write `obj`; the list of the types that are not
+    portable when it holds classes or functions defined in the notebook."""
     sio = _skops()
     try:
         raw = sio.dumps(obj)
@@ -195,7 +200,7 @@ def _encode_skops(obj, summary: dict, params: dict) -> Encoded | None:
     except Exception:  # skops raises many types for what it does not support
         return None
     if not _portable(untrusted):
-        return None
+        return [t for t in untrusted if not _portable([t])]
     with zipfile.ZipFile(io.BytesIO(raw)) as zf:
         schema, renamed = _canonical(json.loads(zf.read("schema.json")))
         names = [n for n in zf.namelist() if n != "schema.json"]
