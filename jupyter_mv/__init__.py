@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 import sys
 
 from . import api as _api
-from .api import auto, diff, history, load, open_store, outputs, restore, show, snapshot, tag, versions
+from .api import auto, history, load, open_store, outputs, restore, show, snapshot, tag, versions
 from .api import export, import_bundle, to_mlflow
 from .errors import DecodeError, MVError, PartialRestore
 from .model import Diff, Version
@@ -22,6 +22,17 @@ __all__ = [
     "export", "import_bundle", "to_mlflow",
     "history_widget", "Diff", "Version", "MVError", "PartialRestore", "DecodeError", "__version__",
 ]
+
+
+def diff(a=None, b=None, notebook: str | None = None, store=None) -> Diff:
+    """The diff of two versions, as `%mv_diff` reads its arguments: `diff()` the last two versions,
+    `diff(A)` version A against the current state of this kernel's variables (nothing is written),
+    `diff(A, B)` two versions. A and B are REFs (`vN`, `N`, a tag, a name, `latest~K`, `NB:REF`).
+    Returns a Diff (`.to_dict()` follows jupyter_mv/schemas/diff.schema.json); raises UsageError for
+    an unknown REF or when there are not two versions to compare."""
+    if a is not None and b is None:
+        return _api.diff_current(a, store=store, notebook=notebook)
+    return _api.diff(a, b, notebook=notebook, store=store)
 
 
 def _kernel_session():
