@@ -59,7 +59,13 @@ STATE = ("tags = {'alpha', 'beta', 'gamma', 'delta', 'epsilon'}\n"
          "nested = {'k': frozenset({'x', 'y', 'z'}), 'l': [{'q', 'r'}]}\n"
          "obj = type('Thing', (), {})()\n"
          "square = lambda v: v * v\n"
-         "pts = [Point(i, -i) for i in range(3)]")
+         "pts = [Point(i, -i) for i in range(3)]\n"
+         "import matplotlib\n"
+         "matplotlib.use('Agg')\n"
+         "import matplotlib.pyplot as plt\n"
+         "fig, ax = plt.subplots()\n"
+         "line, = ax.plot([0, 1, 2], [2, 0, 1])\n"
+         "fig.canvas.draw()")
 
 
 def _lines(capsys) -> list[str]:
@@ -118,7 +124,7 @@ def test_identical_state_hashes_identically_and_auto_mode_skips_no_op_cells(shel
     run("x = 1")
     n = len(api.versions())
     for cell in ("pass", "print(p if 'p' in dir() else tags)", "sorted(tags)", "repr(obj); str(pts)",
-                 "isinstance(pts[0], Point)"):
+                 "isinstance(pts[0], Point)", "fig.canvas.draw()", "ax.get_xlim()"):
         run(cell)
     assert len(api.versions()) == n, "a cell that changed nothing made a version"
     run("pts.append(Point(9, 9))")

@@ -78,7 +78,39 @@ def reduce(o, definition_ids: set | None = None):
         return _reduce_function(o)
     if isinstance(o, type) and o.__module__ == "__main__":
         return _reduce_class(o)
+    quirk = _QUIRKS.get((type(o).__module__, type(o).__qualname__))
+    if quirk is not None:
+        return quirk(o)
+    transforms = sys.modules.get("matplotlib.transforms")
+    if transforms is not None and isinstance(o, transforms.TransformNode):
+        return _transform_node(o)
     return None
+
+
+def _transform_node(o):
+    """matplotlib transforms keep their parents keyed by `id(parent)`: memory addresses in the
+    bytes. The keys are renumbered in order (matplotlib only uses them to drop dead parents)."""
+    r = o.__reduce_ex__(5)
+    if isinstance(r, tuple) and len(r) >= 3 and isinstance(r[2], dict) and isinstance(r[2].get("_parents"), dict):
+        state = dict(r[2])
+        state["_parents"] = {i: v for i, v in enumerate(state["_parents"].values())}
+        return r[:2] + (state,) + r[3:]
+    return r
+
+
+def _callback_registry(o):
+    """matplotlib's CallbackRegistry.__getstate__ takes the next id from its counter: every pickle
+    would change the figure (and its bytes). The state is the same; the counter is put back."""
+    import copyreg
+    import itertools
+
+    state = o.__getstate__()
+    o._cid_gen = itertools.count(state["_cid_gen"])
+    return (copyreg.__newobj__, (type(o),), state)
+
+
+# library types whose pickling is not a pure function of their state: (module, qualname) -> reducer
+_QUIRKS = {("matplotlib.cbook", "CallbackRegistry"): _callback_registry}
 
 
 def normalise_code(code: types.CodeType) -> types.CodeType:
