@@ -279,8 +279,11 @@ P_DIFF.add_argument("--notebook", metavar="NB", help=NB_HELP)
 P_RESTORE = _parser("%mv_restore", "Put a version's variables back into the namespace. REF is vN, N, a tag, a "
                     "version name or latest. --outputs alone re-displays the version's cell outputs.")
 P_RESTORE.add_argument("ref", metavar="REF", help=REF_HELP)
-P_RESTORE.add_argument("vars", nargs="*", metavar="VAR", help="variables to restore (default: all)")
-P_RESTORE.add_argument("--prefix", default="", help="restore VAR as PREFIX+VAR beside the current one")
+P_RESTORE.add_argument("vars", nargs="*", metavar="VAR",
+                       help="variables to restore (default: all); each comes back with the variables it "
+                            "shares objects with (an optimizer with its model), named on the summary line")
+P_RESTORE.add_argument("--prefix", default="",
+                       help="restore VAR (and its group) as PREFIX+VAR beside the current one")
 P_RESTORE.add_argument("--outputs", action="store_true", help="re-display the outputs of the version's cells "
                        "(those of an imported or pulled version sanitized: no script runs)")
 P_RESTORE.add_argument("--trust", action="store_true", help="allow unpickling data of an imported version")
