@@ -410,6 +410,10 @@ def load(ref, name: str, trust: bool = False, notebook: str | None = None, store
 def restore(ref, names: Iterable[str] | None = None, prefix: str = "", trust: bool = False,
             store: Store | None = None, notebook: str | None = None) -> list[str]:
     """Put a version's variables (all, or the named ones) back into the namespace; returns the names set.
+    A named variable comes back with the variables it shares objects with (codecs.groups), so the
+    list can be longer than `names`; `prefix` applies to all of them. Notebook functions restored
+    use this namespace as their globals; names they needed that it lacked are defined in it and
+    listed in `session().restore_defined`.
     Each variable is restored on its own: when some cannot be (damaged data, a class renamed since),
     the others are still set and PartialRestore is raised (`.restored`: names set, `.failed`:
     {name: reason}); when the only variable asked for fails, its own error (StoreError, DecodeError).
