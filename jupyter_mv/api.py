@@ -322,7 +322,12 @@ def _check_metrics(metrics) -> dict:
 
 def snapshot(*names: str, message: str = "", name: str = "", tags: Iterable[str] = (),
              params: dict | None = None, metrics: dict | None = None) -> Version:
-    """New version of the current notebook: the named variables, or every storable one."""
+    """New version of the current notebook: the named variables, or every storable one.
+
+    Params: `params` plus the stored models' hyperparameters and UPPER_CASE scalar constants of the
+    namespace (a key of `metrics` is not repeated). A variable holding a credential is stored (and
+    marked) only when named; otherwise it is skipped, like an unstorable one, with a UserWarning
+    naming it. A param whose value is a credential is not recorded (warned too)."""
     if isinstance(tags, str):
         tags = [tags]
     result = take_snapshot(names, message=message, name=name, tags=tags, params=params, metrics=metrics)
