@@ -659,6 +659,10 @@ def import_(store: Store, path: str | os.PathLike, trust: bool = False, max_byte
     nb = ver["notebook"]
     # local names and tags are never moved or shadowed by an import: clashing ones are dropped, with a note
     name, tags, notes = store.importable_labels(nb, ver.get("name", ""), ver.get("tags", []))
+    held = [str(w.get("name")) for w in man.get("withheld", []) if w.get("kind") in ("variable", "param")]
+    if held:  # the sender kept credentials home: say what is missing, so nobody looks for it
+        notes.append(f"left out by the sender (credentials): {', '.join(held[:10])}"
+                     + (f" and {len(held) - 10} more" if len(held) > 10 else ""))
     stored = []
     for var in man["variables"]:
         stored.append(StoredVariable(

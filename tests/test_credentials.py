@@ -218,7 +218,9 @@ def test_export_withholds_and_include_secrets_ships(leaky, run, shell, tmp_path,
     # the colleague's store imports it (schema check included) and has no credential
     other = Store(tmp_path / "colleague" / ".jupyter_mv")
     try:
-        imported = bundle.import_(other, tmp_path / "shared.mvz").version
+        result = bundle.import_(other, tmp_path / "shared.mvz")
+        imported = result.version
+        assert "left out by the sender (credentials): OPENAI_API_KEY, client, settings" in result.summary_line()
         assert set(imported.variables) == {"X", "clf", "y"}
         assert not any(x.credential for x in other.variables(imported))
     finally:
