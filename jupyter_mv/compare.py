@@ -27,6 +27,11 @@ PRIVATE_FITTED = ("_predictors", "_baseline_prediction", "_fit_X", "_y", "_tree"
                   "_dual_coef_", "_intercept_", "_n_support", "_probA", "_probB", "_label_binarizer")
 
 
+# fitted attributes that are wall-clock timings, volatile like the timings masked in outputs (a search's
+# `cv_results_` also loses its `*_time` columns)
+TIMINGS = ("refit_time_",)
+
+
 def close(x: float, y: float, rtol: float, atol: float) -> bool:
     """Equal within rtol/atol (math.isclose), NaN equal to NaN."""
     if math.isnan(x) or math.isnan(y):
@@ -141,10 +146,13 @@ def _flatten(x, path: str, out: dict, depth: int, active: set) -> None:
                 _flatten(params[k], _join(path, k), out, depth + 1, active)
             fields = vars(x) if hasattr(x, "__dict__") else {}
             for k in sorted(fields):
-                if k in params:
+                if k in params or k in TIMINGS:
                     continue
                 if (k.endswith("_") and not k.startswith("_")) or k in PRIVATE_FITTED:
-                    _flatten(fields[k], _join(path, k), out, depth + 1, active)
+                    v = fields[k]
+                    if k == "cv_results_" and isinstance(v, dict):  # a search's timings vary run to run
+                        v = {c: r for c, r in v.items() if not (isinstance(c, str) and c.endswith("_time"))}
+                    _flatten(v, _join(path, k), out, depth + 1, active)
             return
         if isinstance(x, (list, tuple)) and any(is_model(e) or isinstance(e, (list, tuple)) for e in x):
             out[f"len({path})"] = len(x)

@@ -368,3 +368,11 @@ def test_models_compare_by_content():
     assert "estimators_[2, 0].tree_.value" in compare_values(gb, gb2)
     gb3 = GradientBoostingClassifier(n_estimators=5, random_state=0).fit(X, y)
     assert "n_estimators" in compare_values(gb, gb3)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    def search(cs):  # its cv_results_ holds fit and score times, which differ run to run
+        return GridSearchCV(LogisticRegression(), {"C": cs}, cv=3).fit(X, y)
+
+    assert compare_values(search([0.1, 1.0]), search([0.1, 1.0])) is None
+    assert compare_values(search([0.1, 1.0]), search([0.1, 2.0])) == "1.0 recorded, 2.0 now at param_grid['C'][1]"
