@@ -178,7 +178,7 @@ def encode(obj) -> Encoded:
     summary, params = _summary(obj)
     try:
         enc = _encode_skops(obj, summary, params)
-    except NotStorable:
+    except (NotStorable, ImportError):  # ImportError: an environment without skops still snapshots
         enc = None
     if isinstance(enc, list):  # types a fresh kernel could not import: named when trust is asked for
         summary["pickled_for"] = enc[:5]
