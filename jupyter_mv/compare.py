@@ -3,7 +3,8 @@ model-aware diff (weight deltas between two versions) share.
 
 A model is compared through `model_state`: its hyperparameters and fitted state flattened to
 {dotted path: leaf} — a scikit-learn estimator's `get_params(deep=False)` and fitted attributes
-(public `name_` ones plus the private ones predict reads, `PRIVATE_FITTED`), recursing into the
+(public `name_` ones plus the private ones predict reads, `PRIVATE_FITTED`; wall-clock timings
+left out, `TIMINGS`), recursing into the
 estimators it holds (pipeline steps, an ensemble's `estimators_`); a decision tree by its node
 arrays (`Tree.__getstate__()`: one entry per node field, plus `value`); a torch module by its
 `state_dict()`. Two models are equal when their paths match and every leaf is equal within the
@@ -25,8 +26,6 @@ MAX_DEPTH = 25
 # the others (thread counts, caches, scorers) vary between runs without changing the model
 PRIVATE_FITTED = ("_predictors", "_baseline_prediction", "_fit_X", "_y", "_tree",
                   "_dual_coef_", "_intercept_", "_n_support", "_probA", "_probB", "_label_binarizer")
-
-
 # fitted attributes that are wall-clock timings, volatile like the timings masked in outputs (a search's
 # `cv_results_` also loses its `*_time` columns)
 TIMINGS = ("refit_time_",)
