@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import decimal
+import json
 import math
 import pathlib
 import warnings
@@ -67,8 +68,14 @@ def _cell(o, depth: int = 0):
         if all(type(k) is str and not k.startswith("__") for k in o):
             return {k: _cell(v, depth + 1) for k, v in o.items()}
         return {"__dict": [[_cell(k, depth + 1), _cell(v, depth + 1)] for k, v in o.items()]}
-    if t is tuple or t is set or t is frozenset:
-        return {"__" + t.__name__: [_cell(x, depth + 1) for x in o]}
+    if t is tuple:
+        return {"__tuple": [_cell(x, depth + 1) for x in o]}
+    if t is set or t is frozenset:
+        # sorted: a set's iteration order depends on the kernel's string hash seed, and equal frames
+        # must give equal bytes (content hashes)
+        items = [_cell(x, depth + 1) for x in o]
+        items.sort(key=lambda x: json.dumps(x, sort_keys=True))
+        return {"__" + t.__name__: items}
     if t is complex:
         return {"__complex": [_cell(o.real), _cell(o.imag)]}
     if t is bytes:
