@@ -41,7 +41,14 @@ class NoSpace(StoreError):
 
 
 class Untrusted(MVError):
-    """Restoring would unpickle data from an imported bundle the user has not trusted."""
+    """Restoring would unpickle data from an imported bundle the user has not trusted.
+
+    `needs` lists what trust would allow, one phrase a variable (`"m would unpickle __main__.Box"`),
+    so an adapter without a --trust flag (the widget) can name it and offer the choice itself."""
+
+    def __init__(self, message: str, needs: list[str] | None = None):
+        super().__init__(message)
+        self.needs = list(needs or [])
 
 
 class BundleError(MVError):

@@ -54,7 +54,7 @@ def check_trust(store: Store, version: Version, names: list[str], trust: bool) -
         if any(c == "torch.module" for _, c, _ in risky):
             hint = "; to load only a module's weights into a live model, use --weights-only (into=model)"
         raise Untrusted(f"{version.label} was imported from a bundle: restoring {'; '.join(parts)}; "
-                        f"pass --trust (trust=True) if you trust its author{hint}")
+                        f"pass --trust (trust=True) if you trust its author{hint}", needs=parts)
     return read
 
 

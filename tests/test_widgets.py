@@ -137,6 +137,40 @@ def test_restore_picked_variables_with_prefix(shell, three):
     w.close()
 
 
+def test_restore_of_an_imported_version_offers_the_trust_choice(shell, run, tmp_path):
+    """An imported version's pickle-based variable is named and the choice offered; nothing is
+    restored until the user picks "Restore anyway", which restores that version even if the
+    selection moved. Safe formats (arrays) restore from it without asking."""
+    from jupyter_mv.store import Store
+
+    run("import numpy as np\nclass Box:\n    def __init__(self, n):\n        self.n = n\n"
+        "box = Box(3)\narr = np.arange(4)")
+    path = api.export(api.snapshot(), tmp_path / "shared.mvz")
+    with Store(tmp_path / "colleague" / ".jupyter_mv") as other:
+        got = api.import_bundle(path, store=other).version
+        for n in ("box", "arr"):
+            del shell.user_ns[n]
+        w = HistoryWidget(store=other, notebook=got.notebook)
+        w.selected = [got.id]
+        msg = send(w, "restore", names=[], prefix="")
+        assert msg["kind"] == "trust", msg
+        assert "box would unpickle" in msg["text"] and "Box" in msg["text"] and "arr" not in msg["text"]
+        assert "--trust" not in msg["text"] and "nothing was restored" in msg["text"]
+        assert "box" not in shell.user_ns and "arr" not in shell.user_ns
+        trust, cancel = msg["choices"]
+        assert trust["label"].startswith("Restore anyway") and trust["request"]["trust"] is True
+        assert "request" not in cancel
+        assert send(w, "restore", names=["arr"], prefix="")["kind"] == "ok"  # arrays need no trust
+        assert list(shell.user_ns.pop("arr")) == [0, 1, 2, 3] and "box" not in shell.user_ns
+        assert send(w, "restore", names=[], prefix="", trust="yes")["kind"] == "trust"  # only True trusts
+        w.selected = []
+        msg = send(w, **trust["request"])
+        assert msg["kind"] == "ok" and "box" in msg["text"], msg
+        assert isinstance(shell.user_ns["box"], shell.user_ns["Box"]) and shell.user_ns["box"].n == 3
+        assert list(shell.user_ns["arr"]) == [0, 1, 2, 3]
+        w.close()
+
+
 def test_restore_outputs_replays_them(shell, three):
     w = HistoryWidget()
     w.selected = [ids(w)["v1"]]

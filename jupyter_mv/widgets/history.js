@@ -54,6 +54,13 @@ function render({ model, el }) {
   function showMessage(msg) {
     message.className = `mv-message mv-msg-${msg.kind || "info"}`;
     message.textContent = msg.text || "";
+    // a choice the kernel asks the user to make (restoring an untrusted version): only a click sends
+    // the request it carries; Cancel sends nothing
+    const choices = (msg.choices || []).map((c) => btn(c.label, c.class || "", () => {
+      if (c.request) send(c.request.action, c.request);
+      else showMessage({ kind: "info", text: c.cancel || "cancelled" });
+    }));
+    if (choices.length) message.append(h("div", { class: "mv-choices" }, choices));
   }
 
   // -- table -----------------------------------------------------------------------------------

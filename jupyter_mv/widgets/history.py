@@ -13,7 +13,7 @@ import anywidget
 import traitlets as t
 
 from .. import api, credentials, sanitize
-from ..errors import PartialRestore
+from ..errors import PartialRestore, Untrusted
 from ..jsondata import number_text, plain
 from ..model import Version, human_bytes
 from . import assets
@@ -310,11 +310,33 @@ class HistoryWidget(anywidget.AnyWidget):
         self._say("ok", f"{self.count} version(s)")
 
     def _do_restore(self, req) -> None:
-        v = self._one()
+        """Restore the selected version (or `req["version"]`, the id a trust choice was offered for).
+        An imported version whose variables need unpickling is never trusted silently: the message
+        names them and offers the choice (kind "trust", `choices` holding the request that retries
+        with `trust`); only that request, sent when the user picks it, restores them."""
+        v = self._by_id.get(int(req["version"])) if req.get("version") is not None else self._one()
+        if v is None:
+            raise LookupError(f"version id {req['version']} is not in this history (refresh it)")
         names = [n for n in (req.get("names") or []) if n] or None
         prefix = (req.get("prefix") or "").strip()
+        trust = req.get("trust") is True
         try:
-            done = api.restore(v, names, prefix=prefix, store=self._store)
+            done = api.restore(v, names, prefix=prefix, trust=trust, store=self._store)
+        except Untrusted as e:
+            needs = "; ".join(e.needs) or str(e)
+            self._seq += 1
+            self.message = {
+                "kind": "trust", "seq": self._seq,
+                "text": f"{v.label} was made elsewhere ({v.origin or 'imported'}): restoring {needs}. Unpickling runs "
+                        "code its author chose, so nothing was restored: restore anyway only if you trust its author.",
+                "choices": [
+                    {"label": "Restore anyway (trust this version)", "class": "mv-trust-restore",
+                     "request": {"action": "restore", "version": v.id, "names": names or [], "prefix": prefix,
+                                 "trust": True}},
+                    {"label": "Cancel", "class": "mv-trust-cancel", "cancel": f"{v.label}: nothing restored"},
+                ],
+            }
+            return
         except PartialRestore as e:  # the others are back: say which, and why each failure failed
             failed = "; ".join(f"{n!r}: {why}" for n, why in e.failed.items())
             self._say("warning", f"restored {', '.join(e.restored) if e.restored else 'nothing'} from {v.label}; "
