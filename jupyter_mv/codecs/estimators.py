@@ -191,6 +191,12 @@ def encode(obj) -> Encoded:
 def _encode_skops(obj, summary: dict, params: dict) -> Encoded | list | None:
     """The skops encoding; None when skops cannot write `obj`; the list of the types that are not
     portable when it holds classes or functions defined in the notebook."""
+    reached = reach(obj)
+    if loaded("torch"):  # a torch module inside (skorch): the pickle codec keeps its tensors out of band
+        import torch
+
+        if any(isinstance(o, (torch.Tensor, torch.nn.Module, torch.optim.Optimizer)) for o in reached.values()):
+            return None
     sio = _skops()
     try:
         raw = sio.dumps(obj)
@@ -211,7 +217,7 @@ def _encode_skops(obj, summary: dict, params: dict) -> Encoded | list | None:
     head = json.dumps(schema, separators=(",", ":"), sort_keys=False).encode()
     meta = {"format": "skops", "protocol": schema.get("protocol"), "files": order}
     return Encoded("sklearn.skops", meta, [memoryview(head)] + [memoryview(members[n]) for n in order],
-                   type_name(obj), summary, params, reach=reach(obj))
+                   type_name(obj), summary, params, reach=reached)
 
 
 def reach(obj) -> dict:
