@@ -8,6 +8,7 @@ import html
 import json
 import math
 
+from .compare import named_arrays
 from .jsondata import number_text
 from .model import Cell, Diff, Version, VariableRef, human_bytes
 
@@ -294,7 +295,6 @@ def _model_weights(store, version: Version, ref: dict) -> dict:
     unpickled here: its skops models are loaded once skops' audit accepts them, its torch modules
     through their weight table (raw tensors only); anything else raises Untrusted."""
     from . import codecs
-    from .compare import named_arrays
     from .errors import Untrusted
 
     if not store.is_imported(version):
