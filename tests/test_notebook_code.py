@@ -65,7 +65,14 @@ STATE = ("tags = {'alpha', 'beta', 'gamma', 'delta', 'epsilon'}\n"
          "import matplotlib.pyplot as plt\n"
          "fig, ax = plt.subplots()\n"
          "line, = ax.plot([0, 1, 2], [2, 0, 1])\n"
-         "fig.canvas.draw()")
+         "fig.canvas.draw()\n"
+         "from collections import Counter, defaultdict, deque\n"
+         "cnt = Counter('hello world')\n"
+         "dq = deque([{'a', 'b', 'c'}])\n"
+         "dd = defaultdict(set, {'k': {'x', 'y', 'z'}})\n"
+         "import numpy as np, pandas as pd\n"
+         "rng = np.random.default_rng(0)\n"
+         "frame = pd.DataFrame({'s': [{'u', 'v', 'w'}, {'w'}], 'n': [1, 2]})")
 
 
 def _lines(capsys) -> list[str]:
