@@ -371,3 +371,29 @@ def test_more_standard_models_and_what_still_needs_trust(two_stores, tmp_path):
     knn = restore_mod.load(b, imported, ["knn"], trust=True)["knn"]
     assert np.array_equal(knn.predict_proba(X), ns["knn"].predict_proba(X))
 
+
+
+def test_diff_of_imported_models_measures_weights_without_unpickling(two_stores, tmp_path):
+    """The model-aware diff uses the same comparison as reproduce: an imported forest's trees by
+    their node arrays (skops, audited), an imported module's weights from its weight table."""
+    import torch
+
+    a, b = two_stores
+    torch.manual_seed(0)
+    ns = {"forest": RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0).fit(X, Y),
+          "net": torch.nn.Linear(4, 2)}
+    api.set_session(api.Session(namespace=ns))
+    v1 = api.take_snapshot(message="one", store=a).version
+    ns["forest"] = RandomForestClassifier(n_estimators=3, max_depth=3, random_state=1).fit(X, Y)
+    with torch.no_grad():
+        ns["net"].weight[0, 0] += 3.0
+    v2 = api.take_snapshot(message="two", store=a).version
+    for v in (v1, v2):
+        api.import_bundle(api.export(v, tmp_path / f"{v.label}.mvz", store=a), store=b)
+    d = api.diff("v1", "v2", notebook="work/models.ipynb", store=b).to_dict()
+    analysis = {c["name"]: c["analysis"] for c in d["variables"]["changed"]}
+    assert "weights_note" not in analysis["net"]
+    moved = {w["name"]: w["delta_norm"] for w in analysis["net"]["weights"]}
+    assert moved["weight"] == pytest.approx(3.0) and moved["bias"] == 0.0
+    names = [w["name"] for w in analysis["forest"]["weights"]]
+    assert "estimators_[0].tree_.threshold" in names and "estimators_[2].tree_.value" in names
