@@ -53,6 +53,7 @@ def dumps(obj, notes: list | None = None, reach: dict | None = None):
 
     sets = notebook.SetTable()
     definitions: set = set()  # ids of what notebook class definitions hold: not shared state
+    singletons = _singletons()
 
     class Pickler(cloudpickle.Pickler):
         def persistent_id(self, o):
@@ -76,6 +77,10 @@ def dumps(obj, notes: list | None = None, reach: dict | None = None):
                     notes.append((o, handles.memmap_note(o)))
                 return np.asarray(o).__reduce_ex__(5)
             last[0] = o
+            ref = singletons.get(id(o))
+            if ref is not None and ref[2] is o:  # a process-wide object: by reference, never a copy
+                definitions.add(id(o))  # and not state that ties the variables reaching it together
+                return getattr, (importlib.import_module(ref[0]), ref[1])
             own = notebook.reduce(o, definitions)
             if own is not None:
                 return own
@@ -110,6 +115,24 @@ def dumps(obj, notes: list | None = None, reach: dict | None = None):
         raw = pb.raw()  # contiguous view, no copy
         buffers.append(raw)
     return buffers, len(oob), tensors
+
+
+# Process-wide objects that objects hold a reference to, and whose identity is the point: numpy's
+# global RandomState (what `np.random.seed` seeds; scipy's frozen distributions and objects built with
+# `check_random_state(None)` hold it) and the `random` module's. Pickled by value they come back as a
+# private copy, so `np.random.seed(0); dist.rvs()` silently stops being reproducible after a restore.
+_SINGLETONS = (("numpy.random.mtrand", "_rand"), ("random", "_inst"))
+
+
+def _singletons() -> dict:
+    """{id: (module, attribute, object)} of the process-wide objects of the modules already loaded."""
+    out = {}
+    for mod, attr in _SINGLETONS:
+        m = sys.modules.get(mod)
+        o = getattr(m, attr, None) if m is not None else None
+        if o is not None:
+            out[id(o)] = (mod, attr, o)
+    return out
 
 
 class _Handle(Exception):
