@@ -434,8 +434,16 @@ class MVMagics(Magics):
         if missing:
             raise UsageError(f"%mv_restore: --weights-only loads into the live {missing[0]!r}, which is not defined; "
                              "create the model (same architecture) first")
+        done: list = []
         for n in args.vars:
-            api.load(v, n, into=ns[n])
+            try:
+                api.load(v, n, into=ns[n])
+            except MVError as e:
+                if not done:
+                    raise
+                # the earlier ones are in: say so on the same line, so nothing is left unclear
+                raise UsageError(f"%mv_restore: loaded the weights of {', '.join(done)}, not of {n!r}: {e}") from None
+            done.append(n)
         print(f"loaded the weights of {', '.join(args.vars)} from {_ref_text(v)} into the live "
               f"model{'s' if len(args.vars) > 1 else ''}")
 

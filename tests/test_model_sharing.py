@@ -289,6 +289,9 @@ def test_weights_only_magic(shell, run, tmp_path):
     run("net = torch.nn.Linear(4, 1)")
     with pytest.raises(IPyUsageError, match="architecture differs: missing keys weight, bias; unexpected keys 0.bias"):
         shell.run_line_magic("mv_restore", "v1 net --weights-only")
+    run("net = live\nother = torch.nn.Linear(2, 2)")
+    with pytest.raises(IPyUsageError, match="loaded the weights of net, not of 'other'"):
+        shell.run_line_magic("mv_restore", "v1 net other --weights-only")
     with pytest.raises(IPyUsageError, match="needs the module"):
         shell.run_line_magic("mv_restore", "v1 --weights-only")
     with pytest.raises(IPyUsageError, match="not defined"):
