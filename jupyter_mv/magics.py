@@ -13,7 +13,7 @@ import threading
 import warnings
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import MAGIC_NO_VAR_EXPAND_ATTR, Magics, line_magic, magics_class
 from IPython.display import display, publish_display_data
 
 from . import api, capture, sanitize
@@ -231,7 +231,9 @@ def _magic(parser: _Parser):
                 raise UsageError(f"{parser.prog}: internal error {type(e).__name__}: {e} "
                                  "(set JUPYTER_MV_DEBUG=1 for the traceback and please report it)") from None
 
-        wrapper._ipython_no_var_expand = True  # IPython's no_var_expand: _expand does it
+        # IPython's no_var_expand (its attribute, not a look-alike name): _expand does it, once; expanding
+        # twice would expand again what the first pass produced ($ and {} that were data)
+        setattr(wrapper, MAGIC_NO_VAR_EXPAND_ATTR, True)
         wrapper.needs_local_scope = True  # the caller's locals for $name, as IPython would use them
         wrapper.__doc__ = parser.format_help()
         wrapper.parser = parser

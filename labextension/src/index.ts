@@ -10,7 +10,7 @@ import { DisposableDelegate } from '@lumino/disposable';
 import { SplitPanel, Widget } from '@lumino/widgets';
 import * as api from './api';
 import { DiffView } from './diffview';
-import { magicArg, runMagic, snapshotLine, tellNotebook } from './kernel';
+import { magicArg, runMagic, snapshotLine, tellNotebook, untrustedReason } from './kernel';
 import { IOutputRestore, restoreOutputs } from './outputs';
 import { VersionsPanel } from './panel';
 import { setRenderMime } from './render';
@@ -139,7 +139,22 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
         await nb.sessionContext.ready;
         await tellNotebook(nb);
-        const result = await runMagic(nb, [`%mv_restore ${magicArg(id)}`]);
+        let result = await runMagic(nb, [`%mv_restore ${magicArg(id)}`]);
+        const untrusted = result.ok ? null : untrustedReason(result.text);
+        if (untrusted !== null) {
+          // made elsewhere and needs unpickling: never trusted silently, the user decides here
+          const trust = await showDialog({
+            title: `Trust ${id}?`,
+            body: `${untrusted}. Unpickling runs code its author chose, so nothing was restored. ` +
+              'Restore anyway only if you trust its author.',
+            buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Restore anyway (trust this version)' })]
+          });
+          if (!trust.button.accept) {
+            Notification.info(`${id}: nothing restored.`, { autoClose: 4000 });
+            return;
+          }
+          result = await runMagic(nb, [`%mv_restore ${magicArg(id)} --trust`]);
+        }
         if (result.ok && result.text.includes('could not restore')) {
           // a partial restore: the others are back, each failure is a line with its reason
           Notification.warning(result.text, { autoClose: 8000 });

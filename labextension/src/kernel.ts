@@ -8,10 +8,42 @@ export function pyString(s: string): string {
   return JSON.stringify(s);
 }
 
-/** One argument of a line magic: IPython expands $name and {expr} first, then shlex splits. */
+/**
+ * One argument of a jupyter_mv line magic that the magic reads back as exactly `s`, whatever it holds
+ * (quotes, $, braces, #, backslashes, newlines, any unicode).
+ *
+ * The magics (jupyter_mv/magics.py) cut a trailing `#` comment, expand `$name` / `{expr}` with IPython's
+ * DollarFormatter, then split the line with POSIX shell quoting. So `s` goes in single quotes (literal
+ * there; `'` itself as `'"'"'`), and every character the expansion or IPython's line handling would
+ * touch -- `$`, `{`, `}`, `\`, control characters and line breaks (a magic is one line: Python's
+ * splitlines() also breaks at U+2028/9, U+0085, U+001C-1E) -- is written as the field `{'%c'%N}`, which
+ * the expansion turns back into that one character inside the quotes. The field evaluates a literal (no
+ * name the user could have shadowed), and its quotes pair up, so no `#` of `s` ever stands outside quotes.
+ */
 export function magicArg(s: string): string {
-  const plain = s.replace(/\s*[\r\n]+\s*/g, ' ').replace(/\$/g, '$$$$').replace(/\{/g, '{{').replace(/\}/g, '}}');
-  return "'" + plain.replace(/'/g, `'"'"'`) + "'";
+  let out = "'";
+  for (const ch of s) {
+    const code = ch.codePointAt(0) as number;
+    if (ch === "'") {
+      out += `'"'"'`;
+    } else if (needsField(ch, code)) {
+      out += `{'%c'%${code}}`;
+    } else {
+      out += ch;
+    }
+  }
+  return out + "'";
+}
+
+/** Characters magicArg writes as an expansion field: see there. */
+function needsField(ch: string, code: number): boolean {
+  return (
+    '${}\\'.includes(ch) ||
+    code < 0x20 || // control characters, \n and \r among them
+    (code >= 0x7f && code <= 0x9f) || // DEL and C1 controls (U+0085 breaks lines)
+    code === 0x2028 || code === 0x2029 || // line and paragraph separators
+    (code >= 0xd800 && code <= 0xdfff) // a lone surrogate: no UTF-8 for the kernel's source
+  );
 }
 
 /** The path the kernel should record versions under: absolute when the server root is known. */
@@ -81,6 +113,15 @@ export async function runMagic(panel: NotebookPanel, lines: string[]): Promise<I
     return { ok: false, text: error || `${content.ename}: ${content.evalue}` };
   }
   return { ok: true, text: parts.join('').trim() };
+}
+
+/**
+ * What needs trust, when `errorText` (a failed %mv_restore) is the refusal to unpickle a version made
+ * elsewhere (restore.check_trust: "... restoring x would unpickle T; pass --trust ..."); else null.
+ */
+export function untrustedReason(errorText: string): string | null {
+  const m = /^(?:UsageError: )?(?:%mv_restore: )?(.*?); pass --trust\b/s.exec(errorText);
+  return m ? m[1] : null;
 }
 
 /** The %mv_snapshot line for a message typed by the user. */
