@@ -299,8 +299,57 @@ def is_credential(name: str, value) -> bool:
 _SKIP_MODULES = ("numpy", "pandas", "torch", "scipy", "pyarrow", "polars", "tensorflow", "jax")
 
 
+def _by_value(o) -> bool:
+    """A function or class defined in the notebook (module `__main__`): cloudpickle stores it by
+    value — its code constants, defaults, closure and class attributes go into the stored bytes, so
+    a key written as a literal inside a notebook-defined function or class is stored with it."""
+    return isinstance(o, (types.FunctionType, type)) and getattr(o, "__module__", None) == "__main__"
+
+
+def _code_strings(code: types.CodeType, limit: int = MAX_NODES) -> list[str]:
+    """The string constants of a code object and of the code nested in it (inner functions,
+    comprehensions), which is what a pickled-by-value function carries."""
+    out, stack, seen = [], [code], 0
+    while stack and seen < limit:
+        c = stack.pop()
+        seen += 1
+        for k in c.co_consts:
+            if isinstance(k, str):
+                out.append(k)
+            elif isinstance(k, types.CodeType):
+                stack.append(k)
+            elif isinstance(k, (tuple, frozenset)):
+                out += [x for x in k if isinstance(x, str)]
+    return out
+
+
+def _by_value_fields(o) -> dict:
+    """What a notebook-defined function or class carries into its pickle, by name: a function's
+    string constants (under its own name), defaults and closure variables; a class's attributes."""
+    fields: dict = {}
+    if isinstance(o, types.FunctionType):
+        for i, k in enumerate(_code_strings(o.__code__)):
+            fields[f"<code {i}>"] = k
+        for i, d in enumerate(o.__defaults__ or ()):
+            fields[f"__defaults__[{i}]"] = d
+        fields.update({f"{k}": v for k, v in (o.__kwdefaults__ or {}).items()})
+        for name, cell in zip(o.__code__.co_freevars, o.__closure__ or ()):
+            try:
+                fields[name] = cell.cell_contents
+            except ValueError:  # an empty cell
+                pass
+    else:
+        for k, v in vars(o).items():
+            if k not in ("__dict__", "__weakref__", "__module__", "__qualname__"):
+                fields[k] = v
+    return fields
+
+
 def _opaque(o) -> bool:
-    """Objects not searched: code, classes, and the array/frame/tensor types (data, not config)."""
+    """Objects not searched: code, classes, and the array/frame/tensor types (data, not config).
+    Functions and classes defined in the notebook are searched (see `_by_value`)."""
+    if _by_value(o):
+        return False
     if isinstance(o, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
                       type, types.CodeType, types.FrameType)):
         return True
@@ -348,6 +397,12 @@ def scan_object(name: str, obj, max_nodes: int = MAX_NODES, max_depth: int = MAX
                 for i, v in reversed(list(enumerate(items))):
                     stack.append((f"{path}[{i}]", hint, v, depth + 1))
                 continue
+            if _by_value(o):  # a notebook-defined function or class: what its pickle carries
+                for k, v in reversed(list(itertools.islice(_by_value_fields(o).items(), max_nodes))):
+                    hint = o.__name__ if k.startswith("<code") else k.lstrip("_")
+                    stack.append((f"{path}.{k}" if not k.startswith("<code") else f"{path} (code)", hint, v,
+                                  depth + 1))
+                continue
             fields = {}
             d = getattr(o, "__dict__", None)
             if isinstance(d, dict):
@@ -355,8 +410,13 @@ def scan_object(name: str, obj, max_nodes: int = MAX_NODES, max_depth: int = MAX
             for slot in getattr(type(o), "__slots__", ()) or ():
                 if isinstance(slot, str) and hasattr(o, slot):
                     fields[slot] = getattr(o, slot)
+            if _by_value(type(o)):  # an instance pickles its notebook-defined class along with it
+                fields[f"__class__ {type(o).__name__}"] = type(o)
             for k, v in reversed(list(itertools.islice(fields.items(), max_nodes))):
                 if isinstance(k, str):
+                    if k.startswith("__class__ "):
+                        stack.append((f"{path}'s class {type(o).__name__}", "", v, depth + 1))
+                        continue
                     stack.append((f"{path}.{k}", k.lstrip("_"), v, depth + 1))
         except Exception:  # an object whose attributes cannot be read holds nothing we can see
             continue

@@ -4,6 +4,7 @@ and looks for them, byte by byte, in everything that is shown or shared."""
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import sqlite3
@@ -190,6 +191,24 @@ def bundle_bytes(path: Path) -> dict[str, bytes]:
             if data[:4] == b"\x28\xb5\x2f\xfd":
                 data = zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 30)
             out[info.filename] = data
+    # buffers under 2 kB travel inline in the manifest as base64 (a small pickle, a short string)
+    inline = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            if isinstance(x.get("i"), str):
+                inline.append(base64.b64decode(x["i"]))
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(json.loads(out["manifest.json"]).get("variables", []))
+    for i, data in enumerate(inline):
+        if data[:4] == b"\x28\xb5\x2f\xfd":
+            data = zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 30)
+        out[f"manifest.json inline buffer {i}"] = data
     return out
 
 
@@ -510,3 +529,32 @@ def test_encoded_data_in_variables_is_not_a_credential():
     assert credentials.scan_object("logo_b64", base64.b64encode(os.urandom(3000)).decode()) == []
     assert credentials.scan_object("page", "<img src='data:image/png;base64,"
                                    + base64.b64encode(os.urandom(200)).decode() + "'>") == []
+
+
+def test_notebook_defined_code_holding_a_key_is_a_credential(shell, run, fakes, tmp_path, capsys):
+    """A notebook-defined function or class is pickled by value (cloudpickle): the string constants
+    in its code, its defaults and closure go into the stored bytes. A key written as a literal there
+    is a credential of the variable holding the function, the class or an instance of it."""
+    run(f"class Fetcher:\n    def headers(self):\n        return {{'Authorization': 'Bearer {fakes.ghp}'}}\n"
+        f"fetcher = Fetcher()\n"
+        f"def call(prompt, key='{fakes.openai}'):\n    return prompt\n"
+        f"def make():\n    token = '{fakes.hf}'\n    return lambda: token\nget_token = make()\n"
+        f"def double(x):\n    'sha 9fceb02d0ae598e95dc970b74767f19372d61af8, run c8f1a2b9-1d2e-4f5a-9b8c-7d6e5f4a3b2c'\n"
+        f"    return 2 * x\n"
+        f"class Scaler:\n    FACTOR = 3\n    def __call__(self, x):\n        return x * self.FACTOR\nscale = Scaler()")
+    capsys.readouterr()
+    run("%mv_snapshot -m code")
+    err = capsys.readouterr().err
+    v = api.resolve("v1")
+    assert {"double", "Scaler", "scale"} <= set(v.variables)  # code without a key is stored
+    assert {"Fetcher", "fetcher", "call", "get_token"}.isdisjoint(v.variables)
+    for name in ("Fetcher", "fetcher", "call", "get_token"):
+        assert f"skipped {name!r}: holds a credential" in err, name
+    assert not leaks(err, fakes)
+    run("%mv_snapshot Fetcher call double -m named")
+    marks = {x.name: x.credential for x in api.session().store().variables(api.resolve("v2"))}
+    assert marks["Fetcher"] and marks["call"] and marks["double"] == ()
+    for ref in ("v1", "v2"):
+        run(f"%mv_export {ref} {tmp_path / ref}.mvz")
+        for member, data in bundle_bytes(tmp_path / f"{ref}.mvz").items():
+            assert not leaks(data, fakes), (ref, member)
