@@ -21,9 +21,11 @@ ElasticNotebook) — and:
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
 import sys
 import types
+import warnings
 
 from ..errors import DecodeError, NotStorable
 
@@ -44,6 +46,41 @@ def shareable(o) -> bool:
     if np is not None and isinstance(o, np.ndarray):
         return True
     return hasattr(o, "__dict__")
+
+
+_LIBRARY: dict = {"n": -1, "objects": {}}
+
+
+def library_objects() -> dict:
+    """{id: object} of the state imported modules hold at module level (their globals, and the values
+    of module-level dicts such as matplotlib's rcParams): every artist refers to
+    `rcParams['path.effects']`, which makes no two figures one group. Recomputed when modules are
+    imported; the objects are kept, so their ids cannot be reused by notebook objects meanwhile."""
+    n = len(sys.modules)
+    if _LIBRARY["n"] != n:
+        found: dict = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # deprecated module attributes warn when touched
+            main = getattr(sys.modules.get("__main__"), "__dict__", None)
+            for name, mod in list(sys.modules.items()):
+                d = getattr(mod, "__dict__", None)
+                # the notebook's own namespace is not library state, under whatever name it is
+                # registered (multiprocessing and torch add `__mp_main__`)
+                if not isinstance(d, dict) or d is main or name in ("__main__", "__mp_main__"):
+                    continue
+                for v in list(d.values()):
+                    try:
+                        if not shareable(v):
+                            continue
+                        found[id(v)] = v
+                        if isinstance(v, dict):
+                            for x in list(itertools.islice(v.values(), 10000)):
+                                if shareable(x):
+                                    found[id(x)] = x
+                    except Exception:  # a lazy or proxy object that fails when inspected: not state
+                        continue
+        _LIBRARY.update(n=n, objects=found)
+    return _LIBRARY["objects"]
 
 
 # -- snapshot ----------------------------------------------------------------------------------
@@ -133,6 +170,7 @@ def link(items: list, objs: dict) -> list:
     uf = _Union()
     owner: dict = {}
     keep = []  # the reached objects stay alive until grouping is done: their ids cannot be reused
+    library = None
     for name, e in items:
         uf.find(name)
         if name in links:
@@ -142,7 +180,10 @@ def link(items: list, objs: dict) -> list:
         for k in reached:
             first = owner.setdefault(k, name)
             if first != name:
-                uf.union(first, name)
+                if library is None:
+                    library = library_objects()
+                if k not in library:
+                    uf.union(first, name)
     pickled_sets: dict = {}
     for name, _ in items:
         if name not in links:
