@@ -69,7 +69,7 @@ def _expected_exit(cmd: str) -> tuple[str, int]:
 
 def _env(cwd: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_MV_", "JPY_SESSION"))}
-    env["JUPYTER_MV_NOTEBOOK"] = str(cwd / "analysis.ipynb")
+    env["JUPYTER_MV_NOTEBOOK"] = str(cwd / "churn.ipynb")
     env["MPLBACKEND"] = "Agg"
     return env
 
