@@ -13,7 +13,7 @@ from .store import Store
 
 def _read(store: Store, version: Version, sv) -> list:
     try:
-        return [store.blobs.read_buffer(m) for m in sv.manifest["buffers"]]
+        return store.blobs.read_buffers(sv.manifest["buffers"])
     except CorruptBlob as e:
         raise StoreError(f"{version.label} variable {sv.name!r} is damaged ({e}); other versions are "
                          "unaffected; run `jupyter-mv verify` for the full picture") from None

@@ -56,9 +56,28 @@ def cli_in_process(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
 
 
 def store_bytes(root: Path) -> int:
-    """Bytes of every file under the store's blob directory."""
-    blobs = Path(root) / "blobs"
-    return sum(f.stat().st_size for f in blobs.rglob("*") if f.is_file()) if blobs.exists() else 0
+    """Bytes of every file under the store's blob and pack directories."""
+    total = 0
+    for sub in ("blobs", "packs"):
+        d = Path(root) / sub
+        total += sum(f.stat().st_size for f in d.rglob("*") if f.is_file()) if d.exists() else 0
+    return total
+
+
+def chunk_ids(root: Path) -> set[str]:
+    """Ids of every chunk the store holds: blob files and pack entries (the `packed` index)."""
+    import sqlite3
+
+    ids = {f.name for f in blob_files(root)}
+    db = Path(root) / "store.db"
+    if db.exists():
+        conn = sqlite3.connect(db)
+        try:
+            if conn.execute("select 1 from sqlite_master where name = 'packed'").fetchone():
+                ids |= {r[0] for r in conn.execute("select blob_id from packed")}
+        finally:
+            conn.close()
+    return ids
 
 
 def blob_files(root: Path) -> list[Path]:

@@ -19,6 +19,7 @@ from ..jsondata import plain
 from ..model import Cell, Version, VariableRef
 from . import db as dbmod
 from .blobs import BlobStore, blob_size
+from .migrations import manifest_key
 
 __all__ = ["Store", "StoredVariable", "default_root", "now", "validate_tag", "validate_name", "label_problem"]
 
@@ -79,7 +80,7 @@ class Store:
         elif not self.root.is_dir():
             raise StoreError(f"{self.root} is not a directory")
         self.db = dbmod.connect(db_path)
-        self.blobs = BlobStore(self.root)
+        self.blobs = BlobStore(self.root, self.db)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -203,18 +204,22 @@ class Store:
                 vid = cur.lastrowid
                 ts = now()
                 for v in variables:
+                    # the manifest is content-addressed: an unchanged variable adds this one row
+                    body, mh = manifest_key(v.manifest)
                     conn.execute(
                         "insert into variables (version_id, name, type_name, codec, content_hash, nbytes, safe,"
-                        " summary, manifest, credential, credential_where) values (?,?,?,?,?,?,?,?,?,?,?)",
+                        " summary, manifest, credential, credential_where, manifest_hash)"
+                        " values (?,?,?,?,?,?,?,?,?,?,?,?)",
                         (vid, v.name, v.type_name, v.codec, v.content_hash, v.nbytes, int(v.safe),
-                         _json(v.summary), json.dumps(v.manifest), int(bool(v.credential)),
-                         json.dumps(list(v.credential)) if v.credential else ""),
+                         _json(v.summary), "", int(bool(v.credential)),
+                         json.dumps(list(v.credential)) if v.credential else "", mh),
                     )
-                    ids = v.blob_ids()
-                    conn.executemany("insert or ignore into variable_blobs (version_id, name, blob_id) values (?,?,?)",
-                                     [(vid, v.name, b) for b in ids])
-                    conn.executemany("insert or ignore into blobs (id, size, created) values (?,?,?)",
-                                     [(b, blob_size(b), ts) for b in ids])
+                    if conn.execute("insert or ignore into manifests (hash, body) values (?,?)", (mh, body)).rowcount:
+                        ids = v.blob_ids()
+                        conn.executemany("insert or ignore into manifest_blobs (manifest_hash, blob_id) values (?,?)",
+                                         [(mh, b) for b in ids])
+                        conn.executemany("insert or ignore into blobs (id, size, created) values (?,?,?)",
+                                         [(b, blob_size(b), ts) for b in ids])
                 for pos, c in enumerate(cells):
                     h = _cell_hash(c)
                     if not conn.execute("select 1 from cells where hash = ?", (h,)).fetchone():
@@ -453,8 +458,10 @@ class Store:
                             _where(r[7], r[8], r[0])) for r in rows]
 
     def stored_variable(self, version: Version, name: str) -> StoredVariable:
-        rows = self._q("select name, type_name, codec, content_hash, nbytes, safe, summary, manifest, credential,"
-                       " credential_where from variables where version_id = ? and name = ?", (version.id, name))
+        rows = self._q("select v.name, v.type_name, v.codec, v.content_hash, v.nbytes, v.safe, v.summary,"
+                       " coalesce(m.body, v.manifest), v.credential, v.credential_where from variables v"
+                       " left join manifests m on m.hash = v.manifest_hash where v.version_id = ? and v.name = ?",
+                       (version.id, name))
         if not rows:
             have = ", ".join(version.variables) or "none"
             raise UnknownVariable(f"{version.label} has no variable {name!r} (it has: {have})")
@@ -485,15 +492,17 @@ class Store:
 
     # -- maintenance -------------------------------------------------------------------------
     def referenced_blobs(self) -> set[str]:
-        return {r[0] for r in self._q("select distinct blob_id from variable_blobs")}
+        return {r[0] for r in self._q("select distinct blob_id from manifest_blobs where manifest_hash in"
+                                      " (select manifest_hash from variables)")}
 
     def verify(self, progress=None) -> list[dict]:
         """Re-hash every referenced blob; one problem dict per damaged (version, variable, blob)."""
         problems = []
         uses: dict[str, list[tuple]] = {}
         for nb, n, name, bid in self._q(
-            "select nb.path, v.n, vb.name, vb.blob_id from variable_blobs vb join versions v on v.id = vb.version_id"
-            " join notebooks nb on nb.id = v.notebook_id order by nb.path, v.n, vb.name"
+            "select nb.path, v.n, var.name, mb.blob_id from variables var"
+            " join manifest_blobs mb on mb.manifest_hash = var.manifest_hash join versions v on v.id = var.version_id"
+            " join notebooks nb on nb.id = v.notebook_id order by nb.path, v.n, var.name"
         ):
             uses.setdefault(bid, []).append((nb, n, name))
         try:
@@ -503,7 +512,8 @@ class Store:
         if integrity != "ok":
             problems.append({"notebook": None, "version": None, "variable": None, "blob": None,
                              "problem": f"database check failed: {integrity}"})
-        futs = {bid: self.blobs.pool.submit(self.blobs.check, bid) for bid in uses}
+        where = self.blobs.locate(uses)  # looked up here: the pool threads do not touch the database
+        futs = {bid: self.blobs.pool.submit(self.blobs.check, bid, where.get(bid)) for bid in uses}
         for bid, fut in futs.items():
             reason = fut.result()
             if progress:
@@ -515,7 +525,11 @@ class Store:
         return problems
 
     def gc(self) -> tuple[int, int]:
-        """Delete blob files no version references. Returns (files, bytes) removed."""
+        """Delete blob files and pack entries no version references; rewrite packs that are mostly
+        dead (blobs.collect_packs). Returns (chunks, bytes) removed. Holds the exclusive lock: no
+        snapshot is between writing chunks and committing them meanwhile."""
+        if self.readonly:
+            self.write()  # raises the read-only error
         with self.blobs.collecting():
             keep = self.referenced_blobs()
             files = freed = 0
@@ -523,9 +537,11 @@ class Store:
                 if bid not in keep:
                     freed += self.blobs.delete(bid)
                     files += 1
+            dropped, pack_freed = self.blobs.collect_packs(keep)
+            files, freed = files + dropped, freed + pack_freed
             self.blobs.clean_tmp()
             with self.write():
-                self.db.conn.execute("delete from blobs where id not in (select blob_id from variable_blobs)")
+                self.db.conn.execute("delete from blobs where id not in (select blob_id from manifest_blobs)")
         return files, freed
 
     def delete_versions(self, versions: list[Version]) -> int:
@@ -539,15 +555,19 @@ class Store:
                 if row is None:
                     continue
                 c.execute("update versions set parent_id = ? where parent_id = ?", (row[0], v.id))
-                for table in ("variables", "variable_blobs", "version_cells", "params", "metrics"):
+                for table in ("variables", "version_cells", "params", "metrics"):
                     c.execute(f"delete from {table} where version_id = ?", (v.id,))
                 c.execute("delete from tags where version_id = ?", (v.id,))
                 c.execute("delete from versions where id = ?", (v.id,))
             c.execute("delete from cells where hash not in (select cell_hash from version_cells)")
+            # manifests no version holds any more (their chunks go at the next gc)
+            c.execute("delete from manifests where hash not in (select manifest_hash from variables)")
+            c.execute("delete from manifest_blobs where manifest_hash not in (select hash from manifests)")
         return len(versions)
 
     def total_bytes(self) -> int:
-        return sum(self.blobs.stored_size(b) for b in self.blobs.all_ids())
+        """Bytes of chunk data on disk: blob files and pack files."""
+        return sum(self.blobs.stored_size(b) for b in self.blobs.all_ids()) + self.blobs.packed_bytes()
 
 
 def _where(flag, where: str | None, name: str) -> tuple:

@@ -8,6 +8,7 @@ import errno
 import fcntl
 import os
 import secrets
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable
@@ -23,6 +24,12 @@ _SAMPLE = 64 * 1024
 # hashing holds the GIL but file I/O and zstd release it: twice the cores keeps the disk busy
 _WORKERS = max(4, min(16, 2 * (os.cpu_count() or 2)))
 INLINE = 2048  # buffers smaller than this live in the manifest, not in a file of their own
+# chunks of at most PACK_MAX bytes are appended to pack files (git's packfiles, restic's packs): a snapshot
+# of 3,000 small arrays writes and fsyncs a few files, not 3,000. Larger chunks stay one file each.
+PACK_MAX = int(os.environ.get("JUPYTER_MV_PACK_MAX", 256 * 1024))
+PACK_TARGET = 8 << 20  # one snapshot's new small chunks are split into packs of about this size, written in parallel
+PACK_MAGIC = b"MVPACK1\n"  # first bytes of every pack file; entries follow: 2-byte blob header + body each
+REPACK_BELOW = 0.5  # gc rewrites a pack whose live bytes fall below this fraction of its size
 
 
 def blob_id(data) -> str:
@@ -47,14 +54,21 @@ def _compress(data: memoryview) -> bytes | None:
 
 
 class BlobStore:
-    """Blob files under `root/blobs/ab/<id>`; one file per chunk, never rewritten."""
+    """Chunks stored two ways: large ones as blob files `root/blobs/ab/<id>` (one file per chunk, never
+    rewritten); small ones (≤ PACK_MAX) as entries of pack files `root/packs/<name>.pack`, indexed in the
+    store database's `packed` table (blob id → pack, offset, length). `db` is that database
+    (sqlite_utils.Database, set by Store); without one every chunk is a blob file."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, db=None):
         self.root = Path(root)
         self.dir = self.root / "blobs"
+        self._dirstr = str(self.dir)
+        self.packs = self.root / "packs"
         self.tmp = self.root / "tmp"
         self._lockfile = self.root / "gc.lock"
         self._pool: ThreadPoolExecutor | None = None
+        self.db = db
+        self._dblock = threading.Lock()  # one connection, used from the caller's thread and gc's
 
     # -- paths ---------------------------------------------------------------------------------
     def path(self, bid: str) -> Path:
@@ -63,7 +77,47 @@ class BlobStore:
         return self.dir / bid[:2] / bid
 
     def exists(self, bid: str) -> bool:
-        return self.path(bid).exists()
+        return bid in self.locate([bid]) or self.path(bid).exists()
+
+    # -- the pack index ------------------------------------------------------------------------
+    def _has_index(self) -> bool:
+        if self.db is None:
+            return False
+        try:
+            return bool(self.db.conn.execute(
+                "select 1 from sqlite_master where type = 'table' and name = 'packed'").fetchone())
+        except Exception:
+            return False
+
+    def locate(self, ids) -> dict[str, tuple[str, int, int]]:
+        """{blob id: (pack file name, offset, length)} of the ids held in packs (others are blob files
+        or missing). One query per 900 ids, on the calling thread."""
+        ids = list(dict.fromkeys(ids))
+        out: dict[str, tuple[str, int, int]] = {}
+        if not ids or self.db is None:
+            return out
+        with self._dblock:
+            for start in range(0, len(ids), 900):
+                part = ids[start: start + 900]
+                try:
+                    rows = self.db.conn.execute(
+                        f"select blob_id, pack, offset, length from packed where blob_id in ({','.join('?' * len(part))})",
+                        part).fetchall()
+                except Exception as e:  # noqa: BLE001 - no index yet (an old schema being opened read-only)
+                    if "no such table" in str(e):
+                        return out
+                    raise
+                for bid, pack, off, length in rows:
+                    out[bid] = (pack, off, length)
+        return out
+
+    def pack_path(self, pack: str) -> Path:
+        if not pack.endswith(".pack") or "/" in pack or pack.startswith("."):
+            raise StoreError(f"malformed pack name {pack!r}")
+        return self.packs / pack
+
+    def pack_files(self) -> list[Path]:
+        return sorted(self.packs.glob("*.pack")) if self.packs.exists() else []
 
     def all_ids(self) -> Iterable[str]:
         if not self.dir.exists():
@@ -186,13 +240,16 @@ class BlobStore:
         """Store buffers chunk by chunk. Returns one manifest per buffer and the bytes added.
 
         A manifest is {"n": nbytes, "c": [chunk ids]} (or {"n", "i": base64} for a small buffer).
-        Three phases, each parallel: hash every chunk and write the missing ones to temp files; fsync
-        them (the kernel has been writing back meanwhile, so these mostly wait on I/O already under
-        way); rename them into place and fsync the directories. Only durable files get a blob's name.
-        """
+        Large chunks: hashed, and the missing ones written to temp files, in parallel; fsynced; renamed
+        into place. Small chunks (≤ PACK_MAX): hashed here; the missing ones appended to a few temp pack
+        files written in parallel, each fsynced once and renamed into `packs/`; then indexed in one
+        transaction. Only durable files get a name, and only named packs get index rows, so a crash at
+        any point leaves earlier versions intact (and at most unreferenced data for gc)."""
         self.tmp.mkdir(parents=True, exist_ok=True)
-        jobs = []  # (buffer index, future)
+        jobs = []  # (buffer index, future) of large chunks
+        small: list[tuple[int, str, memoryview]] = []  # (buffer index, id, bytes) of small chunks, in order
         manifests = [{"n": 0, "c": []} for _ in buffers]
+        packing = self._has_index()
         for i, buf in enumerate(buffers):
             mv = _bytes_view(buf)
             manifests[i]["n"] = len(mv)
@@ -200,22 +257,65 @@ class BlobStore:
                 manifests[i]["i"] = base64.b64encode(mv).decode()
                 continue
             for off in range(0, len(mv), CHUNK):
-                jobs.append((i, self.pool.submit(self._stage, mv[off: off + CHUNK])))
+                piece = mv[off: off + CHUNK]
+                if packing and len(piece) <= PACK_MAX:
+                    small.append((i, blob_id(piece), piece))
+                    manifests[i]["c"].append(None)  # filled below, in chunk order
+                else:
+                    manifests[i]["c"].append(None)
+                    jobs.append((i, self.pool.submit(self._stage, piece)))
         new = 0
         staged: dict[str, Path] = {}
+        packs: list[tuple[Path, str, list]] = []  # (temp file, final name, [(id, offset, length)])
+        pack_futs = []
         done = False
         try:
-            for i, fut in jobs:
-                bid, tmp, added = fut.result()
-                manifests[i]["c"].append(bid)
-                if tmp is not None:
-                    if bid in staged:  # the same new chunk twice in this snapshot
-                        tmp.unlink()
+            to_pack: dict[str, memoryview] = {}
+            if small:
+                held = self.locate(bid for _, bid, _ in small)
+                for _, bid, piece in small:
+                    if bid not in held and bid not in to_pack and not os.path.exists(
+                            os.path.join(self._dirstr, bid[:2], bid)):  # a blob file (older store, import)
+                        to_pack[bid] = piece
+                groups, cur, size = [], [], 0
+                n_groups = min(_WORKERS, max(1, sum(len(p) for p in to_pack.values()) // PACK_TARGET))
+                target = sum(len(p) for p in to_pack.values()) / n_groups
+                for item in to_pack.items():
+                    cur.append(item)
+                    size += len(item[1])
+                    if size >= target and len(groups) < n_groups - 1:
+                        groups.append(cur)
+                        cur, size = [], 0
+                if cur:
+                    groups.append(cur)
+                pack_futs = [self.pool.submit(self._write_pack, g) for g in groups]
+            # fill the manifests in chunk order (large-chunk ids come from their jobs)
+            small_iter = iter(small)
+            job_iter = iter(jobs)
+            for i, m in enumerate(manifests):
+                if "i" in m:
+                    continue
+                buf_mv = _bytes_view(buffers[i])
+                for k, off in enumerate(range(0, len(buf_mv), CHUNK)):
+                    if packing and min(CHUNK, len(buf_mv) - off) <= PACK_MAX:
+                        _, bid, _ = next(small_iter)
+                        m["c"][k] = bid
+                        if progress:
+                            progress(blob_size(bid))
                     else:
-                        staged[bid] = tmp
-                        new += added
-                if progress:
-                    progress(blob_size(bid))
+                        _, fut = next(job_iter)
+                        bid, tmp, added = fut.result()
+                        m["c"][k] = bid
+                        if tmp is not None:
+                            if bid in staged:  # the same new chunk twice in this snapshot
+                                tmp.unlink()
+                            else:
+                                staged[bid] = tmp
+                                new += added
+                        if progress:
+                            progress(blob_size(bid))
+            for fut in pack_futs:
+                packs.append(fut.result())
             list(self.pool.map(self._fsync_file, staged.values()))
             dirs = set()
             for bid, tmp in staged.items():
@@ -225,7 +325,16 @@ class BlobStore:
                 dirs.add(path.parent)
             if dirs:
                 dirs.add(self.dir)
+            if packs:
+                self.packs.mkdir(exist_ok=True)
+                for tmp, name, _ in packs:
+                    os.replace(tmp, self.packs / name)
+                dirs.add(self.packs)
+            if dirs:
                 list(self.pool.map(_fsync_dir, dirs))
+            if packs:
+                self._index(packs)
+                new += sum(length for _, _, entries in packs for _, _, length in entries)
             done = True
         except OSError as e:
             raise _write_error(e, self.dir) from None
@@ -240,14 +349,71 @@ class BlobStore:
                     if tmp is not None:
                         with contextlib.suppress(OSError):
                             tmp.unlink()
+                for fut in pack_futs:
+                    if not fut.cancel() and fut.exception() is None:
+                        with contextlib.suppress(OSError):
+                            fut.result()[0].unlink()
         return manifests, new
 
+    def _write_pack(self, items: list[tuple[str, memoryview]]) -> tuple[Path, str, list]:
+        """Append chunks to a new temp pack file and fsync it once. Returns (temp file, final name,
+        [(id, offset, length)])."""
+        name = f"{secrets.token_hex(16)}.pack"
+        tmp = self.tmp / f"{name}.{os.getpid()}"
+        entries = []
+        try:
+            with open(tmp, "wb") as f:
+                f.write(PACK_MAGIC)
+                off = len(PACK_MAGIC)
+                for bid, data in items:
+                    packed = _compress(data)
+                    header, body = (RAW, data) if packed is None else (ZSTD, packed)
+                    f.write(header)
+                    f.write(body)
+                    length = len(header) + len(body)
+                    entries.append((bid, off, length))
+                    off += length
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise _write_error(e, tmp) from None
+        return tmp, name, entries
+
+    def _index(self, packs: list[tuple[Path, str, list]]) -> None:
+        """Record durable packs' entries in the `packed` table (one transaction)."""
+        from . import db as dbmod
+
+        rows = [(bid, name, off, length) for _, name, entries in packs for bid, off, length in entries]
+        try:
+            with self._dblock, dbmod.write(self.db):
+                self.db.conn.executemany(
+                    "insert or ignore into packed (blob_id, pack, offset, length) values (?,?,?,?)", rows)
+        except Exception as e:
+            if "full" in str(e).lower():
+                raise NoSpace("no space left on the store's disk; free some space and snapshot again "
+                              "(earlier versions are intact)") from None
+            raise
+
     # -- reading -------------------------------------------------------------------------------
-    def read_into(self, bid: str, out: memoryview) -> None:
-        """Fill `out` (exactly the chunk's size) with the chunk's bytes, checking the hash."""
+    def read_into(self, bid: str, out: memoryview, where: tuple | None = None) -> None:
+        """Fill `out` (exactly the chunk's size) with the chunk's bytes, checking the hash. `where` is
+        the chunk's pack location when the caller looked it up (locate); else it is looked up here."""
         size = blob_size(bid)
         if len(out) != size:
             raise CorruptBlob(bid, "size does not match its manifest")
+        if where is None and self.db is not None:
+            where = self.locate([bid]).get(bid)
+        if where is not None:
+            try:
+                self._read_packed(bid, where, out)
+            except _PackGone:  # gc repacked it meanwhile: its new place is in the index
+                again = self.locate([bid]).get(bid) if self.db is not None else None
+                if again is None or again == tuple(where):
+                    raise CorruptBlob(bid, f"pack file {where[0]} is missing") from None
+                self._read_packed(bid, again, out)
+            return
         try:
             with open(self.path(bid), "rb") as f:
                 header = f.read(2)
@@ -277,7 +443,44 @@ class BlobStore:
         if blob_id(out) != bid:
             raise CorruptBlob(bid, "content does not match its hash")
 
-    def read_buffer(self, manifest: dict, out: memoryview | None = None) -> memoryview:
+    def _read_packed(self, bid: str, where: tuple, out: memoryview) -> None:
+        pack, off, length = where
+        size = len(out)
+        try:
+            with open(self.pack_path(pack), "rb") as f:
+                f.seek(off)
+                raw = f.read(length)
+        except FileNotFoundError:
+            raise _PackGone() from None
+        except OSError as e:
+            raise CorruptBlob(bid, f"cannot read pack file {pack} ({e.strerror or e})") from None
+        if len(raw) != length:
+            raise CorruptBlob(bid, f"pack file {pack} is truncated")
+        header, body = raw[:2], memoryview(raw)[2:]
+        if header == RAW:
+            if len(body) != size:
+                raise CorruptBlob(bid, "size does not match its pack entry")
+            out[:] = body
+        elif header == ZSTD:
+            try:
+                data = zstandard.ZstdDecompressor().decompress(body, max_output_size=size)
+            except zstandard.ZstdError as e:
+                raise CorruptBlob(bid, f"cannot decompress ({e})") from None
+            if len(data) != size:
+                raise CorruptBlob(bid, "decompressed to the wrong size")
+            out[:] = data
+        else:
+            raise CorruptBlob(bid, f"unknown entry header in pack file {pack}")
+        if blob_id(out) != bid:
+            raise CorruptBlob(bid, "content does not match its hash")
+
+    def read_buffers(self, manifests: list[dict]) -> list[memoryview]:
+        """read_buffer of each manifest, with one index lookup for all their chunks (a variable of
+        3,000 small arrays: one query, not 3,000)."""
+        where = self.locate(b for m in manifests if "i" not in m for b in m["c"])
+        return [self.read_buffer(m, where=where) for m in manifests]
+
+    def read_buffer(self, manifest: dict, out: memoryview | None = None, where: dict | None = None) -> memoryview:
         """Reassemble one buffer from its chunks, straight into `out` (allocated when None)."""
         n = manifest["n"]
         if out is None:
@@ -292,24 +495,111 @@ class BlobStore:
         sizes = [blob_size(bid) for bid in chunks]
         if sum(sizes) != n:
             raise CorruptBlob(chunks[0] if chunks else "0" * 34, "chunks do not add up to the buffer")
+        if where is None:
+            where = self.locate(chunks)
         if len(chunks) == 1:  # no pool round trip for the many one-chunk buffers of a model
-            self.read_into(chunks[0], out)
+            self.read_into(chunks[0], out, where.get(chunks[0]))
             return out
         futs, off = [], 0
         for bid, size in zip(chunks, sizes):
-            futs.append(self.pool.submit(self.read_into, bid, out[off: off + size]))
+            futs.append(self.pool.submit(self.read_into, bid, out[off: off + size], where.get(bid)))
             off += size
         for f in futs:
             f.result()
         return out
 
-    def check(self, bid: str) -> str | None:
+    def check(self, bid: str, where: tuple | None = None) -> str | None:
         """Re-hash one blob; None when intact, else what is wrong."""
         try:
-            self.read_into(bid, memoryview(bytearray(blob_size(bid))))
+            self.read_into(bid, memoryview(bytearray(blob_size(bid))), where)
         except CorruptBlob as e:
             return e.reason
         return None
+
+    def collect_packs(self, keep: set[str]) -> tuple[int, int]:
+        """gc of the packs; call it holding collecting(). Drops the index entries of chunks not in
+        `keep`; deletes packs left with no live entry; rewrites a pack whose live bytes fall below
+        REPACK_BELOW of its size: its live entries are copied to a new pack, which is made durable
+        before the index points at it, and only then is the old one deleted (a crash in between leaves
+        an unindexed file that the next gc removes). Pack files the index does not name (a writer
+        died between renaming and indexing) are deleted. Returns (entries dropped, bytes freed)."""
+        from . import db as dbmod
+
+        if not self._has_index():
+            return 0, 0
+        with self._dblock:
+            rows = self.db.conn.execute("select blob_id, pack, offset, length from packed").fetchall()
+        by_pack: dict[str, list] = {}
+        for bid, pack, off, length in rows:
+            by_pack.setdefault(pack, []).append((bid, off, length))
+        dropped = freed = 0
+        for f in self.pack_files():
+            if f.name not in by_pack:
+                with contextlib.suppress(OSError):
+                    freed += f.stat().st_size
+                    f.unlink()
+        for pack, entries in sorted(by_pack.items()):
+            live = [e for e in entries if e[0] in keep]
+            dead = [e for e in entries if e[0] not in keep]
+            path = self.pack_path(pack)
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            live_bytes = len(PACK_MAGIC) + sum(e[2] for e in live)
+            moved = None
+            if live and size and live_bytes < REPACK_BELOW * size:
+                moved = self._repack(path, live)  # None when the old pack cannot be read whole
+            with self._dblock, dbmod.write(self.db):
+                c = self.db.conn
+                if moved is not None:
+                    name, placed = moved
+                    c.executemany("update packed set pack = ?, offset = ?, length = ? where blob_id = ?",
+                                  [(name, off, length, bid) for bid, off, length in placed])
+                c.executemany("delete from packed where blob_id = ? and pack = ?", [(e[0], pack) for e in dead])
+            dropped += len(dead)
+            if not live or moved is not None:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    freed += size
+                if moved is not None:
+                    freed -= self.pack_path(moved[0]).stat().st_size
+        return dropped, freed
+
+    def _repack(self, old: Path, live: list[tuple[str, int, int]]) -> tuple[str, list] | None:
+        """Copy the entries `live` of pack `old` (as stored: no recompression) to a new durable pack.
+        Returns (new pack name, [(id, offset, length)]), or None when `old` cannot be read whole
+        (then nothing changes and verify names the damaged chunks)."""
+        name = f"{secrets.token_hex(16)}.pack"
+        tmp = self.tmp / f"{name}.{os.getpid()}"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        placed = []
+        try:
+            with open(old, "rb") as src, open(tmp, "wb") as f:
+                f.write(PACK_MAGIC)
+                off = len(PACK_MAGIC)
+                for bid, o, length in sorted(live, key=lambda e: e[1]):
+                    src.seek(o)
+                    raw = src.read(length)
+                    if len(raw) != length:
+                        raise EOFError
+                    f.write(raw)
+                    placed.append((bid, off, length))
+                    off += length
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.packs / name)
+            _fsync_dir(self.packs)
+        except (OSError, EOFError) as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise _write_error(e, tmp) from None
+            return None
+        return name, placed
+
+    def packed_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.pack_files())
 
     def stored_size(self, bid: str) -> int:
         try:
@@ -335,6 +625,10 @@ class BlobStore:
 
 
 _MMAP_FROM = 16 << 20
+
+
+class _PackGone(Exception):
+    """A pack file named by the index is not there (gc may have just repacked it)."""
 
 
 def _write_error(e: OSError, path: Path) -> Exception:

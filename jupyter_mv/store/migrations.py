@@ -73,3 +73,43 @@ def m003_variable_credential(db: sqlite_utils.Database) -> None:
     (`client.api_key`), so exports and remotes withhold it and every view masks it."""
     db["variables"].add_column("credential", int, not_null_default=0)
     db["variables"].add_column("credential_where", str, not_null_default="")
+
+
+@migration
+def m004_packs_and_shared_manifests(db: sqlite_utils.Database) -> None:
+    """Small chunks live in pack files, indexed by `packed` (blob id → pack, offset, length). A
+    variable's manifest (its encoding's chunk list) is stored once in `manifests`, keyed by the sha256
+    of its canonical JSON, and shared by every version holding the same content: an unchanged variable
+    costs one `variables` row whatever its size. `manifest_blobs` replaces `variable_blobs`."""
+    import json
+
+    c = db.conn
+    c.execute("create table packed (blob_id text primary key, pack text not null, offset integer not null,"
+              " length integer not null)")
+    c.execute("create index packed_pack on packed (pack)")
+    c.execute("create table manifests (hash text primary key, body text not null)")
+    c.execute("create table manifest_blobs (manifest_hash text not null, blob_id text not null,"
+              " primary key (manifest_hash, blob_id))")
+    c.execute("create index manifest_blobs_blob on manifest_blobs (blob_id)")
+    c.execute("alter table variables add column manifest_hash text not null default ''")
+    rows = c.execute("select version_id, name, manifest from variables").fetchall()
+    for vid, name, text in rows:
+        body, h = manifest_key(json.loads(text or '{"meta": null, "buffers": []}'))
+        if c.execute("insert or ignore into manifests (hash, body) values (?, ?)", (h, body)).rowcount:
+            ids = {b for m in json.loads(body).get("buffers", []) for b in m.get("c", [])}
+            c.executemany("insert or ignore into manifest_blobs (manifest_hash, blob_id) values (?, ?)",
+                          [(h, b) for b in ids])
+        c.execute("update variables set manifest = '', manifest_hash = ? where version_id = ? and name = ?",
+                  (h, vid, name))
+    c.execute("create index variables_manifest on variables (manifest_hash)")
+    c.execute("drop table variable_blobs")
+
+
+def manifest_key(manifest: dict) -> tuple[str, str]:
+    """(compact JSON, sha256 hex of it) of a variable's manifest: its content address."""
+    import hashlib
+    import json
+
+    # key order kept (not sorted): a codec's meta may rely on it (a state_dict's tensor order)
+    body = json.dumps(manifest, separators=(",", ":"))
+    return body, hashlib.sha256(body.encode()).hexdigest()
