@@ -244,3 +244,15 @@ def test_aliases_of_any_type_stay_safe_references(shell, run, tmp_path):
         got = api.import_bundle(path, store=other).version
         assert set(api.restore(got, ["df2", "same_rows"], store=other)) == {"df", "df2", "rows", "same_rows"}
     assert ns["df2"] is ns["df"] and ns["same_rows"] is ns["rows"]
+
+
+def test_library_state_does_not_make_a_group(shell, run):
+    # every matplotlib artist refers to the module-level rcParams['path.effects'] list, and
+    # estimators to library sentinels: independent objects stay independent variables
+    run("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+        "f1, f2 = plt.figure(), plt.figure()\n"
+        "from sklearn.linear_model import LogisticRegression\nfrom sklearn.preprocessing import StandardScaler\n"
+        "m1 = LogisticRegression().fit([[0], [1]], [0, 1])\nm2 = StandardScaler().fit([[0], [1]])")
+    v = api.snapshot()
+    for n in ("f1", "f2", "m1", "m2"):
+        assert "group" not in st_meta(v, n), n
