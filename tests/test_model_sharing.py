@@ -376,6 +376,33 @@ def test_more_standard_models_and_what_still_needs_trust(two_stores, tmp_path):
 
 
 
+def test_fitted_searches_restore_without_trust(two_stores, tmp_path):
+    """A fitted GridSearchCV / RandomizedSearchCV keeps its splitter and scorer objects
+    (StratifiedKFold, _PassthroughScorer, _Scorer with accuracy_score, ...): vetted, so the search
+    restores from a bundle without --trust, predicting exactly as the original."""
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GridSearchCV, KFold, PredefinedSplit, RandomizedSearchCV
+
+    a, b = two_stores
+    yr = X[:, 0] * 2.0 + X[:, 1]
+    ns = {"gs": GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3).fit(X, Y),
+          "gs_multi": GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3, scoring=["accuracy", "roc_auc", "f1"],
+                                   refit="roc_auc").fit(X, Y),
+          "gs_reg": GridSearchCV(Ridge(), {"alpha": [0.1, 1.0]}, cv=KFold(3, shuffle=True, random_state=0),
+                                 scoring="neg_mean_squared_error").fit(X, yr),
+          "gs_fold": GridSearchCV(Ridge(), {"alpha": [0.1, 1.0]}, cv=PredefinedSplit(np.arange(len(X)) % 2)).fit(X, yr),
+          "rs": RandomizedSearchCV(Pipeline([("s", StandardScaler()), ("lr", LogisticRegression())]),
+                                   {"lr__C": [0.1, 1.0, 10.0]}, n_iter=2, cv=[(np.arange(150), np.arange(150, 300))],
+                                   random_state=0).fit(X, Y)}
+    _, imported = _share(ns, a, b, tmp_path)
+    assert {x.name: x.codec for x in b.variables(imported)} == dict.fromkeys(ns, "sklearn.skops")
+    got = restore_mod.load(b, imported, list(ns))  # no trust
+    for n, model in ns.items():
+        assert np.array_equal(got[n].predict(X), model.predict(X)), n
+        assert got[n].best_params_ == model.best_params_ and got[n].score(X, Y if n in ("gs", "gs_multi", "rs") else yr) \
+            == model.score(X, Y if n in ("gs", "gs_multi", "rs") else yr), n
+
+
 def test_diff_of_imported_models_measures_weights_without_unpickling(two_stores, tmp_path):
     """The model-aware diff uses the same comparison as reproduce: an imported forest's trees by
     their node arrays (skops, audited), an imported module's weights from its weight table."""

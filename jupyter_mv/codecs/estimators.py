@@ -61,6 +61,29 @@ VETTED = (
         "Sum", "Product", "Exponentiation", "CompoundKernel", "Hyperparameter")),
     "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
     "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+    # what a fitted search (GridSearchCV, RandomizedSearchCV) keeps: its cross-validation splitter
+    # (parameters and, for PredefinedSplit, an index array; used only to split, never to predict) and
+    # its scorer objects with the metric functions of scikit-learn's scorer registry
+    # (`sklearn.metrics.get_scorer_names()`): pure functions of arrays, like f_classif above
+    *(f"sklearn.model_selection._split.{c}" for c in (
+        "KFold", "StratifiedKFold", "GroupKFold", "StratifiedGroupKFold", "RepeatedKFold", "RepeatedStratifiedKFold",
+        "ShuffleSplit", "StratifiedShuffleSplit", "GroupShuffleSplit", "TimeSeriesSplit", "LeaveOneOut",
+        "LeavePOut", "LeaveOneGroupOut", "LeavePGroupsOut", "PredefinedSplit", "_CVIterableWrapper")),
+    "sklearn.metrics._scorer._PassthroughScorer", "sklearn.metrics._scorer._Scorer",
+    "sklearn.metrics._scorer._MultimetricScorer",
+    *(f"sklearn.metrics._classification.{f}" for f in (
+        "accuracy_score", "balanced_accuracy_score", "brier_score_loss", "d2_brier_score", "d2_log_loss_score",
+        "f1_score", "jaccard_score", "log_loss", "matthews_corrcoef", "precision_score", "recall_score")),
+    *(f"sklearn.metrics._ranking.{f}" for f in ("average_precision_score", "roc_auc_score", "top_k_accuracy_score")),
+    *(f"sklearn.metrics._regression.{f}" for f in (
+        "d2_absolute_error_score", "explained_variance_score", "max_error", "mean_absolute_error",
+        "mean_absolute_percentage_error", "mean_gamma_deviance", "mean_poisson_deviance", "mean_squared_error",
+        "mean_squared_log_error", "median_absolute_error", "r2_score", "root_mean_squared_error",
+        "root_mean_squared_log_error")),
+    "sklearn.metrics._scorer.negative_likelihood_ratio", "sklearn.metrics._scorer.positive_likelihood_ratio",
+    *(f"sklearn.metrics.cluster._supervised.{f}" for f in (
+        "adjusted_mutual_info_score", "adjusted_rand_score", "completeness_score", "fowlkes_mallows_score",
+        "homogeneity_score", "mutual_info_score", "normalized_mutual_info_score", "rand_score", "v_measure_score")),
 )
 _NOT_PORTABLE = ("__main__", "__mp_main__", "<")  # modules a fresh kernel cannot import from
 _lock = threading.Lock()
