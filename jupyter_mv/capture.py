@@ -33,8 +33,12 @@ def is_candidate(name: str, obj) -> bool:
         return False
     if isinstance(obj, (types.FunctionType, type, types.BuiltinFunctionType, types.MethodType,
                         functools.partial)) or callable(obj) and isinstance(obj, type):
-        # imported functions and classes are code, not state; notebook-defined ones are kept
-        return getattr(obj, "__module__", None) == "__main__" and not isinstance(obj, types.BuiltinFunctionType)
+        # imported functions and classes are code, not state; notebook-defined ones are kept, and so
+        # are classes of no module (sympy's `f = Function('f')`): made at run time, no import finds them
+        mod = getattr(obj, "__module__", None)
+        if mod is None and isinstance(obj, type):
+            return True
+        return mod == "__main__" and not isinstance(obj, types.BuiltinFunctionType)
     mod = type(obj).__module__ or ""
     if mod.startswith(("IPython.", "ipykernel.", "jupyter_mv")):
         return False

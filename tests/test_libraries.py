@@ -375,6 +375,8 @@ def fp_sympy(ns):
         v = ns[k]
         out[k] = (type(v).__name__, v)  # sympy objects compare structurally with ==
     out["assumptions"] = (ns["pos"].is_positive, ns["n"].is_integer)
+    # an undefined function is a class made at run time (no module): stored, and the one expr holds
+    out["f"] = (type(ns["f"]).__name__, str(ns["f"]), ns["expr"].has(ns["f"](ns["x"])))
     return out
 
 
@@ -384,12 +386,14 @@ x, y = sp.symbols("x y")
 pos = sp.Symbol("p", positive=True)
 n = sp.Symbol("n", integer=True)
 f = sp.Function("f")
+h_fn = sp.Function("h_fn")
 expr = sp.sin(x) ** 2 + sp.exp(y) / (1 + x) + f(x) + sp.Rational(1, 3)
 mat = sp.Matrix([[x, 1], [0, y]])
 eq = sp.Eq(x ** 2 - 2, 0)
 sol = sp.solve(eq, x)
 """, """
 expr = sp.diff(expr, x)
+f = h_fn
 mat[0, 1] = pos
 eq = sp.Eq(x, 3)
 sol = [sp.sqrt(pos)]
