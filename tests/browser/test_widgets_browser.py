@@ -10,10 +10,10 @@ import pytest
 pytestmark = pytest.mark.browser
 
 CELLS = [
-    "%load_ext jupyter_mv\nx = 1\nlr = 0.1\n%mv_snapshot -m first --metrics \"{'acc': 0.5}\"",
-    "x = 2\nlr = 0.2\n%mv_snapshot -m second --metrics \"{'acc': 0.7}\"",
+    "%load_ext jupyter_mv\nx = 1\nLR = 0.1\n%mv_snapshot -m first --metrics \"{'acc': 0.5}\"",
+    "x = 2\nLR = 0.2\n%mv_snapshot -m second --metrics \"{'acc': 0.7}\"",
     "%mv_log",
-    "print('X_IS', x, 'LR_IS', lr)",
+    "print('X_IS', x, 'LR_IS', LR)",
     "%mv_diff v1 v2",
 ]
 
@@ -52,7 +52,7 @@ def test_log_restore_and_diff_in_jupyterlab(lab, lab_page):
     params = log.locator(".mv-diff-panel .mv-params")
     params.wait_for()
     text = params.inner_text()
-    assert "lr" in text and "0.1" in text and "0.2" in text
+    assert "LR" in text and "0.1" in text and "0.2" in text
     lab_page.screenshot("03-diff-button", full_page=True)
     for label in ("Restore outputs", "Tag"):
         assert log.locator("button.mv-btn", has_text=label).count() >= 1
@@ -61,5 +61,5 @@ def test_log_restore_and_diff_in_jupyterlab(lab, lab_page):
     lab_page.run_cell(4)
     dw = page.locator(".mv-diff-widget .mv-params")
     dw.wait_for()
-    assert "lr" in dw.inner_text()
+    assert "LR" in dw.inner_text()
     lab_page.screenshot("04-mv-diff", full_page=True)
