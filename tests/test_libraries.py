@@ -159,10 +159,21 @@ def _axes_fp(ax):
             lines, colls, patches)
 
 
+def _pixels(fig):
+    """What the figure draws (Agg, so the same pixels for the same figure): the restored one renders."""
+    import hashlib
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig) if not isinstance(fig.canvas, FigureCanvasAgg) else fig.canvas
+    canvas.draw()
+    return hashlib.sha256(bytes(canvas.buffer_rgba())).hexdigest()
+
+
 def fp_matplotlib(ns):
     fig = ns["fig"]
     return {"fig": (tuple(fig.get_size_inches()), fig.dpi, fig._suptitle.get_text() if fig._suptitle else None,
-                    [_axes_fp(a) for a in fig.axes])}
+                    [_axes_fp(a) for a in fig.axes], _pixels(fig))}
 
 
 MATPLOTLIB = ("matplotlib", """
@@ -184,7 +195,8 @@ fig.set_size_inches(8, 4)
 
 
 def fp_seaborn(ns):
-    return {"ax": _axes_fp(ns["ax"]), "grid": [_axes_fp(a) for a in ns["grid"].axes.flat]}
+    return {"ax": _axes_fp(ns["ax"]), "grid": [_axes_fp(a) for a in ns["grid"].axes.flat],
+            "pixels": (_pixels(ns["ax"].figure), _pixels(ns["grid"].figure))}
 
 
 SEABORN = ("seaborn", """
