@@ -161,14 +161,19 @@ def export(store: Store, version: Version, path: str | os.PathLike,
     Credentials stay home (see redaction.py): variables holding one and params whose value is one
     are left out, texts masked, the manifest's `withheld` lists each item and one
     CredentialsWithheld warning names them. `include_secrets=True` ships them on purpose (the
-    manifest then marks the variables holding credentials, so the importing store does too)."""
+    manifest then marks the variables holding credentials, so the importing store does too).
+
+    scikit-learn estimators are shipped in the skops format (redaction.to_safe_format), so the
+    receiver restores them without --trust; those skops cannot hold stay pickled. The same version
+    exports to the same bytes."""
     from . import redaction
 
     path = Path(path).expanduser()
     if path.is_dir():
         raise BundleError(f"{path} is a directory; give a file name such as {path / ('bundle' + EXTENSION)}")
     original = store.version_by_id(version.id)
-    shared = redaction.plan(store, original, include_secrets)
+    # scikit-learn estimators leave the machine in the skops format (pickled in the local store)
+    shared = redaction.plan(store, original, include_secrets, safe_formats=True)
     version, stored = shared.version, shared.variables
     env = store.environment(version)
     nb_bytes = json.dumps(notebook_of(store, version, cells=shared.cells), indent=1, ensure_ascii=False).encode()
@@ -197,11 +202,13 @@ def export(store: Store, version: Version, path: str | os.PathLike,
             put(NOTEBOOK, nb_bytes, True)
             put(REQUIREMENTS, req_bytes, True)
             for bid in chunks:
-                buf = memoryview(bytearray(blob_size(bid)))
-                try:
-                    store.blobs.read_into(bid, buf)
-                except MVError as e:
-                    raise BundleError(f"cannot export {version.label}: {e}; run `jupyter-mv verify`") from None
+                buf = shared.blobs.get(bid)  # a chunk of a re-encoded variable, not in the store
+                if buf is None:
+                    buf = memoryview(bytearray(blob_size(bid)))
+                    try:
+                        store.blobs.read_into(bid, buf)
+                    except MVError as e:
+                        raise BundleError(f"cannot export {version.label}: {e}; run `jupyter-mv verify`") from None
                 put(f"blobs/{bid}", buf, _compressible(buf))
                 if progress:
                     progress(len(buf))

@@ -5,20 +5,26 @@ Withheld: variables that hold a credential (marked in the store, or plain data f
 params whose value is one; masked (`sk-…****`): the message, name and tags, cell sources, cell
 outputs and variable summaries. `include_secrets=True` is the user's explicit override: nothing is
 withheld and the variables that hold credentials are listed so the receiving store marks them.
+
+Safe formats are for what leaves the machine: the local store pickles scikit-learn estimators (the
+user's own disk, and fast enough to run after every cell); `to_safe_format` re-encodes one with
+skops for a bundle (or a remote), so the receiver can restore it without --trust.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
 from dataclasses import dataclass, field
 
 from . import codecs, credentials
-from .errors import CredentialsWithheld
+from .errors import CredentialsWithheld, MVError
 from .model import Cell, Version
 from .store import Store, StoredVariable
+from .store.blobs import CHUNK, BlobStore
 
-__all__ = ["Redacted", "plan", "warn"]
+__all__ = ["Redacted", "plan", "to_safe_format", "warn"]
 
 
 @dataclass
@@ -30,6 +36,9 @@ class Redacted:
     cells: list  # Cell, sources and outputs masked
     withheld: list = field(default_factory=list)  # manifest records: {"kind", ...}
     included: dict = field(default_factory=dict)  # include_secrets: {variable: [where]} holding credentials
+    # chunks of variables re-encoded in a safe format (to_safe_format) that the store does not hold:
+    # {blob id: bytes}; the writer of the bundle takes them from here
+    blobs: dict = field(default_factory=dict)
 
     def describe(self) -> list[str]:
         """One phrase per withheld or masked item (`variable client (client.api_key)`)."""
@@ -72,8 +81,63 @@ def _plain_findings(store: Store, version: Version, sv: StoredVariable) -> list:
     return credentials.scan_object(sv.name, value)
 
 
-def plan(store: Store, version: Version, include_secrets: bool = False) -> Redacted:
-    """The shareable form of `version` (read afresh from the store, never a masked copy)."""
+def to_safe_format(store: Store, version: Version, sv: StoredVariable) -> tuple[StoredVariable, dict]:
+    """`sv` as it should leave the machine: a scikit-learn estimator the local store pickled
+    (codec "sklearn") re-encoded with skops (codec "sklearn.skops", codecs.estimators.to_skops),
+    so the receiver restores it without --trust after skops' audit. Returns (the variable, {blob id:
+    bytes} of the chunks its new buffers are made of, for the caller to write; chunked and named
+    as the store would: blobs.CHUNK bytes, xxh3-128 ids). Deterministic: the same model gives the
+    same manifest and chunks.
+
+    Returned unchanged (with no chunks): every other variable; one of a version made elsewhere
+    (decoding it would unpickle data nobody vouched for); a member of a group pickled together
+    (codecs.groups: re-encoding one member alone would break the sharing a restore keeps); one skops
+    cannot hold (a torch module inside: it stays pickled, and needs --trust where it arrives); one
+    holding classes or functions defined in the notebook, which stays pickled with those types in
+    its summary's "pickled_for", so the receiver's --trust message names them; one whose stored
+    data is damaged or does not decode here (the writer then meets the damage and names it).
+    Raises MemoryError only."""
+    if sv.codec != "sklearn" or codecs.groups.is_member(sv.codec, sv.manifest["meta"]) \
+            or store.is_imported(version):
+        return sv, {}
+    link = {k: v for k, v in sv.manifest["meta"].items() if k in ("alias", "group")}
+    meta = {k: v for k, v in sv.manifest["meta"].items() if k not in link}
+    ctx = codecs.DecodeContext(trusted=True)
+    ctx.trial = True  # never touch the live notebook's classes (see codecs.pickled.decode)
+    ctx.namespace = {}  # nor define names in the notebook's namespace
+    try:
+        model = codecs.decode(sv.codec, meta, store.blobs.read_buffers(sv.manifest["buffers"]), ctx)
+        enc = codecs.estimators.to_skops(model)
+    except (MVError, ImportError):  # not decodable here, or no skops: shipped as stored (needs --trust)
+        return sv, {}
+    if isinstance(enc, list):
+        return dataclasses.replace(sv, summary={**sv.summary, "pickled_for": enc[:5]}), {}
+    if enc is None:
+        return sv, {}
+    manifests = BlobStore.plan(enc.buffers)
+    chunks: dict = {}
+    for buf, m in zip(enc.buffers, manifests):
+        mv = memoryview(buf).cast("B")
+        for j, bid in enumerate(m["c"]):
+            chunks[bid] = mv[j * CHUNK: (j + 1) * CHUNK]
+    new_meta = {**enc.meta, **link}
+    return dataclasses.replace(
+        sv, codec=enc.codec, content_hash=_content_hash(enc.codec, new_meta, manifests),
+        nbytes=sum(m["n"] for m in manifests), safe=False, manifest={"meta": new_meta, "buffers": manifests},
+    ), chunks
+
+
+def _content_hash(codec: str, meta: dict, manifests: list) -> str:
+    """The content hash a snapshot gives an encoding (the recipe of api._content_hash)."""
+    import xxhash
+
+    return xxhash.xxh3_128_hexdigest(json.dumps([codec, meta, manifests], sort_keys=True, default=repr).encode())
+
+
+def plan(store: Store, version: Version, include_secrets: bool = False, safe_formats: bool = False) -> Redacted:
+    """The shareable form of `version` (read afresh from the store, never a masked copy). With
+    `safe_formats`, the variables kept are also re-encoded in safe formats (to_safe_format) and
+    the chunks of the new encodings are in the result's `blobs`."""
     version = store.version_by_id(version.id)
     stored = [store.stored_variable(version, n) for n in version.variables]
     cells = store.cells(version)
@@ -83,7 +147,7 @@ def plan(store: Store, version: Version, include_secrets: bool = False) -> Redac
             where = list(sv.credential) or [f.where for f in _plain_findings(store, version, sv)]
             if where:
                 included[sv.name] = list(dict.fromkeys(where))
-        return Redacted(version, stored, cells, [], included)
+        return _safe_formats(store, Redacted(version, stored, cells, [], included), safe_formats)
     withheld: list = []
     kept = []
     for sv in stored:
@@ -125,7 +189,19 @@ def plan(store: Store, version: Version, include_secrets: bool = False) -> Redac
         out_cells.append(mc)
     shared = dataclasses.replace(version, params=params, message=message, name=name, tags=tuple(tags),
                                  variables=tuple(sv.name for sv in kept))
-    return Redacted(shared, kept, out_cells, withheld, {})
+    return _safe_formats(store, Redacted(shared, kept, out_cells, withheld, {}), safe_formats)
+
+
+def _safe_formats(store: Store, r: Redacted, wanted: bool) -> Redacted:
+    if not wanted:
+        return r
+    out = []
+    for sv in r.variables:
+        sv, chunks = to_safe_format(store, r.version, sv)
+        out.append(sv)
+        r.blobs.update(chunks)
+    r.variables = out
+    return r
 
 
 def warn(r: Redacted, where: str, flag: str = "--include-secrets (include_secrets=True)") -> None:

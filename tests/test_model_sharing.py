@@ -157,11 +157,13 @@ def test_notebook_defined_estimator_falls_back_to_pickle_and_needs_trust(shell, 
     run("%mv_snapshot scaler plain clipped")
     st = api.session().store()
     v = st.versions()[-1]
-    assert {x.name: x.codec for x in st.variables(v)} == {"scaler": "sklearn", "plain": "sklearn.skops",
-                                                         "clipped": "sklearn"}
+    # the local store pickles every estimator; the bundle ships skops where skops can hold it
+    assert {x.name: x.codec for x in st.variables(v)} == dict.fromkeys(("scaler", "plain", "clipped"), "sklearn")
     run(f"%mv_export v1 {tmp_path / 'scalers.mvz'}")
     with Store(tmp_path / "colleague" / ".jupyter_mv") as other:
         imported = api.import_bundle(tmp_path / "scalers.mvz", store=other).version
+        assert {x.name: x.codec for x in other.variables(imported)} == {
+            "scaler": "sklearn", "plain": "sklearn.skops", "clipped": "sklearn"}
         with pytest.raises(Untrusted, match=r"scaler would unpickle __main__\.LogScaler; pass --trust"):
             api.load(imported, "scaler", store=other)
         assert api.load(imported, "plain", store=other).mean_.tolist() == [5.0, 6.0]
@@ -176,7 +178,7 @@ def test_notebook_defined_estimator_falls_back_to_pickle_and_needs_trust(shell, 
 
 # -- skops data is audited and checked ----------------------------------------------------------------
 def _tree_buffers(model):
-    enc = codecs.encode(model)
+    enc = codecs.estimators.to_skops(model)
     assert enc.codec == "sklearn.skops"
     return enc, [bytes(b) for b in enc.buffers]
 
@@ -208,9 +210,89 @@ def test_damaged_tree_nodes_are_refused():
 
 def test_skops_encoding_is_deterministic():
     forest = _models()["forest"]
-    e1, e2 = codecs.encode(forest), codecs.encode(forest)
+    e1, e2 = codecs.estimators.to_skops(forest), codecs.estimators.to_skops(forest)
     assert e1.meta == e2.meta and [bytes(b) for b in e1.buffers] == [bytes(b) for b in e2.buffers]
     assert len(e1.buffers) > 15  # the fitted arrays are buffers of their own (chunked, deduplicated)
+
+
+# -- pickled locally, skops in bundles ------------------------------------------------------------------
+def _bundle_manifest(path) -> dict:
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        return json.loads(zf.read("manifest.json"))
+
+
+def test_forest_is_pickled_locally_and_shipped_as_skops(two_stores, tmp_path):
+    """The local store takes the fast pickle path; the bundle carries skops (no --trust needed where it
+    arrives); an unchanged re-snapshot writes nothing; the same model exports to the same bytes; an
+    alias of the model travels as skops too and is the same object again after the restore."""
+    a, b = two_stores
+    forest = RandomForestClassifier(n_estimators=40, max_depth=6, random_state=0).fit(X, Y)
+    ns = {"forest": forest, "same": forest, "lr": LogisticRegression().fit(X, Y)}
+    api.set_session(api.Session(namespace=ns))
+    v1 = api.take_snapshot(message="first", store=a).version
+    assert {x.name: x.codec for x in a.variables(v1)} == dict.fromkeys(ns, "sklearn")
+    r2 = api.take_snapshot(message="unchanged", store=a)
+    assert r2.version.new_bytes == 0
+    assert {x.name: x.content_hash for x in a.variables(r2.version)} == {x.name: x.content_hash for x in a.variables(v1)}
+
+    p1 = api.export(v1, tmp_path / "one.mvz", store=a)
+    p2 = api.export(r2.version, tmp_path / "two.mvz", store=a)
+    m1, m2 = _bundle_manifest(p1), _bundle_manifest(p2)
+    assert {x["name"]: x["codec"] for x in m1["variables"]} == dict.fromkeys(ns, "sklearn.skops")
+    # same model, same bytes: variables' manifests and blob members identical in both bundles
+    assert [(x["name"], x["content_hash"], x["manifest"]) for x in m1["variables"]] == \
+        [(x["name"], x["content_hash"], x["manifest"]) for x in m2["variables"]]
+    assert {k: v for k, v in m1["members"].items() if k.startswith("blobs/")} == \
+        {k: v for k, v in m2["members"].items() if k.startswith("blobs/")}
+    assert api.export(v1, tmp_path / "again.mvz", store=a).read_bytes() == p1.read_bytes()
+    # exporting wrote nothing into the local store: its rows are still the pickled ones
+    assert {x.name: x.codec for x in a.variables(v1)} == dict.fromkeys(ns, "sklearn")
+
+    imported = api.import_bundle(p1, store=b).version
+    assert {x.name: x.codec for x in b.variables(imported)} == dict.fromkeys(ns, "sklearn.skops")
+    got = restore_mod.load(b, imported, None, trust=False)
+    assert got["same"] is got["forest"]
+    assert compare_values(forest, got["forest"], rtol=0, atol=0) is None
+    assert np.array_equal(got["forest"].predict_proba(X), forest.predict_proba(X))
+    # re-exported from the receiving store, the skops rows are shipped as they are
+    again = _bundle_manifest(api.export(imported, tmp_path / "re.mvz", store=b))
+    assert {x["name"]: x["codec"] for x in again["variables"]} == dict.fromkeys(ns, "sklearn.skops")
+
+
+def test_an_imported_pickled_model_is_not_decoded_to_be_reexported(two_stores, tmp_path, monkeypatch):
+    """A pickled estimator that arrived in a bundle (it holds a lambda: skops cannot ship it) is
+    shipped on as it is: turning it into skops would mean unpickling what nobody vouched for."""
+    a, b = two_stores
+    odd = LogisticRegression().fit(X, Y)
+    odd.postprocess_ = lambda p: p  # a function a fresh kernel cannot import by name
+    _, imported = _share({"odd": odd}, a, b, tmp_path)
+    sv = b.stored_variable(imported, "odd")
+    assert sv.codec == "sklearn" and any("<lambda>" in t for t in sv.summary["pickled_for"])
+    with pytest.raises(Untrusted, match=r"odd would unpickle sklearn\.linear_model\._logistic\.LogisticRegression "
+                                        r"\(it holds .*<lambda>"):
+        restore_mod.load(b, imported, ["odd"])
+    monkeypatch.setattr(codecs, "decode", lambda *a, **k: pytest.fail("decoded an imported pickle"))
+    again = _bundle_manifest(api.export(imported, tmp_path / "re.mvz", store=b))
+    assert [x["codec"] for x in again["variables"]] == ["sklearn"]
+
+
+def test_stores_with_skops_rows_still_restore_and_export(two_stores, tmp_path, monkeypatch):
+    """Stores written while estimators were stored with skops locally hold "sklearn.skops" rows:
+    they restore, and export as they are."""
+    a, b = two_stores
+    forest = RandomForestClassifier(n_estimators=5, max_depth=4, random_state=0).fit(X, Y)
+    with monkeypatch.context() as m:  # the encoder of that release
+        m.setattr(codecs.estimators, "encode", codecs.estimators.to_skops)
+        api.set_session(api.Session(namespace={"forest": forest}))
+        v = api.take_snapshot(message="skops era", store=a).version
+    assert a.stored_variable(v, "forest").codec == "sklearn.skops"
+    assert compare_values(forest, restore_mod.load(a, v)["forest"], rtol=0, atol=0) is None
+    path = api.export(v, tmp_path / "old.mvz", store=a)
+    imported = api.import_bundle(path, store=b).version
+    assert b.stored_variable(imported, "forest").codec == "sklearn.skops"
+    assert np.array_equal(restore_mod.load(b, imported)["forest"].predict_proba(X), forest.predict_proba(X))
 
 
 # -- torch: weights into a live module -----------------------------------------------------------------

@@ -1,12 +1,18 @@
-"""scikit-learn estimators and pipelines in the skops format (codec "sklearn.skops"), with their
-scalar hyperparameters recorded as params and summary.
+"""scikit-learn estimators and pipelines: pickled in the local store (codec "sklearn"), shipped in
+the skops format (codec "sklearn.skops") when they leave the machine, with their scalar
+hyperparameters recorded as params and summary.
 
-skops (https://skops.readthedocs.io, `skops.io`) writes an object as a zip of `schema.json` (a
+Locally: the local store is the user's own disk, so estimators take the pickle codec's fast path
+(cloudpickle protocol 5, fitted arrays out of band, chunked and deduplicated: an unchanged model
+writes nothing new). skops' JSON schema costs 0.2-0.9 s for a 100-tree forest where the pickle
+costs about 0.01 s, too slow to run after every cell (benchmarks/sklearn_codec.py).
+
+Shared (bundles, see redaction.to_safe_format): `to_skops` re-encodes a model with skops
+(https://skops.readthedocs.io, `skops.io`), which writes an object as a zip of `schema.json` (a
 tree of typed nodes) plus one `.npy` member per array. We keep the members apart: buffer 0 is the
-schema, buffer i the member `meta["files"][i-1]`, so every fitted array is chunked and
-deduplicated like any array and an unchanged model writes nothing new. skops names members and
-nodes after `id()` of the live objects; those are renumbered in order of appearance so the same
-model always encodes to the same bytes.
+schema, buffer i the member `meta["files"][i-1]`. skops names members and nodes after `id()` of
+the live objects; those are renumbered in order of appearance so the same model always encodes to
+the same bytes (a bundle of the same model is the same file).
 
 Loading never unpickles. What it may construct is checked with skops' own audit
 (`get_untrusted_types`): restore.py refuses an imported variable holding any type that neither
@@ -15,8 +21,9 @@ arrays are checked after loading (`check_structures`): their compiled predict co
 and feature indices without bounds checks.
 
 Estimators skops cannot write, or whose types a fresh kernel could not import (classes and
-functions defined in the notebook, `__main__`), fall back to the pickle codec under the name
-"sklearn" (also how stores written before skops hold every estimator; still decoded there)."""
+functions defined in the notebook, `__main__`), stay pickled in a bundle too, and need --trust
+there. "sklearn.skops" rows written to local stores by the release that stored skops locally are
+still decoded here."""
 
 from __future__ import annotations
 
@@ -196,30 +203,48 @@ def _canonical(schema: dict) -> tuple[dict, dict]:
 
 
 def encode(obj) -> Encoded:
+    """The local store's encoding: the pickle codec under the name "sklearn" (see the module doc)."""
     from . import pickled
 
     summary, params = _summary(obj)
-    try:
-        enc = _encode_skops(obj, summary, params)
-    except (NotStorable, ImportError):  # ImportError: an environment without skops still snapshots
-        enc = None
-    if isinstance(enc, list):  # types a fresh kernel could not import: named when trust is asked for
-        summary["pickled_for"] = enc[:5]
-        enc = None
-    if enc is None:  # skops cannot hold it (or a fresh kernel could not load it): pickle, needs --trust
-        return pickled.encode_with(obj, "sklearn", summary, params)
+    enc = pickled.encode_with(obj, "sklearn", summary, params)
+    own = reach(obj)
+    # what can be shared is what the estimator holds (see reach), not everything the pickle met: a
+    # forest's and a boosting model's pickles both meet numpy's node-dtype field table and the loss
+    # classes' intervals, which would make every two models one group. A torch module inside (skorch)
+    # is looked into as the pickle codec does, so an optimizer of its parameters stays with it.
+    # (functions and classes it refers to, FunctionTransformer's func, are code, not shared state)
+    if not _holds_torch(own):
+        from .groups import shareable
+
+        enc.reach = {k: o for k, o in own.items() if shareable(o)}
     return enc
+
+
+def _holds_torch(reached: dict) -> bool:
+    if not loaded("torch"):
+        return False
+    import torch
+
+    return any(isinstance(o, (torch.Tensor, torch.nn.Module, torch.optim.Optimizer)) for o in reached.values())
+
+
+def to_skops(obj) -> Encoded | list | None:
+    """The shareable encoding of estimator `obj` (codec "sklearn.skops", deterministic: the same
+    model gives the same meta and buffers). Returns the list of type names (`module.qualname`, at
+    most all of them) a fresh kernel could not import when `obj` holds classes or functions defined
+    in the notebook, and None when skops cannot write it (or a torch module is inside). Raises
+    NotStorable when it is nested too deeply; ImportError when skops is not installed."""
+    summary, params = _summary(obj)
+    return _encode_skops(obj, summary, params)
 
 
 def _encode_skops(obj, summary: dict, params: dict) -> Encoded | list | None:
     """The skops encoding; None when skops cannot write `obj`; the list of the types that are not
     portable when it holds classes or functions defined in the notebook."""
     reached = reach(obj)
-    if loaded("torch"):  # a torch module inside (skorch): the pickle codec keeps its tensors out of band
-        import torch
-
-        if any(isinstance(o, (torch.Tensor, torch.nn.Module, torch.optim.Optimizer)) for o in reached.values()):
-            return None
+    if _holds_torch(reached):  # a torch module inside (skorch): the pickle codec keeps its tensors out of band
+        return None
     sio = _skops()
     try:
         raw = sio.dumps(obj)

@@ -26,8 +26,13 @@ class _TrialContext(DecodeContext):
 def needs_trial(enc: Encoded) -> bool:
     """Does restoring `enc` unpickle (and so possibly fail)? The safe formats do not; nor do skops
     models, which load through skops' own typed schema (and would cost a full load: 0.3 s for a
-    100-tree forest, where a pickle's trial costs well under a millisecond)."""
-    return not enc.safe and enc.codec not in estimators.NAMES
+    100-tree forest, where a pickle's trial costs well under a millisecond). Nor another variable
+    under a new name (`m2 = model`, any codec): it restores as the object restored for the variable
+    it names, whose own encoding is tried (trying the link alone could only fail: the variable it
+    names is not in the trial)."""
+    from .groups import base_of
+
+    return not enc.safe and enc.codec not in estimators.NAMES and base_of(enc.meta) is None
 
 
 def check(enc: Encoded) -> str | None:
@@ -36,11 +41,11 @@ def check(enc: Encoded) -> str | None:
         with warnings.catch_warnings(), _no_side_effects():
             warnings.simplefilter("ignore")  # torch warns about read-only buffers; the views are dropped
             try:
-                decode(enc.codec, enc.meta, [_readonly(b) for b in enc.buffers], _TrialContext())
+                decode(enc.codec, enc.meta, [_readonly(b) for b in enc.buffers], _context(enc))
             except MVError:
                 # a __setstate__ that writes into its arrays needs writable buffers (a real restore
                 # gives it fresh ones): before calling it broken, try again on copies
-                decode(enc.codec, enc.meta, [bytearray(b) for b in enc.buffers], _TrialContext())
+                decode(enc.codec, enc.meta, [bytearray(b) for b in enc.buffers], _context(enc))
     except MemoryError:  # not enough room for a second copy now says nothing about the data: kept
         return None
     except DecodeError as e:
@@ -50,6 +55,13 @@ def check(enc: Encoded) -> str | None:
     except Exception as e:  # codecs.decode names its failures; this is the last resort
         return f"{type(e).__name__}: {e}"
     return None
+
+
+def _context(enc: Encoded) -> _TrialContext:
+    ctx = _TrialContext()
+    # a group's pickle refers to variables stored in their own codec (codecs.groups): the live ones
+    ctx.objects = dict(getattr(enc, "referenced", None) or {})
+    return ctx
 
 
 def _readonly(b) -> memoryview:
