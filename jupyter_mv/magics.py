@@ -496,12 +496,32 @@ def _next_step(v) -> str:
     variables = api.session().store().variables(v)
     if not variables:
         return f"see it with %mv_show {ref}"
-    # the example: the largest variable that restores without --trust (the data more than a scalar)
-    safe = [x.name for x in sorted(variables, key=lambda x: -x.nbytes) if x.safe]
+    # the example: the largest variable that restores without --trust (the data more than a scalar);
+    # a skops model is one when its audit passes (restore's own check, so the hint never says
+    # --trust where none is needed)
+    safe = next((x.name for x in sorted(variables, key=lambda x: -x.nbytes) if x.safe or _restores_untrusted(v, x)),
+                None)
     if safe:
-        return f"restore with %mv_restore {ref} {safe[0]}   (all its variables: %mv_restore {ref}; details: %mv_show {ref})"
+        return f"restore with %mv_restore {ref} {safe}   (all its variables: %mv_restore {ref}; details: %mv_show {ref})"
     return (f"restore with %mv_restore {ref} {variables[0].name} --trust   (pickle-based: only if you trust the sender; "
             f"details: %mv_show {ref})")
+
+
+def _restores_untrusted(v, x) -> bool:
+    """Does variable `x` of imported version `v` restore without --trust (a skops model whose audit
+    passes)? Only skops models are audited here; other pickle-based codecs never do."""
+    import importlib
+
+    from . import codecs
+
+    restore = importlib.import_module("jupyter_mv.restore")  # the package's `restore` is api.restore
+    if x.codec not in codecs.estimators.NAMES:
+        return False
+    try:
+        restore.check_trust(api.session().store(), v, [x.name], False)
+    except Exception:  # Untrusted, or data the audit cannot read: not an example to suggest
+        return False
+    return True
 
 
 _MULTIWORD = {"-m": "message", "--message": "message", "-n": "name", "--name": "name"}

@@ -290,3 +290,33 @@ def test_cli_import_into_a_notebook_folder_creates_its_store_beside(tmp_path, sh
     empty.mkdir()
     r = cli_in_process("--store", empty, "import", tmp_path / "b.mvz", cwd=tmp_path)
     assert r.returncode == 0 and (empty / "store.db").exists()  # an empty folder is the store itself
+
+
+def test_import_hint_says_trust_only_when_it_is_needed(shell, run, tmp_path, monkeypatch, capsys):
+    """A bundle whose only variable is a scikit-learn model (skops, passes the audit): the hint names
+    the restore without --trust, and that restore works; one holding only a notebook-defined object
+    says --trust."""
+    monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", A)
+    run("import numpy as np\nfrom sklearn.linear_model import LogisticRegression\n"
+        "clf = LogisticRegression().fit(np.arange(20.0).reshape(10, 2), [0, 1] * 5)\n"
+        "class Box:\n    pass\nbox = Box()")
+    run("%mv_snapshot clf")
+    run("%mv_snapshot box")
+    run(f"%mv_export v1 {tmp_path / 'model.mvz'}")
+    run(f"%mv_export v2 {tmp_path / 'box.mvz'}")
+    colleague = tmp_path / "colleague"
+    colleague.mkdir()
+    monkeypatch.chdir(colleague)
+    monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", "analysis/B.ipynb")
+    api.set_session(None)
+    shell.user_ns.pop("clf")
+    capsys.readouterr()
+    run(f"%mv_import {tmp_path / 'model.mvz'}")
+    hint = capsys.readouterr().out.strip().splitlines()[1]
+    assert hint.startswith(f"restore with %mv_restore {A}:v1 clf ") and "--trust" not in hint, hint
+    run(f"%mv_restore {A}:v1 clf")
+    assert shell.user_ns["clf"].predict([[0.0, 1.0]]).shape == (1,)
+    capsys.readouterr()
+    run(f"%mv_import {tmp_path / 'box.mvz'}")
+    hint = capsys.readouterr().out.strip().splitlines()[1]
+    assert hint.startswith(f"restore with %mv_restore {A}:v2 box --trust"), hint
