@@ -17,7 +17,7 @@ from jupyter_mv.errors import StoreError
 from jupyter_mv.store import Store
 from jupyter_mv.store.blobs import CHUNK, BlobStore
 
-TABLES = ("versions", "variables", "manifests", "manifest_blobs", "packed", "version_cells", "params", "metrics", "tags")
+TABLES = ("versions", "variables", "manifests", "manifest_blobs", "version_cells", "params", "metrics", "tags")
 
 
 class Boom(RuntimeError):
@@ -72,7 +72,7 @@ def _inject(kind: str, monkeypatch):
         monkeypatch.setattr(Store, "commit_version", _fail_after(0, Store.commit_version))
     elif kind == "inside_transaction":
         # after the version and variable rows are inserted, before the transaction commits
-        monkeypatch.setattr(storemod, "blob_size", _fail_after(0, storemod.blob_size))
+        monkeypatch.setattr(storemod, "manifest_key", _fail_after(0, storemod.manifest_key))
     else:  # pragma: no cover
         raise AssertionError(kind)
 

@@ -202,7 +202,6 @@ class Store:
                      sum(v.nbytes for v in variables), new_bytes, origin, execution_count),
                 )
                 vid = cur.lastrowid
-                ts = now()
                 for v in variables:
                     # the manifest is content-addressed: an unchanged variable adds this one row
                     body, mh = manifest_key(v.manifest)
@@ -218,8 +217,6 @@ class Store:
                         ids = v.blob_ids()
                         conn.executemany("insert or ignore into manifest_blobs (manifest_hash, blob_id) values (?,?)",
                                          [(mh, b) for b in ids])
-                        conn.executemany("insert or ignore into blobs (id, size, created) values (?,?,?)",
-                                         [(b, blob_size(b), ts) for b in ids])
                 for pos, c in enumerate(cells):
                     h = _cell_hash(c)
                     if not conn.execute("select 1 from cells where hash = ?", (h,)).fetchone():
@@ -540,8 +537,6 @@ class Store:
             dropped, pack_freed = self.blobs.collect_packs(keep)
             files, freed = files + dropped, freed + pack_freed
             self.blobs.clean_tmp()
-            with self.write():
-                self.db.conn.execute("delete from blobs where id not in (select blob_id from manifest_blobs)")
         return files, freed
 
     def delete_versions(self, versions: list[Version]) -> int:

@@ -27,7 +27,7 @@ INLINE = 2048  # buffers smaller than this live in the manifest, not in a file o
 # chunks of at most PACK_MAX bytes are appended to pack files (git's packfiles, restic's packs): a snapshot
 # of 3,000 small arrays writes and fsyncs a few files, not 3,000. Larger chunks stay one file each.
 PACK_MAX = int(os.environ.get("JUPYTER_MV_PACK_MAX", 256 * 1024))
-PACK_TARGET = 8 << 20  # one snapshot's new small chunks are split into packs of about this size, written in parallel
+PACK_TARGET = 4 << 20  # one snapshot's new small chunks are split into packs of about this size, written in parallel
 PACK_MAGIC = b"MVPACK1\n"  # first bytes of every pack file; entries follow: 2-byte blob header + body each
 REPACK_BELOW = 0.5  # gc rewrites a pack whose live bytes fall below this fraction of its size
 
@@ -41,12 +41,18 @@ def blob_size(bid: str) -> int:
     return int(bid.rsplit("-", 1)[1], 16)
 
 
+_LOCAL = threading.local()
+
+
 def _compress(data: memoryview) -> bytes | None:
-    """zstd-compress `data`, or None when it does not pay (random floats gain ~6%)."""
+    """zstd-compress `data`, or None when it does not pay (random floats gain ~6%). A sample decides
+    first: 64 kB, or 1 kB for a chunk bound for a pack (3,000 of them would spend 90 ms on samples)."""
     if len(data) < 512:
         return None
-    cctx = zstandard.ZstdCompressor(level=1)
-    sample = data[:_SAMPLE]
+    cctx = getattr(_LOCAL, "cctx", None)
+    if cctx is None:  # a compressor per thread: creating one costs more than compressing 3 kB
+        cctx = _LOCAL.cctx = zstandard.ZstdCompressor(level=1)
+    sample = data[: 1024 if len(data) <= PACK_MAX else _SAMPLE]
     if len(cctx.compress(sample)) > 0.9 * len(sample):
         return None
     out = cctx.compress(data)
@@ -365,8 +371,18 @@ class BlobStore:
             with open(tmp, "wb") as f:
                 f.write(PACK_MAGIC)
                 off = len(PACK_MAGIC)
+                skip = streak = 0  # after k incompressible chunks in a row, try only every 2^k-th (≤ 64)
                 for bid, data in items:
-                    packed = _compress(data)
+                    if skip:
+                        skip -= 1
+                        packed = None
+                    else:
+                        packed = _compress(data)
+                        if packed is None and len(data) >= 512:
+                            streak = min(streak + 1, 6)
+                            skip = (1 << streak) - 1
+                        else:
+                            streak = 0
                     header, body = (RAW, data) if packed is None else (ZSTD, packed)
                     f.write(header)
                     f.write(body)

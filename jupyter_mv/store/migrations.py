@@ -80,7 +80,7 @@ def m004_packs_and_shared_manifests(db: sqlite_utils.Database) -> None:
     """Small chunks live in pack files, indexed by `packed` (blob id → pack, offset, length). A
     variable's manifest (its encoding's chunk list) is stored once in `manifests`, keyed by the sha256
     of its canonical JSON, and shared by every version holding the same content: an unchanged variable
-    costs one `variables` row whatever its size. `manifest_blobs` replaces `variable_blobs`."""
+    costs one `variables` row whatever its size. `manifest_blobs` replaces `variable_blobs`; the unread `blobs` table goes."""
     import json
 
     c = db.conn
@@ -103,6 +103,7 @@ def m004_packs_and_shared_manifests(db: sqlite_utils.Database) -> None:
                   (h, vid, name))
     c.execute("create index variables_manifest on variables (manifest_hash)")
     c.execute("drop table variable_blobs")
+    c.execute("drop table blobs")  # sizes are in the ids; nothing read it
 
 
 def manifest_key(manifest: dict) -> tuple[str, str]:
