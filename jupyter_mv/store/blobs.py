@@ -413,7 +413,7 @@ class BlobStore:
             raise
 
     # -- reading -------------------------------------------------------------------------------
-    def read_into(self, bid: str, out: memoryview, where: tuple | None = None) -> None:
+    def read_into(self, bid: str, out: memoryview, where: tuple | None = None, fds: dict | None = None) -> None:
         """Fill `out` (exactly the chunk's size) with the chunk's bytes, checking the hash. `where` is
         the chunk's pack location when the caller looked it up (locate); else it is looked up here."""
         size = blob_size(bid)
@@ -423,7 +423,7 @@ class BlobStore:
             where = self.locate([bid]).get(bid)
         if where is not None:
             try:
-                self._read_packed(bid, where, out)
+                self._read_packed(bid, where, out, fds)
             except _PackGone:  # gc repacked it meanwhile: its new place is in the index
                 again = self.locate([bid]).get(bid) if self.db is not None else None
                 if again is None or again == tuple(where):
@@ -459,13 +459,20 @@ class BlobStore:
         if blob_id(out) != bid:
             raise CorruptBlob(bid, "content does not match its hash")
 
-    def _read_packed(self, bid: str, where: tuple, out: memoryview) -> None:
+    def _read_packed(self, bid: str, where: tuple, out: memoryview, fds: dict | None = None) -> None:
+        """`fds`: pack name → open descriptor, shared by the reads of one call (read_buffers)."""
         pack, off, length = where
         size = len(out)
         try:
-            with open(self.pack_path(pack), "rb") as f:
-                f.seek(off)
-                raw = f.read(length)
+            if fds is None:
+                with open(self.pack_path(pack), "rb") as f:
+                    f.seek(off)
+                    raw = f.read(length)
+            else:
+                fd = fds.get(pack)
+                if fd is None:
+                    fd = fds[pack] = os.open(self.pack_path(pack), os.O_RDONLY)
+                raw = os.pread(fd, length, off)
         except FileNotFoundError:
             raise _PackGone() from None
         except OSError as e:
@@ -494,9 +501,15 @@ class BlobStore:
         """read_buffer of each manifest, with one index lookup for all their chunks (a variable of
         3,000 small arrays: one query, not 3,000)."""
         where = self.locate(b for m in manifests if "i" not in m for b in m["c"])
-        return [self.read_buffer(m, where=where) for m in manifests]
+        fds: dict[str, int] = {}  # each pack opened once, not once per chunk
+        try:
+            return [self.read_buffer(m, where=where, fds=fds) for m in manifests]
+        finally:
+            for fd in fds.values():
+                os.close(fd)
 
-    def read_buffer(self, manifest: dict, out: memoryview | None = None, where: dict | None = None) -> memoryview:
+    def read_buffer(self, manifest: dict, out: memoryview | None = None, where: dict | None = None,
+                    fds: dict | None = None) -> memoryview:
         """Reassemble one buffer from its chunks, straight into `out` (allocated when None)."""
         n = manifest["n"]
         if out is None:
@@ -514,7 +527,7 @@ class BlobStore:
         if where is None:
             where = self.locate(chunks)
         if len(chunks) == 1:  # no pool round trip for the many one-chunk buffers of a model
-            self.read_into(chunks[0], out, where.get(chunks[0]))
+            self.read_into(chunks[0], out, where.get(chunks[0]), fds)
             return out
         futs, off = [], 0
         for bid, size in zip(chunks, sizes):
