@@ -157,6 +157,8 @@ class _Detector:
             return False
         if isinstance(p, self.keyword_type) and h.is_indirect_reference(line):
             return False
+        if isinstance(p, self.entropy_type) and _path_like(v):
+            return False
         return not h.is_likely_id_string(v, line, p)
 
     def line(self, line: str, eager: bool) -> tuple:
@@ -174,6 +176,20 @@ class _Detector:
                 if MIN_EAGER <= len(v) <= MAX_EAGER and e.calculate_shannon_entropy(v) > e.entropy_limit and self._kept(e, v, line):
                     found.append((e.secret_type, v))
         return tuple(dict.fromkeys(found))
+
+
+# One segment of a path or URL as people write them: lower case (or a leading capital), digits and
+# `._=-`, or all upper case. A random base64 token split at its `/` (an AWS secret key can hold one)
+# has segments of mixed case.
+_PATH_SEGMENT = re.compile(r"[A-Z]?[a-z0-9._=~+-]*|[A-Z0-9._=~+-]*")
+
+
+def _path_like(v: str) -> bool:
+    """Does a high-entropy match read as a path or URL (`//bucket/experiments/2024-01-01/run_8f3a9c2b/model`)
+    rather than a key? Two or more `/` and every segment path-shaped: the base64 alphabet includes
+    `/`, so detect-secrets' entropy plugins see a long path as one high-entropy string."""
+    segments = [x for x in v.split("/") if x]
+    return v.count("/") >= 2 and len(segments) >= 2 and all(_PATH_SEGMENT.fullmatch(x) for x in segments)
 
 
 _detector: _Detector | None = None
