@@ -14,7 +14,6 @@ skops for a bundle (or a remote), so the receiver can restore it without --trust
 from __future__ import annotations
 
 import dataclasses
-import json
 import warnings
 from dataclasses import dataclass, field
 
@@ -87,7 +86,7 @@ def to_safe_format(store: Store, version: Version, sv: StoredVariable) -> tuple[
     so the receiver restores it without --trust after skops' audit. Returns (the variable, {blob id:
     bytes} of the chunks its new buffers are made of, for the caller to write; chunked and named
     as the store would: blobs.CHUNK bytes, xxh3-128 ids). Deterministic: the same model gives the
-    same manifest and chunks.
+    same manifest and chunks. The content hash stays the stored one (the same model, another format).
 
     Returned unchanged (with no chunks): every other variable; one of a version made elsewhere
     (decoding it would unpickle data nobody vouched for); a member of a group pickled together
@@ -120,18 +119,10 @@ def to_safe_format(store: Store, version: Version, sv: StoredVariable) -> tuple[
         mv = memoryview(buf).cast("B")
         for j, bid in enumerate(m["c"]):
             chunks[bid] = mv[j * CHUNK: (j + 1) * CHUNK]
-    new_meta = {**enc.meta, **link}
-    return dataclasses.replace(
-        sv, codec=enc.codec, content_hash=_content_hash(enc.codec, new_meta, manifests),
-        nbytes=sum(m["n"] for m in manifests), safe=False, manifest={"meta": new_meta, "buffers": manifests},
-    ), chunks
-
-
-def _content_hash(codec: str, meta: dict, manifests: list) -> str:
-    """The content hash a snapshot gives an encoding (the recipe of api._content_hash)."""
-    import xxhash
-
-    return xxhash.xxh3_128_hexdigest(json.dumps([codec, meta, manifests], sort_keys=True, default=repr).encode())
+    # the content hash stays the variable's: it names the model, not the format it travels in, so
+    # the receiver's version lists the same hashes as the sender's and a diff of the two calls it same
+    return dataclasses.replace(sv, codec=enc.codec, nbytes=sum(m["n"] for m in manifests), safe=False,
+                               manifest={"meta": {**enc.meta, **link}, "buffers": manifests}), chunks
 
 
 def plan(store: Store, version: Version, include_secrets: bool = False, safe_formats: bool = False) -> Redacted:

@@ -19,6 +19,7 @@ import pytest
 from jupyter_mv import api, bundle
 from jupyter_mv.errors import BundleError, Untrusted
 from jupyter_mv.store import Store
+from jupyter_mv.store.blobs import blob_size
 
 from mvtest import chunk_ids, cli, hostile, store_bytes
 
@@ -145,9 +146,15 @@ def test_import_twice_and_dedup(exported, other):
 
 def test_import_into_same_store_dedups_blobs(exported):
     a, v, path, _ = exported
-    before = store_bytes(a.root)
+    before, held = store_bytes(a.root), chunk_ids(a.root)
     result = bundle.import_(a, path)
-    assert result.new_bytes == 0 and store_bytes(a.root) == before
+    # everything is deduplicated but the skops form of the estimator (the store pickles it; the
+    # bundle ships it as skops): its small schema and arrays are the only new chunks
+    skops = {c for x in bundle.read(path).manifest["variables"] if x["codec"] == "sklearn.skops"
+             for b in x["manifest"]["buffers"] for c in b.get("c", [])}
+    new = chunk_ids(a.root) - held
+    assert new == skops - held and 0 < result.new_bytes <= sum(blob_size(c) for c in new) + 64
+    assert store_bytes(a.root) - before < 8192  # the 5.6 MB array: not written again
     assert result.version.n == v.n + 1
     assert result.version.tags == ()  # "best" already names v1 here: it is not moved
     assert "best" in result.summary_line()
@@ -172,7 +179,11 @@ def test_bundle_contents(exported):
     assert "numpy==" + np.__version__ in req.splitlines()
     ids = {c for var in man["variables"] for b in var["manifest"]["buffers"] for c in b.get("c", [])}
     assert {n for n in names if n.startswith("blobs/")} == {f"blobs/{i}" for i in ids}
-    assert ids <= chunk_ids(a.root)  # only what the version references
+    # only what the version references: the store's chunks, and those of the estimator re-encoded with skops
+    assert {x["name"]: x["codec"] for x in man["variables"] if x["codec"].startswith("sklearn")} == {
+        "clf": "sklearn.skops"}
+    assert {c for var in man["variables"] if var["codec"] != "sklearn.skops"
+            for b in var["manifest"]["buffers"] for c in b.get("c", [])} <= chunk_ids(a.root)
     assert any("i" in b for var in man["variables"] for b in var["manifest"]["buffers"])  # inline kept inline
 
 
