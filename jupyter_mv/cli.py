@@ -249,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="the Diff as JSON (schemas/diff.schema.json)")
     sp = add("verify", cmd_verify, "re-hash every blob and report damage by version and variable (exit 3 if any)")
     sp.add_argument("--json", action="store_true")
-    sp = add("gc", cmd_gc, "delete blob files that no version references")
+    sp = add("gc", cmd_gc, "delete blob files and pack entries that no version references; rewrite packs "
+                          "less than half live")
     sp.add_argument("--keep-auto", type=int, metavar="N", help="first drop all but the last N automatic versions "
                     "of each notebook (tagged, named and manual versions are always kept)")
     sp = add("export", cmd_export, "write version REF as one bundle file (.mvz) to share or reproduce")
