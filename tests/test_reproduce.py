@@ -313,12 +313,16 @@ def model_bundles(tmp_path_factory):
     (work / "models.ipynb").write_text(json.dumps(MODELS))
     st = execute_notebook(work / "models.ipynb", work, "models.ipynb")
     try:
+        # pickled in the notebook's store, shipped as skops
         assert {x.name: x.codec for x in st.variables(st.resolve("models.ipynb", "v1"))} == dict.fromkeys(
-            ("rf", "gb", "pipe"), "sklearn.skops")
+            ("rf", "gb", "pipe"), "sklearn")
         honest = bundle.export(st, st.resolve("models.ipynb", "v1"), work / "honest.mvz")
         edited = bundle.export(st, st.resolve("models.ipynb", "v2"), work / "edited.mvz")
     finally:
         st.close()
+    for b in (honest, edited):
+        assert {x["name"]: x["codec"] for x in bundle.read(b).manifest["variables"]} == dict.fromkeys(
+            ("rf", "gb", "pipe"), "sklearn.skops")
 
     def hide_edit(nb):
         for c in nb["cells"]:
