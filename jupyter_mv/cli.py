@@ -59,8 +59,9 @@ def _notebook(args, st, first_ref=None) -> str | None:
         return nbs[0]
     if not nbs:
         raise MVError(f"the store at {st.root} has no versions yet")
-    raise MVError(f"the store holds {len(nbs)} notebooks ({', '.join(nbs[:5])}); choose one with --notebook NB "
-                  "or write the ref as NB:REF")
+    # `log` takes no REF: its ways out are --notebook and --all
+    how = "or list them all with --all" if getattr(args, "all", None) is not None else "or write the ref as NB:REF"
+    raise MVError(f"the store holds {len(nbs)} notebooks ({', '.join(nbs[:5])}); choose one with --notebook NB {how}")
 
 
 def cmd_log(args, st):

@@ -320,3 +320,20 @@ def test_import_hint_says_trust_only_when_it_is_needed(shell, run, tmp_path, mon
     run(f"%mv_import {tmp_path / 'box.mvz'}")
     hint = capsys.readouterr().out.strip().splitlines()[1]
     assert hint.startswith(f"restore with %mv_restore {A}:v2 box --trust"), hint
+
+
+def test_cli_with_several_notebooks_says_how_to_choose(shell, run, tmp_path, monkeypatch):
+    """`log` takes no REF, so with several notebooks it points to --notebook and --all; commands
+    taking a REF point to --notebook and NB:REF."""
+    monkeypatch.chdir(tmp_path)
+    for nb in ("a.ipynb", "b.ipynb"):
+        monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", nb)
+        api.set_session(None)
+        run("x = 1")
+        run("%mv_snapshot x")
+    r = cli_in_process("log", cwd=tmp_path)
+    assert r.returncode == 1 and r.stderr.strip().endswith("choose one with --notebook NB or list them all with --all")
+    assert "\n" not in r.stderr.strip()
+    r = cli_in_process("show", "v1", cwd=tmp_path)
+    assert r.returncode == 1 and r.stderr.strip().endswith("choose one with --notebook NB or write the ref as NB:REF")
+    assert cli_in_process("log", "--all", cwd=tmp_path).returncode == 0
