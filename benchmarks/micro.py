@@ -217,6 +217,7 @@ def many_rep(workdir: Path, rep: int) -> dict:
     d = {f"a{i}": rng.random(400) for i in range(3000)}
     ns["d"] = d
     pk = workdir / "d.pkl"
+    os.sync()  # no earlier writeback (the last rep's 512 MiB) queued ahead of either side's fsync
     r["dict_cloudpickle"], _, _ = measured(lambda: cloudpickle_fsync(d, pk))
     r["dict_snapshot"], _, _ = measured(lambda: api.take_snapshot(["d"], store=store))
     base = store_growth_bytes(store)
@@ -230,6 +231,7 @@ def many_rep(workdir: Path, rep: int) -> dict:
     y = (X[:, 0] + X[:, 1] > 1).astype(int)
     forest = RandomForestClassifier(n_estimators=200, max_depth=8, random_state=rep, n_jobs=1).fit(X, y)
     ns["forest"] = forest
+    os.sync()
     r["forest_cloudpickle"], _, _ = measured(lambda: cloudpickle_fsync(forest, workdir / "f.pkl"))
     r["forest_snapshot"], _, _ = measured(lambda: api.take_snapshot(["forest"], store=store))
 
@@ -237,6 +239,7 @@ def many_rep(workdir: Path, rep: int) -> dict:
     model = torch.nn.Sequential(*[torch.nn.Linear(256, 256) for _ in range(150)])
     ns["model"] = model
     tp = workdir / "m.pt"
+    os.sync()
     r["torch_save"], _, _ = measured(lambda: torch_save_fsync(model, tp))
     r["torch_snapshot"], _, _ = measured(lambda: api.take_snapshot(["model"], store=store))
     # weight decay changes every weight (a plain SGD step on 150 layers leaves the first layers' tiny
@@ -244,6 +247,7 @@ def many_rep(workdir: Path, rep: int) -> dict:
     opt = torch.optim.SGD(model.parameters(), lr=0.01, weight_decay=0.1)
     model(torch.randn(8, 256)).pow(2).mean().backward()
     opt.step()
+    os.sync()
     r["torch_save_step"], _, _ = measured(lambda: torch_save_fsync(model, tp))
     r["torch_snapshot_step"], _, res = measured(lambda: api.take_snapshot(["model"], store=store))
     n_params = sum(p.numel() * 4 for p in model.parameters())

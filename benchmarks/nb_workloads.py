@@ -16,12 +16,16 @@ SIZES = {
     # 20 000 x 64 inputs, MLP 64-256-256-2, three epochs a cell
     "torch": {"full": {"n": 20_000, "hidden": 256, "epochs": 3},
               "quick": {"n": 1_000, "hidden": 32, "epochs": 1}},
+    # many small buffers (issue 13): a dict of 3,000 arrays of 400 float64 and 200-tree random forests
+    "many": {"full": {"arrays": 3000, "trees": 200},
+             "quick": {"arrays": 300, "trees": 20}},
 }
 
 DESCRIPTION = {
     "sklearn": "scikit-learn, {mb:.0f} MB features, refits",
     "arrays": "{mb:.0f} MB numpy arrays, small edits",
     "torch": "torch MLP + Adam, epochs per cell",
+    "many": "many buffers: dict of small arrays, random forests",
 }
 
 
@@ -112,9 +116,28 @@ def torch_cells(n: int, hidden: int, epochs: int) -> list[str]:
     ]
 
 
+def many_cells(arrays: int, trees: int) -> list[str]:
+    forest = f"RandomForestClassifier(n_estimators={trees}, max_depth=8, n_jobs=1, random_state="
+    return [
+        "import numpy as np\nfrom sklearn.ensemble import RandomForestClassifier\n"
+        "rng = np.random.default_rng(0)\n"
+        f"d = {{f'a{{i}}': rng.random(400) for i in range({arrays})}}",
+        "X = rng.random((2000, 20))\ny = (X[:, 0] + X[:, 1] > 1).astype(int)",
+        f"forest = {forest}0).fit(X, y)",
+        "d['a7'] = d['a7'] * 2",
+        "score = float(forest.score(X, y))",
+        "for k in list(d)[:30]:\n    d[k] += 1.0",
+        "d['extra'] = rng.random(400)",
+        f"forest2 = {forest}1).fit(X, y)",
+        "scores = {'forest': score, 'forest2': float(forest2.score(X, y))}",
+        "best = max(scores, key=scores.get)",
+    ]
+
+
 def cells(workload: str, profile: str) -> list[str]:
     size = SIZES[workload][profile]
-    return {"sklearn": sklearn_cells, "arrays": arrays_cells, "torch": torch_cells}[workload](**size)
+    return {"sklearn": sklearn_cells, "arrays": arrays_cells, "torch": torch_cells,
+            "many": many_cells}[workload](**size)
 
 
 def data_mb(workload: str, profile: str) -> float:
@@ -123,6 +146,8 @@ def data_mb(workload: str, profile: str) -> float:
         return s["n"] * s["f"] * 8 / 1e6
     if workload == "arrays":
         return 4 * s["rows"] * s["cols"] * 8 / 1e6
+    if workload == "many":
+        return s["arrays"] * 400 * 8 / 1e6
     return s["n"] * 64 * 4 / 1e6
 
 
@@ -132,6 +157,7 @@ IMPORTS = {  # __import__ binds no name, so the namespace stays the notebook's
     "sklearn": "for _m in ('numpy', 'sklearn.datasets', 'sklearn.linear_model', 'sklearn.ensemble'):"
                " __import__(_m)\ndel _m",
     "arrays": "__import__('numpy')",
+    "many": "for _m in ('numpy', 'sklearn.ensemble'): __import__(_m)\ndel _m",
     # the first optimizer a process makes imports torch's compiler stack (~7 s here): warm it up once
     "torch": "__import__('numpy'); __import__('torch'); __import__('torch.nn')\n"
              "__import__('torch').optim.Adam([__import__('torch').zeros(1, requires_grad=True)])",

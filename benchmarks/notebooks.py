@@ -1,7 +1,8 @@
 """Notebook benchmark: per-cell checkpoints in a real kernel, jupyter_mv against its peers.
 
-Executes three generated notebooks (scikit-learn refits on ~120 MB of features, ~1 GiB of numpy
-arrays with small edits, a torch MLP trained with Adam) cell by cell in fresh IPython kernels, once
+Executes four generated notebooks (scikit-learn refits on ~120 MB of features, ~1 GiB of numpy
+arrays with small edits, a torch MLP trained with Adam, many small buffers: a dict of 3,000 arrays
+and 200-tree forests) cell by cell in fresh IPython kernels, once
 per tool: plain (no versioning, the baseline), jupyter_mv (`%mv_auto on`), Kishu (its automatic
 per-cell checkpoints), `dill.dump_session` after every cell and cloudpickle of the user namespace
 after every cell. Repetitions are interleaved (rep 1 of every tool, then rep 2, ...) and every ratio
@@ -40,7 +41,7 @@ import nb_workloads as W  # noqa: E402
 HERE = Path(__file__).resolve().parent
 PEERS_VENV = HERE / ".venv-peers"
 ALL_TOOLS = ["plain", "jupyter_mv", "kishu", "dill", "cloudpickle"]
-ALL_WORKLOADS = ["sklearn", "arrays", "torch"]
+ALL_WORKLOADS = ["sklearn", "arrays", "torch", "many"]
 RESTORE_CELL = 6  # the "middle cell" whose state is restored
 KISHU_VERSION = "0.3.4"
 CELL_TIMEOUT = 900
@@ -452,8 +453,11 @@ def check_targets(summ, workloads) -> list:
         mv = g(w, "jupyter_mv")
         if mv is None:
             continue
-        out.append((f"{w}: jupyter_mv ≤ {limits[w]:.2f}× plain", f"{mv['ratio']:.2f}×" if mv["ratio"] else "—",
-                    None if mv["ratio"] is None else mv["ratio"] <= limits[w]))
+        if w in limits:
+            out.append((f"{w}: jupyter_mv ≤ {limits[w]:.2f}× plain", f"{mv['ratio']:.2f}×" if mv["ratio"] else "—",
+                        None if mv["ratio"] is None else mv["ratio"] <= limits[w]))
+        else:  # no overhead target set for this workload (issue 13 asks for it to be reported)
+            out.append((f"{w}: jupyter_mv vs plain", f"{mv['ratio']:.2f}×" if mv["ratio"] else "—", None))
         over = (mv["ratio"] or 0) - 1
         for peer, factor in (("kishu", 10), ("dill", 5)):
             p = g(w, peer)
