@@ -510,7 +510,7 @@ class Store:
             problems.append({"notebook": None, "version": None, "variable": None, "blob": None,
                              "problem": f"database check failed: {integrity}"})
         where = self.blobs.locate(uses)  # looked up here: the pool threads do not touch the database
-        futs = {bid: self.blobs.pool.submit(self.blobs.check, bid, where.get(bid)) for bid in uses}
+        futs = {bid: self.blobs.pool.submit(self.blobs.check, bid, where.get(bid, ())) for bid in uses}
         for bid, fut in futs.items():
             reason = fut.result()
             if progress:

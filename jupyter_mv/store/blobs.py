@@ -414,14 +414,15 @@ class BlobStore:
 
     # -- reading -------------------------------------------------------------------------------
     def read_into(self, bid: str, out: memoryview, where: tuple | None = None, fds: dict | None = None) -> None:
-        """Fill `out` (exactly the chunk's size) with the chunk's bytes, checking the hash. `where` is
-        the chunk's pack location when the caller looked it up (locate); else it is looked up here."""
+        """Fill `out` (exactly the chunk's size) with the chunk's bytes, checking the hash. `where`: the
+        chunk's pack location when the caller looked it up (locate), () when it found none (a blob
+        file); None: looked up here (on this thread's use of the database)."""
         size = blob_size(bid)
         if len(out) != size:
             raise CorruptBlob(bid, "size does not match its manifest")
         if where is None and self.db is not None:
             where = self.locate([bid]).get(bid)
-        if where is not None:
+        if where:
             try:
                 self._read_packed(bid, where, out, fds)
             except _PackGone:  # gc repacked it meanwhile: its new place is in the index
@@ -527,11 +528,11 @@ class BlobStore:
         if where is None:
             where = self.locate(chunks)
         if len(chunks) == 1:  # no pool round trip for the many one-chunk buffers of a model
-            self.read_into(chunks[0], out, where.get(chunks[0]), fds)
+            self.read_into(chunks[0], out, where.get(chunks[0], ()), fds)
             return out
         futs, off = [], 0
         for bid, size in zip(chunks, sizes):
-            futs.append(self.pool.submit(self.read_into, bid, out[off: off + size], where.get(bid)))
+            futs.append(self.pool.submit(self.read_into, bid, out[off: off + size], where.get(bid, ())))
             off += size
         for f in futs:
             f.result()
