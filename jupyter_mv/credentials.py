@@ -223,6 +223,29 @@ _HEX = "Hex High Entropy String"
 _ENTROPY = (_HEX, "Base64 High Entropy String")
 
 
+# Credentials set without Python quotes, where detect-secrets' keyword rules for Python do not look:
+# IPython's `%env NAME=value` / `%env NAME value` / `%set_env` (and the `env: NAME=value` it prints), shell `export NAME=value` (`!export`,
+# a %%bash cell), an HTTP `Authorization: Bearer …` or `X-API-Key: …` header, a bare `Bearer …`.
+# The value is then judged as if assigned to NAME (the name hints and keyword rules apply).
+_ENV_SET = re.compile(r"^\s*(?:[%!]\s*)?(?:env:?|set_env|setenv|export)\s+([A-Za-z_][A-Za-z0-9_]*)(?:\s*=\s*|\s+)"
+                      r"(['\"]?)([^\s'\"]{4,})\2\s*(?:#.*)?$")
+_HEADER = re.compile(r"(?i)\b(?:(x-api-key|api-key|x-auth-token|private-token)\s*[:=]\s*|(?:authorization\s*[:=]\s*)?"
+                     r"(bearer|token)\s+)([A-Za-z0-9._~+/=\-]{12,})")
+
+
+def _assigned_in_shell(line: str) -> list[tuple[str, str]]:
+    """(kind, value) of credentials set in `line` by an env magic, a shell export or an HTTP header."""
+    if "env" not in line and "export" not in line and not re.search(r"(?i)bearer|token|api-key", line):
+        return []
+    found = []
+    m = _ENV_SET.match(line)
+    if m:
+        found += _scan_string(m.group(1), m.group(3))
+    for h in _HEADER.finditer(line):
+        found += _scan_string("api_key" if h.group(1) else "token", h.group(3))
+    return found
+
+
 def find_in_text(text: str, prose: bool = False) -> list[tuple[str, str]]:
     """(kind, value) of every credential in `text` (code by default; `prose=True` for messages and
     outputs, where a key stands unquoted). A private key's whole PEM block counts as its value."""
@@ -237,6 +260,7 @@ def find_in_text(text: str, prose: bool = False) -> list[tuple[str, str]]:
         pieces = [line] if len(line) <= MAX_LINE else [line[k: k + MAX_LINE] for k in
                                                        range(0, len(line), MAX_LINE - 200)]
         for piece in pieces:
+            out += _assigned_in_shell(piece)
             for kind, v in _scan_line(piece, prose):
                 if kind == _HEX:
                     continue  # hashes and commit ids, mostly; a hex key assigned to a key-like name is a keyword hit

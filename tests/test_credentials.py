@@ -573,3 +573,41 @@ def test_random_keys_holding_slashes_are_still_found():
         if key.count("/") >= 2:
             # (under a neutral name, detect-secrets' entropy limit of 4.5 misses some 2% of random keys: its limit, not the filter's)
             assert not credentials._path_like(key) and credentials.scan_object("AWS_SECRET_ACCESS_KEY", key), key
+
+
+@pytest.mark.parametrize("template", [
+    "%env AWS_SECRET_ACCESS_KEY={key}", "%env WANDB_API_KEY {key}", "%set_env DB_PASSWORD={pw}", "!export HF_TOKEN={key}",
+    "%%bash\nexport API_KEY=\"{key}\"\necho done", "headers = {{'Authorization': 'Bearer {key}'}}",
+    "!curl -H 'X-API-Key: {key}' https://api.example.com/v1/models",
+])
+def test_keys_set_without_python_quotes_are_masked(template):
+    """IPython's %env, shell exports and HTTP headers set a key where detect-secrets' Python keyword
+    rules do not look; generic random keys (no known prefix) are found there too."""
+    key, pw = _rand(40), _rand(16)
+    src = template.format(key=key, pw=pw)
+    masked = credentials.mask_json(src, prose=False)
+    assert key not in masked and pw not in masked and "****" in masked, masked
+
+
+@pytest.mark.parametrize("line", [
+    "%env CUDA_VISIBLE_DEVICES=0", "%env TOKENIZERS_PARALLELISM=false", "!export PATH=$PATH:/opt/conda/bin",
+    "%env MLFLOW_TRACKING_URI=http://localhost:5000", "%env HF_HOME=/data/hf_cache", "%env WANDB_MODE=offline",
+    "export PYTHONPATH=/home/jdoe/Projects/churn-model/src", "%env API_KEY=$OPENAI_API_KEY",
+    "headers = {'Authorization': f'Bearer {token}'}", "print('token count', n_tokens)",
+])
+def test_env_and_header_lines_without_keys_are_left_alone(line):
+    assert credentials.find_in_text(line) == []
+
+
+def test_env_magic_key_never_reaches_the_bundle(shell, run, tmp_path, monkeypatch):
+    """Neither from the cell's source nor from the `env: NAME=value` line %env prints."""
+    key, pw = _rand(40), _rand(14)
+    monkeypatch.setenv("WANDB_API_KEY", "")  # restored after the test
+    monkeypatch.setenv("DB_PASSWORD", "")
+    run(f"%env WANDB_API_KEY={key}")
+    run(f"%env DB_PASSWORD={pw}")
+    run("import numpy as np\nX = np.arange(6.0)")
+    run("%mv_snapshot X")
+    run(f"%mv_export v1 {tmp_path / 'env.mvz'}")
+    for member, data in bundle_bytes(tmp_path / "env.mvz").items():
+        assert key.encode() not in data and pw.encode() not in data, member
