@@ -365,7 +365,7 @@ def analyse(store, va: Version, vb: Version, old: dict, new: dict) -> dict | Non
             return _frame_analysis(store, va, vb, old, new)
         if old["codec"] in _MODEL_CODECS and new["codec"] in _MODEL_CODECS and (
                 old["codec"] == new["codec"] or {old["codec"], new["codec"]} <= {"sklearn", "sklearn.skops"}):
-            return _model_analysis(store, va, vb, old, new)  # an estimator pickled before skops is still one
+            return _model_analysis(store, va, vb, old, new)  # local (pickled) vs imported (skops)
     except Exception as e:  # analysis is a bonus: the summary diff stands without it
         return {"kind": "error", "error": f"{type(e).__name__}: {e}"}
     return None
