@@ -231,3 +231,44 @@ def test_schema3_store_migrates(tmp_path):
     finally:
         st.close()
         api.set_session(None)
+
+
+def test_imported_small_chunks_are_packed(st, tmp_path, monkeypatch):
+    """An import of a version of many small arrays writes them to packs (a few fsyncs), restores
+    exactly with --trust, and a failed import leaves nothing indexed that a later snapshot could
+    mistake for present."""
+    import os
+
+    from jupyter_mv import bundle
+
+    d = {f"a{i}": np.random.default_rng(i).random(400) for i in range(600)}
+    st.ns["d"] = d
+    v = api.take_snapshot(["d"], store=st).version
+    path = bundle.export(st, v, tmp_path / "many.mvz")
+    other = Store(tmp_path / "other")
+    try:
+        fsyncs = []
+        real = os.fsync
+        monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real(fd))[1])
+        res = bundle.import_(other, path)
+        monkeypatch.undo()
+        assert len(other.blobs.pack_files()) == 1 and not list((other.root / "blobs").rglob("*-*"))
+        assert len(fsyncs) < 10 and res.new_bytes > 600 * 3200
+        got = api.load(res.version, "d", trust=True, store=other)
+        assert all(np.array_equal(got[k], d[k]) for k in d)
+        assert other.verify() == []
+        # an import that fails after staging drops what it staged
+        third = Store(tmp_path / "third")
+        try:
+            monkeypatch.setattr(Store, "commit_version", lambda *a, **k: (_ for _ in ()).throw(OSError(5, "boom")))
+            with pytest.raises(Exception):
+                bundle.import_(third, path)
+            monkeypatch.undo()
+            assert third.blobs._pending == {}
+            third.gc()
+            assert third.blobs.pack_files() == [] and third.db.conn.execute("select count(*) from packed").fetchone()[0] == 0
+            assert bundle.import_(third, path).version is not None and third.verify() == []
+        finally:
+            third.close()
+    finally:
+        other.close()
