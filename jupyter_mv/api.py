@@ -517,6 +517,9 @@ def tag(ref, tag_name: str, remove: bool = False, store: Store | None = None,
     as a REF or that is another version's name. The version returned is for showing: credentials masked."""
     st = store or session().store()
     v = resolve(ref, notebook, st)
+    if remove and str(tag_name).strip() not in v.tags:  # removing nothing must not read as done
+        has = ", ".join(credentials.mask_json(t) for t in v.tags) or "none"
+        raise UsageError(f"{v.label} has no tag {credentials.mask_json(str(tag_name))!r} to remove (its tags: {has})")
     st.tag(v, tag_name, remove=remove)
     return credentials.mask_version(st.version_by_id(v.id))
 

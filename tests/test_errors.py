@@ -226,3 +226,15 @@ def test_cli_damaged_database(run_cli, tmp_path):
     (root / "store.db").write_bytes(b"this is not a database" * 100)
     line = _one_line_error(run_cli("log", cwd=tmp_path))
     assert "store database" in line and "cannot" in line
+
+
+def test_removing_a_tag_the_version_does_not_have(two_versions):
+    """`--remove` of a tag the version lacks (a typo, or the tag is on another version) says so,
+    instead of printing the version's tags as if it had removed one."""
+    msg = usage_error(two_versions, "mv_tag", "v2 first --remove")
+    assert msg == "%mv_tag: v2 has no tag 'first' to remove (its tags: none)"
+    msg = usage_error(two_versions, "mv_tag", "v1 frist --remove")
+    assert "v1 has no tag 'frist' to remove (its tags: first)" in msg
+    two_versions.run_line_magic("mv_tag", "v1 first --remove")  # the real one still goes
+    from jupyter_mv import api
+    assert api.resolve("v1").tags == ()
