@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from . import codecs, credentials
-from .errors import CredentialsWithheld, MVError
+from .errors import CredentialsWithheld
 from .model import Cell, Version
 from .store import Store, StoredVariable
 from .store.blobs import CHUNK, BlobStore
@@ -107,7 +107,9 @@ def to_safe_format(store: Store, version: Version, sv: StoredVariable) -> tuple[
     try:
         model = codecs.decode(sv.codec, meta, store.blobs.read_buffers(sv.manifest["buffers"]), ctx)
         enc = codecs.estimators.to_skops(model)
-    except (MVError, ImportError):  # not decodable here, or no skops: shipped as stored (needs --trust)
+    except MemoryError:
+        raise
+    except Exception:  # not decodable here, no skops, skops tripped: shipped as stored (needs --trust, named)
         return sv, {}
     if isinstance(enc, list):
         return dataclasses.replace(sv, summary={**sv.summary, "pickled_for": enc[:5]}), {}
