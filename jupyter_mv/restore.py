@@ -96,7 +96,9 @@ def load_each(store: Store, version: Version, names: list[str] | None = None, tr
     failed: dict = {}
     groups = codecs.groups
     # array aliases and views after the arrays they refer to
-    order = sorted(stored, key=lambda sv: groups.base_of(sv.manifest["meta"]) is not None)
+    # (and a group's pickle after the variables in their own codec that it refers to)
+    order = sorted(stored, key=lambda sv: (groups.base_of(sv.manifest["meta"]) is not None,
+                                           groups.is_member(sv.codec, sv.manifest["meta"])))
     for sv in order:
         meta = sv.manifest["meta"]
         try:

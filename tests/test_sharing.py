@@ -256,3 +256,24 @@ def test_library_state_does_not_make_a_group(shell, run):
     v = api.snapshot()
     for n in ("f1", "f2", "m1", "m2"):
         assert "group" not in st_meta(v, n), n
+
+
+def test_safe_members_keep_their_codec_and_are_referred_to(shell, run, tmp_path):
+    run("import numpy as np\nX = np.arange(12.0).reshape(3, 4)\nshared = [1, 2]\n"
+        "class Holder:\n    pass\n"
+        "h = Holder()\nh.X, h.cfg = X, {'a': shared, 'b': shared}")
+    v = api.snapshot()
+    st = api.session().store()
+    rows = {x.name: x for x in st.variables(v)}
+    assert (rows["X"].codec, rows["shared"].codec, rows["h"].codec) == ("numpy", "plain", "pickle")
+    assert sorted(st_meta(v, "h")["refs"]) == ["X", "shared"]
+    path = api.export(v, tmp_path / "refs.mvz")
+    ns: dict = {}
+    api.set_session(api.Session(namespace=ns))
+    with Store(tmp_path / "other" / ".jupyter_mv") as other:
+        got = api.import_bundle(path, store=other).version
+        with pytest.raises(Exception, match="restoring h would unpickle"):  # X comes back with its group
+            api.restore(got, ["X"], store=other)
+        names = api.restore(got, ["h"], trust=True, store=other)
+    assert set(names) == {"h", "X", "shared"}
+    assert ns["h"].X is ns["X"] and ns["h"].cfg["a"] is ns["h"].cfg["b"] is ns["shared"]

@@ -157,6 +157,30 @@ def _links(items: list, objs: dict) -> dict:
     return links
 
 
+_LEAF_CODECS = ("numpy", "pandas", "torch.tensor", "plain")
+
+
+def _referable(members: list, enc: dict, objs: dict, reached_by: dict) -> list:
+    """The members of a group stored in a safe codec that the others reach only as a whole (an array,
+    a frame, a tensor, a plain list held by an object): they keep their codec, and the group's pickle
+    refers to them by name. [] when no pickle would remain, or when a member reaches inside one."""
+    leaves = [n for n in members if enc[n].codec in _LEAF_CODECS]
+    rest = [n for n in members if n not in leaves]
+    if not leaves or not rest:
+        return []
+    others: set = set()
+    for n in rest:
+        others.update(reached_by.get(n, ()))
+    seen: set = set()
+    for n in leaves:
+        mine = set(reached_by.get(n, ())) | {id(objs[n])}
+        if (mine - {id(objs[n])}) & others or mine & seen:
+            return []  # shares something inside the leaf, or with another leaf: only one pickle keeps that
+        seen |= mine
+    lib = library_objects()
+    return [n for n in leaves if id(objs[n]) not in lib]
+
+
 def link(items: list, objs: dict) -> list:
     """`items` ([(name, Encoded)], each encoded alone) with shared objects kept shared: groups of
     names whose objects meet re-encoded as one pickle, array aliases and views as references.
@@ -171,12 +195,14 @@ def link(items: list, objs: dict) -> list:
     owner: dict = {}
     keep = []  # the reached objects stay alive until grouping is done: their ids cannot be reused
     library = None
+    reached_by: dict = {}
     for name, e in items:
         uf.find(name)
         if name in links:
             continue
         reached = _reach(name, e, objs[name])
         keep.append(reached)
+        reached_by[name] = reached
         for k in reached:
             first = owner.setdefault(k, name)
             if first != name:
@@ -199,8 +225,17 @@ def link(items: list, objs: dict) -> list:
         if len(members) < 2:
             continue
         unit = units[uf.find(members[0])]
+        leaves = _referable(members, enc, objs, reached_by)
+        if leaves:  # they keep their own safe codec; the pickle of the others refers to them by name
+            for n in leaves:
+                e = enc[n]
+                out[n] = Encoded(e.codec, {**e.meta, "group": unit}, e.buffers, e.type_name,
+                                 {**e.summary, "shares_with": [m for m in unit if m != n]}, e.params, e.summarize,
+                                 notes=e.notes, size=e.size, reach=e.reach)
+            members = [n for n in members if n not in leaves]
         try:
-            g = pickled.encode_with({n: objs[n] for n in members}, "pickle")
+            g = pickled.encode_with({n: objs[n] for n in members}, "pickle",
+                                    refs={id(objs[n]): n for n in leaves} or None)
         except NotStorable as err:
             for n in members:  # stored alone as before; the user is told sharing is not kept
                 enc[n].notes.append(("", f"shares objects with {', '.join(m for m in members if m != n)} "
@@ -210,6 +245,8 @@ def link(items: list, objs: dict) -> list:
             e = enc[n]
             codec = e.codec if e.codec in pickled.NAMES else "pickle"
             meta = {**g.meta, "members": members, "key": n, "group": unit}
+            if leaves:
+                meta["refs"] = leaves
             if "weights" in e.meta:  # a torch module's weights, located in the group's tensor table
                 from . import tensors
 
@@ -218,6 +255,7 @@ def link(items: list, objs: dict) -> list:
             out[n] = Encoded(codec, meta, g.buffers, e.type_name, {**e.summary, "shares_with": others}, e.params,
                              e.summarize, notes=e.notes,
                              size=e.nbytes, reach=e.reach)
+            out[n].referenced = {m: objs[m] for m in leaves}  # what a trial load resolves the names to
     for name, m in links.items():
         e = enc[name]
         unit = units[uf.find(name)]

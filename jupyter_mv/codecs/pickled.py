@@ -31,7 +31,7 @@ def _tensor_types():
     return torch.Tensor
 
 
-def dumps(obj, notes: list | None = None, reach: dict | None = None):
+def dumps(obj, notes: list | None = None, reach: dict | None = None, refs: dict | None = None):
     """(pickle stream and out-of-band buffers, number of out-of-band buffers, tensors).
 
     Raises LiveHandle when `obj` holds a live handle at any depth (the path to it included), and
@@ -58,6 +58,8 @@ def dumps(obj, notes: list | None = None, reach: dict | None = None):
 
     class Pickler(cloudpickle.Pickler):
         def persistent_id(self, o):
+            if refs and id(o) in refs:  # another variable, stored in its own (safe) codec: by name
+                return ("v", refs[id(o)])
             if tensor_type is not None and isinstance(o, tensor_type):
                 k = id(o)
                 if k not in index:
@@ -143,12 +145,14 @@ class _Handle(Exception):
         self.obj, self.kind = obj, kind
 
 
-def encode_with(obj, codec: str, summary: dict | None = None, params: dict | None = None) -> Encoded:
+def encode_with(obj, codec: str, summary: dict | None = None, params: dict | None = None,
+                refs: dict | None = None) -> Encoded:
+    """`refs` ({id: variable name}): objects written as references to those variables (codecs.groups)."""
     from . import tensors as tensor_codec
 
     found: list = []
     reach: dict = {}
-    buffers, n_oob, tensor_objs = dumps(obj, found, reach)
+    buffers, n_oob, tensor_objs = dumps(obj, found, reach, refs)
     notes = []
     for m, note in found:
         path = handles.path_to(obj, m)
@@ -199,6 +203,8 @@ def decode(codec, meta, buffers, ctx):
         def persistent_load(self, pid):
             if isinstance(pid, tuple) and len(pid) == 2 and pid[0] == "t":
                 return tensor(pid[1])
+            if isinstance(pid, tuple) and len(pid) == 2 and pid[0] == "v":
+                return _variable(pid[1], ctx)
             s = notebook.load_set(pid, sets)
             if s is not None:
                 return s
@@ -244,6 +250,19 @@ def _untracked(make):
         return make(*args)
 
     return build
+
+
+_MISSING = object()
+
+
+def _variable(name, ctx):
+    """The object restored for variable `name`, which a group's pickle refers to (codecs.groups)."""
+    obj = ctx.objects.get(name, _MISSING) if isinstance(name, str) else _MISSING
+    if obj is _MISSING and isinstance(name, str) and getattr(ctx, "resolve", None) is not None:
+        obj = ctx.objects[name] = ctx.resolve(name)
+    if obj is _MISSING:
+        raise DecodeError(f"it refers to variable {name!r}, which is not restored with it")
+    return obj
 
 
 def missing_class(module: str, name: str, e: Exception) -> str:
