@@ -432,6 +432,16 @@ def scan_object(name: str, obj, max_nodes: int = MAX_NODES, max_depth: int = MAX
                     if isinstance(k, str):
                         stack.append((f"{path} key", "key", k, depth + 1))
                 continue
+            fields_of = getattr(type(o), "_fields", None)
+            if isinstance(o, tuple) and isinstance(fields_of, tuple) and len(fields_of) == len(o):
+                # a namedtuple: its field names say what the items are (`Login(user, password)`)
+                for k, v in reversed(list(zip(fields_of, o))[:max_nodes]):
+                    stack.append((f"{path}.{k}", str(k), v, depth + 1))
+                continue
+            if isinstance(o, functools.partial):  # its bound arguments are pickled with it
+                stack.append((f"{path}.args", hint, o.args, depth + 1))
+                stack.append((f"{path}.keywords", hint, o.keywords, depth + 1))
+                continue
             if isinstance(o, (list, tuple, set, frozenset)):
                 items = list(itertools.islice(o, max_nodes))
                 for i, v in reversed(list(enumerate(items))):

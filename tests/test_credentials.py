@@ -611,3 +611,18 @@ def test_env_magic_key_never_reaches_the_bundle(shell, run, tmp_path, monkeypatc
     run(f"%mv_export v1 {tmp_path / 'env.mvz'}")
     for member, data in bundle_bytes(tmp_path / "env.mvz").items():
         assert key.encode() not in data and pw.encode() not in data, member
+
+
+def test_namedtuple_fields_and_partial_arguments_are_searched():
+    """A namedtuple's field names say what its items are; a functools.partial pickles its bound
+    arguments: both are searched like attributes."""
+    import collections
+    import functools
+
+    login = collections.namedtuple("Login", "user password")("analyst", _rand(14))
+    found = credentials.scan_object("login", login)
+    assert [f.where for f in found] == ["login.password"]
+    key = _rand(32)
+    found = credentials.scan_object("call", functools.partial(print, "hello", api_key=key))
+    assert [f.where for f in found] == ["call.keywords['api_key']"] and found[0].value == key
+    assert credentials.scan_object("point", collections.namedtuple("Point", "x y")(1.5, "north")) == []
