@@ -158,14 +158,15 @@ from jupyter_mv.store import Store, blobs
 root, seed, phase = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 def die(*a, **k):
     os.kill(os.getpid(), signal.SIGKILL)
-if phase == "mid-pack":  # after 700 of the 2,000 new chunks are appended to the pack being written
-    real, calls = blobs._compress, [0]
-    def counting(data):
-        calls[0] += 1
-        if calls[0] == 700:
-            die()
-        return real(data)
-    blobs._compress = counting
+if phase == "mid-pack":  # after 300 chunks are appended to a pack being written (of ~500 per pack)
+    real = blobs.BlobStore._write_pack
+    class Dying(list):
+        def __iter__(self):
+            for k, item in enumerate(list.__iter__(self)):
+                if k == 300:
+                    die()
+                yield item
+    blobs.BlobStore._write_pack = lambda self, items: real(self, Dying(items))
 elif phase == "before-index":  # packs durable and renamed, not yet in the index
     blobs.BlobStore._index = die
 elif phase == "before-commit":  # packs indexed, the version not yet committed
