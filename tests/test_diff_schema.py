@@ -123,3 +123,13 @@ def test_schema_rejects_wrong_shapes(session, schema, breakage):
     breakage(broken)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(schema).validate(broken)
+
+
+def test_diff_against_the_current_state_validates(shell, run, schema):
+    """mv.diff(A) / %mv_diff A / the widget's Diff compare A with the kernel's state: B is 'current'."""
+    run("import numpy as np\narr = np.arange(5.0)\nLR = 0.1")
+    run("%mv_snapshot arr")
+    run("arr = arr * 2\nLR = 0.2")
+    d = validate(schema, mv.diff("v1").to_dict())
+    assert d["a"] == "v1" and d["b"] == "current"
+    assert d["params"]["changed"] == {"LR": [0.1, 0.2]}
