@@ -31,8 +31,12 @@ def is_candidate(name: str, obj) -> bool:
         return False
     if isinstance(obj, types.ModuleType):
         return False
-    if isinstance(obj, (types.FunctionType, type, types.BuiltinFunctionType, types.MethodType,
-                        functools.partial)) or callable(obj) and isinstance(obj, type):
+    if isinstance(obj, functools.partial):
+        # a partial is data: the arguments bound to it here (`p3 = partial(add, 3)`); its __module__
+        # is functools', which would make it look like imported code and drop it silently
+        return True
+    if isinstance(obj, (types.FunctionType, type, types.BuiltinFunctionType, types.MethodType)) \
+            or callable(obj) and isinstance(obj, type):
         # imported functions and classes are code, not state; notebook-defined ones are kept, and so
         # are classes of no module (sympy's `f = Function('f')`): made at run time, no import finds them
         mod = getattr(obj, "__module__", None)
@@ -153,7 +157,7 @@ def auto_params(namespace: dict, encoding: Encoding, hidden: set | None = None, 
 
 def credential_params(params: dict) -> list[str]:
     """Keys of params whose value is or holds a credential."""
-    return [k for k, v in params.items() if isinstance(v, str) and credentials.is_credential(str(k), v)]
+    return [k for k, v in params.items() if credentials.param_holds_credential(str(k), v)]
 
 
 def find_credentials(pairs: list[tuple[str, object]]) -> dict[str, list]:

@@ -495,11 +495,37 @@ def mask_json(x, prose: bool = True):
     return x
 
 
+def param_holds_credential(key: str, value) -> bool:
+    """Is this param value a credential or does it hold one, the names inside it counting
+    (`{"conn": {"password": "…"}}`: the dict key says what the string is)?"""
+    if isinstance(value, str):
+        return is_credential(key, value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return False
+    return bool(scan_object(key, value)) or mask_json(value) != value
+
+
+def _mask_values(x, values: list[str]):
+    """A JSON-like value with each of `values` masked in every string inside it."""
+    if isinstance(x, str):
+        return mask_text(x, values)
+    if isinstance(x, dict):
+        return {k: _mask_values(v, values) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_mask_values(v, values) for v in x]
+    return x
+
+
 def param_value(key: str, value):
-    """A param value as shown: masked when it is or holds a credential (the key's name counts)."""
+    """A param value as shown: masked when it is or holds a credential (the key's name counts, and
+    inside a dict each key's name)."""
     if isinstance(value, str):
         found = scan_string(str(key), value)
         return mask_text(value, [v for _, v in found]) if found else value
+    if isinstance(value, (dict, list, tuple)):
+        found = [f.value for f in scan_object(str(key), value)]
+        if found:
+            value = _mask_values(value, found)
     return mask_json(value)
 
 

@@ -156,9 +156,11 @@ def plan(store: Store, version: Version, include_secrets: bool = False, safe_for
     params = {}
     for k, v in version.params.items():
         masked = v if isinstance(v, str) else credentials.mask_json(v)
-        # `is not` first: a NaN param is returned as itself and NaN != NaN would withhold it
+        # `is not` first: a NaN param is returned as itself and NaN != NaN would withhold it;
+        # names inside a dict count (`{"conn": {"password": …}}`)
         if isinstance(v, str) and credentials.is_credential(str(k), v) or (
-                not isinstance(v, str) and masked is not v and masked != v):
+                not isinstance(v, str) and masked is not v and masked != v) or (
+                isinstance(v, (dict, list, tuple)) and credentials.scan_object(str(k), v)):
             withheld.append({"kind": "param", "name": str(k)})
         else:
             params[k] = v

@@ -626,3 +626,30 @@ def test_namedtuple_fields_and_partial_arguments_are_searched():
     found = credentials.scan_object("call", functools.partial(print, "hello", api_key=key))
     assert [f.where for f in found] == ["call.keywords['api_key']"] and found[0].value == key
     assert credentials.scan_object("point", collections.namedtuple("Point", "x y")(1.5, "north")) == []
+
+
+def test_params_holding_credentials_inside_dicts(session, tmp_path, fakes):
+    """A structured param (`{"conn": {"password": …}}`) is judged with the names inside it: not
+    recorded by a snapshot; in a version that holds one (older store, imported), masked wherever it
+    is shown and withheld from a bundle."""
+    from jupyter_mv.errors import CredentialsWithheld
+
+    session.namespace["x"] = 1
+    with pytest.warns(UserWarning, match="param conn"):
+        v = api.snapshot("x", params={"conn": {"user": "analyst", "password": fakes.pg_password},
+                                      "opt": {"lr": 0.1, "name": "adam"}, "layers": [64, 32]})
+    assert v.params == {"opt": {"lr": 0.1, "name": "adam"}, "layers": [64, 32]}
+    st = Store(tmp_path / "old" / ".jupyter_mv")
+    try:
+        st.commit_version("nb.ipynb", [], params={"conn": {"user": "analyst", "password": fakes.pg_password},
+                                                  "depth": 3}, message="", metrics={})
+        shown = api.versions("nb.ipynb", store=st)[0].params
+        assert shown == {"conn": {"user": "analyst", "password": "****"}, "depth": 3}
+        assert not leaks(json.dumps(api.show("v1", notebook="nb.ipynb", store=st)), fakes)
+        with pytest.warns(CredentialsWithheld, match="param conn"):
+            api.export("v1", tmp_path / "a.mvz", notebook="nb.ipynb", store=st)
+        members = bundle_bytes(tmp_path / "a.mvz")
+        assert not any(leaks(d, fakes) for d in members.values())
+        assert json.loads(members["manifest.json"])["version"]["params"] == {"depth": 3}
+    finally:
+        st.close()
