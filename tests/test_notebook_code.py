@@ -138,6 +138,35 @@ def test_identical_state_hashes_identically_and_auto_mode_skips_no_op_cells(shel
     assert len(api.versions()) == n + 1
 
 
+def test_partials_and_generic_classes_are_stored_deterministically(shell, run, capsys):
+    """A functools.partial is data (its bound arguments), not imported code: an argument-less
+    snapshot keeps it. A notebook TypeVar (a Generic class's parameter) is written without
+    cloudpickle's random tracker id, so the same definitions run again hash the same."""
+    src = ("import functools\n"
+           "from typing import Generic, TypeVar\n"
+           "T = TypeVar('T', bound=int)\n"
+           "class Box(Generic[T]):\n"
+           "    def __init__(self, item):\n"
+           "        self.item = item\n"
+           "def add(a, b):\n"
+           "    return a + b\n"
+           "bx = Box[int](4)\n"
+           "p3 = functools.partial(add, 3)\n"
+           "kw = functools.partial(add, b=10)")
+    run(src)
+    v1 = api.snapshot()
+    assert {"p3", "kw", "T", "Box", "bx"} <= set(v1.variables)
+    run(src)  # the same cell run again: new objects, identical state
+    v2 = api.snapshot()
+    d = api.diff(v1.label, v2.label)
+    assert [c["name"] for c in d.variables["changed"]] == []
+    run("del T, Box, bx, p3, kw")
+    capsys.readouterr()
+    run(f"%mv_restore {v1.label}")
+    assert run("p3(4) == 7 and kw(1) == 11 and isinstance(bx, Box) and bx.item == 4")
+    assert run("Box.__parameters__ == (T,) and Box.__parameters__[0] is T and T.__bound__ is int")
+
+
 def test_notebook_code_after_export_and_import(shell, run, tmp_path):
     run(CODE)
     run(CLASS)

@@ -27,6 +27,7 @@ import re
 import sys
 import threading
 import types
+import typing
 
 _LOCAL = threading.local()
 _CODE_CACHE: dict = {}  # id(code) -> (code, normalised code)
@@ -78,6 +79,11 @@ def reduce(o, definition_ids: set | None = None):
         return _reduce_function(o)
     if isinstance(o, type) and o.__module__ == "__main__":
         return _reduce_class(o)
+    if isinstance(o, typing.TypeVar) and getattr(o, "__module__", None) == "__main__":
+        # cloudpickle writes a notebook TypeVar with a random tracker id (a Generic class's
+        # __parameters__ hold it): identical state would hash differently in every kernel
+        return (_resolve_typevar, (o.__name__, o.__bound__, o.__constraints__, o.__covariant__,
+                                   o.__contravariant__))
     quirk = _QUIRKS.get((type(o).__module__, type(o).__qualname__))
     if quirk is not None:
         return quirk(o)
@@ -85,6 +91,22 @@ def reduce(o, definition_ids: set | None = None):
     if transforms is not None and isinstance(o, transforms.TransformNode):
         return _transform_node(o)
     return None
+
+
+def _resolve_typevar(name, bound, constraints, covariant, contravariant):
+    """The notebook's TypeVar of that name when it has the same definition (so `Box[T]` and `T`
+    stay one object after a restore), else a new one."""
+    live = _lookup_namespace().get(name)
+    if (isinstance(live, typing.TypeVar) and live.__name__ == name and live.__bound__ == bound
+            and live.__constraints__ == constraints and live.__covariant__ == covariant
+            and live.__contravariant__ == contravariant):
+        return live
+    tv = typing.TypeVar(name, *constraints, bound=bound, covariant=covariant, contravariant=contravariant)
+    ns, defined = _target()
+    if ns is not None and name not in ns:  # as for classes: defined under its name, named by restore
+        ns[name] = tv
+        defined.append(name)
+    return tv
 
 
 def _transform_node(o):
