@@ -300,6 +300,28 @@ def name_hinted(name: str) -> bool:
     return bool(_NAME_HINT.search(name or ""))
 
 
+# Longer than any API key, token or password without a format of its own (AWS 40, OpenAI project
+# keys ~164, GitHub fine-grained 93, Azure storage 88 characters); private keys and JWTs have their
+# own detectors. A longer high-entropy string in a variable is encoded data: an embedding, a thumbnail.
+MAX_KEY = 256
+# base64 of a file's first bytes: PNG, JPEG, GIF, PDF, zip, .npy, RIFF (WebP, WAV)
+_FILE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"%PDF", b"PK\x03\x04", b"\x93NUMPY", b"RIFF")
+
+
+def _encoded_data(v: str) -> bool:
+    """Is a high-entropy match encoded data rather than a key (see MAX_KEY, _FILE_MAGIC)?"""
+    if len(v) > MAX_KEY:
+        return True
+    import base64
+    import binascii
+
+    try:
+        head = base64.b64decode(v[:12], validate=False)
+    except (binascii.Error, ValueError):
+        return False
+    return head.startswith(_FILE_MAGIC)
+
+
 @functools.lru_cache(maxsize=65536)
 def _scan_string(hint: str, value: str) -> tuple:
     s = _DATA_URI.sub("data:,", value[:MAX_STRING])
@@ -313,8 +335,9 @@ def _scan_string(hint: str, value: str) -> tuple:
         found += list(_scan_line(s.strip()[:MAX_LINE * 4], True))
         if not name_hinted(hint):  # a bare hex string is a hash or an id far more often than a key
             found = [f for f in found if f[0] != _HEX]
-        # kilobytes of random-looking text are encoded data (an image, an array), not a key
-        found = [f for f in found if not (f[0] in _ENTROPY and len(f[1]) > MAX_EAGER)]
+        # random-looking text matching no key format is encoded data (an image, an array) when it
+        # is longer than any key or decodes to a file's signature; known formats were kept above
+        found = [f for f in found if not (f[0] in _ENTROPY and _encoded_data(f[1]))]
     else:
         found += find_in_text(s, prose=True)
     if not found and name_hinted(hint) and _TOKEN_SHAPED.fullmatch(s.strip()) and any(c.isdigit() for c in s):

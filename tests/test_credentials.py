@@ -534,6 +534,15 @@ def test_encoded_data_in_variables_is_not_a_credential():
     assert credentials.scan_object("logo_b64", base64.b64encode(os.urandom(3000)).decode()) == []
     assert credentials.scan_object("page", "<img src='data:image/png;base64,"
                                    + base64.b64encode(os.urandom(200)).decode() + "'>") == []
+    # shorter encoded data: longer than any key without a format of its own, or a file's signature
+    assert credentials.scan_object("embedding", base64.b64encode(os.urandom(256)).decode()) == []
+    pixel = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    assert credentials.scan_object("thumb", pixel) == []
+    assert credentials.scan_object("thumbs", {"a": pixel, "b": base64.b64encode(b"\xff\xd8\xff" + os.urandom(60)).decode()}) == []
+    # keys are still found: a generic 64-character token, a long key of a known format, a long named one
+    assert credentials.scan_object("blob", _rand(64))
+    assert credentials.scan_object("k", "sk-proj-" + _rand(156))
+    assert credentials.scan_object("API_KEY", _rand(300))
 
 
 def test_notebook_defined_code_holding_a_key_is_a_credential(shell, run, fakes, tmp_path, capsys):
