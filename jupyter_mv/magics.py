@@ -576,9 +576,9 @@ def _redisplay(cells, trusted: bool = True, label: str = "") -> None:
         if not c.outputs:
             continue
         shown += 1
-        label = f"[{c.execution_count}]" if c.execution_count is not None else "[ ]"
+        prompt = f"[{c.execution_count}]" if c.execution_count is not None else "[ ]"  # not `label`: the version's
         first = (c.source.strip().splitlines() or [""])[0][:80]
-        print(f"── In {label}: {first}")
+        print(f"── In {prompt}: {first}")
         for o in c.outputs:
             t = o.get("output_type")
             if t == "stream":

@@ -224,6 +224,7 @@ def test_mv_restore_outputs_of_an_imported_version_publishes_only_inert_data(she
     assert any(d.get("image/png") == H.png() for d in published)
     assert published[2] == {"text/plain": "<display>"}  # the application/javascript output, withheld
     assert "application/javascript" in io.stderr and "sanitized" in io.stderr
+    assert "jupyter_mv: v2 (imported) was not made in this store" in io.stderr  # the version, not a cell's prompt
     # what was stored is untouched: a version holds exactly its moment's state
     assert api.outputs("v2")[2].outputs[0]["data"]["application/javascript"] == H.JAVASCRIPT
 
