@@ -167,9 +167,14 @@ if phase == "mid-pack":  # after 300 chunks are appended to a pack being written
                     die()
                 yield item
     blobs.BlobStore._write_pack = lambda self, items: real(self, Dying(items))
-elif phase == "before-index":  # packs durable and renamed, not yet in the index
-    blobs.BlobStore._index = die
-elif phase == "before-commit":  # packs indexed, the version not yet committed
+elif phase == "at-rename":  # the first pack fsynced, about to get its name
+    real_replace = os.replace
+    def replace(src, dst, *a, **k):
+        if str(dst).endswith(".pack"):
+            die()
+        return real_replace(src, dst, *a, **k)
+    os.replace = replace
+elif phase == "before-commit":  # packs durable and renamed; their index rows and the version not committed
     Store.commit_version = die
 rng = np.random.default_rng(seed)
 ns = {"d": {f"a{i}": rng.random(2000) for i in range(2000)}}  # 32 MB in 2,000 small chunks
@@ -206,8 +211,8 @@ def _check_pack_versions(root: Path, expected: dict[str, str]) -> None:
 
 @pytest.mark.slow
 def test_sigkill_during_pack_writes(tmp_path):
-    """Kills in each phase of a pack write (appending, renamed but unindexed, indexed but uncommitted)
-    and at random moments: earlier versions stay intact and verify clean, and gc removes the debris."""
+    """Kills in each phase of a pack write (appending, about to rename, renamed but not committed with
+    its index rows) and at random moments: earlier versions stay intact and verify clean, and gc removes the debris."""
     root = tmp_path / "store"
     script = tmp_path / "writer.py"
     script.write_text(_PACK_WRITER)
@@ -235,7 +240,7 @@ def test_sigkill_during_pack_writes(tmp_path):
     assert run(0, "ok")
     expected["seed 0"] = _pack_digest(0)
     seed = 1
-    for phase in ["mid-pack", "before-index", "before-commit"] + ["random"] * 6:
+    for phase in ["mid-pack", "at-rename", "before-commit"] + ["random"] * 6:
         committed = run(seed, phase)
         if phase != "random":
             assert not committed, phase

@@ -189,6 +189,9 @@ class Store:
             with self.write():
                 nid = self._notebook_id(notebook, create=True)
                 self._check_labels(nid, name, tags)
+                # the packs this snapshot wrote are indexed with it: one transaction, one fsync
+                conn.executemany("insert or ignore into packed (blob_id, pack, offset, length) values (?,?,?,?)",
+                                 self.blobs.take_unindexed())
                 n = self._q("select coalesce(max(n), 0) + 1 from versions where notebook_id = ?", (nid,))[0][0]
                 parent_id = None
                 if parent is not None:

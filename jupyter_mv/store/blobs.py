@@ -75,6 +75,8 @@ class BlobStore:
         self._pool: ThreadPoolExecutor | None = None
         self.db = db
         self._pending: dict[str, bytes] = {}  # small chunks add_chunk staged for the next sync_dirs' pack
+        self._unindexed: list[tuple] = []  # pack entries put() wrote for the coming commit to index
+        self._writers = 0
         self._dblock = threading.Lock()  # one connection, used from the caller's thread and gc's
 
     # -- paths ---------------------------------------------------------------------------------
@@ -164,12 +166,27 @@ class BlobStore:
 
     @contextlib.contextmanager
     def writing(self):
-        """Held by a snapshot (or import) from its first blob write to its commit: gc waits for it."""
+        """Held by a snapshot (or import) from its first blob write to its commit: gc waits for it.
+        Packs that put() writes inside it are indexed by the version's own commit transaction
+        (take_unindexed): one fsync fewer per snapshot. Whatever was not committed is dropped at the
+        end (its packs are unindexed files, which gc removes)."""
         try:
             with self._flock(fcntl.LOCK_SH):
-                yield
+                self._writers += 1
+                try:
+                    yield
+                finally:
+                    self._writers -= 1
         finally:
-            self._pending.clear()  # small chunks add_chunk staged and no sync_dirs wrote: dropped
+            if not self._writers:
+                self._pending.clear()  # small chunks add_chunk staged and no sync_dirs wrote
+                self._unindexed.clear()
+
+    def take_unindexed(self) -> list[tuple]:
+        """(blob id, pack, offset, length) rows of durable packs written in this writing() and not yet
+        indexed; the caller inserts them into `packed` in the transaction that commits the version."""
+        rows, self._unindexed = self._unindexed, []
+        return rows
 
     def collecting(self):
         """Held by gc: no snapshot is between writing blobs and committing them."""
@@ -375,7 +392,11 @@ class BlobStore:
             if dirs:
                 list(self.pool.map(_fsync_dir, dirs))
             if packs:
-                self._index(packs)
+                if self._writers:  # the version's commit indexes them (take_unindexed)
+                    self._unindexed.extend((bid, name, off, length)
+                                           for _, name, entries in packs for bid, off, length in entries)
+                else:
+                    self._index(packs)
                 new += sum(length for _, _, entries in packs for _, _, length in entries)
             done = True
         except OSError as e:
