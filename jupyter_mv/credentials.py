@@ -525,7 +525,20 @@ def param_holds_credential(key: str, value) -> bool:
         return is_credential(key, value)
     if value is None or isinstance(value, (bool, int, float)):
         return False
-    return bool(scan_object(key, value)) or mask_json(value) != value
+    # (not `mask_json(value) != value`: a tuple comes back as a list, so every tuple param looked
+    # like a credential, and a numpy array param made the comparison raise and the snapshot abort)
+    return bool(scan_object(key, value)) or _strings_masked(value)
+
+
+def _strings_masked(x) -> bool:
+    """Would mask_json change a string inside this JSON-like value?"""
+    if isinstance(x, str):
+        return bool(_values_in(x, True))
+    if isinstance(x, dict):
+        return any(_strings_masked(v) for v in x.values())
+    if isinstance(x, (list, tuple)):
+        return any(_strings_masked(v) for v in x)
+    return False
 
 
 def _mask_values(x, values: list[str]):
