@@ -157,6 +157,8 @@ class _Detector:
             return False
         if isinstance(p, self.keyword_type) and h.is_indirect_reference(line):
             return False
+        if isinstance(p, self.keyword_type) and _ENV_NAME.fullmatch(v):
+            return False  # the name of an environment variable (`API_KEY_VAR = "OPENAI_API_KEY"`), not its value
         if isinstance(p, self.entropy_type) and _path_like(v):
             return False
         return not h.is_likely_id_string(v, line, p)
@@ -190,6 +192,11 @@ def _path_like(v: str) -> bool:
     `/`, so detect-secrets' entropy plugins see a long path as one high-entropy string."""
     segments = [x for x in v.split("/") if x]
     return v.count("/") >= 2 and len(segments) >= 2 and all(_PATH_SEGMENT.fullmatch(x) for x in segments)
+
+
+# An environment variable's name in upper snake case, every word holding a letter (`OPENAI_API_KEY`,
+# `HF_TOKEN`); `ADMIN_2024` is not one.
+_ENV_NAME = re.compile(r"[A-Z][A-Z0-9]{0,15}(?:_(?=[A-Z0-9]*[A-Z])[A-Z0-9]{1,16})+")
 
 
 _detector: _Detector | None = None

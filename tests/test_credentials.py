@@ -120,6 +120,8 @@ def test_detector_finds_each_fake_kind(fakes):
     ("MODEL_URI", "gs://ml-artifacts-prod/models/churn/20240101T123000Z/xgb_8f3a9c2b7e1d4f6a.json"),
     ("data", "/home/jdoe/Projects/churn-model/data/processed/train_2024-01-01_v3.parquet"),
     ("msg", "saved to s3://my-bucket/experiments/2024-01-01/run_8f3a9c2b7e1d/model.pt in 3.2 s"),
+    # the name of an environment variable, under a credential-like name
+    ("api_key_env", "OPENAI_API_KEY"), ("TOKEN_VAR", "HF_TOKEN"),
 ])
 def test_detector_leaves_ordinary_values_alone(name, value):
     assert credentials.scan_object(name, value) == []
@@ -662,3 +664,8 @@ def test_params_holding_credentials_inside_dicts(session, tmp_path, fakes):
         assert json.loads(members["manifest.json"])["version"]["params"] == {"depth": 3}
     finally:
         st.close()
+
+
+def test_upper_case_passwords_are_not_taken_for_variable_names():
+    assert credentials.scan_object("password", "ADMIN_2024")
+    assert credentials.scan_object("API_KEY", "ABCDEF123456GHIJ")
