@@ -210,6 +210,22 @@ def mask_summary(summary: dict, findings) -> dict:
 
 
 # -- cells -------------------------------------------------------------------------------------
+_CR_LINE = re.compile(r"[^\n]*\r(?=[^\r\n])")  # a line's text up to a `\r` that more text overwrites
+
+
+def _carriage_returns(old: str, new: str) -> str:
+    """Stream text `old + new` as a notebook shows it: `\r` returns to the line's start, so what
+    follows overwrites it (tqdm's and `print(..., end='\r')` progress lines show their last state)
+    and `\r\n` is a line break. A trailing `\r` is kept: the next chunk overwrites that line.
+    Only the last line of `old` can change, so a long stream is not re-scanned per chunk.
+    The rule is nbconvert's coalesce_streams preprocessor's (BSD-3-Clause)."""
+    if "\r" not in new and not old.endswith("\r"):
+        return old + new
+    head, sep, line = old.rpartition("\n")
+    text = re.sub(r"\r+\n", "\n", line + new)
+    return head + sep + _CR_LINE.sub("", text)
+
+
 class CellLog:
     """Executed cells and the outputs they produced, recorded kernel-side (any frontend)."""
 
@@ -260,7 +276,9 @@ class CellLog:
         outs = cell["outputs"]
         if (output.get("output_type") == "stream" and outs and outs[-1].get("output_type") == "stream"
                 and outs[-1].get("name") == output.get("name")):
-            outs[-1] = {**outs[-1], "text": outs[-1]["text"] + output["text"]}
+            outs[-1] = {**outs[-1], "text": _carriage_returns(outs[-1]["text"], output["text"])}
+        elif output.get("output_type") == "stream" and "\r" in str(output.get("text", "")):
+            outs.append({**output, "text": _carriage_returns("", output["text"])})
         else:
             if display_id and output.get("output_type") in ("display_data", "execute_result"):
                 self._displays.setdefault(display_id, []).append((key, len(outs)))

@@ -105,6 +105,28 @@ def test_ipython_handle_update_and_clear_wait(shell, run):
     assert shown(by_src["for i in range(3):"].outputs) == [("display_data", "'step 2'")]
 
 
+def test_carriage_returns_show_the_last_state_of_a_line():
+    """`\\r` returns to the line's start (tqdm, `print(..., end='\\r')`): a notebook shows each line's
+    last state, and so do the recorded outputs, whichever chunks the text arrived in."""
+    log = capture.CellLog()
+    log.start("bar", 1, "c1")
+    for i in range(0, 101, 25):
+        log.add(_stream(f"\rprogress {i}%"))
+    log.add(_stream("\n"))
+    log.add(_stream("a\r\nb\n"))  # Windows line ends stay line breaks
+    log.add(_stream("done 9"))
+    log.add(_stream("\r"))
+    log.add(_stream("done 10\n"))
+    log.add({"output_type": "stream", "name": "stderr", "text": "warn\r\rlast err\n"})
+    log.start("plain", 2, "c2")
+    log.add(_stream("no return\n"))
+    log.add(_stream("here\n"))
+    cells = {c.cell_id: c for c in log.cells()}
+    assert shown(cells["c1"].outputs) == [("stream:stdout", "progress 100%\na\nb\ndone 10\n"),
+                                          ("stream:stderr", "last err\n")]
+    assert shown(cells["c2"].outputs) == [("stream:stdout", "no return\nhere\n")]
+
+
 # -- a real kernel, compared with what nbclient's notebook holds ------------------------------------
 CELLS = [
     ("load", "%load_ext jupyter_mv\nfrom IPython.display import display, clear_output, update_display"),
@@ -118,6 +140,7 @@ CELLS = [
     ("cleared", "print('gone')\nclear_output()\nprint('after')"),
     ("html", "from IPython.display import HTML\nd = display(HTML('<b>0%</b>'), display_id=True)\n"
              "d.update(HTML('<b>100%</b>'))"),
+    ("cr", "import sys\nfor i in range(5):\n    print(f'\\repoch {i}/4', end='')\nprint()\nsys.stderr.write('x\\ry\\n')"),
     ("snap", "%mv_snapshot -m outputs"),
 ]
 
@@ -143,6 +166,10 @@ def test_recorded_outputs_match_the_notebook(tmp_path, monkeypatch):
         recorded = {ids[c.source]: shown(c.outputs) for c in st.cells(v) if ids.get(c.source) in expected}
     finally:
         st.close()
+    # nbclient keeps `\r` as sent; a notebook shows each line's last state, as recorded
+    assert shown(nb.cells[[c for c, _ in CELLS].index("cr")].outputs)[0][1].startswith("\repoch 0/4\repoch 1/4")
+    assert expected.pop("cr")[-1] == ("execute_result", "4")
+    assert recorded.pop("cr") == [("stream:stdout", "epoch 4/4\n"), ("stream:stderr", "y\n"), ("execute_result", "4")]
     assert recorded == expected
 
     # jupyter-mv show (the sidebar and the widget read the same api.show)
