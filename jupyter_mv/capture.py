@@ -226,6 +226,19 @@ def _carriage_returns(old: str, new: str) -> str:
     return head + sep + _CR_LINE.sub("", text)
 
 
+_WIDGET = "\0widget:"  # CellLog._displays key of a Jupyter widget's outputs (no display_id has a NUL)
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _widget_model(output: dict) -> str | None:
+    """The model id of the Jupyter widget an output shows, else None."""
+    if output.get("output_type") not in ("display_data", "execute_result"):
+        return None
+    view = (output.get("data") or {}).get(_WIDGET_VIEW)
+    model = view.get("model_id") if isinstance(view, dict) else None
+    return model if isinstance(model, str) else None
+
+
 class CellLog:
     """Executed cells and the outputs they produced, recorded kernel-side (any frontend)."""
 
@@ -282,6 +295,9 @@ class CellLog:
         else:
             if display_id and output.get("output_type") in ("display_data", "execute_result"):
                 self._displays.setdefault(display_id, []).append((key, len(outs)))
+            model = _widget_model(output)
+            if model is not None:  # its text follows the live widget (see _refresh_widgets)
+                self._displays.setdefault(_WIDGET + model, []).append((key, len(outs)))
             outs.append(output)
 
     def update_display(self, display_id: str, data: dict, metadata: dict | None = None) -> None:
@@ -330,7 +346,37 @@ class CellLog:
             cell.pop("clear_pending", None)
             self._clear_cell(key, cell)
 
+    def _refresh_widgets(self) -> None:
+        """A widget's output shows the widget's current state (a tqdm bar at 100%, a slider moved
+        since), but its text/plain was taken when it was displayed (`0%|          | 0/3`); later
+        changes travel as widget messages, not display updates. Its text is taken again from the
+        live widget, as ipywidgets' own `_repr_mimebundle_` writes it; a closed widget keeps its own."""
+        mod = sys.modules.get("ipywidgets.widgets.widget")  # never imported here: only if the user did
+        live = getattr(mod, "_instances", None) if mod is not None else None
+        if not live:
+            return
+        for did, places in list(self._displays.items()):
+            if not did.startswith(_WIDGET) or not places:
+                continue
+            widget = live.get(did[len(_WIDGET):])
+            try:
+                bundle = widget._repr_mimebundle_() if widget is not None else None
+            except Exception:  # a widget's repr is user code: a failing one keeps the recorded text
+                bundle = None
+            text = bundle.get("text/plain") if isinstance(bundle, dict) else None
+            if not isinstance(text, str):
+                continue
+            for key, i in places:
+                cell = self._cells.get(key)
+                if cell is None or i >= len(cell["outputs"]):
+                    continue
+                old = cell["outputs"][i]
+                if (old.get("data") or {}).get("text/plain") != text:
+                    cell["outputs"][i] = {**old, "data": {**old["data"], "text/plain": text}}
+                    cell.pop("cell", None)
+
     def cells(self) -> list[Cell]:
+        self._refresh_widgets()
         out = []
         for key in self._order:
             c = self._cells[key]

@@ -200,3 +200,37 @@ def test_restore_outputs_shows_the_final_frame(tmp_path, monkeypatch):
     texts = [o.get("data", {}).get("text/plain", "") for o in nb.cells[1].outputs]  # not the source headers
     assert "'final: done'" in texts, texts
     assert not any("epoch" in t for t in texts), texts
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+def test_widget_outputs_show_the_live_widget(tmp_path, monkeypatch):
+    """A widget's later changes travel as widget messages, not display updates, so its text/plain is
+    the first frame (a tqdm bar's `0%`): the recorded text is taken again from the live widget; a
+    closed one keeps what it last showed; a version keeps the text of its moment."""
+    monkeypatch.setenv("PATH", f"{sys.prefix}/bin:" + __import__("os").environ.get("PATH", ""))
+    monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", str(tmp_path / "widgets.ipynb"))
+    cells = ["%load_ext jupyter_mv",
+             "import ipywidgets as w\n"
+             "bar = w.IntProgress(value=0, max=3, description='train')\ndisplay(bar)\n"
+             "for i in range(4):\n    bar.value = i\n"
+             "gone = w.IntSlider(value=1)\ndisplay(gone)\ngone.value = 5",
+             "%mv_snapshot -m first",
+             "gone.close()\nbar.value = 1",
+             "%mv_snapshot -m second"]
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
+    nb = NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert shown(nb.cells[1].outputs) == [("display_data", "IntProgress(value=0, description='train', max=3)"),
+                                          ("display_data", "IntSlider(value=1)")]  # as displayed
+    with Store(tmp_path / ".jupyter_mv") as st:
+        v1, v2 = st.versions()
+        first = [c for c in st.cells(v1) if c.source == cells[1]][0]
+        second = [c for c in st.cells(v2) if c.source == cells[1]][0]
+    assert shown(first.outputs) == [("display_data", "IntProgress(value=3, description='train', max=3)"),
+                                    ("display_data", "IntSlider(value=5)")]
+    assert shown(second.outputs) == [("display_data", "IntProgress(value=1, description='train', max=3)"),
+                                     ("display_data", "IntSlider(value=5)")]
+    view = first.outputs[0]["data"]["application/vnd.jupyter.widget-view+json"]
+    assert view == nb.cells[1].outputs[0]["data"]["application/vnd.jupyter.widget-view+json"]
