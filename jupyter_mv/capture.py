@@ -239,6 +239,23 @@ def _widget_model(output: dict) -> str | None:
     return model if isinstance(model, str) else None
 
 
+def _widget_text(widget) -> str | None:
+    """The text/plain ipywidgets' `_repr_mimebundle_` gives the widget now (its repr, cut at 110
+    characters). A tqdm bar's repr measures the time elapsed up to *now*, so it would differ at every
+    snapshot of a finished bar: its elapsed time is the one of its last refresh, as the bar shows."""
+    pbar = getattr(widget, "pbar", None)
+    if pbar is not None and hasattr(pbar, "format_meter") and hasattr(pbar, "last_print_t"):
+        d = dict(pbar.format_dict)
+        d["elapsed"] = pbar.last_print_t - pbar.start_t
+        text = pbar.format_meter(**d)
+    else:
+        bundle = widget._repr_mimebundle_()
+        text = bundle.get("text/plain") if isinstance(bundle, dict) else None
+    if isinstance(text, str) and len(text) > 110:
+        text = text[:110] + "…"
+    return text
+
+
 class CellLog:
     """Executed cells and the outputs they produced, recorded kernel-side (any frontend)."""
 
@@ -360,10 +377,9 @@ class CellLog:
                 continue
             widget = live.get(did[len(_WIDGET):])
             try:
-                bundle = widget._repr_mimebundle_() if widget is not None else None
+                text = _widget_text(widget) if widget is not None else None
             except Exception:  # a widget's repr is user code: a failing one keeps the recorded text
-                bundle = None
-            text = bundle.get("text/plain") if isinstance(bundle, dict) else None
+                text = None
             if not isinstance(text, str):
                 continue
             for key, i in places:
