@@ -634,6 +634,9 @@ class ImportResult:
 
     def summary_line(self) -> str:
         v = self.version
+        if self.already and v.is_local:
+            return (f"{v.notebook} {v.label} is this bundle's version, made in this store: nothing imported "
+                    f"(the bundle is an export of it)")
         if self.already:
             return f"{v.notebook} {v.label} was already imported from this bundle"
         from .model import human_bytes
@@ -644,10 +647,12 @@ class ImportResult:
 
 
 def _same_version(store: Store, b: Bundle) -> Version | None:
-    """An earlier import of the same bundle (same notebook, created time and variable contents)."""
+    """The bundle's version when this store already holds it: an earlier import of the same bundle, or
+    the version it was exported from (same notebook, created time and variable contents). Importing
+    one's own export would otherwise add an untrusted duplicate of a version made here."""
     want = sorted((v["name"], v["content_hash"]) for v in b.manifest["variables"])
     for v in store.versions(b.version["notebook"]):
-        if v.created == b.version["created"] and store.is_imported(v):
+        if v.created == b.version["created"]:
             if sorted((x.name, x.content_hash) for x in store.variables(v)) == want:
                 return v
     return None

@@ -144,20 +144,32 @@ def test_import_twice_and_dedup(exported, other):
     assert _state(other) == before
 
 
-def test_import_into_same_store_dedups_blobs(exported):
+def test_import_of_own_export_adds_no_duplicate(exported):
     a, v, path, _ = exported
-    before, held = store_bytes(a.root), chunk_ids(a.root)
+    before, n_versions = store_bytes(a.root), len(a.versions(v.notebook))
     result = bundle.import_(a, path)
-    # everything is deduplicated but the skops form of the estimator (the store pickles it; the
-    # bundle ships it as skops): its small schema and arrays are the only new chunks
-    skops = {c for x in bundle.read(path).manifest["variables"] if x["codec"] == "sklearn.skops"
-             for b in x["manifest"]["buffers"] for c in b.get("c", [])}
-    new = chunk_ids(a.root) - held
-    assert new == skops - held and 0 < result.new_bytes <= sum(blob_size(c) for c in new) + 64
-    assert store_bytes(a.root) - before < 8192  # the 5.6 MB array: not written again
-    assert result.version.n == v.n + 1
-    assert result.version.tags == ()  # "best" already names v1 here: it is not moved
-    assert "best" in result.summary_line()
+    assert result.already and result.version.id == v.id and result.version.is_local
+    assert "made in this store: nothing imported" in result.summary_line()
+    assert len(a.versions(v.notebook)) == n_versions and store_bytes(a.root) == before
+
+
+def test_import_dedups_blobs_the_store_holds(exported, tmp_path):
+    _, v, path, ns = exported
+    b = Store(tmp_path / "bob" / ".jupyter_mv")
+    try:
+        api.take_snapshot(message="same data, taken here", store=b)  # the same variables, another version
+        before, held = store_bytes(b.root), chunk_ids(b.root)
+        result = bundle.import_(b, path)
+        # everything is deduplicated but the skops form of the estimator (the store pickles it; the
+        # bundle ships it as skops): its small schema and arrays are the only new chunks
+        skops = {c for x in bundle.read(path).manifest["variables"] if x["codec"] == "sklearn.skops"
+                 for bb in x["manifest"]["buffers"] for c in bb.get("c", [])}
+        new = chunk_ids(b.root) - held
+        assert new == skops - held and 0 < result.new_bytes <= sum(blob_size(c) for c in new) + 64
+        assert store_bytes(b.root) - before < 8192  # the 5.6 MB array: not written again
+        assert not result.already and result.version.n == 2 and not result.version.is_local
+    finally:
+        b.close()
 
 
 def test_bundle_contents(exported):
