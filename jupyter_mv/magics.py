@@ -364,6 +364,7 @@ class MVMagics(Magics):
             if others:
                 print(f"no versions of {here} yet; this store holds versions of {', '.join(others[:5])}: "
                       f"%mv_log --all, or %mv_log --notebook {_quote(others[0])}")
+                return  # an empty table saying "take one with %mv_snapshot" would contradict the line above
         display(HistoryTable(vs, args.n, args.all, notebook=nb))
 
     @line_magic

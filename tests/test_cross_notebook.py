@@ -59,6 +59,7 @@ def test_imported_version_from_another_notebook(imported, shell, run, capsys):
     run("%mv_log")
     out = capsys.readouterr().out
     assert f"this store holds versions of {A}: %mv_log --all, or %mv_log --notebook {A}" in out
+    assert "No versions yet" not in out  # no contradicting "take one with %mv_snapshot" below it
     msg = usage_error(shell, "mv_restore", "v1 X_test")
     assert f"e.g. {A}:v1" in msg
     msg = usage_error(shell, "mv_restore", "baseline X_test")
