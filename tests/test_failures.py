@@ -17,7 +17,7 @@ from jupyter_mv.errors import StoreError
 from jupyter_mv.store import Store
 from jupyter_mv.store.blobs import CHUNK, BlobStore
 
-TABLES = ("versions", "variables", "manifests", "manifest_blobs", "version_cells", "params", "metrics", "tags")
+TABLES = ("versions", "variables", "manifests", "version_cells", "params", "metrics", "tags")
 
 
 class Boom(RuntimeError):

@@ -42,7 +42,7 @@ def test_migrations_numbered(store):
         assert fn.__name__.startswith(f"m{i:03d}_"), fn.__name__
     tables = set(store.db.table_names())
     assert {"notebooks", "versions", "variables", "cells", "params", "metrics", "tags", "environments",
-            "manifests", "manifest_blobs", "packed"} <= tables
+            "manifests", "packed"} <= tables
     # reopening does not re-run anything
     again = Store(store.root)
     try:

@@ -216,10 +216,7 @@ class Store:
                          _json(v.summary), "", int(bool(v.credential)),
                          json.dumps(list(v.credential)) if v.credential else "", mh),
                     )
-                    if conn.execute("insert or ignore into manifests (hash, body) values (?,?)", (mh, body)).rowcount:
-                        ids = v.blob_ids()
-                        conn.executemany("insert or ignore into manifest_blobs (manifest_hash, blob_id) values (?,?)",
-                                         [(mh, b) for b in ids])
+                    conn.execute("insert or ignore into manifests (hash, body) values (?,?)", (mh, body))
                 for pos, c in enumerate(cells):
                     h = _cell_hash(c)
                     if not conn.execute("select 1 from cells where hash = ?", (h,)).fetchone():
@@ -491,20 +488,28 @@ class Store:
                                      (nid, tag, version.id))
 
     # -- maintenance -------------------------------------------------------------------------
+    def _manifest_chunks(self) -> dict[str, list[str]]:
+        """{manifest hash: its chunk ids} of every manifest a variable holds (each parsed once)."""
+        out = {}
+        for h, body in self._q("select hash, body from manifests where hash in (select manifest_hash from variables)"):
+            ids = {b for m in json.loads(body).get("buffers", []) for b in m.get("c", [])}
+            out[h] = sorted(ids)
+        return out
+
     def referenced_blobs(self) -> set[str]:
-        return {r[0] for r in self._q("select distinct blob_id from manifest_blobs where manifest_hash in"
-                                      " (select manifest_hash from variables)")}
+        return {b for ids in self._manifest_chunks().values() for b in ids}
 
     def verify(self, progress=None) -> list[dict]:
         """Re-hash every referenced blob; one problem dict per damaged (version, variable, blob)."""
         problems = []
         uses: dict[str, list[tuple]] = {}
-        for nb, n, name, bid in self._q(
-            "select nb.path, v.n, var.name, mb.blob_id from variables var"
-            " join manifest_blobs mb on mb.manifest_hash = var.manifest_hash join versions v on v.id = var.version_id"
+        chunks = self._manifest_chunks()
+        for nb, n, name, mh in self._q(
+            "select nb.path, v.n, var.name, var.manifest_hash from variables var join versions v on v.id = var.version_id"
             " join notebooks nb on nb.id = v.notebook_id order by nb.path, v.n, var.name"
         ):
-            uses.setdefault(bid, []).append((nb, n, name))
+            for bid in chunks.get(mh, ()):
+                uses.setdefault(bid, []).append((nb, n, name))
         try:
             integrity = self._q("pragma quick_check")[0][0]
         except StoreError as e:
@@ -560,7 +565,6 @@ class Store:
             c.execute("delete from cells where hash not in (select cell_hash from version_cells)")
             # manifests no version holds any more (their chunks go at the next gc)
             c.execute("delete from manifests where hash not in (select manifest_hash from variables)")
-            c.execute("delete from manifest_blobs where manifest_hash not in (select hash from manifests)")
         return len(versions)
 
     def total_bytes(self) -> int:

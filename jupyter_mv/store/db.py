@@ -62,6 +62,8 @@ def connect(path: Path, readonly: bool = False) -> sqlite_utils.Database:
         if not readonly:
             _retry(lambda: conn.execute("PRAGMA journal_mode = wal"))
             conn.execute("PRAGMA synchronous = FULL")
+            # after a checkpoint the WAL is cut back to 1 MiB instead of keeping its high-water size (~4 MiB)
+            conn.execute("PRAGMA journal_size_limit = 1048576")
         conn.execute("PRAGMA foreign_keys = ON")
         current = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as e:

@@ -80,7 +80,8 @@ def m004_packs_and_shared_manifests(db: sqlite_utils.Database) -> None:
     """Small chunks live in pack files, indexed by `packed` (blob id → pack, offset, length). A
     variable's manifest (its encoding's chunk list) is stored once in `manifests`, keyed by the sha256
     of its canonical JSON, and shared by every version holding the same content: an unchanged variable
-    costs one `variables` row whatever its size. `manifest_blobs` replaces `variable_blobs`; the unread `blobs` table goes."""
+    costs one `variables` row whatever its size. The chunks a version references are read from these
+    manifests (gc, verify), so `variable_blobs` goes, and so does the unread `blobs` table."""
     import json
 
     c = db.conn
@@ -88,17 +89,11 @@ def m004_packs_and_shared_manifests(db: sqlite_utils.Database) -> None:
               " length integer not null)")
     c.execute("create index packed_pack on packed (pack)")
     c.execute("create table manifests (hash text primary key, body text not null)")
-    c.execute("create table manifest_blobs (manifest_hash text not null, blob_id text not null,"
-              " primary key (manifest_hash, blob_id))")
-    c.execute("create index manifest_blobs_blob on manifest_blobs (blob_id)")
     c.execute("alter table variables add column manifest_hash text not null default ''")
     rows = c.execute("select version_id, name, manifest from variables").fetchall()
     for vid, name, text in rows:
         body, h = manifest_key(json.loads(text or '{"meta": null, "buffers": []}'))
-        if c.execute("insert or ignore into manifests (hash, body) values (?, ?)", (h, body)).rowcount:
-            ids = {b for m in json.loads(body).get("buffers", []) for b in m.get("c", [])}
-            c.executemany("insert or ignore into manifest_blobs (manifest_hash, blob_id) values (?, ?)",
-                          [(h, b) for b in ids])
+        c.execute("insert or ignore into manifests (hash, body) values (?, ?)", (h, body))
         c.execute("update variables set manifest = '', manifest_hash = ? where version_id = ? and name = ?",
                   (h, vid, name))
     c.execute("create index variables_manifest on variables (manifest_hash)")
