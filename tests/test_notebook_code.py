@@ -167,6 +167,45 @@ def test_partials_and_generic_classes_are_stored_deterministically(shell, run, c
     assert run("Box.__parameters__ == (T,) and Box.__parameters__[0] is T and T.__bound__ is int")
 
 
+_SETS_PROGRAM = """
+import collections, dataclasses, enum, hashlib, json, sys
+from jupyter_mv import codecs
+class Color(enum.Enum):
+    R = 1
+    G = 2
+    B = 3
+NT = collections.namedtuple('NT', 'a b')
+@dataclasses.dataclass(frozen=True)
+class P:
+    s: str
+values = {'enums': {Color.R, Color.G, Color.B}, 'namedtuples': {NT('x', 1), NT('y', 2), NT('z', 3)},
+          'frozen': {P('a'), P('b'), P('c')}, 'of_sets': {frozenset({'a'}), frozenset({'b'}), frozenset({'c', 'd'})},
+          'mixed': {'a', 1, None, 2.5, ('t', 'u')}, 'ints': set(range(50))}
+out = {}
+for k, v in values.items():
+    e = codecs.encode(v)
+    out[k] = hashlib.sha256(b''.join(bytes(b) for b in e.buffers) + json.dumps(e.meta, sort_keys=True, default=str).encode()).hexdigest()
+print(json.dumps(out))
+"""
+
+
+def test_sets_of_hash_seeded_elements_store_the_same_bytes_in_every_process(tmp_path):
+    """A set's iteration order follows its elements' hashes; Enum members, namedtuples and frozen
+    dataclasses hash through strings, which PYTHONHASHSEED changes per kernel: such sets (and sets of
+    frozensets, which sort by inclusion only) are written in a fixed order."""
+    import json
+    import subprocess
+
+    runs = []
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        r = subprocess.run([sys.executable, "-c", _SETS_PROGRAM], capture_output=True, text=True, env=env,
+                           cwd=tmp_path, timeout=120)
+        assert r.returncode == 0, r.stderr
+        runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    assert runs[0] == runs[1] == runs[2]
+
+
 def test_notebook_code_after_export_and_import(shell, run, tmp_path):
     run(CODE)
     run(CLASS)

@@ -314,18 +314,36 @@ class _DefinitionUnpickler:
 
 
 # -- deterministic sets ------------------------------------------------------------------------
-_HASH_RANDOM = (str, bytes, tuple, frozenset)
+# types whose hash is the same in every process: a set of only these iterates in the same order
+# in two kernels that built it alike. Any other element may hash through a string (str, bytes, an
+# Enum member hashes its name, a namedtuple or frozen dataclass its fields), which PYTHONHASHSEED
+# changes per kernel.
+_HASH_FIXED = (int, float, complex, bool, type(None))
 
 
 def canonical_set(s) -> list | None:
-    """The elements of set `s` in a process-independent order when its iteration order depends on
-    string hashing (PYTHONHASHSEED differs per kernel), else None (keep pickle's own path)."""
-    if not any(type(x) in _HASH_RANDOM for x in s):
+    """The elements of set `s` in a process-independent order when its iteration order may depend
+    on string hashing (PYTHONHASHSEED differs per kernel), else None (keep pickle's own path)."""
+    if all(type(x) in _HASH_FIXED for x in s):
         return None
     try:
-        return sorted(s)
-    except TypeError:
-        return sorted(s, key=lambda x: (type(x).__name__, repr(x)))
+        return sorted(s, key=_order_key)
+    except Exception:  # an element's repr is user code; its set keeps pickle's order
+        return None
+
+
+def _order_key(x):
+    """A sort key of the same order in every process: by type, then value. Not `sorted(s)`: sets
+    compare by inclusion (a partial order: frozensets stayed in hash order) and mixed types raise;
+    nor repr() alone for sets and tuples: a nested set's repr is in hash order too."""
+    t = type(x)
+    if t in (str, bytes, int, float, bool):
+        return (t.__name__, x)
+    if t is set or t is frozenset:
+        return (t.__name__, tuple(sorted(_order_key(e) for e in x)))
+    if t is tuple:
+        return ("tuple", tuple(_order_key(e) for e in x))
+    return (t.__qualname__, repr(x))
 
 
 class SetTable:
