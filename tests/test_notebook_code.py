@@ -206,6 +206,27 @@ def test_sets_of_hash_seeded_elements_store_the_same_bytes_in_every_process(tmp_
     assert runs[0] == runs[1] == runs[2]
 
 
+def test_a_partial_read_by_inspect_keeps_its_hash(shell, run):
+    """CPython creates a partial's `__dict__` the first time it is read (functools.wraps, inspect,
+    matplotlib's callbacks while a figure is drawn); the partial's pickle must not change with it,
+    or auto mode makes a version for a cell that changed nothing."""
+    run("import functools, inspect\n"
+        "def add(a, b):\n"
+        "    return a + b\n"
+        "p = functools.partial(add, 1)\n"
+        "handlers = {'on_add': functools.partial(add, b=2)}")
+    v1 = api.snapshot()
+    run("inspect.signature(p); p.__dict__; handlers['on_add'].__dict__")
+    v2 = api.snapshot()
+    assert [c["name"] for c in api.diff(v1.label, v2.label).variables["changed"]] == []
+    run("p.note = 'tagged'")  # a real attribute is state
+    v3 = api.snapshot()
+    assert [c["name"] for c in api.diff(v2.label, v3.label).variables["changed"]] == ["p"]
+    run("del p")
+    run(f"%mv_restore {v3.label} p")
+    assert run("p(2) == 3 and p.note == 'tagged'")
+
+
 def test_notebook_code_after_export_and_import(shell, run, tmp_path):
     run(CODE)
     run(CLASS)

@@ -132,7 +132,19 @@ def _callback_registry(o):
 
 
 # library types whose pickling is not a pure function of their state: (module, qualname) -> reducer
-_QUIRKS = {("matplotlib.cbook", "CallbackRegistry"): _callback_registry}
+def _partial(o):
+    """functools.partial's reduction writes its `__dict__`, which CPython creates empty the first
+    time anything reads `p.__dict__` (functools.wraps, inspect, matplotlib drawing a figure whose
+    callbacks are partials): the same partial would pickle differently before and after. An empty
+    dict is written as None, what an untouched partial writes."""
+    r = o.__reduce__()
+    if len(r) >= 3 and isinstance(r[2], tuple) and len(r[2]) == 4 and r[2][3] == {}:
+        r = r[:2] + (r[2][:3] + (None,),) + r[3:]
+    return r
+
+
+_QUIRKS = {("matplotlib.cbook", "CallbackRegistry"): _callback_registry,
+           ("functools", "partial"): _partial}
 
 
 def normalise_code(code: types.CodeType) -> types.CodeType:
