@@ -317,6 +317,8 @@ def _check_metrics(metrics) -> dict:
             out[str(k)] = float(v)
         except (TypeError, ValueError):
             raise UsageError(f"metric {k!r} is not a number ({type(v).__name__})") from None
+        except OverflowError:  # an int beyond a float's range (metrics are stored as floats)
+            raise UsageError(f"metric {k!r} is too large to store as a float (over 1.8e308)") from None
     return out
 
 

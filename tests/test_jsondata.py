@@ -68,6 +68,15 @@ def test_weird_values_never_abort_a_snapshot_and_read_back(session):
     assert math.isnan(h["metrics"].iloc[-1]["loss"])  # the Python API keeps floats
 
 
+def test_a_metric_beyond_float_range_is_one_clear_error(session):
+    session.namespace["x"] = 1
+    with pytest.raises(api.UsageError, match="metric 'big' is too large to store as a float"):
+        api.snapshot(metrics={"big": 10 ** 400})
+    with pytest.raises(api.UsageError, match="metric 'huge' is too large"):
+        api.snapshot(metrics={"huge": 10 ** 5000})  # beyond int-to-str's digit limit too
+    assert api.versions() == []
+
+
 def test_magic_params_and_metrics_with_nan_inf(shell, run, capsys):
     run("import numpy as np, pathlib, datetime")
     run("loss = float('nan'); best_loss = float('inf')")
