@@ -164,7 +164,9 @@ def export(store: Store, version: Version, path: str | os.PathLike,
     manifest then marks the variables holding credentials, so the importing store does too).
 
     scikit-learn estimators are shipped in the skops format (redaction.to_safe_format), so the
-    receiver restores them without --trust; those skops cannot hold stay pickled. The same version
+    receiver restores them without --trust, and so are groups of variables sharing objects with
+    them (one skops file per group, redaction.group_to_safe_format); those skops cannot hold stay
+    pickled. The same version
     exports to the same bytes."""
     from . import redaction
 
@@ -489,6 +491,11 @@ def _meta_problem(codec: str, meta: dict) -> str | None:
         if not isinstance(files, list) or not all(isinstance(f, str) and _SKOPS_MEMBER.fullmatch(f) for f in files) \
                 or len(set(files)) != len(files):
             return "malformed skops member table"
+    if codec == "group.skops":  # one name of a group shipped as one skops file (codecs.groups)
+        names = meta.get("members")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.isidentifier()
+                                                                for n in names) or meta.get("key") not in names:
+            return "malformed group member table"
     for t in tensors:
         if not isinstance(t, dict) or not isinstance(t.get("dtype"), str) or not _TORCH_DTYPE.fullmatch(t["dtype"]):
             return f"unknown tensor dtype {str(t.get('dtype') if isinstance(t, dict) else t)[:30]!r}"

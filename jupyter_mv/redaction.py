@@ -8,12 +8,15 @@ withheld and the variables that hold credentials are listed so the receiving sto
 
 Safe formats are for what leaves the machine: the local store pickles scikit-learn estimators (the
 user's own disk, and fast enough to run after every cell); `to_safe_format` re-encodes one with
-skops for a bundle (or a remote), so the receiver can restore it without --trust.
+skops for a bundle (or a remote), so the receiver can restore it without --trust, and
+`group_to_safe_format` does the same for a group of variables pickled together because they share
+objects (one skops file for the group, so the sharing survives).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
 from dataclasses import dataclass, field
 
@@ -23,7 +26,7 @@ from .model import Cell, Version
 from .store import Store, StoredVariable
 from .store.blobs import CHUNK, BlobStore
 
-__all__ = ["Redacted", "plan", "to_safe_format", "warn"]
+__all__ = ["Redacted", "group_to_safe_format", "plan", "to_safe_format", "warn"]
 
 
 @dataclass
@@ -90,7 +93,8 @@ def to_safe_format(store: Store, version: Version, sv: StoredVariable) -> tuple[
 
     Returned unchanged (with no chunks): every other variable; one of a version made elsewhere
     (decoding it would unpickle data nobody vouched for); a member of a group pickled together
-    (codecs.groups: re-encoding one member alone would break the sharing a restore keeps); one skops
+    (codecs.groups: re-encoding one member alone would break the sharing a restore keeps; plan
+    re-encodes the group as a whole, group_to_safe_format); one skops
     cannot hold (a torch module inside: it stays pickled, and needs --trust where it arrives); one
     holding classes or functions defined in the notebook, which stays pickled with those types in
     its summary's "pickled_for", so the receiver's --trust message names them; one whose stored
@@ -115,12 +119,7 @@ def to_safe_format(store: Store, version: Version, sv: StoredVariable) -> tuple[
         return dataclasses.replace(sv, summary={**sv.summary, "pickled_for": enc[:5]}), {}
     if enc is None:
         return sv, {}
-    manifests = BlobStore.plan(enc.buffers)
-    chunks: dict = {}
-    for buf, m in zip(enc.buffers, manifests):
-        mv = memoryview(buf).cast("B")
-        for j, bid in enumerate(m["c"]):
-            chunks[bid] = mv[j * CHUNK: (j + 1) * CHUNK]
+    manifests, chunks = _chunks_of(enc)
     # the content hash stays the variable's: it names the model, not the format it travels in, so
     # the receiver's version lists the same hashes as the sender's and a diff of the two calls it same
     return dataclasses.replace(sv, codec=enc.codec, nbytes=sum(m["n"] for m in manifests), safe=False,
@@ -187,11 +186,78 @@ def plan(store: Store, version: Version, include_secrets: bool = False, safe_for
     return _safe_formats(store, Redacted(shared, kept, out_cells, withheld, {}), safe_formats)
 
 
+def _chunks_of(enc) -> tuple[list, dict]:
+    """(buffer manifests, {blob id: bytes}) of an encoding, chunked and named as the store would."""
+    manifests = BlobStore.plan(enc.buffers)
+    chunks: dict = {}
+    for buf, m in zip(enc.buffers, manifests):
+        mv = memoryview(buf).cast("B")
+        for j, bid in enumerate(m["c"]):
+            chunks[bid] = mv[j * CHUNK: (j + 1) * CHUNK]
+    return manifests, chunks
+
+
+def group_to_safe_format(store: Store, version: Version, members: list) -> tuple[list, dict]:
+    """`members` (the StoredVariables of one group pickled together, codecs.groups, all of it) as
+    they should leave the machine: re-encoded as one skops file of the dict {name: object} (codec
+    "group.skops", codecs.estimators.group_to_skops), so the receiver restores them, still sharing
+    their objects, without --trust after skops' audit. Returns (the variables, {blob id: bytes} of
+    the new chunks). Deterministic; content hashes stay the stored ones.
+
+    Returned unchanged (no chunks): a group of a version made elsewhere; one that refers to
+    variables kept in their own codec (`refs`) or holds tensors (the pickle keeps those out of
+    band); one skops cannot hold or would not load back as it is; one holding classes or functions
+    defined in the notebook, each member then carrying those types in its summary's "pickled_for"
+    (the receiver's --trust message names them); one whose stored data does not decode here.
+    Raises MemoryError only."""
+    meta0 = members[0].manifest["meta"]
+    if store.is_imported(version) or any(meta0.get(k) for k in ("refs", "tensors", "weights")):
+        return members, {}
+    ctx = codecs.DecodeContext(trusted=True)
+    ctx.trial = True  # never touch the live notebook's classes (see codecs.pickled.decode)
+    ctx.namespace = {}  # nor define names in the notebook's namespace
+    try:
+        payload = codecs.groups.decode_payload(members[0].codec, meta0,
+                                               store.blobs.read_buffers(members[0].manifest["buffers"]), ctx)
+        enc = codecs.estimators.group_to_skops(payload)
+    except MemoryError:
+        raise
+    except Exception:  # not decodable here, no skops, skops tripped: shipped as stored (needs --trust, named)
+        return members, {}
+    if isinstance(enc, list):
+        return [dataclasses.replace(sv, summary={**sv.summary, "pickled_for": enc[:5]}) for sv in members], {}
+    if enc is None:
+        return members, {}
+    manifests, chunks = _chunks_of(enc)
+    out = []
+    for sv in members:
+        own = {k: v for k, v in sv.manifest["meta"].items() if k in ("members", "key", "group")}
+        out.append(dataclasses.replace(sv, codec=enc.codec, safe=False,
+                                       manifest={"meta": {**enc.meta, **own}, "buffers": manifests}))
+    return out, chunks
+
+
 def _safe_formats(store: Store, r: Redacted, wanted: bool) -> Redacted:
     if not wanted:
         return r
+    # groups pickled together (codecs.groups), by their shared buffers: re-encoded whole, or not at all
+    groups: dict = {}
+    for sv in r.variables:
+        if codecs.groups.is_member(sv.codec, sv.manifest["meta"]):
+            groups.setdefault(json.dumps(sv.manifest["buffers"]), []).append(sv)
+    done: dict = {}
+    for members in groups.values():
+        names = members[0].manifest["meta"].get("members")
+        # a member withheld (it holds a credential) leaves the group as stored
+        if isinstance(names, list) and sorted(names) == sorted(sv.name for sv in members):
+            new, chunks = group_to_safe_format(store, r.version, members)
+            done.update((sv.name, sv) for sv in new)
+            r.blobs.update(chunks)
     out = []
     for sv in r.variables:
+        if sv.name in done:
+            out.append(done[sv.name])
+            continue
         sv, chunks = to_safe_format(store, r.version, sv)
         out.append(sv)
         r.blobs.update(chunks)

@@ -28,14 +28,18 @@ def check_trust(store: Store, version: Version, names: list[str], trust: bool) -
         return {}
     read: dict = {}
     risky = []
+    audits: dict = {}  # a group shipped as one skops file is audited once for all its names
     for v in store.variables(version):
         if v.name not in names or v.codec in codecs.SAFE:
             continue
         if v.codec in codecs.estimators.NAMES:
             sv = store.stored_variable(version, v.name)
+            key = json.dumps([sv.codec, sv.manifest["buffers"]])
             read[v.name] = _read(store, version, sv)
             try:
-                types = codecs.untrusted_types(sv.codec, sv.manifest["meta"], read[v.name], v.type_name)
+                if key not in audits:
+                    audits[key] = codecs.untrusted_types(sv.codec, sv.manifest["meta"], read[v.name], v.type_name)
+                types = audits[key]
             except NotStorable as e:
                 raise StoreError(f"{version.label} variable {v.name!r} cannot be restored: {e}") from None
         else:
@@ -43,8 +47,9 @@ def check_trust(store: Store, version: Version, names: list[str], trust: bool) -
             held = v.summary.get("pickled_for") if isinstance(v.summary, dict) else None
             if isinstance(held, list) and all(isinstance(t, str) for t in held):  # the notebook-defined parts
                 held = [t[:100] for t in held[:5] if t != v.type_name]
-                if held:
-                    types = [f"{v.type_name} (it holds {', '.join(held)}, defined in the notebook)"]
+                if held:  # a group member: what the group's pickle holds, maybe through another name
+                    whose = "its group holds" if v.summary.get("shares_with") else "it holds"
+                    types = [f"{v.type_name} ({whose} {', '.join(held)}, defined in the notebook)"]
         if types:
             risky.append((v.name, v.codec, types))
     if risky:

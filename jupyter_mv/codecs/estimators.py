@@ -12,7 +12,9 @@ Shared (bundles, see redaction.to_safe_format): `to_skops` re-encodes a model wi
 tree of typed nodes) plus one `.npy` member per array. We keep the members apart: buffer 0 is the
 schema, buffer i the member `meta["files"][i-1]`. skops names members and nodes after `id()` of
 the live objects; those are renumbered in order of appearance so the same model always encodes to
-the same bytes (a bundle of the same model is the same file).
+the same bytes (a bundle of the same model is the same file). A group of variables that share
+objects with a model (`models = {"rf": rf}`, codecs.groups) travels the same way as one skops file
+of the dict {name: object} (`group_to_skops`, codec "group.skops").
 
 Loading never unpickles. What it may construct is checked with skops' own audit
 (`get_untrusted_types`): restore.py refuses an imported variable holding any type that neither
@@ -36,7 +38,9 @@ import zipfile
 from ..errors import NotStorable
 from . import Encoded, loaded, type_name
 
-NAMES = ("sklearn.skops",)  # "sklearn" (pickled) is decoded by the pickle codec
+# "sklearn" (pickled) is decoded by the pickle codec; "group.skops" is a group of variables that share
+# objects (codecs.groups), shipped as one skops file of the dict {name: object} (group_to_skops)
+NAMES = ("sklearn.skops", "group.skops")
 
 # Types skops does not trust by default that an imported model may still hold without --trust:
 # decision-tree structures, whose node arrays check_structures validates (their compiled predict
@@ -239,7 +243,61 @@ def to_skops(obj) -> Encoded | list | None:
     return _encode_skops(obj, summary, params)
 
 
-def _encode_skops(obj, summary: dict, params: dict) -> Encoded | list | None:
+def group_to_skops(payload: dict) -> Encoded | list | None:
+    """The shareable encoding of a group of variables that share objects (codecs.groups):
+    `payload` is {name: object}, in the group's order. skops keeps an object reached from several
+    names one object (its schema refers to it by id), so `models["rf"] is rf` after loading. Codec
+    "group.skops", deterministic like `to_skops` (ids and members renumbered). Returns the list of
+    notebook-defined types when the group holds some (it stays pickled), None when skops cannot
+    hold it or when loading it back would not give the same structure: every container, scalar
+    and estimator of the same type (skops would write a `complex` or a tuple key differently, or
+    not at all), the same objects shared (see `_same`). Raises NotStorable when nested too deeply."""
+    enc = _encode_skops(payload, {}, {}, codec="group.skops")
+    if not isinstance(enc, Encoded):
+        return enc
+    sio = _skops()
+    try:
+        data = _zip(enc.meta, enc.buffers)
+        back = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+    except Exception:
+        return None
+    return enc if _same(payload, back, {}, 0) else None
+
+
+def _same(a, b, seen: dict, depth: int) -> bool:
+    """Does `b` (loaded back from skops) have `a`'s structure: the same types down through
+    containers and estimators' attributes, the same scalars, arrays of the same dtype and shape,
+    and an object where `a` reuses one (`seen`: {id in a: object in b})? What skops loads inside
+    an array or a compiled structure is its own format's business (the audit covers it)."""
+    if depth > 400 or type(a) is not type(b):
+        return False
+    if isinstance(a, (str, bytes, int, float, bool, type(None))):
+        return a == b or (isinstance(a, float) and a != a and b != b)
+    if id(a) in seen:
+        return seen[id(a)] is b
+    seen[id(a)] = b
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y, seen, depth + 1) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(type(k) is type(j) for k, j in zip(a, b)) and all(
+            _same(a[k], b[k], seen, depth + 1) for k in a)
+    if isinstance(a, (set, frozenset, bytearray)):
+        return a == b
+    if loaded("numpy"):
+        import numpy as np
+
+        if isinstance(a, np.ndarray):
+            if a.dtype != b.dtype or a.shape != b.shape:
+                return False
+            return a.dtype != object or all(_same(x, y, seen, depth + 1) for x, y in zip(a.flat, b.flat))
+        if isinstance(a, np.generic):
+            return bool(a == b) or bool(a != a and b != b)
+    if isinstance(a, _estimator_type()):
+        return _same(vars(a), vars(b), seen, depth + 1)
+    return True
+
+
+def _encode_skops(obj, summary: dict, params: dict, codec: str = "sklearn.skops") -> Encoded | list | None:
     """The skops encoding; None when skops cannot write `obj`; the list of the types that are not
     portable when it holds classes or functions defined in the notebook."""
     reached = reach(obj)
@@ -264,7 +322,7 @@ def _encode_skops(obj, summary: dict, params: dict) -> Encoded | list | None:
     order = sorted(members, key=lambda n: int(n.split(".")[0]))
     head = json.dumps(schema, separators=(",", ":"), sort_keys=False).encode()
     meta = {"format": "skops", "protocol": schema.get("protocol"), "files": order}
-    return Encoded("sklearn.skops", meta, [memoryview(head)] + [memoryview(members[n]) for n in order],
+    return Encoded(codec, meta, [memoryview(head)] + [memoryview(members[n]) for n in order],
                    type_name(obj), summary, params, reach=reached)
 
 

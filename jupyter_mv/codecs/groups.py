@@ -312,14 +312,23 @@ def companions(items: list, objs: dict, candidates: list) -> list:
         for k in (e.reach if e.reach is not None else _reach(name, e, objs[name])):
             reached.setdefault(k, name)
         reached.setdefault(id(objs[name]), name)
+        base = getattr(objs[name], "base", None)  # a numpy view (`w = a[2:6]`): the array it views
+        while type(base).__module__ == "numpy" and hasattr(base, "strides"):
+            reached.setdefault(id(base), name)
+            base = getattr(base, "base", None)
+    # to a fixed point: a variable sharing with a companion shares with the group too
+    # (`%mv_snapshot params` finds `opt` through the parameters, then `sched` through `opt`)
+    pending = {n: (o, _shallow(o)) for n, o in candidates if n not in objs}
     out = []
-    for n, o in candidates:
-        if n in objs:
-            continue
-        hit = next((reached[k] for k in _shallow(o) if k in reached), None)
-        if hit is not None:
+    while True:
+        found = [(n, o, hit) for n, (o, ids) in pending.items()
+                 for hit in [next((reached[k] for k in ids if k in reached), None)] if hit is not None]
+        if not found:
+            return out
+        for n, o, hit in found:
             out.append((n, o, hit))
-    return out
+            for k in pending.pop(n)[1]:
+                reached.setdefault(k, n)
 
 
 def base_of(meta: dict) -> str | None:
@@ -338,18 +347,23 @@ def unit(meta: dict) -> list:
 
 
 def is_member(codec: str, meta: dict) -> bool:
-    """Is this row one name of a pickled group? Only pickle-based codecs can be (a safe codec's
+    """Is this row one name of a group stored together? Pickle-based codecs, and "group.skops" (a
+    group shipped in a bundle as one skops file, estimators.group_to_skops) can be (a safe codec's
     row never makes restore unpickle, whatever its meta says)."""
     from . import pickled
 
-    return "members" in meta and codec in pickled.NAMES
+    return "members" in meta and (codec in pickled.NAMES or codec == "group.skops")
 
 
 def decode_payload(codec: str, meta: dict, buffers: list, ctx) -> dict:
-    """{name: object} of a whole pickled group."""
-    from . import pickled
+    """{name: object} of a whole group (pickled, or one skops file: loaded through skops, which
+    allows only what restore.check_trust's audit accepted unless `ctx.trusted`)."""
+    from . import estimators, pickled
 
-    payload = pickled.decode(codec, meta, buffers, ctx)
+    if codec == "group.skops":
+        payload = estimators.decode(codec, meta, buffers, ctx)
+    else:
+        payload = pickled.decode(codec, meta, buffers, ctx)
     if not isinstance(payload, dict) or meta.get("key") not in payload:
         raise DecodeError("its group's stored data does not hold it")
     return payload
