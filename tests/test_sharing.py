@@ -134,6 +134,25 @@ def test_named_snapshot_stores_what_shares_objects_with_the_named(shell, run, ca
     assert api.versions()[-1].variables == ("notes",)
 
 
+def test_named_snapshot_finds_sharing_through_companions_and_array_views(shell, run, capsys):
+    """Companions are found to a fixed point (`params` reaches `opt` through the parameters, and
+    `sched` through `opt`), and a named array view brings the array it views (and what holds it)."""
+    run(TORCH)
+    run("params = list(model.parameters())\n"
+        "import numpy as np\n"
+        "a = np.arange(10.0)\nw = a[2:6]\nholder = [a]\nloner = np.ones(3)")
+    capsys.readouterr()
+    run("%mv_snapshot params")
+    out = capsys.readouterr()
+    assert set(api.versions()[-1].variables) == {"params", "model", "opt", "sched"}
+    assert "sched: stored too: opt shares objects with it" in out.out + out.err
+    run("%mv_snapshot w")
+    assert set(api.versions()[-1].variables) == {"w", "a", "holder"}
+    run("del a, w, holder")
+    run("%mv_restore latest w")
+    run("a[3] = 99\nassert w[1] == 99 and holder[0] is a")
+
+
 def test_unchanged_group_writes_nothing_and_changes_are_seen(shell, run):
     run(TORCH)
     run(ARRAYS)
