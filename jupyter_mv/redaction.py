@@ -197,41 +197,50 @@ def _chunks_of(enc) -> tuple[list, dict]:
     return manifests, chunks
 
 
-def group_to_safe_format(store: Store, version: Version, members: list) -> tuple[list, dict]:
-    """`members` (the StoredVariables of one group pickled together, codecs.groups, all of it) as
-    they should leave the machine: re-encoded as one skops file of the dict {name: object} (codec
-    "group.skops", codecs.estimators.group_to_skops), so the receiver restores them, still sharing
-    their objects, without --trust after skops' audit. Returns (the variables, {blob id: bytes} of
-    the new chunks). Deterministic; content hashes stay the stored ones.
+def group_to_safe_format(store: Store, version: Version, members: list, leaves: list = ()) -> tuple[list, dict]:
+    """`members` (the StoredVariables of one group pickled together, codecs.groups, all of it) and
+    `leaves` (those its pickle refers to by name, stored in their own safe codec: an array, a plain
+    list) as they should leave the machine: re-encoded as one skops file of the dict
+    {name: object}, members then leaves (codec "group.skops", codecs.estimators.group_to_skops), so
+    the receiver restores them, still sharing their objects, without --trust after skops' audit.
+    Returns (the variables, {blob id: bytes} of the new chunks). Deterministic; content hashes stay
+    the stored ones.
 
-    Returned unchanged (no chunks): a group of a version made elsewhere; one that refers to
-    variables kept in their own codec (`refs`) or holds tensors (the pickle keeps those out of
-    band); one skops cannot hold or would not load back as it is; one holding classes or functions
-    defined in the notebook, each member then carrying those types in its summary's "pickled_for"
-    (the receiver's --trust message names them); one whose stored data does not decode here.
-    Raises MemoryError only."""
+    Returned unchanged (no chunks): a group of a version made elsewhere; one that holds tensors
+    (the pickle keeps those out of band); one skops cannot hold or would not load back as it is;
+    one holding classes or functions defined in the notebook, each member then carrying those
+    types in its summary's "pickled_for" (the receiver's --trust message names them); one whose
+    stored data does not decode here. Raises MemoryError only."""
     meta0 = members[0].manifest["meta"]
-    if store.is_imported(version) or any(meta0.get(k) for k in ("refs", "tensors", "weights")):
-        return members, {}
+    if store.is_imported(version) or any(meta0.get(k) for k in ("tensors", "weights")):
+        return members + list(leaves), {}
     ctx = codecs.DecodeContext(trusted=True)
     ctx.trial = True  # never touch the live notebook's classes (see codecs.pickled.decode)
     ctx.namespace = {}  # nor define names in the notebook's namespace
     try:
+        for sv in leaves:  # safe codecs: decoding them unpickles nothing
+            if sv.codec not in codecs.SAFE or codecs.groups.base_of(sv.manifest["meta"]) is not None:
+                return members + list(leaves), {}
+            ctx.objects[sv.name] = codecs.decode(sv.codec, sv.manifest["meta"],
+                                                 store.blobs.read_buffers(sv.manifest["buffers"]), ctx)
         payload = codecs.groups.decode_payload(members[0].codec, meta0,
                                                store.blobs.read_buffers(members[0].manifest["buffers"]), ctx)
+        payload.update((sv.name, ctx.objects[sv.name]) for sv in leaves)
         enc = codecs.estimators.group_to_skops(payload)
     except MemoryError:
         raise
     except Exception:  # not decodable here, no skops, skops tripped: shipped as stored (needs --trust, named)
         return members, {}
     if isinstance(enc, list):
-        return [dataclasses.replace(sv, summary={**sv.summary, "pickled_for": enc[:5]}) for sv in members], {}
+        return [dataclasses.replace(sv, summary={**sv.summary, "pickled_for": enc[:5]}) for sv in members] \
+            + list(leaves), {}
     if enc is None:
-        return members, {}
+        return members + list(leaves), {}
     manifests, chunks = _chunks_of(enc)
+    names = list(payload)
     out = []
-    for sv in members:
-        own = {k: v for k, v in sv.manifest["meta"].items() if k in ("members", "key", "group")}
+    for sv in [*members, *leaves]:
+        own = {"members": names, "key": sv.name, "group": sv.manifest["meta"].get("group", names)}
         out.append(dataclasses.replace(sv, codec=enc.codec, safe=False,
                                        manifest={"meta": {**enc.meta, **own}, "buffers": manifests}))
     return out, chunks
@@ -245,12 +254,15 @@ def _safe_formats(store: Store, r: Redacted, wanted: bool) -> Redacted:
     for sv in r.variables:
         if codecs.groups.is_member(sv.codec, sv.manifest["meta"]):
             groups.setdefault(json.dumps(sv.manifest["buffers"]), []).append(sv)
+    kept = {sv.name: sv for sv in r.variables}
     done: dict = {}
     for members in groups.values():
         names = members[0].manifest["meta"].get("members")
+        refs = members[0].manifest["meta"].get("refs") or []
         # a member withheld (it holds a credential) leaves the group as stored
-        if isinstance(names, list) and sorted(names) == sorted(sv.name for sv in members):
-            new, chunks = group_to_safe_format(store, r.version, members)
+        if isinstance(names, list) and sorted(names) == sorted(sv.name for sv in members) \
+                and isinstance(refs, list) and all(n in kept and n not in names for n in refs):
+            new, chunks = group_to_safe_format(store, r.version, members, [kept[n] for n in refs])
             done.update((sv.name, sv) for sv in new)
             r.blobs.update(chunks)
     out = []

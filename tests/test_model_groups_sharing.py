@@ -194,3 +194,34 @@ def test_hostile_group_tables_refused(two_stores, tmp_path, case):
     bad = rewrite(path, tmp_path / "bad.mvz", manifest=edit)
     with pytest.raises(BundleError, match="group member table|skops member table"):
         api.import_bundle(bad, store=b)
+
+
+def test_plain_data_groups_travel_as_skops_too(two_stores, tmp_path):
+    a, b = two_stores
+    shared = [1, 2.5, "x", None, b"raw", (3, 4)]
+    ns = {"shared": shared, "cfg": {"a": shared, "b": shared, 7: {True, 2}}, "grid": np.arange(4.0), "n": 3}
+    _, _, imported = _share(ns, a, b, tmp_path)
+    codec = {x.name: x.codec for x in b.variables(imported)}
+    assert codec["shared"] == codec["cfg"] == "group.skops"
+    got = restore_mod.load(b, imported, ["cfg"], trust=False)
+    assert got["cfg"]["a"] is got["cfg"]["b"] is got["shared"]
+    assert got["shared"] == shared and type(got["shared"][5]) is tuple
+    assert list(got["cfg"]) == ["a", "b", 7] and got["cfg"][7] == {True, 2}
+
+
+def test_group_with_an_array_variable_it_refers_to(two_stores, tmp_path):
+    a, b = two_stores
+    rf = _forest()
+    X_train = X[:150].copy()
+    ns = {"rf": rf, "X_train": X_train, "run": {"model": rf, "data": X_train, "score": 0.9},
+          "head": X_train[:10]}  # a view of the array: a reference, restored onto the restored array
+    v, _, imported = _share(ns, a, b, tmp_path)
+    local = {x.name: x.codec for x in a.variables(v)}
+    assert local["X_train"] == "numpy" and local["run"] == "pickle"  # the pickle refers to X_train by name
+    codec = {x.name: x.codec for x in b.variables(imported)}
+    assert codec["rf"] == codec["run"] == codec["X_train"] == "group.skops"
+    got = restore_mod.load(b, imported, ["run"], trust=False)
+    assert sorted(got) == ["X_train", "head", "rf", "run"]
+    assert got["run"]["model"] is got["rf"] and got["run"]["data"] is got["X_train"]
+    assert np.array_equal(got["X_train"], X_train) and np.shares_memory(got["head"], got["X_train"])
+    assert np.array_equal(got["rf"].predict(got["X_train"]), rf.predict(X_train))
