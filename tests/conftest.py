@@ -11,7 +11,7 @@ import pytest
 
 from jupyter_mv import api
 from jupyter_mv.store import Store
-from mvtest import blob_files, cli, cli_in_process, run_cell, store_bytes  # noqa: F401 - re-exported
+from mvtest import _hide_shell, _show_shell, blob_files, cli, cli_in_process, run_cell, store_bytes  # noqa: F401 - re-exported
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,20 +60,6 @@ def _ipython():
     ip.colors = "nocolor"
     _hide_shell(ip, main)
     return ip
-
-
-def _show_shell(ip) -> None:
-    """Make `ip` the running shell: get_ipython() finds it and __main__ is its user module."""
-    for klass in type(ip)._walk_mro():
-        klass._instance = ip
-    sys.modules["__main__"] = ip.user_module
-
-
-def _hide_shell(ip, main) -> None:
-    """Outside `shell` tests there is no IPython (get_ipython() is None) and __main__ is the real one
-    (multiprocessing's spawn needs it)."""
-    type(ip).clear_instance()
-    sys.modules["__main__"] = main
 
 
 @pytest.fixture

@@ -20,6 +20,20 @@ def run_cell(ip, source: str):
     return result.result
 
 
+def _show_shell(ip) -> None:
+    """Make `ip` the running shell: get_ipython() finds it and __main__ is its user module."""
+    for klass in type(ip)._walk_mro():
+        klass._instance = ip
+    sys.modules["__main__"] = ip.user_module
+
+
+def _hide_shell(ip, main) -> None:
+    """Outside `shell` tests there is no IPython (get_ipython() is None) and __main__ is the real one
+    (multiprocessing's spawn needs it)."""
+    type(ip).clear_instance()
+    sys.modules["__main__"] = main
+
+
 def cli(*args, cwd=None, env=None, module: bool = True) -> subprocess.CompletedProcess:
     """Run `jupyter-mv ARGS` in a subprocess (through `python -m jupyter_mv.cli` by default)."""
     e = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_MV_", "JPY_SESSION"))}

@@ -55,7 +55,7 @@ def test_import_outside_ipython_registers_nothing(tmp_path):
 def test_import_in_a_shell_registers_the_magics(_ipython, tmp_path, monkeypatch):
     """In-process: a shell without the extension gets the magics from (re)running the import hook."""
     import jupyter_mv
-    from conftest import _hide_shell, _show_shell
+    from mvtest import _hide_shell, _show_shell
     from jupyter_mv import api, magics
 
     ip = _ipython
