@@ -9,7 +9,7 @@ import json
 import math
 
 from .compare import named_arrays
-from .jsondata import number_text
+from .jsondata import number_text, value_text
 from .model import Cell, Diff, Version, VariableRef, human_bytes
 
 
@@ -391,7 +391,7 @@ def compute(va: Version, vb: Version, vars_a, vars_b, cells_a, cells_b, store=No
 def _fmt(v) -> str:
     if isinstance(v, float):
         return number_text(v, ".6g")
-    return repr(v) if isinstance(v, str) else str(v)
+    return repr(v) if isinstance(v, str) else value_text(v)
 
 
 def _var_line(v: dict) -> str:

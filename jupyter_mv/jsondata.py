@@ -99,6 +99,29 @@ def number_text(v, spec: str = ".4g") -> str:
     return format(v, spec)
 
 
+def value_text(v, spec: str = ".4g") -> str:
+    """A param or metric value for people: a float by `number_text`; lists, tuples and dicts like
+    their repr but with NaN and ±inf inside them shown as "NaN", "∞", "-∞" too (`{'n': NaN}`, not
+    `{'n': nan}`); anything else by str()."""
+    if isinstance(v, float):
+        return number_text(v, spec)
+    if isinstance(v, (dict, list, tuple)):
+        return _nested_text(v)
+    return str(v)
+
+
+def _nested_text(v) -> str:
+    if isinstance(v, float):
+        return number_text(v, "r") if not math.isfinite(v) else repr(v)
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k!r}: {_nested_text(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_nested_text(x) for x in v) + "]"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_nested_text(x) for x in v) + (",)" if len(v) == 1 else ")")
+    return repr(v)
+
+
 def dumps(obj, **kw) -> str:
     """RFC 8259 JSON text of any value (see `plain`); `kw` as for json.dumps (indent, sort_keys…)."""
     return json.dumps(plain(obj), allow_nan=False, **kw)

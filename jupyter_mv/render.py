@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from .jsondata import number_text
+from .jsondata import value_text
 from .model import human_bytes
 
 
@@ -47,7 +47,7 @@ class HistoryTable:
 
 def _short(d: dict, limit: int = 60) -> str:
     def fmt(v):
-        return number_text(v) if isinstance(v, float) else str(v)
+        return value_text(v)
 
     s = ", ".join(f"{k}={fmt(v)}" for k, v in d.items())
     return s if len(s) <= limit else s[: limit - 1] + "…"

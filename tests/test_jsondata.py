@@ -258,3 +258,20 @@ def test_text_views_show_nan_and_infinity(session, tmp_path):
     assert "loss=NaN" in show and "∞" in show
     table = str(HistoryTable(api.versions()))
     assert "loss=NaN" in table and "∞" in table
+
+
+def test_nan_and_infinity_inside_params_show_as_nan_and_infinity(session, tmp_path):
+    """A param holding a dict or list shows the non-finite numbers inside it as NaN / ∞ too."""
+    from jupyter_mv.render import HistoryTable
+    from jupyter_mv.widgets import history
+
+    session.namespace["x"] = 1
+    api.snapshot(params={"grid": {"lr": [0.1, float("nan")]}, "bounds": (float("-inf"), 1.0)})
+    api.snapshot(params={"grid": {"lr": [0.1, float("inf")]}, "bounds": (0.0, 1.0)})
+    show = cli_in_process("show", "v1", cwd=tmp_path).stdout
+    assert "grid={'lr': [0.1, NaN]}" in show and "bounds=[-∞, 1.0]" in show
+    diff = cli_in_process("diff", "v1", "v2", cwd=tmp_path).stdout
+    assert "grid: {'lr': [0.1, NaN]} -> {'lr': [0.1, ∞]}" in diff
+    table = str(HistoryTable(api.versions()))
+    assert "NaN" in table and "inf" not in table
+    assert history._short({"lr": [float("nan")]}) == "{'lr': [NaN]}"

@@ -14,7 +14,7 @@ import traitlets as t
 
 from .. import api, credentials, sanitize
 from ..errors import PartialRestore, Untrusted
-from ..jsondata import number_text, plain
+from ..jsondata import plain, value_text
 from ..model import Version, human_bytes
 from . import assets
 from .diff import for_view
@@ -454,7 +454,7 @@ def _cut(text: str, budget: list) -> str:
 
 
 def _short(v) -> str:
-    s = number_text(v) if isinstance(v, float) else str(v)
+    s = value_text(v)
     return s if len(s) <= 40 else s[:39] + "…"
 
 
