@@ -152,6 +152,7 @@ def plan(store: Store, version: Version, include_secrets: bool = False, safe_for
             withheld.append({"kind": "summary", "name": sv.name})
             sv = dataclasses.replace(sv, summary=summary)
         kept.append(sv)
+    kept = _withhold_mates(kept, withheld)
     params = {}
     for k, v in version.params.items():
         masked = v if isinstance(v, str) else credentials.mask_json(v)
@@ -184,6 +185,32 @@ def plan(store: Store, version: Version, include_secrets: bool = False, safe_for
     shared = dataclasses.replace(version, params=params, message=message, name=name, tags=tuple(tags),
                                  variables=tuple(sv.name for sv in kept))
     return _safe_formats(store, Redacted(shared, kept, out_cells, withheld, {}), safe_formats)
+
+
+def _withhold_mates(kept: list, withheld: list) -> list:
+    """Variables stored together with a withheld one go too. Members of a group pickled as one unit
+    (codecs.groups) share its buffers, which hold every member's state, the withheld object's included;
+    an alias or a view has no bytes without the variable it names. Shipping them would ship the
+    credential, or a reference to nothing."""
+    held = {w["name"] for w in withheld if w["kind"] == "variable"}
+    while held:
+        more = []
+        for sv in kept:
+            meta = sv.manifest["meta"]
+            mates = set(meta.get("group") or []) & held
+            together = codecs.groups.is_member(sv.codec, meta) and mates
+            base = codecs.groups.base_of(meta)
+            if together or (base is not None and base in held):
+                why = sorted(mates) if together else [base]
+                more.append({"kind": "variable", "name": sv.name,
+                             "where": [f"stored together with {', '.join(why)}, which holds a credential"]})
+        if not more:
+            break
+        withheld.extend(more)
+        gone = {w["name"] for w in more}
+        kept = [sv for sv in kept if sv.name not in gone]
+        held = gone
+    return kept
 
 
 def _chunks_of(enc) -> tuple[list, dict]:

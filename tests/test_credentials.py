@@ -669,3 +669,25 @@ def test_params_holding_credentials_inside_dicts(session, tmp_path, fakes):
 def test_upper_case_passwords_are_not_taken_for_variable_names():
     assert credentials.scan_object("password", "ADMIN_2024")
     assert credentials.scan_object("API_KEY", "ABCDEF123456GHIJ")
+
+
+def test_variables_stored_together_with_a_credential_are_withheld_too(shell, run, fakes, tmp_path, capsys):
+    # `sess` holds no key itself, but shares an object with `client`, so both are pickled as one unit
+    # (codecs.groups): shipping `sess` would ship that unit, the client's key inside it
+    run("class Session:\n    def __init__(self):\n        self.retries = 3\n"
+        "class Client:\n    def __init__(self, api_key, session):\n        self.api_key = api_key\n"
+        "        self.session = session\n"
+        f"client = Client('{fakes.client_key}', Session())\nsess = client.session\n"
+        "import numpy as np\nX = np.arange(12.0)")
+    run("%mv_snapshot client sess X -m 'a client and its session'")
+    capsys.readouterr()
+    run(f"%mv_export v1 {tmp_path / 'together.mvz'}")
+    err = capsys.readouterr().err
+    assert "variable client (client.api_key)" in err
+    assert "variable sess (stored together with client, which holds a credential)" in err
+    members = bundle_bytes(tmp_path / "together.mvz")
+    for name, data in members.items():
+        assert not leaks(data, fakes), name
+    manifest = json.loads(members["manifest.json"])
+    assert [v["name"] for v in manifest["variables"]] == ["X"]
+    assert {w["name"] for w in manifest["withheld"] if w["kind"] == "variable"} == {"client", "sess"}
