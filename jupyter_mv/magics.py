@@ -567,6 +567,9 @@ def _credential_warnings():
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def _redisplay(cells, trusted: bool = True, label: str = "") -> None:
     """Re-publish recorded outputs. Those of a version made elsewhere (`trusted` False) go through
     sanitize.safe_output first: a frontend renders what the kernel publishes as trusted, so their
@@ -588,7 +591,12 @@ def _redisplay(cells, trusted: bool = True, label: str = "") -> None:
                 if not trusted:
                     o, dropped = sanitize.safe_output(o)
                     withheld += dropped
-                publish_display_data(o.get("data", {}), o.get("metadata") or {})
+                data = o.get("data", {})
+                if _WIDGET_VIEW in data and len(data) > 1:
+                    # a widget view re-published shows the live widget of that id, or, in another
+                    # kernel, "Error displaying widget: model not found": its recorded text instead
+                    data = {k: v for k, v in data.items() if k != _WIDGET_VIEW}
+                publish_display_data(data, o.get("metadata") or {})
             elif t == "error":
                 print("\n".join(o.get("traceback") or [f"{o.get('ename')}: {o.get('evalue')}"]), file=sys.stderr)
         sys.stdout.flush()

@@ -234,3 +234,14 @@ def test_widget_outputs_show_the_live_widget(tmp_path, monkeypatch):
                                      ("display_data", "IntSlider(value=5)")]
     view = first.outputs[0]["data"]["application/vnd.jupyter.widget-view+json"]
     assert view == nb.cells[1].outputs[0]["data"]["application/vnd.jupyter.widget-view+json"]
+
+    # %mv_restore --outputs in another kernel: the recorded text, not a view of a widget that kernel
+    # does not have (a frontend would show "Error displaying widget: model not found")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in ("%load_ext jupyter_mv", "%mv_restore v1 --outputs")]
+    nb = NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    shown_again = [o for o in nb.cells[1].outputs if o.output_type == "display_data"]
+    assert [o.data.get("text/plain") for o in shown_again] == [
+        "IntProgress(value=3, description='train', max=3)", "IntSlider(value=5)"]
+    assert not any("application/vnd.jupyter.widget-view+json" in o.data for o in shown_again)
