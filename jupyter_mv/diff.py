@@ -423,8 +423,11 @@ def render_text(d: Diff) -> str:
     if m["added"] or m["removed"] or m["changed"]:
         lines.append("metrics:")
         for k, c in m["changed"].items():
-            arrow = "↑" if c["delta"] > 0 else "↓"
-            lines.append(f"  ~ {k}: {_fmt(c['old'])} -> {_fmt(c['new'])} ({arrow} {number_text(c['delta'], '+.4g')})")
+            delta = c["delta"]
+            # no arrow for a change from or to NaN (its delta is NaN: neither up nor down)
+            how = "" if not isinstance(delta, (int, float)) or delta != delta else \
+                f" ({'↑' if delta > 0 else '↓' if delta < 0 else '='} {number_text(delta, '+.4g')})"
+            lines.append(f"  ~ {k}: {_fmt(c['old'])} -> {_fmt(c['new'])}{how}")
         for k, v in m["added"].items():
             lines.append(f"  + {k}: {_fmt(v)}")
         for k, v in m["removed"].items():

@@ -254,6 +254,8 @@ def test_text_views_show_nan_and_infinity(session, tmp_path):
     assert "loss=NaN" in log and "best_loss=∞" in log and "worst=-∞" in log
     diff = cli_in_process("diff", "v1", "v2", cwd=tmp_path).stdout
     assert "loss: 0.5 -> NaN" in diff and "best_loss: 1 -> ∞" in diff
+    assert "loss: 0.5 -> NaN\n" in diff  # a change to NaN is neither up nor down: no arrow
+    assert "best_loss: 1 -> ∞ (↑ ∞)" in diff
     show = cli_in_process("show", "v2", cwd=tmp_path).stdout
     assert "loss=NaN" in show and "∞" in show
     table = str(HistoryTable(api.versions()))
