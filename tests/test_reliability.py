@@ -313,16 +313,15 @@ def _repacker(root: str, stop, q) -> None:
     q.put(("gc", runs, errors, dropped))
 
 
-@pytest.mark.slow
-def test_gc_repacks_under_concurrent_snapshots(tmp_path):
-    root = tmp_path / ".jupyter_mv"
+def _writers_and_gc(root, writer, n_writers: int, n: int, collector) -> tuple[list, tuple]:
+    """`n_writers` spawned processes running `writer(root, id, n, q)` while one runs
+    `collector(root, stop, q)` until they are done; their reports (writers', then the collector's)."""
     Store(root).close()
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
     stop = ctx.Event()
-    n = 40
-    writers = [ctx.Process(target=_pack_writer, args=(str(root), w, n, q)) for w in range(3)]
-    gc = ctx.Process(target=_repacker, args=(str(root), stop, q))
+    writers = [ctx.Process(target=writer, args=(str(root), w, n, q)) for w in range(n_writers)]
+    gc = ctx.Process(target=collector, args=(str(root), stop, q))
     gc.start()
     for p in writers:
         p.start()
@@ -332,6 +331,14 @@ def test_gc_repacks_under_concurrent_snapshots(tmp_path):
     stop.set()
     gc_result = q.get(timeout=120)
     gc.join(60)
+    return results, gc_result
+
+
+@pytest.mark.slow
+def test_gc_repacks_under_concurrent_snapshots(tmp_path):
+    root = tmp_path / ".jupyter_mv"
+    n = 40
+    results, gc_result = _writers_and_gc(root, _pack_writer, 3, n, _repacker)
     RELIABILITY["faults_injected"] += 3 * n
     for wid, errors, _ in results:
         assert errors == [], f"writer {wid}: {errors[:3]}"
@@ -646,22 +653,8 @@ def _collector(root: str, stop, q) -> None:
 @pytest.mark.slow
 def test_four_writers_and_gc(tmp_path):
     root = tmp_path / ".jupyter_mv"
-    Store(root).close()
-    ctx = multiprocessing.get_context("spawn")
-    q = ctx.Queue()
-    stop = ctx.Event()
     n = 50
-    writers = [ctx.Process(target=_writer, args=(str(root), w, n, q)) for w in range(4)]
-    gc = ctx.Process(target=_collector, args=(str(root), stop, q))
-    gc.start()
-    for p in writers:
-        p.start()
-    results = [q.get(timeout=600) for _ in writers]
-    for p in writers:
-        p.join(60)
-    stop.set()
-    gc_result = q.get(timeout=120)
-    gc.join(60)
+    results, gc_result = _writers_and_gc(root, _writer, 4, n, _collector)
     RELIABILITY["faults_injected"] += 4 * n
     for wid, errors in results:
         assert errors == [], f"writer {wid}: {errors[:3]}"
