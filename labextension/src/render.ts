@@ -101,6 +101,8 @@ function stripAnsi(s: string): string {
  * Markdown, as for an untrusted notebook. SVG, which JupyterLab refuses to show untrusted, is shown
  * as an <img> data URL, as JupyterLab itself shows a trusted SVG: an image runs no script.
  */
+const WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json';
+
 export function renderOutput(o: IOutput): HTMLElement {
   const t = o.output_type;
   if (t === 'stream') {
@@ -114,6 +116,9 @@ export function renderOutput(o: IOutput): HTMLElement {
   if (registry) {
     const bundle: Record<string, unknown> = {};
     for (const [mime, value] of Object.entries(data)) {
+      if (mime === WIDGET_VIEW) {
+        continue; // a recorded widget view names a model in a kernel that no longer holds it: its text stands in
+      }
       bundle[mime] = mime.endsWith('json') ? value : text(value);
     }
     const mime = registry.preferredMimeType(bundle as ReadonlyPartialJSONObject, 'ensure');
