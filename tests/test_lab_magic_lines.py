@@ -16,6 +16,7 @@ import pytest
 from IPython.core.magic import Magics, line_magic, magics_class
 
 from jupyter_mv import api, magics
+from jupyter_mv.store import Store
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node runs the lab extension's code")
 
@@ -105,7 +106,10 @@ def test_restore_command_recognizes_the_trust_refusal(shell, run, tmp_path):
     """The line a %mv_restore of an imported pickle-based variable fails with is recognized (so the
     lab offers to retry with --trust, naming what needs it); other failures are not."""
     run("class Box:\n    pass\nbox = Box()")
-    path = api.export(api.snapshot(), tmp_path / "b.mvz")
+    # a colleague's store made the version: imported here, it is not this store's own
+    theirs = Store(tmp_path / "colleague" / ".jupyter_mv")
+    path = api.export(api.take_snapshot(store=theirs).version, tmp_path / "b.mvz", store=theirs)
+    theirs.close()
     for n in ("box", "Box"):
         del shell.user_ns[n]
     got = api.import_bundle(path).version

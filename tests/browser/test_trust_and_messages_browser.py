@@ -10,9 +10,15 @@ import pytest
 pytestmark = pytest.mark.browser
 
 PANEL = "#jupyter-mv-versions"
-# v1 made here, exported, imported back as v2: a version made elsewhere holding a notebook-class instance
+# v1 made here; v2 made in a colleague's store (another store beside this notebook, so the same notebook
+# path), exported and imported here: a version made
+# elsewhere holding a notebook-class instance
 SETUP = ("%load_ext jupyter_mv\nclass Box:\n    def __init__(self, n):\n        self.n = n\n"
-         "box = Box(3)\n%mv_snapshot box -m made\n%mv_export v1 shared.mvz\n%mv_import shared.mvz\ndel box")
+         "box = Box(3)\n%mv_snapshot box -m made\n"
+         "from jupyter_mv import api\nfrom jupyter_mv.store import Store\n"
+         "theirs = Store('colleague-store')\n"
+         "api.export(api.take_snapshot(['box'], store=theirs).version, 'shared.mvz', store=theirs)\n"
+         "theirs.close()\n%mv_import shared.mvz\ndel box, theirs")
 CHECK = "print('HAS_BOX', 'box' in globals(), getattr(globals().get('box'), 'n', None))"
 
 
