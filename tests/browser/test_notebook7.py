@@ -33,6 +33,8 @@ def two_versions(notebook7):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell(src, id=f"cell-{i}") for i, src in enumerate(CELLS)]
     env_before = os.environ.get("JPY_SESSION_NAME"), os.environ.get("PATH", "")
+    # the kernel must write where the server reads: no store or notebook override from elsewhere
+    overrides = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("JUPYTER_MV_")}
     # the kernel learns its notebook from JPY_SESSION_NAME, as under jupyter_server
     os.environ["JPY_SESSION_NAME"] = str(path)
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env_before[1]
@@ -45,6 +47,7 @@ def two_versions(notebook7):
         else:
             os.environ["JPY_SESSION_NAME"] = env_before[0]
         os.environ["PATH"] = env_before[1]
+        os.environ.update(overrides)
     nbformat.write(nb, path)
     versions = notebook7.api("jupyter-mv/api/versions?notebook=experiment.ipynb")["versions"]
     assert [v["id"] for v in versions] == ["v1", "v2"]
