@@ -21,13 +21,12 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import decimal
-import json
-import math
 import pathlib
 import warnings
 
 from ..errors import LiveHandle, NotStorable
 from . import Encoded, loaded, type_name
+from .plain import NotPlain, from_json, to_json
 
 NAMES = ("pandas", "pandas+pickle")
 _PROBE_ROWS = 64  # Arrow columns are exact by dtype; the probe only confirms dtypes and labels come back
@@ -42,44 +41,18 @@ def match(obj) -> bool:
 
 
 # -- tagged JSON for cells and attrs ------------------------------------------------------------
-class _NotCell(Exception):
-    pass
-
-
+_NotCell = NotPlain
 _PATHS = {c.__name__: c for c in (pathlib.PurePosixPath, pathlib.PureWindowsPath, pathlib.PosixPath)}
-_MAX_DEPTH = 60
 
 
 def _cell(o, depth: int = 0):
-    """JSON-ready form of `o`, exact by type (float vs numpy float64, None vs NaN, tuple vs list);
-    _NotCell for anything else."""
-    if depth > _MAX_DEPTH:
-        raise _NotCell("too deeply nested")
+    """JSON-ready form of `o`, exact by type (float vs numpy float64, None vs NaN, tuple vs list): the
+    plain codec's tagged JSON plus the types cells of a frame hold (_cell_extra); _NotCell otherwise."""
+    return to_json(o, depth, None, _cell_extra)
+
+
+def _cell_extra(o):
     t = type(o)
-    if o is None or t is bool or t is str:
-        return o
-    if t is int:
-        return o if abs(o) < 2**53 else {"__int": str(o)}
-    if t is float:
-        return o if math.isfinite(o) and not (o == 0 and math.copysign(1, o) < 0) else {"__float": repr(o)}
-    if t is list:
-        return [_cell(x, depth + 1) for x in o]
-    if t is dict:
-        if all(type(k) is str and not k.startswith("__") for k in o):
-            return {k: _cell(v, depth + 1) for k, v in o.items()}
-        return {"__dict": [[_cell(k, depth + 1), _cell(v, depth + 1)] for k, v in o.items()]}
-    if t is tuple:
-        return {"__tuple": [_cell(x, depth + 1) for x in o]}
-    if t is set or t is frozenset:
-        # sorted: a set's iteration order depends on the kernel's string hash seed, and equal frames
-        # must give equal bytes (content hashes)
-        items = [_cell(x, depth + 1) for x in o]
-        items.sort(key=lambda x: json.dumps(x, sort_keys=True))
-        return {"__" + t.__name__: items}
-    if t is complex:
-        return {"__complex": [_cell(o.real), _cell(o.imag)]}
-    if t is bytes:
-        return {"__bytes": base64.b64encode(o).decode()}
     if t is decimal.Decimal:
         return {"__decimal": str(o)}  # str keeps the exponent: Decimal('1.10') stays 1.10
     if t is _dt.datetime or t is _dt.time:
@@ -108,44 +81,35 @@ def _cell(o, depth: int = 0):
     raise _NotCell(type_name(o))
 
 
+def _np_scalar(v):
+    import numpy as np
+
+    dtype = np.dtype(v[0])
+    if dtype.kind not in "biufcmM":  # never an object dtype (that would mean unpickling)
+        raise ValueError(f"numpy scalar of dtype {v[0]!r}")
+    return np.frombuffer(base64.b64decode(v[1]), dtype=dtype)[0]
+
+
+def _pd_missing(v):
+    import pandas as pd
+
+    return pd.NA if v == "NA" else pd.NaT
+
+
 _TAGS = {
-    "__int": int, "__float": float,
-    "__complex": lambda v: complex(_uncell(v[0]), _uncell(v[1])),
-    "__bytes": base64.b64decode,
-    "__tuple": lambda v: tuple(_uncell(x) for x in v),
-    "__set": lambda v: {_uncell(x) for x in v},
-    "__frozenset": lambda v: frozenset(_uncell(x) for x in v),
-    "__dict": lambda v: {_uncell(a): _uncell(b) for a, b in v},
     "__decimal": decimal.Decimal,
     "__datetime": _dt.datetime.fromisoformat,
     "__time": _dt.time.fromisoformat,
     "__date": _dt.date.fromisoformat,
     "__timedelta": lambda v: _dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
     "__path": lambda v: _PATHS[v[0]](v[1]),
+    "__np": _np_scalar,
+    "__pd": _pd_missing,
 }
 
 
 def _uncell(o):
-    if isinstance(o, list):
-        return [_uncell(x) for x in o]
-    if isinstance(o, dict):
-        if len(o) == 1:
-            (k, v), = o.items()
-            if k in _TAGS:
-                return _TAGS[k](v)
-            if k == "__np":
-                import numpy as np
-
-                dtype = np.dtype(v[0])
-                if dtype.kind not in "biufcmM":  # never an object dtype (that would mean unpickling)
-                    raise ValueError(f"numpy scalar of dtype {v[0]!r}")
-                return np.frombuffer(base64.b64decode(v[1]), dtype=dtype)[0]
-            if k == "__pd":
-                import pandas as pd
-
-                return pd.NA if v == "NA" else pd.NaT
-        return {k: _uncell(v) for k, v in o.items()}
-    return o
+    return from_json(o, _TAGS)
 
 
 # -- choosing an encoding ---------------------------------------------------------------------------

@@ -20,22 +20,27 @@ def match(obj) -> bool:
     return type(obj) in _PLAIN
 
 
-class _NotPlain(Exception):
-    pass
+class NotPlain(Exception):
+    """A value tagged JSON cannot hold exactly (another codec must store it)."""
 
 
 _CONTAINERS = (list, dict, set, frozenset)
 
 
-def _enc(o, depth: int, seen: dict):
+def to_json(o, depth: int = 0, seen: dict | None = None, extra=None):
+    """Tagged JSON of `o`, exact by type: int vs float, tuple vs list, set, bytes, complex, non-string
+    dict keys, non-finite floats and -0.0 as one-key `{"__tag": …}` objects (ordinary dict keys never
+    start with `__`). `seen` (a dict) refuses a container met twice, since JSON has no references;
+    `extra(o)` returns the tagged form of a type this core does not know, or raises NotPlain
+    (codecs.frames adds Decimal, datetimes, Paths, numpy scalars). Raises NotPlain."""
     if depth > MAX_DEPTH:
-        raise _NotPlain("too deeply nested")
+        raise NotPlain("too deeply nested")
     t = type(o)
-    if t in _CONTAINERS:
+    if seen is not None and t in _CONTAINERS:
         # JSON has no references: a container met twice (`[[0] * 3] * 3`, a dict holding one list
         # under two keys) would come back as copies, so such values go to the pickle codec
         if id(o) in seen:
-            raise _NotPlain("it holds the same object twice")
+            raise NotPlain("it holds the same object twice")
         seen[id(o)] = o
     if o is None or t is bool or t is str:
         return o
@@ -44,57 +49,61 @@ def _enc(o, depth: int, seen: dict):
     if t is float:
         return o if math.isfinite(o) and not (o == 0 and math.copysign(1, o) < 0) else {"__float": repr(o)}
     if t is complex:
-        return {"__complex": [_enc(o.real, depth, seen), _enc(o.imag, depth, seen)]}
+        return {"__complex": [to_json(o.real, depth, seen, extra), to_json(o.imag, depth, seen, extra)]}
     if t is bytes:
         return {"__bytes": base64.b64encode(o).decode()}
     if t is list:
-        return [_enc(x, depth + 1, seen) for x in o]
+        return [to_json(x, depth + 1, seen, extra) for x in o]
     if t is tuple:
-        return {"__tuple": [_enc(x, depth + 1, seen) for x in o]}
+        return {"__tuple": [to_json(x, depth + 1, seen, extra) for x in o]}
     if t is set or t is frozenset:
         # sorted by their JSON: a set's iteration order depends on the kernel's string hash seed,
         # and equal sets must give equal bytes (content hashes)
-        items = [_enc(x, depth + 1, seen) for x in o]
+        items = [to_json(x, depth + 1, seen, extra) for x in o]
         items.sort(key=lambda x: json.dumps(x, sort_keys=True))
         return {"__" + t.__name__: items}
     if t is dict:
         if all(type(k) is str and not k.startswith("__") for k in o):
-            return {k: _enc(v, depth + 1, seen) for k, v in o.items()}
-        return {"__dict": [[_enc(k, depth + 1, seen), _enc(v, depth + 1, seen)] for k, v in o.items()]}
-    raise _NotPlain(type_name(o))
+            return {k: to_json(v, depth + 1, seen, extra) for k, v in o.items()}
+        return {"__dict": [[to_json(k, depth + 1, seen, extra), to_json(v, depth + 1, seen, extra)]
+                           for k, v in o.items()]}
+    if extra is not None:
+        return extra(o)
+    raise NotPlain(type_name(o))
 
 
-def _dec(o):
+def from_json(o, tags: dict | None = None):
+    """The value `to_json` wrote; `tags` maps further `__tag`s to a function of (value, from_json)."""
     if isinstance(o, list):
-        return [_dec(x) for x in o]
+        return [from_json(x, tags) for x in o]
     if isinstance(o, dict):
         if len(o) == 1:
             (k, v), = o.items()
-            if k == "__int":
-                return int(v)
-            if k == "__float":
-                return float(v)
-            if k == "__complex":
-                return complex(_dec(v[0]), _dec(v[1]))
-            if k == "__bytes":
-                return base64.b64decode(v)
-            if k == "__tuple":
-                return tuple(_dec(x) for x in v)
-            if k == "__set":
-                return {_dec(x) for x in v}
-            if k == "__frozenset":
-                return frozenset(_dec(x) for x in v)
-            if k == "__dict":
-                return {_dec(a): _dec(b) for a, b in v}
-        return {k: _dec(v) for k, v in o.items()}
+            if k in _TAGS:
+                return _TAGS[k](v, lambda x: from_json(x, tags))
+            if tags and k in tags:
+                return tags[k](v)
+        return {k: from_json(v, tags) for k, v in o.items()}
     return o
+
+
+_TAGS = {
+    "__int": lambda v, back: int(v),
+    "__float": lambda v, back: float(v),
+    "__complex": lambda v, back: complex(back(v[0]), back(v[1])),
+    "__bytes": lambda v, back: base64.b64decode(v),
+    "__tuple": lambda v, back: tuple(back(x) for x in v),
+    "__set": lambda v, back: {back(x) for x in v},
+    "__frozenset": lambda v, back: frozenset(back(x) for x in v),
+    "__dict": lambda v, back: {back(a): back(b) for a, b in v},
+}
 
 
 def encode(obj) -> Encoded:
     try:
         seen: dict = {}
-        data = json.dumps(_enc(obj, 0, seen), ensure_ascii=False, separators=(",", ":")).encode()
-    except (_NotPlain, RecursionError, ValueError) as e:
+        data = json.dumps(to_json(obj, 0, seen), ensure_ascii=False, separators=(",", ":")).encode()
+    except (NotPlain, RecursionError, ValueError) as e:
         raise NotStorable(f"not plain data ({e})") from None
     if len(data) > MAX_BYTES:
         raise NotStorable("too large for plain JSON")
@@ -106,7 +115,7 @@ def encode(obj) -> Encoded:
 
 
 def decode(codec, meta, buffers, ctx):
-    return _dec(json.loads(bytes(buffers[0]).decode()))
+    return from_json(json.loads(bytes(buffers[0]).decode()))
 
 
 def _short_repr(obj, limit: int = 80) -> str:
