@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
 import shlex
 import sys
-import warnings
 from pathlib import Path
 
-from . import __version__, api, credentials, jsondata
+from . import __version__, api, credentials, jsondata, redaction
 from .errors import MVError
 from .model import human_bytes
 from .render import version_text
@@ -205,17 +202,9 @@ SECRETS_HELP = ("send variables and params holding credentials (API keys, tokens
                 "unmasked in cell sources and outputs; by default they are withheld and named on stderr")
 
 
-@contextlib.contextmanager
 def _credential_warnings(args):
     """CredentialsWithheld warnings as one line each on stderr."""
-    from .errors import CredentialsWithheld
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", CredentialsWithheld)
-        yield
-    for w in caught:
-        if issubclass(w.category, CredentialsWithheld):
-            print(f"jupyter-mv {args.command}: warning: {w.message}", file=sys.stderr)
+    return redaction.reported(lambda m: print(f"jupyter-mv {args.command}: warning: {m}", file=sys.stderr))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,19 +4,17 @@ their outputs. The only module that imports IPython. Errors become one-line Usag
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import os
 import shlex
 import sys
 import threading
-import warnings
 
 from IPython.core.error import UsageError
 from IPython.core.magic import MAGIC_NO_VAR_EXPAND_ATTR, Magics, line_magic, magics_class
 from IPython.display import display, publish_display_data
 
-from . import api, capture, sanitize
+from . import api, capture, redaction, sanitize
 from .errors import MVError, PartialRestore
 from .model import human_bytes
 from .render import HistoryTable, VersionDetails
@@ -552,19 +550,9 @@ def _check_unquoted_words(words: list[tuple[str, bool]], stray_word) -> None:
                              f"of several words, quote it: {flag} {_quote(meant)}")
 
 
-@contextlib.contextmanager
 def _credential_warnings():
-    """Print CredentialsWithheld warnings as one plain line on stderr (not IPython's file:line form)."""
-    from .errors import CredentialsWithheld
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", CredentialsWithheld)
-        yield
-    for w in caught:
-        if issubclass(w.category, CredentialsWithheld):
-            print(f"jupyter_mv warning: {w.message}", file=sys.stderr)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    """CredentialsWithheld warnings as one plain line on stderr (not IPython's file:line form)."""
+    return redaction.reported(lambda m: print(f"jupyter_mv warning: {m}", file=sys.stderr))
 
 
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

@@ -15,6 +15,7 @@ objects (one skops file for the group, so the sharing survives).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import warnings
@@ -311,3 +312,18 @@ def warn(r: Redacted, where: str, flag: str = "--include-secrets (include_secret
         warnings.warn(CredentialsWithheld(
             f"credentials withheld from {where}: {'; '.join(items)}. Pass {flag} to include them on purpose"),
             stacklevel=3)
+
+
+@contextlib.contextmanager
+def reported(emit):
+    """Inside the block, each CredentialsWithheld warning (export, MLflow push) goes to `emit(message)`
+    once the block ends, so an adapter prints it as one plain line; other warnings are re-issued as
+    they were."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CredentialsWithheld)
+        yield
+    for w in caught:
+        if issubclass(w.category, CredentialsWithheld):
+            emit(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
