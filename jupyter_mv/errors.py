@@ -1,22 +1,60 @@
-"""Exceptions raised by jupyter_mv. Adapters turn them into one readable line."""
+"""Exceptions raised by jupyter_mv. Adapters turn them into one readable line.
+
+Each class carries what its adapters answer with (the pattern of MLflow's `mlflow/exceptions.py`,
+whose MlflowException holds its error code): `status`, the HTTP status of the REST API
+(server/handlers.py), and `exit_code`, the exit status of the `jupyter-mv` CLI. The magics raise
+IPython's UsageError and the widgets print one line, whatever the class. A subclass inherits both
+unless it says otherwise; PathRefused and ApiError set `status` per instance.
+
+    class                 status  exit_code  raised when
+    MVError               500     1          any other error jupyter_mv raises on purpose
+    UsageError            400     1          bad arguments or values from the user
+    UnknownRef            404     1          a version reference matches nothing
+    UnknownVariable       404     1          a variable is not in the namespace or the version
+    NotStorable           500     1          no codec can store an object (LiveHandle: a live handle)
+    StoreError            500     1          the store cannot be opened, read or written
+      CorruptBlob, NoSpace                     (a damaged blob; a full disk)
+    Untrusted             500     1          restoring would unpickle untrusted data
+    BundleError           500     1          a bundle cannot be written, or is refused on import
+    DecodeError           500     1          a stored variable cannot be turned back into an object
+    PartialRestore        500     1          some variables of a restore failed
+    PathRefused           400/403 1          REST: a notebook path or version id the API will not serve
+    ApiError              given   1          REST: a request refused by a handler (400, 404, 409, 413)
+
+CLI exit codes that are not an exception's: EXIT_USAGE (2) for arguments argparse rejects, and
+EXIT_DAMAGED (3) when `jupyter-mv verify` finds damaged blobs (a result, not an error).
+"""
 
 from __future__ import annotations
 
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DAMAGED = 0, 1, 2, 3
+
 
 class MVError(Exception):
-    """Base class: every error jupyter_mv raises on purpose."""
+    """Base class: every error jupyter_mv raises on purpose.
+
+    `status`: the HTTP status the REST API answers with; `exit_code`: the CLI's exit status."""
+
+    status: int = 500
+    exit_code: int = EXIT_ERROR
 
 
 class UsageError(MVError):
     """Bad arguments from the user."""
 
+    status = 400
+
 
 class UnknownRef(MVError):
     """A version reference (vN, N, tag, name, latest) matches nothing."""
 
+    status = 404
+
 
 class UnknownVariable(MVError):
     """A variable name is not in the namespace or not in the version."""
+
+    status = 404
 
 
 class NotStorable(MVError):
@@ -88,6 +126,25 @@ class PartialRestore(MVError):
         back = ", ".join(self.restored) if self.restored else "nothing"
         super().__init__(f"{version}: could not restore {len(self.failed)} variable"
                          f"{'s' if len(self.failed) != 1 else ''} ({listed}); restored {back}")
+
+
+class PathRefused(MVError):
+    """A notebook path or version id the REST API will not serve; `status` is the HTTP status to
+    answer (400 malformed or missing, 403 leaving the server root). Raised by server/location.py."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class ApiError(MVError):
+    """A REST request a handler refuses, answered as JSON with this `status` (e.g. 400 a body that is
+    not a JSON object, 404 no store beside the notebook, 409 a conflicting rename, 413 too large)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 class CredentialsWithheld(UserWarning):

@@ -1,8 +1,9 @@
 """REST handlers: read a notebook's history from its store, tag versions, follow renames.
 
 Every handler is an authenticated jupyter_server APIHandler. Reads are GET, changes POST. The
-core raises; this module turns its errors into JSON with a 4xx/5xx status and a "message". Store
-work runs in a worker thread and each request opens and closes its own Store."""
+core raises; `error_reply` turns its errors into JSON with the status the exception carries
+(errors.py) and a "message". Store work runs in a worker thread and each request opens and closes
+its own Store."""
 
 from __future__ import annotations
 
@@ -15,33 +16,21 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from .. import __version__, api, credentials, jsondata
-from ..errors import MVError, StoreError, UnknownRef, UnknownVariable, UsageError
-from .location import Location, PathRefused, check_ref, locate
+from ..errors import ApiError, MVError, StoreError
+from .location import Location, check_ref, locate
 
 API_PREFIX = "jupyter-mv/api"
 API_LEVEL = 1
 MAX_BODY = 64 * 1024  # the API takes small JSON documents only
 
 
-class ApiError(Exception):
-    """An error answered as JSON with this status."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _status(e: Exception) -> int:
-    if isinstance(e, (ApiError, PathRefused)):
-        return e.status
-    if isinstance(e, (UnknownRef, UnknownVariable)):
-        return 404
-    if isinstance(e, UsageError):
-        return 400
-    if isinstance(e, StoreError):
-        return 500
-    return 500
+def error_reply(exc: BaseException | None) -> tuple[int, dict] | None:
+    """The REST translation of an error: (HTTP status, JSON body {"message": one line}) for any
+    MVError (its `status`, see errors.py), None for anything else, which jupyter_server's APIHandler
+    answers itself (tornado's HTTPError with its own status; a bug as 500 "Unhandled error")."""
+    if isinstance(exc, MVError):
+        return exc.status, {"message": str(exc)}
+    return None
 
 
 class _Handler(APIHandler):
@@ -54,19 +43,20 @@ class _Handler(APIHandler):
             raise ApiError(413, f"request body too large (limit {MAX_BODY} bytes)")
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, (ApiError, PathRefused, MVError)):
-            status = _status(exc)
+        reply = error_reply(kwargs.get("exc_info", (None, None, None))[1])
+        if reply is not None:
+            status, body = reply
             self.set_status(status)
             self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps({"message": str(exc)}))
+            self.finish(json.dumps(body))
             return
         super().write_error(status_code, **kwargs)
 
     def log_exception(self, typ, value, tb) -> None:
-        if isinstance(value, (ApiError, PathRefused, MVError)) and _status(value) < 500:
+        reply = error_reply(value)
+        if reply is not None and reply[0] < 500:  # the client's mistake: one line, no traceback
             self.log.info("jupyter_mv: %s %s -> %s: %s", self.request.method, self.request.path,
-                          _status(value), value)
+                          reply[0], value)
             return
         super().log_exception(typ, value, tb)
 

@@ -12,17 +12,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ..errors import PathRefused
+
+__all__ = ["Location", "PathRefused", "check_ref", "locate"]
+
 MAX_PATH = 4096
 # vN, N, latest~K, a tag or a version name: printable, no slash, not absurdly long
 _REF = re.compile(r"[^\x00-\x1f\x7f/\\]{1,200}")
-
-
-class PathRefused(Exception):
-    """A notebook path or version id the API will not serve; `status` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
