@@ -11,6 +11,7 @@ import traitlets as t
 from ..jsondata import plain
 from ..model import Diff
 from . import assets
+from .messages import error_message
 
 
 class DiffWidget(anywidget.AnyWidget):
@@ -31,8 +32,7 @@ class DiffWidget(anywidget.AnyWidget):
             try:
                 self.diff = for_view(d)
             except Exception as e:  # rendering must never raise into the notebook
-                self.message = {"kind": "error", "text": f"cannot show this diff: {type(e).__name__}: {e}",
-                                "seq": 1}
+                self.message = {**error_message(e, "cannot show this diff", bug=True), "seq": 1}
 
     def _repr_mimebundle_(self, **kwargs):
         """The widget, plus the text/HTML diff for frontends that cannot render widgets."""

@@ -7,17 +7,16 @@ is a change) and every outcome lands in `message`: nothing raises into the noteb
 
 from __future__ import annotations
 
-import traceback
-
 import anywidget
 import traitlets as t
 
 from .. import api, credentials, sanitize
-from ..errors import PartialRestore, Untrusted
+from ..errors import Untrusted
 from ..jsondata import plain, value_text
 from ..model import Version, human_bytes
 from . import assets
 from .diff import for_view
+from .messages import error_message
 from .query import Query
 
 MAX_CHART_POINTS = 2000
@@ -107,12 +106,8 @@ class HistoryWidget(anywidget.AnyWidget):
         try:
             return fn(*args)
         except Exception as e:  # every failure becomes a readable line in the widget
-            text = str(e) or type(e).__name__
-            if not _is_ours(e):
-                text = f"{type(e).__name__}: {text}"
-                if __debug__ and _debug():
-                    text += "\n" + traceback.format_exc()
-            self._say("error", text)
+            msg = error_message(e)
+            self._say(msg["kind"], msg["text"])
             return None
 
     # -- data ---------------------------------------------------------------------------------
@@ -337,11 +332,7 @@ class HistoryWidget(anywidget.AnyWidget):
                 ],
             }
             return
-        except PartialRestore as e:  # the others are back: say which, and why each failure failed
-            failed = "; ".join(f"{n!r}: {why}" for n, why in e.failed.items())
-            self._say("warning", f"restored {', '.join(e.restored) if e.restored else 'nothing'} from {v.label}; "
-                                 f"could not restore {failed}")
-            return
+        # a PartialRestore reaches _guard, whose translator (messages.py) says what came back and what not
         self._say("ok", f"restored {', '.join(done) if done else 'nothing'} from {v.label}")
 
     def _do_restore_outputs(self, req) -> None:
@@ -464,15 +455,3 @@ def _sortable(v):
     if isinstance(v, (int, float)):
         return (0, v)
     return (1, str(v))
-
-
-def _is_ours(e: Exception) -> bool:
-    from ..errors import MVError
-
-    return isinstance(e, (MVError, LookupError, ValueError, RuntimeError))
-
-
-def _debug() -> bool:
-    import os
-
-    return bool(os.environ.get("JUPYTER_MV_DEBUG"))
