@@ -17,8 +17,8 @@ from typing import Callable, Iterable
 
 import xxhash
 
-from . import capture, credentials, restore as restore_mod
-from .diff import compute as compute_diff
+from . import capture, credentials, loading
+from .diffing import compute as compute_diff
 from .errors import PartialRestore, UnknownRef, UsageError
 from .model import Cell, Diff, Skipped, SnapshotResult, Version
 from .store import Store, StoredVariable, default_root
@@ -410,8 +410,8 @@ def load(ref, name: str, trust: bool = False, notebook: str | None = None, store
     st = store or session().store()
     v = resolve(ref, notebook, st)
     if into is not None:
-        return restore_mod.load_weights(st, v, name, into)
-    return restore_mod.load(st, v, [name], trust)[name]
+        return loading.load_weights(st, v, name, into)
+    return loading.load(st, v, [name], trust)[name]
 
 
 def restore(ref, names: Iterable[str] | None = None, prefix: str = "", trust: bool = False,
@@ -435,10 +435,10 @@ def restore(ref, names: Iterable[str] | None = None, prefix: str = "", trust: bo
     bar, tick = _progress(total, "restore")
     # notebook functions restored read and write this namespace; globals they need that it lacks
     # are defined in it (codecs.notebook) and listed in session().restore_defined
-    ctx = restore_mod.codecs.DecodeContext()
+    ctx = loading.codecs.DecodeContext()
     ctx.namespace = s.namespace
     try:
-        objs, failed = restore_mod.load_each(st, v, names, trust, tick, ctx)
+        objs, failed = loading.load_each(st, v, names, trust, tick, ctx)
     finally:
         if bar is not None:
             bar.close()

@@ -14,7 +14,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import MAGIC_NO_VAR_EXPAND_ATTR, Magics, line_magic, magics_class
 from IPython.display import display, publish_display_data
 
-from . import api, capture, redaction, sanitize
+from . import api, capture, config, redaction, sanitize
 from .errors import MVError, PartialRestore
 from .model import human_bytes
 from .render import HistoryTable, VersionDetails
@@ -509,15 +509,11 @@ def _next_step(v) -> str:
 def _restores_untrusted(v, x) -> bool:
     """Does variable `x` of imported version `v` restore without --trust (a skops model whose audit
     passes)? Only skops models are audited here; other pickle-based codecs never do."""
-    import importlib
-
-    from . import codecs
-
-    restore = importlib.import_module("jupyter_mv.restore")  # the package's `restore` is api.restore
+    from . import codecs, loading
     if x.codec not in codecs.estimators.NAMES:
         return False
     try:
-        restore.check_trust(api.session().store(), v, [x.name], False)
+        loading.check_trust(api.session().store(), v, [x.name], False)
     except Exception:  # Untrusted, or data the audit cannot read: not an example to suggest
         return False
     return True
@@ -807,6 +803,7 @@ def ensure_loaded(ip) -> api.Session:
     recorder.install()
     sess.recorder = recorder
     setattr(ip, _STATE_ATTR, sess)
+    config.register(ip)  # c.JupyterMV.* from ipython_config.py; %config JupyterMV.x = … from now on
     ip.register_magics(MVMagics)
     _backfill(ip, log, recorder)
     api.set_session(sess)

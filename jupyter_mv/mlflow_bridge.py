@@ -16,7 +16,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from . import bundle
+from . import bundle, loading
 from .errors import MVError, UsageError
 from .model import Version
 from .store import Store
@@ -69,12 +69,11 @@ def _input_example(store: Store, version: Version, model, trust: bool):
     n = getattr(model, "n_features_in_", None)
     if not isinstance(n, int):
         return None
-    restore = importlib.import_module("jupyter_mv.restore")
     for ref in store.variables(version):
         shape = (ref.summary or {}).get("shape")
         if ref.safe and not ref.credential and isinstance(shape, list) and len(shape) == 2 and shape[1] == n and shape[0] > 0:
             try:
-                value = restore.load(store, version, [ref.name], trust)[ref.name]
+                value = loading.load(store, version, [ref.name], trust)[ref.name]
             except MVError:
                 continue
             return value[:5]
@@ -124,7 +123,6 @@ def push(store: Store, version: Version, tracking_uri: str | None = None, experi
     from . import redaction
 
     mlflow = _mlflow()
-    restore = importlib.import_module("jupyter_mv.restore")
     version = store.version_by_id(version.id)
     shared = redaction.plan(store, version, include_secrets)
     name, flavor = model_variable(store, version, variable)
@@ -137,7 +135,7 @@ def push(store: Store, version: Version, tracking_uri: str | None = None, experi
     if register and name is None:
         raise UsageError(f"{version.label} has no model variable to register (a scikit-learn estimator or torch "
                          "module); choose one with --variable NAME")
-    model = restore.load(store, version, [name], trust)[name] if name else None  # Untrusted if imported
+    model = loading.load(store, version, [name], trust)[name] if name else None  # Untrusted if imported
     env = store.environment(version)
     content_hash = bundle.version_hash(store, version)
     version_id = f"{version.notebook}@{version.label}"

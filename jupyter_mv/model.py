@@ -175,12 +175,12 @@ class Diff:
         )
 
     def _repr_html_(self) -> str:  # the rendering lives with the diff computation
-        from .diff import render_html
+        from .diffing import render_html
 
         return render_html(self)
 
     def __str__(self) -> str:
-        from .diff import render_text
+        from .diffing import render_text
 
         return render_text(self)
 

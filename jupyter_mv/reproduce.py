@@ -198,12 +198,8 @@ def compare_outputs(recorded: list, now: list, rtol: float, partial: bool = Fals
 def kernel_probe(namespace: dict, recorded_store: str, version_id: int, rtol: float, out_path: str) -> None:
     """Run inside the re-executed kernel: compare every recorded variable with the live one and
     write the findings (and this environment's packages) as JSON to `out_path`."""
-    import importlib
-
-    from . import capture
+    from . import capture, loading
     from .store import Store
-
-    restore = importlib.import_module("jupyter_mv.restore")  # the package attribute is api.restore
 
     results = []
     with Store(recorded_store, create=False) as st:
@@ -214,7 +210,7 @@ def kernel_probe(namespace: dict, recorded_store: str, version_id: int, rtol: fl
                 results.append({"name": name, "status": "differs", "detail": "not defined after the re-run"})
                 continue
             try:
-                rec = restore.load(st, v, [name], trust=True)[name]  # this kernel already ran the bundle's code
+                rec = loading.load(st, v, [name], trust=True)[name]  # this kernel already ran the bundle's code
             except (MVError, Exception) as e:  # a package missing here, a class renamed...
                 results.append({"name": name, "status": "skipped",
                                 "detail": f"recorded value cannot be loaded here: {str(e)[:200]}"})

@@ -4,7 +4,6 @@ with one line and nothing written; pickle payloads never run without trust."""
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import pickle
 import stat
@@ -17,13 +16,13 @@ import pandas as pd
 import pytest
 
 from jupyter_mv import api, bundle
+from jupyter_mv import loading as restore_mod
 from jupyter_mv.errors import BundleError, Untrusted
 from jupyter_mv.store import Store
 from jupyter_mv.store.blobs import blob_size
 
 from mvtest import chunk_ids, cli, hostile, store_bytes
 
-restore_mod = importlib.import_module("jupyter_mv.restore")
 SCHEMA = Path(bundle.__file__).parent / "schemas" / "bundle.schema.json"
 
 

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from jupyter_mv.restore import load
+from jupyter_mv.loading import load
 from jupyter_mv.store import Store
 
 pytestmark = pytest.mark.slow  # process start-up dominates: ~10 s

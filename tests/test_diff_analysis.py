@@ -4,7 +4,6 @@ large diffs: big arrays are compared by chunk ids, never loaded."""
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import time
 
@@ -13,11 +12,9 @@ import pandas as pd
 import pytest
 
 from jupyter_mv import api
+from jupyter_mv import diffing as diffmod
 from jupyter_mv.model import Cell
 from jupyter_mv.store import StoredVariable
-
-
-diffmod = importlib.import_module("jupyter_mv.diff")  # the package's `diff` attribute is the API function
 
 
 def changed(d, name):

@@ -5,7 +5,6 @@ ships such a group as one skops file (codec "group.skops"), so the receiver rest
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +16,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from jupyter_mv import api
+from jupyter_mv import loading as restore_mod
 from jupyter_mv.errors import BundleError, Untrusted
 from jupyter_mv.store import Store
 
-restore_mod = importlib.import_module("jupyter_mv.restore")
 X, Y = make_classification(n_samples=200, n_features=6, n_informative=4, random_state=1)
 
 

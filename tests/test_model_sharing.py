@@ -5,7 +5,6 @@ exact, unchanged models write nothing new, and stores of the pickled format stil
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -22,11 +21,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from jupyter_mv import api, codecs
+from jupyter_mv import loading as restore_mod
 from jupyter_mv.compare import compare_values
 from jupyter_mv.errors import BundleError, NotStorable, Untrusted, UsageError
 from jupyter_mv.store import Store
 
-restore_mod = importlib.import_module("jupyter_mv.restore")
 FIXTURES = Path(__file__).parent / "fixtures"
 X, Y = make_classification(n_samples=300, n_features=8, n_informative=5, random_state=0)
 

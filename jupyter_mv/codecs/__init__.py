@@ -51,7 +51,7 @@ class DecodeContext:
 
     def __init__(self, trusted: bool = True):
         self.tensors: dict = {}
-        # False when restoring an imported version the user did not trust: restore.py has audited
+        # False when restoring an imported version the user did not trust: loading.py has audited
         # its skops models, and decoding allows nothing beyond what that audit accepted
         self.trusted = trusted
         # notebook functions restored get this namespace as their globals and notebook classes are

@@ -17,7 +17,7 @@ objects with a model (`models = {"rf": rf}`, codecs.groups) travels the same way
 of the dict {name: object} (`group_to_skops`, codec "group.skops").
 
 Loading never unpickles. What it may construct is checked with skops' own audit
-(`get_untrusted_types`): restore.py refuses an imported variable holding any type that neither
+(`get_untrusted_types`): loading.py refuses an imported variable holding any type that neither
 skops nor `VETTED` trusts. Decision trees (`Tree`, `TreePredictor`) are vetted because their node
 arrays are checked after loading (`check_structures`): their compiled predict code follows child
 and feature indices without bounds checks.
@@ -396,7 +396,7 @@ def decode(codec, meta, buffers, ctx):
                 if type(e).__name__ != "UntrustedTypesFoundException":
                     raise
                 obj = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
-        else:  # restore.py audited it: nothing beyond skops' defaults and VETTED
+        else:  # loading.py audited it: nothing beyond skops' defaults and VETTED
             obj = _audit_ready().loads(data, trusted=list(VETTED))
     except NotStorable:
         raise
