@@ -20,6 +20,9 @@ unless it says otherwise; PathRefused and ApiError set `status` per instance.
     PartialRestore        500     1          some variables of a restore failed
     PathRefused           400/403 1          REST: a notebook path or version id the API will not serve
     ApiError              given   1          REST: a request refused by a handler (400, 404, 409, 413)
+    RemoteError           500     1          an object-store remote cannot be used (push, pull, clone)
+      RemoteMissing 404, RemoteExists 409,     (an object absent; a create-only write found it; a
+      RemoteConflict 409, RemoteCorrupt 500     lost If-Match race; downloaded data fails its hash)
 
 CLI exit codes that are not an exception's: EXIT_USAGE (2) for arguments argparse rejects, and
 EXIT_DAMAGED (3) when `jupyter-mv verify` finds damaged blobs (a result, not an error).
@@ -145,6 +148,33 @@ class ApiError(MVError):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class RemoteError(MVError):
+    """An object-store remote cannot be reached, read or written, or refuses the request. Messages
+    name the remote by its URL without credentials (remotes.registry.safe_url)."""
+
+
+class RemoteMissing(RemoteError):
+    """An object the remote should hold is not there."""
+
+    status = 404
+
+
+class RemoteExists(RemoteError):
+    """A create-only write found the key already written (content-addressed objects: usually fine)."""
+
+    status = 409
+
+
+class RemoteConflict(RemoteError):
+    """A conditional write lost a race (If-Match did not match): someone else moved it first."""
+
+    status = 409
+
+
+class RemoteCorrupt(RemoteError):
+    """What the remote sent does not match its hash or fails validation; nothing of it was imported."""
 
 
 class CredentialsWithheld(UserWarning):
