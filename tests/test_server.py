@@ -161,6 +161,33 @@ async def test_unknown_version_is_404(jp_fetch, jp_root_dir):
     assert code == 404
 
 
+async def test_errors_are_answered_with_the_status_they_carry(jp_fetch, jp_root_dir, monkeypatch):
+    """One translator (handlers.error_reply): the exception class decides the status, for every
+    handler; no table in the server. A bug (not an MVError) stays jupyter_server's 500."""
+    from jupyter_mv import errors
+
+    make_history(jp_root_dir)
+    monkeypatch.setattr(errors.UnknownRef, "status", 410)
+    code, body = await fetch_error(jp_fetch, "versions", "v9", params={"notebook": "nb.ipynb"})
+    assert code == 410 and "v9" in body["message"]
+    code, _ = await fetch_error(jp_fetch, "diff", params={"notebook": "nb.ipynb", "a": "v1", "b": "v9"})
+    assert code == 410
+    code, _ = await fetch_error(jp_fetch, "tags", method="POST",
+                                body=json.dumps({"notebook": "nb.ipynb", "version": "v9", "tag": "t"}))
+    assert code == 410
+    for raised, status in [(errors.UsageError("bad"), 400), (errors.Untrusted("no"), 500),
+                           (errors.ApiError(409, "conflict"), 409), (errors.PathRefused(403, "out"), 403)]:
+        def fail(*a, _e=raised, **k):
+            raise _e
+        monkeypatch.setattr(api, "versions", fail)
+        code, body = await fetch_error(jp_fetch, "versions", params={"notebook": "nb.ipynb"})
+        assert (code, body["message"]) == (status, str(raised))
+    monkeypatch.setattr(api, "versions", lambda *a, **k: 1 / 0)
+    with pytest.raises(tornado.httpclient.HTTPClientError) as e:
+        await jp_fetch("jupyter-mv", "api", "versions", params={"notebook": "nb.ipynb"})
+    assert e.value.code == 500 and "ZeroDivisionError" not in e.value.response.body.decode()
+
+
 async def test_unknown_notebook_details_is_404(jp_fetch):
     code, body = await fetch_error(jp_fetch, "versions", "v1", params={"notebook": "nothing.ipynb"})
     assert code == 404
