@@ -17,10 +17,11 @@ from typing import Callable, Iterable
 
 import xxhash
 
-from . import capture, credentials, loading
+from . import capture, config, credentials, loading
 from .diffing import compute as compute_diff
+from .diffview import Diff
 from .errors import PartialRestore, UnknownRef, UsageError
-from .model import Cell, Diff, Skipped, SnapshotResult, Version
+from .model import Cell, Skipped, SnapshotResult, Version
 from .store import Store, StoredVariable, default_root
 
 PROGRESS_BYTES = 64 * 1024 * 1024  # consider a progress bar above this much data
@@ -41,12 +42,24 @@ class Session:
         # snapshot reuse summaries of unchanged variables and lets auto mode skip no-op cells
         self.records: dict[tuple, dict[str, StoredVariable]] = {}
         self.auto_on = False
-        self.auto_keep: int | None = None  # keep the last N auto versions (None: all)
+        self._auto_keep: int | None = None  # `%mv_auto on --keep N` of this session (None: the setting)
         self.warned: set = set()  # (name, type) pairs auto mode already warned about
         self.unloadable: dict[str, str] = {}  # content hash -> why it failed its trial load
         self.restore_defined: list[str] = []  # names the last restore defined for the code it restored
         self._stores: dict[Path, Store] = {}
         self._lock = threading.RLock()
+
+    @property
+    def auto_keep(self) -> int | None:
+        """Automatic versions kept (None: all): this session's `--keep N`, else config.JupyterMV.auto_keep
+        (env JUPYTER_MV_AUTO_KEEP; 0 keeps all), read at each automatic snapshot."""
+        if self._auto_keep is not None:
+            return self._auto_keep
+        return config.current().auto_keep or None
+
+    @auto_keep.setter
+    def auto_keep(self, keep: int | None) -> None:
+        self._auto_keep = keep
 
     # -- store and notebook ------------------------------------------------------------------
     def store(self, path: str | os.PathLike | None = None) -> Store:
@@ -484,7 +497,7 @@ def diff(a=None, b=None, notebook: str | None = None, store: Store | None = None
         va = st.resolve(nb, a)
         vb = st.resolve(nb, b if b is not None else "latest")
     d = compute_diff(va, vb, st.variables(va), st.variables(vb), st.cells(va), st.cells(vb), store=st)
-    return credentials.mask_diff(d)  # a diff is for showing: credentials masked
+    return credentials.mask_diff(Diff.of(d))  # a diff is for showing: credentials masked
 
 
 def diff_current(ref, store: Store | None = None, notebook: str | None = None) -> Diff:

@@ -14,7 +14,7 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import codecs, credentials
+from . import codecs, config, credentials
 from .codecs import handles
 from .errors import LiveHandle, NotStorable
 from .model import Cell, Skipped
@@ -477,9 +477,9 @@ def environment(cwd: Path | None = None) -> dict:
 def notebook_path(namespace: dict | None = None, told: str | None = None, base: Path | None = None) -> str:
     """The notebook this kernel runs, as a path relative to `base` (the store's parent directory)
     when it lies below it. Sources, first that answers: the frontend (`told`), `__vsc_ipynb_file__`,
-    JUPYTER_MV_NOTEBOOK, JPY_SESSION_NAME; else "unnamed notebook"."""
+    config.JupyterMV.notebook (env JUPYTER_MV_NOTEBOOK), JPY_SESSION_NAME; else "unnamed notebook"."""
     base = (base or Path.cwd()).resolve()
-    candidates = [told, (namespace or {}).get("__vsc_ipynb_file__"), os.environ.get("JUPYTER_MV_NOTEBOOK"),
+    candidates = [told, (namespace or {}).get("__vsc_ipynb_file__"), config.current().notebook,
                   os.environ.get("JPY_SESSION_NAME")]
     for raw in candidates:
         if not raw or not isinstance(raw, str):

@@ -25,7 +25,7 @@ from . import codecs, credentials
 from .errors import CredentialsWithheld
 from .model import Cell, Version
 from .store import Store, StoredVariable
-from .store.blobs import CHUNK, BlobStore
+from .store.blobs import BlobStore, blob_size
 
 __all__ = ["Redacted", "group_to_safe_format", "plan", "to_safe_format", "warn"]
 
@@ -89,7 +89,7 @@ def to_safe_format(store: Store, version: Version, sv: StoredVariable) -> tuple[
     (codec "sklearn") re-encoded with skops (codec "sklearn.skops", codecs.estimators.to_skops),
     so the receiver restores it without --trust after skops' audit. Returns (the variable, {blob id:
     bytes} of the chunks its new buffers are made of, for the caller to write; chunked and named
-    as the store would: blobs.CHUNK bytes, xxh3-128 ids). Deterministic: the same model gives the
+    as the store would: chunk_size bytes, xxh3-128 ids). Deterministic: the same model gives the
     same manifest and chunks. The content hash stays the stored one (the same model, another format).
 
     Returned unchanged (with no chunks): every other variable; one of a version made elsewhere
@@ -220,8 +220,11 @@ def _chunks_of(enc) -> tuple[list, dict]:
     chunks: dict = {}
     for buf, m in zip(enc.buffers, manifests):
         mv = memoryview(buf).cast("B")
-        for j, bid in enumerate(m["c"]):
-            chunks[bid] = mv[j * CHUNK: (j + 1) * CHUNK]
+        off = 0
+        for bid in m["c"]:  # each id carries its chunk's length: cut as plan cut, whatever chunk_size is now
+            n = blob_size(bid)
+            chunks[bid] = mv[off: off + n]
+            off += n
     return manifests, chunks
 
 

@@ -19,7 +19,7 @@ SMALL_CHUNK = 4096
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Tiny chunks, so a few-kB array spans many and edits hit chunk boundaries."""
-    monkeypatch.setattr(blobs, "CHUNK", SMALL_CHUNK)
+    monkeypatch.setenv("JUPYTER_MV_CHUNK", str(SMALL_CHUNK))  # the setting config.JupyterMV.chunk_size
     monkeypatch.setattr(blobs, "INLINE", 64)
 
 

@@ -65,7 +65,7 @@ class _Handler(APIHandler):
         return self.settings.get("server_root_dir") or self.settings["contents_manager"].root_dir
 
     def location(self, notebook: str | None) -> Location:
-        return locate(self.root_dir, notebook)
+        return locate(self.root_dir, notebook, self.settings.get("jupyter_mv_config"))
 
     def body(self) -> dict:
         try:

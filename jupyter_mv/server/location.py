@@ -2,8 +2,9 @@
 
 A kernel's store is `.jupyter_mv/` in its working directory, which JupyterLab sets to the
 notebook's own directory, and versions are keyed by the notebook's path relative to the store's
-parent (normally just the file name). `JUPYTER_MV_STORE` moves the store; then the key is the
-notebook's path relative to that store's parent, as the kernel computes it. No tornado here."""
+parent (normally just the file name). The setting `c.JupyterMV.store` (jupyter_server_config.py) or
+`JUPYTER_MV_STORE` moves the store; then the key is the notebook's path relative to that store's parent,
+as the kernel computes it. No tornado here."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .. import config
+from ..config import JupyterMV
 from ..errors import PathRefused
 
 __all__ = ["Location", "PathRefused", "check_ref", "locate"]
@@ -35,8 +38,10 @@ class Location:
         return (self.store / "store.db").is_file()
 
 
-def locate(root: str | os.PathLike, notebook: str | None) -> Location:
-    """Map `notebook` (relative to the server root, '/'-separated) to its store and key.
+def locate(root: str | os.PathLike, notebook: str | None, settings: JupyterMV | None = None) -> Location:
+    """Map `notebook` (relative to the server root, '/'-separated) to its store and key. `settings`: the
+    server extension's JupyterMV (`c.JupyterMV.store` in jupyter_server_config.py; env JUPYTER_MV_STORE
+    overrides it); None reads config.current().
     Raises PathRefused: 400 for a missing, absolute or malformed path, 403 for one that escapes."""
     if notebook is None or not str(notebook).strip():
         raise PathRefused(400, "the 'notebook' parameter is required (a path relative to the server root)")
@@ -57,9 +62,9 @@ def locate(root: str | os.PathLike, notebook: str | None) -> Location:
         file.relative_to(base)
     except ValueError:  # a symlink pointing outside
         raise PathRefused(403, f"notebook path {notebook!r} leaves the server root") from None
-    env = os.environ.get("JUPYTER_MV_STORE")
-    if env:
-        store = Path(env).expanduser().absolute()
+    given = config.view(settings).store
+    if given:
+        store = Path(given).expanduser().absolute()
         try:
             key = file.relative_to(store.parent.resolve()).as_posix()
         except ValueError:

@@ -9,11 +9,13 @@ import json
 import os
 import re
 import sqlite3
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
+from .. import config
 from ..errors import StoreError, UnknownRef, UnknownVariable, UsageError
 from ..jsondata import plain
 from ..model import Cell, Version, VariableRef
@@ -27,8 +29,10 @@ DB_NAME = "store.db"
 
 
 def default_root() -> Path:
-    env = os.environ.get("JUPYTER_MV_STORE")
-    return Path(env).expanduser() if env else Path.cwd() / ".jupyter_mv"
+    """The store directory when none is given: config.JupyterMV.store (env JUPYTER_MV_STORE), `~` expanded,
+    else `.jupyter_mv` in the working directory."""
+    given = config.current().store
+    return Path(given).expanduser() if given else Path.cwd() / ".jupyter_mv"
 
 
 def now() -> str:
@@ -180,8 +184,11 @@ class Store:
         origin: str = "local",
         created: str | None = None,
         execution_count: int | None = None,
+        gid: str | None = None,
+        author: str = "",
     ) -> Version:
-        """Write one version's metadata in a single transaction. `parent` is a per-notebook number."""
+        """Write one version's metadata in a single transaction. `parent` is a per-notebook number.
+        `gid`: the version's global id when it was made elsewhere (a pull); a new UUID4 otherwise."""
         conn = self.db.conn
         tags = [validate_tag(t) for t in tags]
         name = validate_name(name) if name else ""
@@ -200,9 +207,11 @@ class Store:
                 env_id = self._environment_id(env or {})
                 cur = conn.execute(
                     "insert into versions (notebook_id, n, name, message, created, parent_id, env_id, kind,"
-                    " nbytes, new_bytes, origin, execution_count) values (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " nbytes, new_bytes, origin, execution_count, gid, author)"
+                    " values (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (nid, n, name or "", message or "", created or now(), parent_id, env_id, kind,
-                     sum(v.nbytes for v in variables), new_bytes, origin, execution_count),
+                     sum(v.nbytes for v in variables), new_bytes, origin, execution_count,
+                     gid or uuid.uuid4().hex, author or ""),
                 )
                 vid = cur.lastrowid
                 for v in variables:
@@ -244,7 +253,7 @@ class Store:
 
     # -- reading versions --------------------------------------------------------------------
     _VCOLS = ("v.id, v.n, nb.path, v.created, v.message, v.name, p.n, v.kind, v.nbytes, v.new_bytes,"
-              " v.env_id, v.origin, v.execution_count")
+              " v.env_id, v.origin, v.execution_count, v.gid, v.author")
 
     def _versions(self, where: str, params=(), limit: int | None = None) -> list[Version]:
         sql = (f"select {self._VCOLS} from versions v join notebooks nb on nb.id = v.notebook_id"
@@ -265,7 +274,7 @@ class Store:
                 id=vid, n=r[1], notebook=r[2], created=r[3], message=r[4] or "", name=r[5] or "",
                 parent=r[6], kind=r[7], tags=tuple(tags), params=params_, metrics=metrics,
                 variables=tuple(names), nbytes=r[8] or 0, new_bytes=r[9] or 0, env_id=r[10],
-                execution_count=r[12], origin=r[11] or "local",
+                execution_count=r[12], origin=r[11] or "local", gid=r[13] or "", author=r[14] or "",
             ))
         return out
 
@@ -298,6 +307,11 @@ class Store:
         if not got:
             raise UnknownRef(f"no version with id {vid} in the store")
         return got[0]
+
+    def version_by_gid(self, gid: str) -> Version | None:
+        """The version with global id `gid` (32 hex digits), or None when this store lacks it."""
+        rows = self._q("select id from versions where gid = ?", (gid,))
+        return self.version_by_id(rows[0][0]) if rows else None
 
     def is_imported(self, version: Version) -> bool:
         """Was `version` made elsewhere (imported from a bundle, pulled from a remote)? Such versions are

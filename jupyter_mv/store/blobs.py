@@ -16,17 +16,37 @@ from typing import Callable, Iterable
 import xxhash
 import zstandard
 
+from .. import config
 from ..errors import CorruptBlob, NoSpace, StoreError
 
-CHUNK = int(os.environ.get("JUPYTER_MV_CHUNK", 4 * 1024 * 1024))
 RAW, ZSTD = b"Mr", b"Mz"  # 2-byte header of every blob file
 _SAMPLE = 64 * 1024
 # hashing holds the GIL but file I/O and zstd release it: twice the cores keeps the disk busy
 _WORKERS = max(4, min(16, 2 * (os.cpu_count() or 2)))
 INLINE = 2048  # buffers smaller than this live in the manifest, not in a file of their own
-# chunks of at most PACK_MAX bytes are appended to pack files (git's packfiles, restic's packs): a snapshot
+# Chunk size and pack limit are settings (config.JupyterMV.chunk_size / pack_max, env JUPYTER_MV_CHUNK /
+# JUPYTER_MV_PACK_MAX), read when used so `%config JupyterMV.chunk_size = …` applies to the next snapshot.
+# Chunks of at most pack_max bytes are appended to pack files (git's packfiles, restic's packs): a snapshot
 # of 3,000 small arrays writes and fsyncs a few files, not 3,000. Larger chunks stay one file each.
-PACK_MAX = int(os.environ.get("JUPYTER_MV_PACK_MAX", 256 * 1024))
+
+
+def chunk_size() -> int:
+    """Bytes a buffer is cut into before hashing (config.JupyterMV.chunk_size)."""
+    return config.current().chunk_size
+
+
+def pack_max() -> int:
+    """Chunks of at most this many bytes go to pack files (config.JupyterMV.pack_max)."""
+    return config.current().pack_max
+
+
+def __getattr__(name: str):
+    # blobs.CHUNK / blobs.PACK_MAX, the module constants these settings were, read the current values
+    if name == "CHUNK":
+        return chunk_size()
+    if name == "PACK_MAX":
+        return pack_max()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 PACK_TARGET = 4 << 20  # one snapshot's new small chunks are split into packs of about this size, written in parallel
 PACK_MAGIC = b"MVPACK1\n"  # first bytes of every pack file; entries follow: 2-byte blob header + body each
 REPACK_BELOW = 0.5  # gc rewrites a pack whose live bytes fall below this fraction of its size
@@ -44,15 +64,16 @@ def blob_size(bid: str) -> int:
 _LOCAL = threading.local()
 
 
-def _compress(data: memoryview) -> bytes | None:
+def _compress(data: memoryview, limit: int) -> bytes | None:
     """zstd-compress `data`, or None when it does not pay (random floats gain ~6%). A sample decides
-    first: 64 kB, or 1 kB for a chunk bound for a pack (3,000 of them would spend 90 ms on samples)."""
+    first: 64 kB, or 1 kB for a chunk bound for a pack (≤ `limit`, the pack_max its caller read once;
+    3,000 of them would spend 90 ms on samples)."""
     if len(data) < 512:
         return None
     cctx = getattr(_LOCAL, "cctx", None)
     if cctx is None:  # a compressor per thread: creating one costs more than compressing 3 kB
         cctx = _LOCAL.cctx = zstandard.ZstdCompressor(level=1)
-    sample = data[: 1024 if len(data) <= PACK_MAX else _SAMPLE]
+    sample = data[: 1024 if len(data) <= limit else _SAMPLE]
     if len(cctx.compress(sample)) > 0.9 * len(sample):
         return None
     out = cctx.compress(data)
@@ -193,13 +214,13 @@ class BlobStore:
         return self._flock(fcntl.LOCK_EX)
 
     # -- writing -------------------------------------------------------------------------------
-    def _stage(self, data: memoryview) -> tuple[str, Path | None, int]:
+    def _stage(self, data: memoryview, limit: int | None = None) -> tuple[str, Path | None, int]:
         """Hash one chunk; if the store lacks it, write it to a temp file (not yet durable).
-        Returns (blob id, temp file or None, bytes it will add)."""
+        Returns (blob id, temp file or None, bytes it will add). `limit`: pack_max, if the caller read it."""
         bid = blob_id(data)
         if self.path(bid).exists():
             return bid, None, 0
-        packed = _compress(data)
+        packed = _compress(data, pack_max() if limit is None else limit)
         header, body = (RAW, data) if packed is None else (ZSTD, packed)
         tmp = self.tmp / f"{bid}.{os.getpid()}.{secrets.token_hex(4)}"
         try:
@@ -231,14 +252,15 @@ class BlobStore:
         inside writing(), whose end drops whatever sync_dirs did not write."""
         if blob_id(data) != bid:
             raise CorruptBlob(bid, "content does not match its id")
-        if len(data) <= PACK_MAX and self._has_index():
+        limit = pack_max()
+        if len(data) <= limit and self._has_index():
             if bid in self._pending or self.exists(bid):
                 return 0
             self._pending[bid] = bytes(data)
-            packed = _compress(memoryview(self._pending[bid]))
+            packed = _compress(memoryview(self._pending[bid]), limit)
             return 2 + (len(data) if packed is None else len(packed))
         self.tmp.mkdir(parents=True, exist_ok=True)
-        _, tmp, added = self._stage(memoryview(data))
+        _, tmp, added = self._stage(memoryview(data), limit)
         if tmp is None:
             return 0
         try:
@@ -287,12 +309,13 @@ class BlobStore:
     def plan(buffers: list) -> list[dict]:
         """The manifests `put` would record for these buffers, without writing anything."""
         out = []
+        size = chunk_size()
         for buf in buffers:
             mv = _bytes_view(buf)
             if len(mv) < INLINE:
                 out.append({"n": len(mv), "c": [], "i": base64.b64encode(mv).decode()})
             else:
-                out.append({"n": len(mv), "c": [blob_id(mv[o: o + CHUNK]) for o in range(0, len(mv), CHUNK)]})
+                out.append({"n": len(mv), "c": [blob_id(mv[o: o + size]) for o in range(0, len(mv), size)]})
         return out
 
     def put(self, buffers: list, progress: Callable[[int], None] | None = None) -> tuple[list[dict], int]:
@@ -309,20 +332,21 @@ class BlobStore:
         small: list[tuple[int, str, memoryview]] = []  # (buffer index, id, bytes) of small chunks, in order
         manifests = [{"n": 0, "c": []} for _ in buffers]
         packing = self._has_index()
+        step, limit = chunk_size(), pack_max()  # read once: both loops below must cut the same way
         for i, buf in enumerate(buffers):
             mv = _bytes_view(buf)
             manifests[i]["n"] = len(mv)
             if len(mv) < INLINE:
                 manifests[i]["i"] = base64.b64encode(mv).decode()
                 continue
-            for off in range(0, len(mv), CHUNK):
-                piece = mv[off: off + CHUNK]
-                if packing and len(piece) <= PACK_MAX:
+            for off in range(0, len(mv), step):
+                piece = mv[off: off + step]
+                if packing and len(piece) <= limit:
                     small.append((i, blob_id(piece), piece))
                     manifests[i]["c"].append(None)  # filled below, in chunk order
                 else:
                     manifests[i]["c"].append(None)
-                    jobs.append((i, self.pool.submit(self._stage, piece)))
+                    jobs.append((i, self.pool.submit(self._stage, piece, limit)))
         new = 0
         staged: dict[str, Path] = {}
         packs: list[tuple[Path, str, list]] = []  # (temp file, final name, [(id, offset, length)])
@@ -355,8 +379,8 @@ class BlobStore:
                 if "i" in m:
                     continue
                 buf_mv = _bytes_view(buffers[i])
-                for k, off in enumerate(range(0, len(buf_mv), CHUNK)):
-                    if packing and min(CHUNK, len(buf_mv) - off) <= PACK_MAX:
+                for k, off in enumerate(range(0, len(buf_mv), step)):
+                    if packing and min(step, len(buf_mv) - off) <= limit:
                         _, bid, _ = next(small_iter)
                         m["c"][k] = bid
                         if progress:
@@ -424,6 +448,7 @@ class BlobStore:
         name = f"{secrets.token_hex(16)}.pack"
         tmp = self.tmp / f"{name}.{os.getpid()}"
         entries = []
+        limit = pack_max()
         try:
             with open(tmp, "wb") as f:
                 f.write(PACK_MAGIC)
@@ -434,7 +459,7 @@ class BlobStore:
                         skip -= 1
                         packed = None
                     else:
-                        packed = _compress(data)
+                        packed = _compress(data, limit)
                         if packed is None and len(data) >= 512:
                             streak = min(streak + 1, 6)
                             skip = (1 << streak) - 1

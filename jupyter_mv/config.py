@@ -1,0 +1,178 @@
+"""Settings of jupyter_mv, the Jupyter way: the traits of one traitlets `Configurable`, `JupyterMV`.
+
+Where a value comes from, strongest first:
+
+1. its environment variable (`JUPYTER_MV_CHUNK=1048576`), when set and not empty — so scripts, CI and the
+   tests that always used them keep working;
+2. the trait: `%config JupyterMV.chunk_size = 1048576` in a kernel, `c.JupyterMV.chunk_size = 1048576` in
+   `ipython_config.py` (kernel) or `jupyter_server_config.py` (the server extension);
+3. the trait's default.
+
+Values are read where they are used (`current().chunk_size` at each snapshot), never at import time, so a
+`%config` change applies to the next snapshot. The two safety switches (`trust_imported`,
+`detect_credentials`) have no environment variable on purpose: an inherited variable would lower a
+defence nobody chose to lower; they are set in a config file or with `%config`.
+
+Core layer: traitlets and errors.py only (no IPython, tornado or anywidget). The kernel registers its
+instance with the shell through `register(shell)` (called by the magics' loader); the server extension
+builds its own from the server's config and hands it to `server.location` through `view(cfg)`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+
+from traitlets import Bool, Int, Unicode, observe
+from traitlets.config import Configurable
+
+from .errors import UsageError
+
+__all__ = ["JupyterMV", "ENV", "current", "view", "register", "use"]
+
+KiB, MiB, GiB = 1024, 1024 ** 2, 1024 ** 3
+
+# trait -> the environment variable that overrides it
+ENV = {
+    "store": "JUPYTER_MV_STORE",
+    "notebook": "JUPYTER_MV_NOTEBOOK",
+    "chunk_size": "JUPYTER_MV_CHUNK",
+    "pack_max": "JUPYTER_MV_PACK_MAX",
+    "max_bundle_bytes": "JUPYTER_MV_MAX_BUNDLE_BYTES",
+    "auto_keep": "JUPYTER_MV_AUTO_KEEP",
+    "debug": "JUPYTER_MV_DEBUG",
+}
+_FALSE = ("0", "false", "no", "off")
+
+
+class JupyterMV(Configurable):
+    """jupyter_mv's settings (traitlets). Each may be overridden by the environment variable named in its
+    help; see the module docstring for the precedence."""
+
+    store = Unicode("", help="""Directory of the version store (created on the first snapshot). Empty: `.jupyter_mv`
+        in the kernel's working directory (normally the notebook's folder); for the server extension, the
+        `.jupyter_mv` beside each notebook. A relative path is taken from the working directory, `~` is
+        expanded. Environment variable: JUPYTER_MV_STORE.""").tag(config=True)
+
+    notebook = Unicode("", help="""Path of the notebook this kernel runs, for frontends that do not say (a
+        script, a plain `ipython`). The JupyterLab extension's word and VS Code's `__vsc_ipynb_file__` come
+        first; JPY_SESSION_NAME after it; empty and none of them: "unnamed notebook". Environment variable:
+        JUPYTER_MV_NOTEBOOK.""").tag(config=True)
+
+    chunk_size = Int(4 * MiB, min=1, help="""Size in bytes of the chunks a variable's buffers are cut into
+        before hashing (only changed chunks are written again). Applies to the next snapshot; chunks already
+        stored stay valid (the manifest records each one). Environment variable: JUPYTER_MV_CHUNK.""").tag(config=True)
+
+    pack_max = Int(256 * KiB, min=0, help="""Chunks of at most this many bytes are appended to shared pack files
+        instead of one file each (0: every chunk its own file). Environment variable: JUPYTER_MV_PACK_MAX."""
+                   ).tag(config=True)
+
+    max_bundle_bytes = Int(64 * GiB, min=1, help="""Largest total size in bytes, decompressed, of a bundle
+        (.mvz) `import` accepts; a larger one is refused before anything is written (a zip-bomb guard).
+        Environment variable: JUPYTER_MV_MAX_BUNDLE_BYTES.""").tag(config=True)
+
+    auto_keep = Int(0, min=0, help="""Retention of automatic versions (`%mv_auto on`): keep only the last N
+        (tagged, named and manual versions always stay); 0 keeps all. `%mv_auto on --keep N` overrides it for
+        the session. Environment variable: JUPYTER_MV_AUTO_KEEP.""").tag(config=True)
+
+    trust_imported = Bool(False, help="""Trust the data of imported (bundle) versions: unpickle it without
+        `--trust` / `trust=True`. Default False: data made elsewhere is never unpickled without the user's
+        say-so. Recorded outputs of imported versions are always shown sanitized, whatever this says. No
+        environment variable (set it deliberately, in a config file or with %config).""").tag(config=True)
+
+    detect_credentials = Bool(True, help="""Detect credentials (API keys, tokens, passwords; detect-secrets):
+        snapshots skip variables holding one unless named, exports withhold them, views mask them. False turns
+        all of that off: credentials are stored, exported and shown like any value. No environment variable
+        (set it deliberately, in a config file or with %config).""").tag(config=True)
+
+    debug = Bool(False, help="""Show the full traceback of an unexpected error (magics, CLI, widgets) instead
+        of one line. Environment variable: JUPYTER_MV_DEBUG (any value but '', 0, false, no, off).""").tag(config=True)
+
+    @observe(*ENV)
+    def _overridden(self, change) -> None:
+        # setting a trait the environment overrides would do nothing: say so instead of silently ignoring it
+        env = ENV[change["name"]]
+        if os.environ.get(env):
+            warnings.warn(f"JupyterMV.{change['name']} = {change['new']!r} has no effect while the environment "
+                          f"variable {env} is set ({os.environ[env]!r}); unset it to use the setting", stacklevel=2)
+
+
+def _from_env(name: str, raw: str, trait):
+    """`raw` (an environment variable's text) as the trait's value; UsageError naming the variable if invalid."""
+    env = ENV[name]
+    if isinstance(trait, Bool):
+        return raw.strip().lower() not in _FALSE
+    if isinstance(trait, Int):
+        try:
+            value = int(raw.strip().replace("_", ""))
+        except ValueError:
+            raise UsageError(f"{env}={raw!r} is not a whole number of {'versions' if name == 'auto_keep' else 'bytes'}; "
+                             f"unset it or set e.g. {env}={trait.default_value}") from None
+        if value < (trait.min or 0):
+            raise UsageError(f"{env}={raw!r} must be at least {trait.min}; unset it or set e.g. "
+                             f"{env}={trait.default_value}")
+        return value
+    return raw
+
+
+class View:
+    """The effective settings of one `JupyterMV`: attribute `x` is the environment variable of trait `x` when
+    set and not empty, else the trait. Read on every access, so changes of either apply at once."""
+
+    __slots__ = ("config",)
+
+    def __init__(self, config: JupyterMV):
+        self.config = config
+
+    def __getattr__(self, name: str):
+        env = ENV.get(name)
+        raw = os.environ.get(env) if env else None
+        if raw:
+            return _from_env(name, raw, JupyterMV.class_traits()[name])
+        return getattr(self.config, name)
+
+    def source(self, name: str) -> str:
+        """Where `name`'s value comes from: the environment variable's name, or 'JupyterMV.<name>'."""
+        env = ENV.get(name)
+        return env if env and os.environ.get(env) else f"JupyterMV.{name}"
+
+
+_current: JupyterMV | None = None
+_lock = threading.Lock()
+
+
+def current() -> View:
+    """The settings the core reads (`current().chunk_size`): those of the instance registered with the running
+    shell, else defaults (outside IPython: the CLI, scripts), environment variables applied on top."""
+    global _current
+    if _current is None:
+        with _lock:
+            if _current is None:
+                _current = JupyterMV()
+    return View(_current)
+
+
+def view(config: JupyterMV | None) -> View:
+    """The effective settings of `config` (the server extension's own instance); `current()` when None."""
+    return View(config) if config is not None else current()
+
+
+def use(config: JupyterMV | None) -> JupyterMV | None:
+    """Make `config` the instance `current()` reads (None: back to defaults); returns the previous one."""
+    global _current
+    with _lock:
+        before, _current = _current, config
+    return before
+
+
+def register(shell) -> JupyterMV:
+    """Kernel side: a `JupyterMV` built from the shell's config (`ipython_config.py`, command line), added to
+    `shell.configurables` so `%config JupyterMV` lists it and `%config JupyterMV.x = …` updates it, and made
+    current. Loading the extension again reuses the one already registered."""
+    cfg = next((c for c in getattr(shell, "configurables", ()) if isinstance(c, JupyterMV)), None)
+    if cfg is None:
+        cfg = JupyterMV(config=shell.config)
+        shell.configurables.append(cfg)
+    use(cfg)
+    return cfg
