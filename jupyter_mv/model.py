@@ -58,6 +58,8 @@ class Version:
     env_id: int | None = None
     execution_count: int | None = None  # for automatic versions: the cell execution that made it
     origin: str = "local"  # local: made in this store; anything else (imported, pulled) is untrusted
+    gid: str = ""  # global identity: 32 hex digits (UUID4), the same in every store that holds the version
+    author: str = ""  # who made it elsewhere (user@host or the git user, from a remote); "" when made here
 
     @property
     def label(self) -> str:
@@ -86,6 +88,8 @@ class Version:
             "notebook": self.notebook,
             "execution_count": self.execution_count,
             "origin": self.origin,
+            "gid": self.gid,
+            "author": self.author,
         }
 
 

@@ -101,6 +101,30 @@ def m004_packs_and_shared_manifests(db: sqlite_utils.Database) -> None:
     c.execute("drop table blobs")  # sizes are in the ids; nothing read it
 
 
+@migration
+def m005_global_ids_and_remotes(db: sqlite_utils.Database) -> None:
+    """Versions get a global identity beside their per-notebook number: `gid`, 32 hex digits (a
+    UUID4), unique across stores, so two people's v3 stay two versions on a shared remote and a
+    pulled version is recognised when it comes back. `author` names who made a version elsewhere
+    (user@host or the git user, from the remote's manifest); "" for versions made here. `remotes`
+    is the registry of object-store remotes (name -> URL, never credentials; `is_default` marks
+    the one push/pull use without --remote; `conditional`: 1 when the remote honoured create-only
+    and If-Match writes when it was added). `remote_versions` records which versions the remote at a URL
+    holds (pushed from or pulled into this store)."""
+    import uuid
+
+    c = db.conn
+    c.execute("alter table versions add column gid text")
+    c.execute("alter table versions add column author text not null default ''")
+    for (vid,) in c.execute("select id from versions").fetchall():
+        c.execute("update versions set gid = ? where id = ?", (uuid.uuid4().hex, vid))
+    c.execute("create unique index versions_gid on versions (gid)")
+    c.execute("create table remotes (name text primary key, url text not null, is_default integer not null"
+              " default 0, conditional integer, added text not null)")
+    c.execute("create table remote_versions (url text not null, gid text not null, at text not null,"
+              " primary key (url, gid))")
+
+
 def manifest_key(manifest: dict) -> tuple[str, str]:
     """(compact JSON, sha256 hex of it) of a variable's manifest: its content address."""
     import hashlib
