@@ -15,7 +15,8 @@ from . import api as _api
 from .api import auto, history, load, open_store, outputs, restore, show, snapshot, tag, versions
 from .api import export, import_bundle, to_mlflow
 from .errors import DecodeError, MVError, PartialRestore
-from .model import Diff, Version
+from .diffview import Diff
+from .model import Version
 
 __all__ = [
     "snapshot", "history", "load", "restore", "diff", "open_store", "tag", "show", "versions", "outputs", "auto",

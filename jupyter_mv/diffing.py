@@ -1,16 +1,16 @@
-"""The difference between two versions: params, metrics, variables, cells and their outputs.
-`Diff.to_dict()` is a contract (schemas/diff.schema.json); renderers only read it."""
+"""Computing the difference between two versions: params, metrics, variables (with a model-aware
+analysis of changed arrays, frames and models), cells and their outputs. `Diff.to_dict()` is a
+contract (schemas/diff.schema.json); how a diff shows itself (text, HTML) is diffview.py, which only
+reads it."""
 
 from __future__ import annotations
 
 import difflib
-import html
 import json
 import math
 
 from .compare import named_arrays
-from .jsondata import number_text, value_text
-from .model import Cell, Diff, Version, VariableRef, human_bytes
+from .model import Cell, Diff, Version, VariableRef
 
 
 def _dict_diff(a: dict, b: dict) -> dict:
@@ -356,7 +356,10 @@ def _model_analysis(store, va, vb, old: dict, new: dict) -> dict:
 
 
 def analyse(store, va: Version, vb: Version, old: dict, new: dict) -> dict | None:
-    """The model-aware part of one changed variable's diff (None for plain values)."""
+    """The model-aware part of one changed variable's diff (`old`/`new`: the diff's variable dicts
+    of `va` and `vb`): {"kind": "array" | "frame" | "model", ...} as in schemas/diff.schema.json,
+    None for plain values, {"kind": "error", "error": text} when the analysis itself failed (it is a
+    bonus: never raised). An imported version's pickles are never loaded here."""
     codec = old["codec"] if old["codec"] == new["codec"] else None
     try:
         if codec in _ARRAY_CODECS:
@@ -370,9 +373,17 @@ def analyse(store, va: Version, vb: Version, old: dict, new: dict) -> dict | Non
         return {"kind": "error", "error": f"{type(e).__name__}: {e}"}
     return None
 
+
 def compute(va: Version, vb: Version, vars_a, vars_b, cells_a, cells_b, store=None) -> Diff:
-    """The diff of two versions. With `store`, changed arrays, frames and models are analysed
-    (fractions of elements changed, changed rows, weight delta norms) within LOAD_LIMIT."""
+    """The diff of two versions: `va`/`vb` their records, `vars_a`/`vars_b` their VariableRefs,
+    `cells_a`/`cells_b` their executed Cells in order. Returns a model.Diff (data only; `to_dict()`
+    follows schemas/diff.schema.json): params and metrics as added/removed/changed/same maps (a
+    metric's delta is new - old), variables compared by content hash, cells matched by cell id, else
+    by position, with source and output-text diffs in difflib's unified-diff format (lines without
+    terminators). With `store`, changed arrays, frames and models are analysed (fraction of elements
+    changed, changed rows, per-array L2 norm of the weight change) when each side is at most
+    LOAD_LIMIT bytes (64 MiB); larger arrays are estimated from their chunk ids without reading data.
+    An analysis that fails is recorded as {"kind": "error", "error": text}, never raised."""
     variables = _variables_diff(vars_a, vars_b)
     for ch in variables["changed"]:
         extra = analyse(store, va, vb, ch["old"], ch["new"])
@@ -385,122 +396,3 @@ def compute(va: Version, vb: Version, vars_a, vars_b, cells_a, cells_b, store=No
         variables=variables,
         cells=_cells_diff(cells_a, cells_b),
     )
-
-
-# -- rendering ---------------------------------------------------------------------------------
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return number_text(v, ".6g")
-    return repr(v) if isinstance(v, str) else value_text(v)
-
-
-def _var_line(v: dict) -> str:
-    s = v["summary"]
-    bits = [v["type"].rsplit(".", 1)[-1]]
-    if "shape" in s:
-        bits.append("x".join(map(str, s["shape"])) or "scalar")
-    if "dtype" in s:
-        bits.append(str(s["dtype"]))
-    bits.append(human_bytes(v["bytes"]))
-    return " ".join(bits)
-
-
-def render_text(d: Diff) -> str:
-    lines = [f"diff {d.a} -> {d.b}  ({d.notebook})"]
-    if d.empty:
-        lines.append("  no differences")
-        return "\n".join(lines)
-    p = d.params
-    if p["added"] or p["removed"] or p["changed"]:
-        lines.append("params:")
-        for k, (o, n) in p["changed"].items():
-            lines.append(f"  ~ {k}: {_fmt(o)} -> {_fmt(n)}")
-        for k, v in p["added"].items():
-            lines.append(f"  + {k}: {_fmt(v)}")
-        for k, v in p["removed"].items():
-            lines.append(f"  - {k}: {_fmt(v)}")
-    m = d.metrics
-    if m["added"] or m["removed"] or m["changed"]:
-        lines.append("metrics:")
-        for k, c in m["changed"].items():
-            delta = c["delta"]
-            # no arrow for a change from or to NaN (its delta is NaN: neither up nor down)
-            how = "" if not isinstance(delta, (int, float)) or delta != delta else \
-                f" ({'↑' if delta > 0 else '↓' if delta < 0 else '='} {number_text(delta, '+.4g')})"
-            lines.append(f"  ~ {k}: {_fmt(c['old'])} -> {_fmt(c['new'])}{how}")
-        for k, v in m["added"].items():
-            lines.append(f"  + {k}: {_fmt(v)}")
-        for k, v in m["removed"].items():
-            lines.append(f"  - {k}: {_fmt(v)}")
-    var = d.variables
-    if var["added"] or var["removed"] or var["changed"]:
-        lines.append("variables:")
-        for v in var["changed"]:
-            lines.append(f"  ~ {v['name']}: {_var_line(v['old'])} -> {_var_line(v['new'])}")
-            for k, ch in v["changes"].items():
-                if k in ("bytes", "layers", "columns") or not isinstance(ch, list):
-                    continue
-                lines.append(f"      {k}: {_fmt(ch[0])} -> {_fmt(ch[1])}")
-        for v in var["added"]:
-            lines.append(f"  + {v['name']}: {_var_line(v)}")
-        for v in var["removed"]:
-            lines.append(f"  - {v['name']}: {_var_line(v)}")
-    changed_cells = [c for c in d.cells if c["status"] != "same"]
-    if changed_cells:
-        lines.append("cells:")
-        for c in changed_cells:
-            where = f"[{c['b_index'] if c['b_index'] is not None else c['a_index']}]"
-            if c["status"] == "added":
-                lines.append(f"  + cell {where}: {_first_line(c['b_source'])}")
-            elif c["status"] == "removed":
-                lines.append(f"  - cell {where}: {_first_line(c['a_source'])}")
-            else:
-                lines.append(f"  ~ cell {where}" + ("  (outputs changed)" if c["outputs_changed"] else ""))
-                lines.extend("      " + line for line in c["source_diff"][2:])
-                lines.extend("      out " + line for line in c["outputs_diff"][2:12])
-    return "\n".join(lines)
-
-
-def _first_line(s: str | None) -> str:
-    s = (s or "").strip().splitlines()
-    return (s[0][:70] + ("…" if len(s[0]) > 70 or len(s) > 1 else "")) if s else ""
-
-
-def render_html(d: Diff) -> str:
-    e = html.escape
-    rows = []
-    p, m, var = d.params, d.metrics, d.variables
-    for k, (o, n) in p["changed"].items():
-        rows.append(("param", k, _fmt(o), _fmt(n), ""))
-    for k, v in p["added"].items():
-        rows.append(("param", k, "", _fmt(v), "added"))
-    for k, v in p["removed"].items():
-        rows.append(("param", k, _fmt(v), "", "removed"))
-    for k, c in m["changed"].items():
-        rows.append(("metric", k, _fmt(c["old"]), _fmt(c["new"]), number_text(c["delta"], "+.4g")))
-    for k, v in m["added"].items():
-        rows.append(("metric", k, "", _fmt(v), "added"))
-    for k, v in m["removed"].items():
-        rows.append(("metric", k, _fmt(v), "", "removed"))
-    for v in var["changed"]:
-        rows.append(("variable", v["name"], _var_line(v["old"]), _var_line(v["new"]), "changed"))
-    for v in var["added"]:
-        rows.append(("variable", v["name"], "", _var_line(v), "added"))
-    for v in var["removed"]:
-        rows.append(("variable", v["name"], _var_line(v), "", "removed"))
-    body = "".join(f"<tr><td>{e(a)}</td><td><code>{e(b)}</code></td><td>{e(c)}</td><td>{e(dd)}</td>"
-                   f"<td>{e(x)}</td></tr>" for a, b, c, dd, x in rows)
-    table = (f"<table class='jupyter-mv-diff'><thead><tr><th>kind</th><th>name</th><th>{e(d.a)}</th>"
-             f"<th>{e(d.b)}</th><th>change</th></tr></thead><tbody>{body}</tbody></table>") if rows else ""
-    cells = []
-    for c in d.cells:
-        if c["status"] == "same":
-            continue
-        text = "\n".join(c["source_diff"][2:]) if c["source_diff"] else (c["b_source"] or c["a_source"] or "")
-        if c["outputs_diff"]:
-            text += "\n# outputs\n" + "\n".join(c["outputs_diff"][2:])
-        cells.append(f"<p>cell {e(str(c['b_index'] if c['b_index'] is not None else c['a_index']))}: "
-                     f"{e(c['status'])}</p><pre>{e(text)}</pre>")
-    empty = "<p>no differences</p>" if d.empty else ""
-    return (f"<div class='jupyter-mv'><b>diff {e(d.a)} → {e(d.b)}</b> <small>{e(d.notebook)}</small>"
-            f"{empty}{table}{''.join(cells)}</div>")

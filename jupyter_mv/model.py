@@ -147,7 +147,9 @@ def human_bytes(n: int | float) -> str:
 
 @dataclass(frozen=True)
 class Diff:
-    """Structured difference between two versions. `to_dict()` follows schemas/diff.schema.json."""
+    """Structured difference between two versions. `to_dict()` follows schemas/diff.schema.json.
+    Data only: diffing.py computes it, diffview.Diff (what `api.diff()` returns) adds its text and
+    HTML renderings from the layer above, so this module imports nothing of the package."""
 
     a: str
     b: str
@@ -177,16 +179,3 @@ class Diff:
             or self.variables["added"] or self.variables["removed"] or self.variables["changed"]
             or any(c["status"] != "same" for c in self.cells)
         )
-
-    def _repr_html_(self) -> str:  # the rendering lives with the diff computation
-        from .diffing import render_html
-
-        return render_html(self)
-
-    def __str__(self) -> str:
-        from .diffing import render_text
-
-        return render_text(self)
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        p.text(str(self))

@@ -9,6 +9,7 @@ import anywidget
 import traitlets as t
 
 from ..jsondata import plain
+from ..diffview import render_html, render_text
 from ..model import Diff
 from . import assets
 from .messages import error_message
@@ -39,7 +40,7 @@ class DiffWidget(anywidget.AnyWidget):
         got = super()._repr_mimebundle_(**kwargs)
         data, md = got if isinstance(got, tuple) else (got, {})
         if self.source is not None:
-            data = {**data, "text/plain": str(self.source), "text/html": self.source._repr_html_()}
+            data = {**data, "text/plain": render_text(self.source), "text/html": render_html(self.source)}
         return data, md
 
     def params_rows(self) -> list[tuple]:

@@ -1,0 +1,166 @@
+"""How a diff shows itself: plain text (terminal, CLI, `print`), HTML (frontends without widgets)
+and IPython's pretty printer. It only reads the structured diff (`Diff.to_dict()`'s fields,
+schemas/diff.schema.json); diffing.py computes it, widgets/diff.py is the interactive view.
+
+model.Diff (L0) is data only; `Diff` here is the same record with the display methods attached
+from this layer, so the records layer never imports upward. `api.diff()` returns one."""
+
+from __future__ import annotations
+
+import html
+
+from . import model
+from .jsondata import number_text, value_text
+from .model import human_bytes
+
+__all__ = ["Diff", "render_text", "render_html"]
+
+
+class Diff(model.Diff):
+    """A model.Diff that renders itself: `str(d)` is render_text, `_repr_html_` render_html, and
+    IPython's pretty printer shows the text. Fields, `to_dict()` and equality are model.Diff's."""
+
+    @classmethod
+    def of(cls, d: model.Diff) -> Diff:
+        """`d` itself when it already renders, else the same fields as a rendering Diff."""
+        if isinstance(d, cls):
+            return d
+        return cls(a=d.a, b=d.b, notebook=d.notebook, params=d.params, metrics=d.metrics,
+                   variables=d.variables, cells=d.cells)
+
+    def _repr_html_(self) -> str:
+        return render_html(self)
+
+    def __str__(self) -> str:
+        return render_text(self)
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(str(self))
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return number_text(v, ".6g")
+    return repr(v) if isinstance(v, str) else value_text(v)
+
+
+def _var_line(v: dict) -> str:
+    s = v["summary"]
+    bits = [v["type"].rsplit(".", 1)[-1]]
+    if "shape" in s:
+        bits.append("x".join(map(str, s["shape"])) or "scalar")
+    if "dtype" in s:
+        bits.append(str(s["dtype"]))
+    bits.append(human_bytes(v["bytes"]))
+    return " ".join(bits)
+
+
+def render_text(d: model.Diff) -> str:
+    """The diff as lines of text (str, newline-separated, no trailing newline): a header
+    `diff vA -> vB  (notebook)`, then what changed under params/metrics/variables/cells, marked
+    `~` changed, `+` added, `-` removed; a metric's change carries an arrow and the signed delta
+    (none when either side is NaN). Cell source and outputs are shown as the diff's unified-diff lines
+    (difflib format, the `---`/`+++` header dropped; at most 10 output lines a cell). Reads only the
+    diff's fields; raises nothing for any diff that validates against schemas/diff.schema.json."""
+    lines = [f"diff {d.a} -> {d.b}  ({d.notebook})"]
+    if d.empty:
+        lines.append("  no differences")
+        return "\n".join(lines)
+    p = d.params
+    if p["added"] or p["removed"] or p["changed"]:
+        lines.append("params:")
+        for k, (o, n) in p["changed"].items():
+            lines.append(f"  ~ {k}: {_fmt(o)} -> {_fmt(n)}")
+        for k, v in p["added"].items():
+            lines.append(f"  + {k}: {_fmt(v)}")
+        for k, v in p["removed"].items():
+            lines.append(f"  - {k}: {_fmt(v)}")
+    m = d.metrics
+    if m["added"] or m["removed"] or m["changed"]:
+        lines.append("metrics:")
+        for k, c in m["changed"].items():
+            delta = c["delta"]
+            # no arrow for a change from or to NaN (its delta is NaN: neither up nor down)
+            how = "" if not isinstance(delta, (int, float)) or delta != delta else \
+                f" ({'↑' if delta > 0 else '↓' if delta < 0 else '='} {number_text(delta, '+.4g')})"
+            lines.append(f"  ~ {k}: {_fmt(c['old'])} -> {_fmt(c['new'])}{how}")
+        for k, v in m["added"].items():
+            lines.append(f"  + {k}: {_fmt(v)}")
+        for k, v in m["removed"].items():
+            lines.append(f"  - {k}: {_fmt(v)}")
+    var = d.variables
+    if var["added"] or var["removed"] or var["changed"]:
+        lines.append("variables:")
+        for v in var["changed"]:
+            lines.append(f"  ~ {v['name']}: {_var_line(v['old'])} -> {_var_line(v['new'])}")
+            for k, ch in v["changes"].items():
+                if k in ("bytes", "layers", "columns") or not isinstance(ch, list):
+                    continue
+                lines.append(f"      {k}: {_fmt(ch[0])} -> {_fmt(ch[1])}")
+        for v in var["added"]:
+            lines.append(f"  + {v['name']}: {_var_line(v)}")
+        for v in var["removed"]:
+            lines.append(f"  - {v['name']}: {_var_line(v)}")
+    changed_cells = [c for c in d.cells if c["status"] != "same"]
+    if changed_cells:
+        lines.append("cells:")
+        for c in changed_cells:
+            where = f"[{c['b_index'] if c['b_index'] is not None else c['a_index']}]"
+            if c["status"] == "added":
+                lines.append(f"  + cell {where}: {_first_line(c['b_source'])}")
+            elif c["status"] == "removed":
+                lines.append(f"  - cell {where}: {_first_line(c['a_source'])}")
+            else:
+                lines.append(f"  ~ cell {where}" + ("  (outputs changed)" if c["outputs_changed"] else ""))
+                lines.extend("      " + line for line in c["source_diff"][2:])
+                lines.extend("      out " + line for line in c["outputs_diff"][2:12])
+    return "\n".join(lines)
+
+
+def _first_line(s: str | None) -> str:
+    s = (s or "").strip().splitlines()
+    return (s[0][:70] + ("…" if len(s[0]) > 70 or len(s) > 1 else "")) if s else ""
+
+
+def render_html(d: model.Diff) -> str:
+    """The diff as one HTML fragment (str): a `<div class='jupyter-mv'>` holding a table
+    (`table.jupyter-mv-diff`: kind, name, value in A, value in B, change) of changed params, metrics
+    and variables, then each changed cell's unified diff in a `<pre>`. Every recorded text is
+    HTML-escaped, so the fragment carries no markup or script from the diff's contents."""
+    e = html.escape
+    rows = []
+    p, m, var = d.params, d.metrics, d.variables
+    for k, (o, n) in p["changed"].items():
+        rows.append(("param", k, _fmt(o), _fmt(n), ""))
+    for k, v in p["added"].items():
+        rows.append(("param", k, "", _fmt(v), "added"))
+    for k, v in p["removed"].items():
+        rows.append(("param", k, _fmt(v), "", "removed"))
+    for k, c in m["changed"].items():
+        rows.append(("metric", k, _fmt(c["old"]), _fmt(c["new"]), number_text(c["delta"], "+.4g")))
+    for k, v in m["added"].items():
+        rows.append(("metric", k, "", _fmt(v), "added"))
+    for k, v in m["removed"].items():
+        rows.append(("metric", k, _fmt(v), "", "removed"))
+    for v in var["changed"]:
+        rows.append(("variable", v["name"], _var_line(v["old"]), _var_line(v["new"]), "changed"))
+    for v in var["added"]:
+        rows.append(("variable", v["name"], "", _var_line(v), "added"))
+    for v in var["removed"]:
+        rows.append(("variable", v["name"], _var_line(v), "", "removed"))
+    body = "".join(f"<tr><td>{e(a)}</td><td><code>{e(b)}</code></td><td>{e(c)}</td><td>{e(dd)}</td>"
+                   f"<td>{e(x)}</td></tr>" for a, b, c, dd, x in rows)
+    table = (f"<table class='jupyter-mv-diff'><thead><tr><th>kind</th><th>name</th><th>{e(d.a)}</th>"
+             f"<th>{e(d.b)}</th><th>change</th></tr></thead><tbody>{body}</tbody></table>") if rows else ""
+    cells = []
+    for c in d.cells:
+        if c["status"] == "same":
+            continue
+        text = "\n".join(c["source_diff"][2:]) if c["source_diff"] else (c["b_source"] or c["a_source"] or "")
+        if c["outputs_diff"]:
+            text += "\n# outputs\n" + "\n".join(c["outputs_diff"][2:])
+        cells.append(f"<p>cell {e(str(c['b_index'] if c['b_index'] is not None else c['a_index']))}: "
+                     f"{e(c['status'])}</p><pre>{e(text)}</pre>")
+    empty = "<p>no differences</p>" if d.empty else ""
+    return (f"<div class='jupyter-mv'><b>diff {e(d.a)} → {e(d.b)}</b> <small>{e(d.notebook)}</small>"
+            f"{empty}{table}{''.join(cells)}</div>")
