@@ -1,0 +1,975 @@
+"""The object-store client under remotes: one small interface over S3, GCS, Azure Blob, local files
+(obstore) and, as a fallback, any other fsspec URL (sftp://, ...).
+
+    store = open_remote("s3://bucket/projects/churn")      # endpoint/credentials: AWS_* and ~/.aws
+    etag = store.put("chunks/ab/abcdef", data)              # create-only: RemoteExists if present
+    store.put("tags/best", b"v3", mode="overwrite", if_match=etag)   # RemoteConflict if it moved
+    for meta in store.list("chunks/"): ...                  # ObjectMeta(key, size, etag, modified)
+
+Keys are relative to the URL's path ("prefix") and use "/" as separator. Everything a remote says
+comes back as the errors of jupyter_mv/errors.py (RemoteError and its subclasses), one line each, and
+never with a credential in it: URLs lose their user info and query strings, known secrets are masked.
+
+Conditional writes (what lets several people push without a lock):
+- `put(mode="create")` sends `If-None-Match: *` on S3 and GCS/Azure's equivalents (obstore), and is an
+  atomic no-clobber link on local files; large files (`put_file`) go up as an S3 multipart upload whose
+  CompleteMultipartUpload carries `If-None-Match: *` (an upload that loses is aborted).
+- `put(if_match=etag)` / `delete(if_match=etag)` send `If-Match` (S3: RFC 9110 semantics, AWS supports
+  it on PUT since 2024-11 and on DeleteObject since 2025-09); on local files they hold an advisory lock
+  (`fcntl.flock`) on a lock file under `.mv-locks/` of the remote, so compare-and-swap is atomic between
+  jupyter_mv processes.
+- `conditional_writes()` probes the remote once per process (a create-only write twice, an If-Match
+  with a wrong ETag): servers that ignore the headers (s3rver, old MinIO/Ceph) answer False, and callers
+  refuse what needs them (tag moves). fsspec remotes answer False: their writes are not atomic.
+
+S3 requests obstore does not offer (multipart with a condition, conditional delete, listing and
+aborting multipart uploads) are signed here with AWS Signature Version 4 as specified in
+https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html .
+
+obstore's Rust runtime does not survive fork(): processes that use this module must start workers with
+multiprocessing's "spawn" method.
+"""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import datetime as _dt
+import hashlib
+import hmac
+import http.client
+import os
+import re
+import tempfile
+import threading
+import urllib.parse
+import uuid
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from ..errors import RemoteConflict, RemoteError, RemoteExists, RemoteMissing
+
+__all__ = ["ObjectMeta", "ObjectStore", "open_remote", "redact_url", "TRANSFER_CONCURRENCY",
+           "MULTIPART_THRESHOLD", "PART_SIZE", "MultipartUpload"]
+
+# 2 cores: more parallel transfers cost more CPU than they win (REMOTE-NOTES); callers moving many
+# objects use the same cap
+TRANSFER_CONCURRENCY = 4
+# put_file sends files at least this large as a multipart upload (S3 parts: 5 MiB .. 5 GiB, ≤ 10,000)
+MULTIPART_THRESHOLD = 32 * 1024 * 1024
+PART_SIZE = 16 * 1024 * 1024
+PROBE_PREFIX = ".mv-probe/"
+LOCK_PREFIX = ".mv-locks/"  # local remotes: lock files for If-Match (never listed)
+
+Progress = Callable[[int, int], None]  # progress(bytes_done, bytes_total)
+
+_probe_cache: dict[str, bool] = {}
+_probe_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ObjectMeta:
+    """One object on a remote: `key` relative to the remote's URL, `size` in bytes, `etag` as the
+    server gives it (quoted on S3; None where the backend has none), `modified` (timezone-aware UTC)."""
+
+    key: str
+    size: int
+    etag: str | None
+    modified: _dt.datetime
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    """An unfinished multipart upload (S3): what `remote gc` aborts when it is older than its grace."""
+
+    key: str
+    upload_id: str
+    initiated: _dt.datetime
+
+
+# ---------------------------------------------------------------------------------------------------
+# keeping credentials out of messages
+
+_URL_RE = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^\s/?#@]*@)?([^\s?#]*)(\?[^\s#]*)?")
+_SECRET_PARAM_RE = re.compile(
+    r"(?i)\b(x-amz-(?:signature|credential|security-token)|signature|sig|token|access_?key(?:_id)?|"
+    r"secret(?:_access_key)?|password|sas_token|account_key)=([^&\s\"'<>]+)")
+
+
+def redact_url(url: str) -> str:
+    """`url` without what can hold a credential: the user info's password (`user:pw@` -> `user@`)
+    and the query string (`?sig=...`, `?X-Amz-Signature=...`)."""
+    def one(m: re.Match) -> str:
+        userinfo = m.group(2) or ""
+        if userinfo:
+            userinfo = userinfo.split(":", 1)[0] + "@" if ":" in userinfo else userinfo
+        return m.group(1) + userinfo + m.group(3)
+    return _URL_RE.sub(one, url)
+
+
+def _redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    text = redact_url(text)
+    text = _SECRET_PARAM_RE.sub(lambda m: m.group(1) + "=***", text)
+    for s in secrets:
+        if s and len(s) >= 4:
+            text = text.replace(s, "***")
+    return text
+
+
+def _reason(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
+    """One short line from an obstore/fsspec/HTTP error: the HTTP status and the server's <Code> and
+    <Message> when there are some, else the first line; credentials removed."""
+    text = str(exc)
+    status = re.search(r"status code: (\d{3}[^:<\n]*)", text)
+    code = re.search(r"<Code>([^<]*)</Code>", text)
+    msg = re.search(r"<Message>([^<]*)</Message>", text)
+    if status or code:
+        parts = [p for p in ((status.group(1).strip() if status else ""), (code.group(1) if code else ""),
+                             (msg.group(1) if msg else "")) if p]
+        line = ": ".join(parts)
+    else:
+        line = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+        line = re.sub(r"^(Generic \w+ error: )", "", line)
+    if len(line) > 300:
+        line = line[:297] + "..."
+    return _redact(line, secrets)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the interface
+
+
+class ObjectStore:
+    """A remote's objects. `url` is the remote's address without credentials.
+
+    Keys are "/"-separated, relative to `url`. Methods raise RemoteMissing (absent), RemoteExists
+    (create-only write lost), RemoteConflict (If-Match failed), RemoteError (anything else the remote
+    or the network refused), all with one readable line."""
+
+    url: str
+    _secrets: tuple[str, ...] = ()
+
+    # -- to implement
+    def get(self, key: str) -> bytes:
+        """The object's bytes. RemoteMissing if absent."""
+        raise NotImplementedError
+
+    def head(self, key: str) -> ObjectMeta | None:
+        """The object's metadata, or None if absent."""
+        raise NotImplementedError
+
+    def put(self, key: str, data: bytes, *, mode: str = "create", if_match: str | None = None) -> str:
+        """Write `data` at `key` in one request and return the new ETag ("" where none).
+
+        mode="create": RemoteExists if the key exists (atomic where conditional_writes() is True).
+        mode="overwrite": replace. `if_match` (implies overwrite): replace only if the current ETag is
+        `if_match`, else RemoteConflict (RemoteMissing if the key is gone)."""
+        raise NotImplementedError
+
+    def put_file(self, key: str, path: str | os.PathLike, *, mode: str = "create",
+                 progress: Progress | None = None) -> str:
+        """Upload the local file `path` (any size: ≥ MULTIPART_THRESHOLD bytes go up in PART_SIZE parts,
+        TRANSFER_CONCURRENCY at a time) and return its ETag. mode as in put(); progress(done, total) in
+        bytes after each part."""
+        raise NotImplementedError
+
+    def get_file(self, key: str, path: str | os.PathLike, *, progress: Progress | None = None) -> None:
+        """Download `key` into the local file `path` (written to a temporary file beside it, renamed at
+        the end). RemoteMissing if absent; progress(done, total) in bytes."""
+        raise NotImplementedError
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Delete `key`; deleting an absent key is not an error unless `if_match` is given
+        (RemoteMissing). With `if_match`: delete only if the ETag still is that, else RemoteConflict."""
+        raise NotImplementedError
+
+    def _list_raw(self, prefix: str) -> Iterator[ObjectMeta]:
+        raise NotImplementedError
+
+    def multipart_uploads(self) -> list[MultipartUpload]:
+        """Unfinished multipart uploads under this remote (S3 only; others have none)."""
+        return []
+
+    def abort_multipart(self, upload: MultipartUpload) -> None:
+        """Abort an unfinished multipart upload (its parts are freed)."""
+
+    # -- shared
+    def list(self, prefix: str = "") -> Iterator[ObjectMeta]:
+        """Every object whose key starts with `prefix` (a plain string prefix: "chunks/ab" matches
+        "chunks/abc"), in no guaranteed order. Keys under .mv-locks/ and .mv-probe/ are internal and
+        never listed. Listing is cheapest with a prefix ending in "/"."""
+        if "/" in prefix and not prefix.endswith("/"):
+            base = prefix.rsplit("/", 1)[0] + "/"
+        elif prefix.endswith("/"):
+            base = prefix
+        else:
+            base = ""
+        for meta in self._list_raw(base):
+            if not meta.key.startswith(prefix):
+                continue
+            if meta.key.startswith(LOCK_PREFIX) or meta.key.startswith(PROBE_PREFIX):
+                continue
+            yield meta
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
+
+    def conditional_writes(self) -> bool:
+        """True if the remote honours create-only writes and If-Match (probed once per process and
+        remote: a create-only write twice on a probe key, then an If-Match with a wrong ETag; the probe
+        key is deleted afterwards). RemoteError if the remote cannot be written at all."""
+        with _probe_lock:
+            if self.url in _probe_cache:
+                return _probe_cache[self.url]
+        result = self._probe()
+        with _probe_lock:
+            _probe_cache[self.url] = result
+        return result
+
+    def _probe(self) -> bool:
+        key = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
+        honoured = True
+        try:
+            etag = self.put(key, b"1", mode="create")
+            try:
+                self.put(key, b"2", mode="create")
+                honoured = False
+            except RemoteExists:
+                pass
+            if honoured:
+                try:
+                    self.put(key, b"3", mode="overwrite", if_match='"00000000000000000000000000000000"')
+                    honoured = False
+                except (RemoteConflict, RemoteMissing):
+                    pass
+            if honoured and etag:
+                current = self.head(key)
+                try:
+                    self.put(key, b"4", mode="overwrite", if_match=current.etag if current else etag)
+                except (RemoteConflict, RemoteMissing):
+                    honoured = False  # a right ETag refused: If-Match cannot be used either
+        finally:
+            with contextlib.suppress(RemoteError):
+                self.delete(key)
+        return honoured
+
+    def close(self) -> None:
+        """Release connections (nothing to do for most backends)."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}>"
+
+    def _err(self, op: str, key: str, exc: BaseException) -> RemoteError:
+        where = f"{self.url.rstrip('/')}/{key}" if key else self.url
+        return RemoteError(f"{op} {where} failed: {_reason(exc, self._secrets)}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# obstore backends
+
+
+def _meta_from(m: dict) -> ObjectMeta:
+    mod = m.get("last_modified")
+    if mod is not None and mod.tzinfo is None:
+        mod = mod.replace(tzinfo=_dt.timezone.utc)
+    return ObjectMeta(key=m["path"], size=int(m.get("size") or 0), etag=m.get("e_tag"), modified=mod)
+
+
+class _ObstoreRemote(ObjectStore):
+    def __init__(self, url: str, store, secrets: tuple[str, ...] = ()):
+        import obstore  # noqa: F401  (import errors surface here, not at module import)
+        self.url = redact_url(url)
+        self._store = store
+        self._secrets = tuple(s for s in secrets if s)
+
+    # obstore errors -> ours
+    def _map(self, op: str, key: str, exc: BaseException) -> RemoteError:
+        from obstore import exceptions as ox
+        where = f"{self.url.rstrip('/')}/{key}"
+        if "NoSuchBucket" in str(exc):
+            return RemoteError(f"{self.url}: the bucket does not exist (create it, or check the URL and "
+                               "the endpoint)")
+        if isinstance(exc, (ox.NotFoundError, FileNotFoundError)):
+            return RemoteMissing(f"{where} does not exist on the remote")
+        if isinstance(exc, ox.AlreadyExistsError):
+            return RemoteExists(f"{where} already exists on the remote")
+        if isinstance(exc, (ox.PreconditionError, ox.NotModifiedError)):
+            return RemoteConflict(f"{where} was changed by someone else (its ETag no longer matches)")
+        if isinstance(exc, (ox.PermissionDeniedError, ox.UnauthenticatedError)):
+            return RemoteError(f"{op} {where} refused: {_reason(exc, self._secrets)} "
+                               "(check the remote's credentials)")
+        return self._err(op, key, exc)
+
+    def get(self, key: str) -> bytes:
+        import obstore as obs
+        try:
+            return bytes(obs.get(self._store, key).bytes())
+        except Exception as exc:
+            raise self._map("GET", key, exc) from None
+
+    def head(self, key: str) -> ObjectMeta | None:
+        import obstore as obs
+        try:
+            return _meta_from(obs.head(self._store, key))
+        except Exception as exc:
+            err = self._map("HEAD", key, exc)
+            if isinstance(err, RemoteMissing):
+                return None
+            raise err from None
+
+    def _put_mode(self, mode: str, if_match: str | None):
+        if if_match is not None:
+            return {"e_tag": if_match}
+        if mode not in ("create", "overwrite"):
+            raise ValueError(f"mode must be 'create' or 'overwrite', not {mode!r}")
+        return mode
+
+    def put(self, key: str, data: bytes, *, mode: str = "create", if_match: str | None = None) -> str:
+        import obstore as obs
+        pmode = self._put_mode(mode, if_match)
+        try:
+            r = obs.put(self._store, key, data, mode=pmode, use_multipart=False)
+        except Exception as exc:
+            raise self._map("PUT", key, exc) from None
+        return r.get("e_tag") or ""
+
+    def put_file(self, key: str, path, *, mode: str = "create", progress: Progress | None = None) -> str:
+        import obstore as obs
+        path = Path(path)
+        pmode = self._put_mode(mode, None)
+        size = path.stat().st_size
+        try:
+            if pmode == "overwrite" and size >= MULTIPART_THRESHOLD:
+                r = obs.put(self._store, key, path, mode="overwrite", use_multipart=True,
+                            chunk_size=PART_SIZE, max_concurrency=TRANSFER_CONCURRENCY)
+            else:
+                # obstore sends a conditional write as one request
+                r = obs.put(self._store, key, path, mode=pmode, use_multipart=False)
+        except Exception as exc:
+            raise self._map("PUT", key, exc) from None
+        if progress:
+            progress(size, size)
+        return r.get("e_tag") or ""
+
+    def get_file(self, key: str, path, *, progress: Progress | None = None) -> None:
+        import obstore as obs
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".mv-download-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                try:
+                    res = obs.get(self._store, key)
+                    total = int(res.meta.get("size") or 0)
+                    done = 0
+                    for chunk in res.stream(min_chunk_size=PART_SIZE // 2):
+                        fh.write(chunk)
+                        done += len(chunk)
+                        if progress:
+                            progress(done, total)
+                except Exception as exc:
+                    raise self._map("GET", key, exc) from None
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        import obstore as obs
+        if if_match is not None:
+            raise RemoteError(f"{self.url}: conditional delete is not supported by this backend")
+        try:
+            obs.delete(self._store, key)
+        except Exception as exc:
+            err = self._map("DELETE", key, exc)
+            if not isinstance(err, RemoteMissing):
+                raise err from None
+
+    def _list_raw(self, prefix: str) -> Iterator[ObjectMeta]:
+        import obstore as obs
+        try:
+            for batch in obs.list(self._store, prefix or None, chunk_size=1000):
+                for m in batch:
+                    yield _meta_from(m)
+        except Exception as exc:
+            err = self._map("LIST", prefix, exc)
+            if isinstance(err, RemoteMissing):  # a local remote whose directory does not exist yet
+                return
+            raise err from None
+
+
+class _LocalRemote(_ObstoreRemote):
+    """file:// remotes. obstore's LocalStore has create-only writes (an atomic no-clobber link) but not
+    If-Match; compare-and-swap takes an exclusive flock on a lock file per key under .mv-locks/."""
+
+    def __init__(self, url: str, root: Path):
+        from obstore.store import LocalStore
+        root.mkdir(parents=True, exist_ok=True)
+        super().__init__(url, LocalStore(str(root)))
+        self.root = root
+
+    @contextlib.contextmanager
+    def _locked(self, key: str):
+        import fcntl
+        lockdir = self.root / LOCK_PREFIX
+        lockdir.mkdir(exist_ok=True)
+        name = hashlib.sha256(key.encode()).hexdigest()
+        with open(lockdir / name, "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def _check(self, key: str, if_match: str) -> None:
+        cur = self.head(key)
+        where = f"{self.url.rstrip('/')}/{key}"
+        if cur is None:
+            raise RemoteMissing(f"{where} does not exist on the remote")
+        if cur.etag != if_match:
+            raise RemoteConflict(f"{where} was changed by someone else (its ETag no longer matches)")
+
+    def put(self, key: str, data: bytes, *, mode: str = "create", if_match: str | None = None) -> str:
+        if if_match is None:
+            if mode == "overwrite":
+                with self._locked(key):  # an If-Match writer between its check and its rename
+                    return super().put(key, data, mode="overwrite")
+            return super().put(key, data, mode=mode)
+        with self._locked(key):
+            self._check(key, if_match)
+            return super().put(key, data, mode="overwrite")
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        if if_match is None:
+            return super().delete(key)
+        with self._locked(key):
+            self._check(key, if_match)
+            super().delete(key)
+
+
+class _S3Remote(_ObstoreRemote):
+    """s3:// remotes: obstore for ordinary requests; SigV4-signed requests of our own for multipart
+    uploads completed with If-None-Match, conditional deletes and listing/aborting uploads."""
+
+    def __init__(self, url: str, bucket: str, prefix: str, cfg: dict, credential_provider=None):
+        from obstore.store import S3Store
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self._cfg = cfg
+        self._provider = credential_provider
+        kwargs = {k: v for k, v in cfg.items() if k in (
+            "access_key_id", "secret_access_key", "session_token", "region", "endpoint")}
+        kwargs["virtual_hosted_style_request"] = False
+        client = {"allow_http": cfg["endpoint"].startswith("http://")}
+        store = S3Store(bucket, prefix=self.prefix or None, config=kwargs, client_options=client,
+                        credential_provider=credential_provider)
+        super().__init__(url, store, (cfg.get("secret_access_key", ""), cfg.get("session_token", "")))
+        self._local = threading.local()
+
+    # -- signed raw requests
+    def _credentials(self) -> tuple[str, str, str | None]:
+        if self._provider is not None:
+            c = self._provider()
+            return c["access_key_id"], c["secret_access_key"], c.get("token")
+        return self._cfg["access_key_id"], self._cfg["secret_access_key"], self._cfg.get("session_token")
+
+    def _conn(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            u = urllib.parse.urlsplit(self._cfg["endpoint"])
+            cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+            conn = cls(u.hostname, u.port, timeout=120)
+            self._local.conn = conn
+        return conn
+
+    def _object_path(self, key: str) -> str:
+        full = f"{self.prefix}/{key}" if self.prefix else key
+        base = urllib.parse.urlsplit(self._cfg["endpoint"]).path.rstrip("/")
+        return f"{base}/{self.bucket}/{full}" if full else f"{base}/{self.bucket}"
+
+    def _request(self, method: str, key: str | None, query: dict[str, str], *, body: bytes = b"",
+                 headers: dict[str, str] | None = None, bucket_level: bool = False
+                 ) -> tuple[int, dict[str, str], bytes]:
+        """One SigV4-signed request (payload hashed, so it is signed too). Returns (status, headers
+        lowercased, body). Retries once on a dropped keep-alive connection."""
+        ak, sk, token = self._credentials()
+        region = self._cfg["region"]
+        if bucket_level:
+            path = urllib.parse.urlsplit(self._cfg["endpoint"]).path.rstrip("/") + f"/{self.bucket}"
+        else:
+            path = self._object_path(key or "")
+        canonical_uri = urllib.parse.quote(path, safe="/~")
+        now = _dt.datetime.now(_dt.timezone.utc)
+        amzdate, datestamp = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+        payload_hash = hashlib.sha256(body).hexdigest()
+        host = urllib.parse.urlsplit(self._cfg["endpoint"]).netloc
+        hdrs = {"host": host, "x-amz-date": amzdate, "x-amz-content-sha256": payload_hash}
+        if token:
+            hdrs["x-amz-security-token"] = token
+        for k, v in (headers or {}).items():
+            hdrs[k.lower()] = v
+        cq = "&".join(f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
+                      for k, v in sorted(query.items()))
+        signed = ";".join(sorted(hdrs))
+        canon_headers = "".join(f"{k}:{' '.join(str(hdrs[k]).split())}\n" for k in sorted(hdrs))
+        creq = "\n".join([method, canonical_uri, cq, canon_headers, signed, payload_hash])
+        scope = f"{datestamp}/{region}/s3/aws4_request"
+        sts = "\n".join(["AWS4-HMAC-SHA256", amzdate, scope, hashlib.sha256(creq.encode()).hexdigest()])
+        k = hmac.new(("AWS4" + sk).encode(), datestamp.encode(), hashlib.sha256).digest()
+        for part in (region, "s3", "aws4_request"):
+            k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+        sig = hmac.new(k, sts.encode(), hashlib.sha256).hexdigest()
+        hdrs["authorization"] = (f"AWS4-HMAC-SHA256 Credential={ak}/{scope}, SignedHeaders={signed}, "
+                                 f"Signature={sig}")
+        target = canonical_uri + (f"?{cq}" if cq else "")
+        send_headers = {k: v for k, v in hdrs.items() if k != "host"}
+        send_headers["Content-Length"] = str(len(body))
+        for attempt in (0, 1):
+            conn = self._conn()
+            try:
+                conn.request(method, target, body=body, headers=send_headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+            except (http.client.HTTPException, ConnectionError, OSError) as exc:
+                conn.close()
+                self._local.conn = None
+                if attempt:
+                    raise RemoteError(f"{method} {self.url}/{key or ''} failed: "
+                                      f"{_redact(str(exc), self._secrets)}") from None
+        raise AssertionError("unreachable")
+
+    def _raise_for(self, op: str, key: str, status: int, body: bytes) -> None:
+        where = f"{self.url.rstrip('/')}/{key}"
+        text = body.decode("utf-8", "replace")
+        code = re.search(r"<Code>([^<]*)</Code>", text)
+        code_s = code.group(1) if code else ""
+        if code_s == "NoSuchBucket":
+            raise RemoteError(f"{self.url}: the bucket does not exist (create it, or check the URL and "
+                              "the endpoint)")
+        if status == 404 and code_s in ("NoSuchKey", "NoSuchUpload", ""):
+            raise RemoteMissing(f"{where} does not exist on the remote")
+        if status == 412:
+            raise RemoteConflict(f"{where} was changed by someone else (its ETag no longer matches)")
+        msg = re.search(r"<Message>([^<]*)</Message>", text)
+        detail = ": ".join(p for p in (code_s, msg.group(1) if msg else "") if p)
+        raise RemoteError(_redact(f"{op} {where} failed: HTTP {status}" + (f" {detail}" if detail else ""),
+                                  self._secrets))
+
+    # -- overrides
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        if if_match is None:
+            return super().delete(key)
+        status, _, body = self._request("DELETE", key, {}, headers={"If-Match": if_match})
+        if status in (200, 204):
+            return
+        self._raise_for("DELETE", key, status, body)
+
+    def put_file(self, key: str, path, *, mode: str = "create", progress: Progress | None = None) -> str:
+        path = Path(path)
+        size = path.stat().st_size
+        if size < MULTIPART_THRESHOLD or mode == "overwrite":
+            return super().put_file(key, path, mode=mode, progress=progress)
+        if mode != "create":
+            raise ValueError(f"mode must be 'create' or 'overwrite', not {mode!r}")
+        return self._multipart_create(key, path, size, progress)
+
+    def _multipart_create(self, key: str, path: Path, size: int, progress: Progress | None) -> str:
+        status, _, body = self._request("POST", key, {"uploads": ""})
+        if status != 200:
+            self._raise_for("CreateMultipartUpload", key, status, body)
+        upload_id = _xml_text(body, "UploadId")
+        upload = MultipartUpload(key, upload_id, _dt.datetime.now(_dt.timezone.utc))
+        nparts = max(1, -(-size // PART_SIZE))
+        done = [0]
+        lock = threading.Lock()
+
+        def send(n: int) -> tuple[int, str]:
+            with open(path, "rb") as fh:
+                fh.seek((n - 1) * PART_SIZE)
+                data = fh.read(PART_SIZE)
+            st, hd, bd = self._request("PUT", key, {"partNumber": str(n), "uploadId": upload_id}, body=data)
+            if st != 200:
+                self._raise_for("UploadPart", key, st, bd)
+            with lock:
+                done[0] += len(data)
+                if progress:
+                    progress(done[0], size)
+            return n, hd.get("etag", "")
+
+        try:
+            with ThreadPoolExecutor(TRANSFER_CONCURRENCY) as pool:
+                parts = sorted(pool.map(send, range(1, nparts + 1)))
+            xml = "<CompleteMultipartUpload>" + "".join(
+                f"<Part><PartNumber>{n}</PartNumber><ETag>{et}</ETag></Part>" for n, et in parts
+            ) + "</CompleteMultipartUpload>"
+            st, hd, bd = self._request("POST", key, {"uploadId": upload_id}, body=xml.encode(),
+                                       headers={"If-None-Match": "*"})
+            # S3 may answer 200 with an <Error> body for CompleteMultipartUpload
+            if st == 412 or (st == 200 and b"<Error>" in bd and b"PreconditionFailed" in bd):
+                raise RemoteExists(f"{self.url.rstrip('/')}/{key} already exists on the remote")
+            if st != 200 or b"<Error>" in bd:
+                self._raise_for("CompleteMultipartUpload", key, st if st != 200 else 500, bd)
+            return _xml_text(bd, "ETag") or hd.get("etag", "")
+        except BaseException:
+            # after a lost race (412) or any failure the upload stays open on S3/SeaweedFS/moto
+            with contextlib.suppress(Exception):
+                self.abort_multipart(upload)
+            raise
+
+    def multipart_uploads(self) -> list[MultipartUpload]:
+        out: list[MultipartUpload] = []
+        query = {"uploads": ""}
+        if self.prefix:
+            query["prefix"] = self.prefix + "/"
+        while True:
+            st, _, bd = self._request("GET", None, query, bucket_level=True)
+            if st != 200:
+                self._raise_for("ListMultipartUploads", "", st, bd)
+            root = ET.fromstring(bd)
+            for up in root.iter():
+                if _local(up.tag) != "Upload":
+                    continue
+                fields = {_local(c.tag): (c.text or "") for c in up}
+                k = fields.get("Key", "")
+                if self.prefix:
+                    if not k.startswith(self.prefix + "/"):
+                        continue
+                    k = k[len(self.prefix) + 1:]
+                out.append(MultipartUpload(k, fields.get("UploadId", ""), _parse_time(fields.get("Initiated"))))
+            truncated = _xml_text(bd, "IsTruncated") == "true"
+            if not truncated:
+                return out
+            query = dict(query, **{"key-marker": _xml_text(bd, "NextKeyMarker"),
+                                   "upload-id-marker": _xml_text(bd, "NextUploadIdMarker")})
+
+    def abort_multipart(self, upload: MultipartUpload) -> None:
+        st, _, bd = self._request("DELETE", upload.key, {"uploadId": upload.upload_id})
+        if st not in (200, 204, 404):
+            self._raise_for("AbortMultipartUpload", upload.key, st, bd)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _xml_text(body: bytes, name: str) -> str:
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return ""
+    for el in root.iter():
+        if _local(el.tag) == name:
+            return el.text or ""
+    return ""
+
+
+def _parse_time(s: str | None) -> _dt.datetime:
+    if not s:
+        return _dt.datetime.now(_dt.timezone.utc)
+    s = s.strip().replace("Z", "+00:00")
+    try:
+        t = _dt.datetime.fromisoformat(s)
+    except ValueError:
+        return _dt.datetime.now(_dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)
+
+
+# ---------------------------------------------------------------------------------------------------
+# S3 configuration: the AWS CLI's variables and files
+
+
+def _aws_profile_sections(profile: str) -> dict[str, str]:
+    """The settings of `profile` from ~/.aws/credentials then ~/.aws/config (AWS_SHARED_CREDENTIALS_FILE,
+    AWS_CONFIG_FILE), the files' format as in the AWS CLI docs ("[default]", "[profile NAME]")."""
+    out: dict[str, str] = {}
+    cfg_path = os.path.expanduser(os.environ.get("AWS_CONFIG_FILE", "~/.aws/config"))
+    cred_path = os.path.expanduser(os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"))
+    for path, section in ((cfg_path, "default" if profile == "default" else f"profile {profile}"),
+                          (cred_path, profile)):
+        if not os.path.exists(path):
+            continue
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path)
+        except configparser.Error as exc:
+            raise RemoteError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+        for sec in (section, profile) if path == cfg_path else (section,):
+            if parser.has_section(sec):
+                out.update({k: v.strip() for k, v in parser.items(sec)})  # credentials file wins (later)
+                break
+    return out
+
+
+_INDIRECT = ("role_arn", "sso_session", "sso_start_url", "credential_process", "web_identity_token_file",
+             "credential_source")
+
+
+def _s3_config(options: dict) -> tuple[dict, object | None]:
+    """Endpoint, region and credentials for an s3:// remote, the way the AWS CLI finds them: explicit
+    options, then AWS_* variables, then the profile (AWS_PROFILE or "default") in ~/.aws. A profile
+    that gets its keys elsewhere (SSO, a role, credential_process) is resolved through boto3 if it is
+    installed. Returns (config, credential_provider or None)."""
+    env = os.environ
+    explicit_profile = options.get("profile")
+    profile_name = explicit_profile or env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or "default"
+    prof = _aws_profile_sections(profile_name)
+    if explicit_profile and not prof:
+        raise RemoteError(f"AWS profile {explicit_profile!r} is not in ~/.aws/config or ~/.aws/credentials")
+    cfg: dict = {}
+    cfg["region"] = (options.get("region") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+                     or prof.get("region") or "us-east-1")
+    endpoint = (options.get("endpoint") or options.get("endpoint_url") or env.get("AWS_ENDPOINT_URL_S3")
+                or env.get("AWS_ENDPOINT_URL") or prof.get("endpoint_url"))
+    if not endpoint:
+        endpoint = f"https://s3.{cfg['region']}.amazonaws.com"
+    if not endpoint.startswith(("http://", "https://")):
+        raise RemoteError(f"S3 endpoint {redact_url(endpoint)!r} must start with http:// or https://")
+    cfg["endpoint"] = endpoint.rstrip("/")
+    sources = []
+    if options.get("access_key_id"):
+        sources.append({"aws_access_key_id": options["access_key_id"],
+                        "aws_secret_access_key": options.get("secret_access_key", ""),
+                        "aws_session_token": options.get("session_token", "")})
+    env_keys = {"aws_access_key_id": env.get("AWS_ACCESS_KEY_ID", ""),
+                "aws_secret_access_key": env.get("AWS_SECRET_ACCESS_KEY", ""),
+                "aws_session_token": env.get("AWS_SESSION_TOKEN", "")}
+    # an explicit profile beats the environment's keys (as in botocore's Session(profile_name=...))
+    sources += [prof, env_keys] if explicit_profile else [env_keys, prof]
+    for src in sources:
+        if src.get("aws_access_key_id") and src.get("aws_secret_access_key"):
+            cfg["access_key_id"] = src["aws_access_key_id"]
+            cfg["secret_access_key"] = src["aws_secret_access_key"]
+            if src.get("aws_session_token"):
+                cfg["session_token"] = src["aws_session_token"]
+            return cfg, None
+    indirect = [k for k in _INDIRECT if k in prof]
+    try:
+        import boto3  # noqa: F401
+        from obstore.auth.boto3 import Boto3CredentialProvider
+    except ImportError:
+        what = f"profile {profile_name!r} uses {indirect[0]}, which needs boto3 (pip install boto3)" \
+            if indirect else ("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in "
+                              "~/.aws/credentials")
+        raise RemoteError(f"no AWS credentials for the S3 remote: {what}") from None
+    import boto3
+    session = boto3.Session(profile_name=profile_name if prof or explicit_profile else None)
+    if session.get_credentials() is None:
+        raise RemoteError("no AWS credentials for the S3 remote: set AWS_ACCESS_KEY_ID and "
+                          "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials")
+    return cfg, Boto3CredentialProvider(session)
+
+
+# ---------------------------------------------------------------------------------------------------
+# fsspec fallback
+
+
+class _FsspecRemote(ObjectStore):
+    """Any other fsspec URL (sftp://, webdav, ...). Writes go to a temporary name and are renamed into
+    place; create-only checks for the key first, so it is NOT atomic: conditional_writes() is False
+    and callers refuse tag moves on such remotes."""
+
+    def __init__(self, url: str, **options):
+        try:
+            import fsspec
+            from fsspec.core import url_to_fs
+        except ImportError:  # pragma: no cover - fsspec is a dependency
+            raise RemoteError(f"{redact_url(url)}: this scheme needs fsspec (pip install fsspec)") from None
+        self.url = redact_url(url)
+        secrets = [v for k, v in options.items() if isinstance(v, str) and re.search(
+            r"(?i)pass|secret|token|key", k)]
+        pw = urllib.parse.urlsplit(url).password
+        if pw:
+            secrets.append(pw)
+        self._secrets = tuple(secrets)
+        try:
+            self.fs, root = url_to_fs(url, **options)
+        except (ImportError, ValueError) as exc:
+            raise RemoteError(f"{self.url}: cannot open this remote: {_reason(exc, self._secrets)}") from None
+        except Exception as exc:
+            raise RemoteError(f"{self.url}: cannot connect: {_reason(exc, self._secrets)}") from None
+        del fsspec
+        self.root = root.rstrip("/")
+
+    def _p(self, key: str) -> str:
+        return f"{self.root}/{key}" if key else self.root
+
+    def _meta(self, key: str, info: dict) -> ObjectMeta:
+        mod = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created")
+        if isinstance(mod, (int, float)):
+            mod = _dt.datetime.fromtimestamp(mod, _dt.timezone.utc)
+        elif isinstance(mod, str):
+            mod = _parse_time(mod)
+        elif isinstance(mod, _dt.datetime):
+            mod = mod if mod.tzinfo else mod.replace(tzinfo=_dt.timezone.utc)
+        else:
+            mod = _dt.datetime.now(_dt.timezone.utc)
+        size = int(info.get("size") or 0)
+        etag = info.get("ETag") or info.get("etag") or f'"{size:x}-{int(mod.timestamp() * 1e6):x}"'
+        return ObjectMeta(key, size, etag, mod)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.fs.cat_file(self._p(key))
+        except FileNotFoundError:
+            raise RemoteMissing(f"{self.url}/{key} does not exist on the remote") from None
+        except Exception as exc:
+            raise self._err("GET", key, exc) from None
+
+    def head(self, key: str) -> ObjectMeta | None:
+        try:
+            info = self.fs.info(self._p(key))
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise self._err("HEAD", key, exc) from None
+        if info.get("type") == "directory":
+            return None
+        return self._meta(key, info)
+
+    def _write(self, key: str, writer) -> str:
+        target = self._p(key)
+        tmp = f"{target}.mv-tmp-{uuid.uuid4().hex[:12]}"
+        try:
+            parent = target.rsplit("/", 1)[0]
+            with contextlib.suppress(Exception):
+                self.fs.makedirs(parent, exist_ok=True)
+            writer(tmp)
+            self.fs.mv(tmp, target)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                self.fs.rm_file(tmp)
+            raise self._err("PUT", key, exc) from None
+        meta = self.head(key)
+        return (meta.etag or "") if meta else ""
+
+    def _precheck(self, key: str, mode: str, if_match: str | None) -> None:
+        cur = self.head(key)
+        if if_match is not None:
+            if cur is None:
+                raise RemoteMissing(f"{self.url}/{key} does not exist on the remote")
+            if cur.etag != if_match:
+                raise RemoteConflict(f"{self.url}/{key} was changed by someone else (its ETag no longer matches)")
+        elif mode == "create" and cur is not None:
+            raise RemoteExists(f"{self.url}/{key} already exists on the remote")
+        elif mode not in ("create", "overwrite"):
+            raise ValueError(f"mode must be 'create' or 'overwrite', not {mode!r}")
+
+    def put(self, key: str, data: bytes, *, mode: str = "create", if_match: str | None = None) -> str:
+        self._precheck(key, mode, if_match)
+        return self._write(key, lambda tmp: self.fs.pipe_file(tmp, bytes(data)))
+
+    def put_file(self, key: str, path, *, mode: str = "create", progress: Progress | None = None) -> str:
+        self._precheck(key, mode, None)
+        size = Path(path).stat().st_size
+        etag = self._write(key, lambda tmp: self.fs.put_file(str(path), tmp))
+        if progress:
+            progress(size, size)
+        return etag
+
+    def get_file(self, key: str, path, *, progress: Progress | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".mv-download-{uuid.uuid4().hex[:12]}")
+        try:
+            self.fs.get_file(self._p(key), str(tmp))
+            os.replace(tmp, path)
+        except FileNotFoundError:
+            raise RemoteMissing(f"{self.url}/{key} does not exist on the remote") from None
+        except Exception as exc:
+            raise self._err("GET", key, exc) from None
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if progress:
+            size = path.stat().st_size
+            progress(size, size)
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        if if_match is not None:
+            self._precheck(key, "overwrite", if_match)
+        try:
+            self.fs.rm_file(self._p(key))
+        except FileNotFoundError:
+            if if_match is not None:
+                raise RemoteMissing(f"{self.url}/{key} does not exist on the remote") from None
+        except Exception as exc:
+            raise self._err("DELETE", key, exc) from None
+
+    def _list_raw(self, prefix: str) -> Iterator[ObjectMeta]:
+        base = self._p(prefix.rstrip("/")) if prefix else self.root
+        try:
+            found = self.fs.find(base, detail=True)
+        except FileNotFoundError:
+            return
+        except Exception as exc:
+            raise self._err("LIST", prefix, exc) from None
+        root = self.fs._strip_protocol(self.root).rstrip("/")
+        for p, info in sorted(found.items()):
+            p = self.fs._strip_protocol(p)
+            key = p[len(root) + 1:] if p.startswith(root + "/") else p
+            if ".mv-tmp-" in key.rsplit("/", 1)[-1]:
+                continue
+            yield self._meta(key, info)
+
+    def _probe(self) -> bool:
+        return False  # check-then-write is not atomic: two writers can both "create"
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def open_remote(url: str, **options) -> ObjectStore:
+    """An ObjectStore for `url`.
+
+    s3://BUCKET[/PREFIX]: endpoint, region and credentials from `options` (endpoint=, region=,
+    profile=, access_key_id=, secret_access_key=, session_token=), else AWS_ENDPOINT_URL(_S3),
+    AWS_REGION/AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN,
+    AWS_PROFILE and ~/.aws/{config,credentials}. An http:// endpoint is used as given (local servers).
+    gs://BUCKET[/PREFIX], az://CONTAINER[/PREFIX]: obstore reads GOOGLE_* / AZURE_* variables;
+    `options` are passed to it. file:///PATH (or a plain absolute path): a directory. Any other
+    scheme: fsspec (its own options). Raises RemoteError (one line, no credentials) if the URL or the
+    configuration is unusable; it does not contact the remote."""
+    if not isinstance(url, str) or not url.strip():
+        raise RemoteError("a remote URL is needed (s3://bucket/prefix, gs://, az://, file:///path, ...)")
+    url = url.strip()
+    if url.startswith("/"):
+        url = "file://" + url
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    shown = redact_url(url)
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise RemoteError(f"{shown}: a file:// remote must be a local absolute path (file:///path)")
+        root = Path(urllib.parse.unquote(parts.path)).expanduser()
+        if not root.is_absolute():
+            raise RemoteError(f"{shown}: a file:// remote must be an absolute path")
+        return _LocalRemote(f"file://{root}", root)
+    if scheme in ("s3", "s3a"):
+        bucket = parts.netloc
+        if not bucket or "@" in bucket:
+            raise RemoteError(f"{shown}: an S3 remote is s3://BUCKET/PREFIX (credentials go in AWS_* "
+                              "variables or ~/.aws, never in the URL)")
+        cfg, provider = _s3_config(options)
+        return _S3Remote(f"s3://{bucket}{parts.path.rstrip('/')}", bucket, parts.path, cfg, provider)
+    if scheme in ("gs", "gcs", "az", "azure", "abfs", "abfss"):
+        from obstore.store import from_url
+        try:
+            store = from_url(url, **options)
+        except Exception as exc:
+            raise RemoteError(f"{shown}: cannot open this remote: {_reason(exc)}") from None
+        secrets = tuple(v for v in options.values() if isinstance(v, str))
+        return _ObstoreRemote(shown, store, secrets)
+    if not scheme:
+        raise RemoteError(f"{shown}: not a URL (s3://bucket/prefix, gs://, az://, file:///path, sftp://...)")
+    return _FsspecRemote(url, **options)
