@@ -10,7 +10,8 @@ no plugin for (Hugging Face `hf_…`, current OpenAI/Anthropic `sk-…` keys), w
 plugins, and variable-name hints (`HF_TOKEN`, `client.api_key`, `db_password`) used only together
 with a token-shaped value.
 
-Stdlib and detect-secrets only (L1): the core decides what to store, export and show with it.
+Stdlib, detect-secrets and config.py only (L1): the core decides what to store, export and show with it.
+config.JupyterMV.detect_credentials = False turns detection off (every detector finds nothing).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import sys
 import threading
 import types
 from dataclasses import dataclass
+
+from . import config
 
 __all__ = ["Finding", "mask", "find_in_text", "mask_text", "scan_object", "scan_string", "is_credential"]
 
@@ -203,6 +206,12 @@ _detector: _Detector | None = None
 _lock = threading.Lock()
 
 
+def enabled() -> bool:
+    """Is credential detection on (config.JupyterMV.detect_credentials, default True)? Every detector
+    below answers "nothing found" when it is off, so storing, exporting and masking all follow it."""
+    return config.current().detect_credentials
+
+
 def _get() -> _Detector:
     global _detector
     if _detector is None:
@@ -255,8 +264,9 @@ def _assigned_in_shell(line: str) -> list[tuple[str, str]]:
 
 def find_in_text(text: str, prose: bool = False) -> list[tuple[str, str]]:
     """(kind, value) of every credential in `text` (code by default; `prose=True` for messages and
-    outputs, where a key stands unquoted). A private key's whole PEM block counts as its value."""
-    if not text or not isinstance(text, str):
+    outputs, where a key stands unquoted). A private key's whole PEM block counts as its value.
+    Nothing when detection is off (config.JupyterMV.detect_credentials)."""
+    if not text or not isinstance(text, str) or not enabled():
         return []
     text = _DATA_URI.sub("data:,", text[:MAX_STRING * 4])
     out: list = []
@@ -355,8 +365,8 @@ def _scan_string(hint: str, value: str) -> tuple:
 
 
 def scan_string(name: str, value: str) -> list[tuple[str, str]]:
-    """(kind, value) of the credentials in one string held under `name`."""
-    if not isinstance(value, str) or len(value.strip()) < 4:
+    """(kind, value) of the credentials in one string held under `name` (none when detection is off)."""
+    if not isinstance(value, str) or len(value.strip()) < 4 or not enabled():
         return []
     return list(_scan_string(name or "", value))
 
@@ -432,8 +442,11 @@ def _opaque(o) -> bool:
 def scan_object(name: str, obj, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> list[Finding]:
     """The credentials a variable holds: itself when a string, else strings inside it (dict values
     and keys' names, list items, attributes of objects such as `client.api_key`), up to `max_depth`
-    levels and `max_nodes` objects. Arrays, frames, tensors and code are not searched."""
+    levels and `max_nodes` objects. Arrays, frames, tensors and code are not searched. None when
+    detection is off (config.JupyterMV.detect_credentials)."""
     out: list[Finding] = []
+    if not enabled():
+        return out
     seen: set = set()
     stack = [(name, name, obj, 0)]
     nodes = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from . import codecs
+from . import codecs, config
 from .errors import CorruptBlob, DecodeError, NotStorable, StoreError, Untrusted
 from .model import Version
 from .store import Store
@@ -23,8 +23,9 @@ def check_trust(store: Store, version: Version, names: list[str], trust: bool) -
     """Raise Untrusted (one line naming each variable and the types that need trust) when
     restoring `names` from an imported version would load anything no safe format vouches for:
     pickle-based variables always, skops models when skops' audit finds types neither it nor
-    codecs.estimators.VETTED trusts. Returns {name: buffers} of what it had to read to audit."""
-    if trust or not store.is_imported(version):
+    codecs.estimators.VETTED trusts. Returns {name: buffers} of what it had to read to audit.
+    The trust policy config.JupyterMV.trust_imported (default False) set True trusts every version."""
+    if trust or config.current().trust_imported or not store.is_imported(version):
         return {}
     read: dict = {}
     risky = []
@@ -94,6 +95,7 @@ def load_each(store: Store, version: Version, names: list[str] | None = None, tr
     raised before anything is loaded."""
     names = list(version.variables) if names is None else with_groups(store, version, names)
     stored = [store.stored_variable(version, n) for n in names]
+    trust = trust or config.current().trust_imported  # the user's standing say-so, if they gave one
     audited = check_trust(store, version, names, trust)
     ctx = ctx or codecs.DecodeContext()
     ctx.trusted = trust or not store.is_imported(version)
