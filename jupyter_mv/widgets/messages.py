@@ -3,14 +3,14 @@ notebook): `{"kind": "error" | "warning", "text": one line}`.
 
 The widgets' own errors (MVError, and LookupError/ValueError/RuntimeError raised by an action on bad
 input) read as their message; anything else is a bug of ours and is named by its type, with the
-traceback appended when JUPYTER_MV_DEBUG is set. A PartialRestore is a warning: the other variables
+traceback appended in debug mode (config.JupyterMV.debug, env JUPYTER_MV_DEBUG). A PartialRestore is a warning: the other variables
 are back. (A restore that needs trust is not an error message but a choice; HistoryWidget offers it.)"""
 
 from __future__ import annotations
 
-import os
 import traceback
 
+from .. import config
 from ..errors import MVError, PartialRestore
 
 OURS = (MVError, LookupError, ValueError, RuntimeError)
@@ -22,7 +22,7 @@ def error_text(e: BaseException, bug: bool = False) -> str:
     text = str(e) or type(e).__name__
     if bug or not isinstance(e, OURS):
         text = f"{type(e).__name__}: {text}"
-        if __debug__ and os.environ.get("JUPYTER_MV_DEBUG"):
+        if __debug__ and config.current().debug:
             text += "\n" + traceback.format_exc()
     return text
 
