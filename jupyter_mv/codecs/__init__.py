@@ -13,7 +13,10 @@ from typing import Callable
 
 from ..errors import DecodeError, LiveHandle, MVError, NotStorable
 
-SAFE = ("plain", "numpy", "pandas", "torch.tensor")  # restoring these never unpickles
+SAFE = ("plain", "numpy", "pandas", "torch.tensor",  # restoring these never unpickles
+        # Hugging Face models, adapters, generation configs, tokenizers in their own formats (codecs.transformers)
+        "transformers.model", "peft.model", "transformers.generation_config", "transformers.tokenizer",
+        "tokenizers.tokenizer")
 
 
 @dataclass
@@ -148,5 +151,6 @@ def untrusted_types(codec: str, meta: dict, buffers: list, type_name: str) -> li
 # The codec modules import their frameworks lazily, so importing them here is cheap, and a restore in
 # a fresh kernel does not pay for it.
 from . import arrays, estimators, frames, groups, notebook, pickled, plain, tensors  # noqa: E402
+from . import transformers as hf  # noqa: E402
 
-_ORDER = [plain, arrays, frames, tensors, estimators, pickled]
+_ORDER = [plain, arrays, frames, hf, tensors, estimators, pickled]  # hf before tensors: its models are torch modules
