@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 
 from . import __version__, api, credentials, jsondata, redaction
-from .errors import MVError
+from . import args as shared_args
+from .errors import EXIT_DAMAGED, EXIT_ERROR, EXIT_USAGE, MVError
 from .model import human_bytes
 from .render import version_text
-
-EXIT_ERROR, EXIT_USAGE, EXIT_DAMAGED = 1, 2, 3
 
 
 def _store(args):
@@ -185,12 +184,6 @@ def cmd_mlflow_push(args, st):
     return 0
 
 
-REF_HELP = ("vN, N, a tag, a version name, latest or latest~K; NB:REF (e.g. projects/churn.ipynb:v1) names a "
-            "version of notebook NB")
-NB_HELP = ("the notebook whose versions the REFs name, as recorded (e.g. projects/churn.ipynb, or a unique tail "
-           "such as churn.ipynb; default: the store's only notebook)")
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse whose errors are one line (no usage block), exit code 2."""
 
@@ -198,13 +191,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-SECRETS_HELP = ("send variables and params holding credentials (API keys, tokens, passwords) and leave them "
-                "unmasked in cell sources and outputs; by default they are withheld and named on stderr")
-
-
 def _credential_warnings(args):
     """CredentialsWithheld warnings as one line each on stderr."""
     return redaction.reported(lambda m: print(f"jupyter-mv {args.command}: warning: {m}", file=sys.stderr))
+
+
+# the CLI's own options, not arguments of its commands (those are defined in args.py, shared with the
+# magics): where the store is, and output as JSON. tests/test_args.py allows the CLI only these beyond
+# what a magic of the same command takes.
+OWN_OPTIONS = ("--store", "--json")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,67 +210,29 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: $JUPYTER_MV_STORE or ./.jupyter_mv)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name, fn, help_):
-        sp = sub.add_parser(name, help=help_, description=help_)
+    def add(parent, name, fn, store_help="the store: its .jupyter_mv folder or the folder holding it"):
+        """Subcommand `name` of args.COMMANDS (its last word under `parent`), running `fn(args, store)`."""
+        command = shared_args.COMMANDS[name]
+        sp = parent.add_parser(name.split()[-1], help=command.cli_summary or command.cli, description=command.cli)
         sp.set_defaults(fn=fn)
-        sp.add_argument("--store", default=argparse.SUPPRESS,
-                        help="the store: its .jupyter_mv folder or the folder holding it")
+        sp.add_argument("--store", default=argparse.SUPPRESS, help=store_help)
+        command.add_args(sp, shared_args.CLI)
         return sp
 
-    sp = add("log", cmd_log, "list the versions of a notebook, newest first")
-    sp.add_argument("--notebook", metavar="NB", help=NB_HELP)
-    sp.add_argument("--all", action="store_true", help="every notebook")
-    sp.add_argument("-n", type=int, help="only the last N versions")
-    sp.add_argument("--no-auto", action="store_true", help="hide automatic (per-cell) versions")
-    sp.add_argument("--json", action="store_true", help="machine-readable output")
-    sp = add("show", cmd_show, "show one version: variables, params, metrics, cells, environment")
-    sp.add_argument("ref", metavar="REF", help=REF_HELP)
-    sp.add_argument("--notebook", metavar="NB", help=NB_HELP)
-    sp.add_argument("--json", action="store_true")
-    sp = add("diff", cmd_diff, "compare two versions")
-    sp.add_argument("a", metavar="A", help=REF_HELP)
-    sp.add_argument("b", metavar="B", nargs="?", help="the version to compare A with (default: latest of A's notebook)")
-    sp.add_argument("--notebook", metavar="NB", help=NB_HELP)
-    sp.add_argument("--json", action="store_true", help="the Diff as JSON (schemas/diff.schema.json)")
-    sp = add("verify", cmd_verify, "re-hash every blob and report damage by version and variable (exit 3 if any)")
-    sp.add_argument("--json", action="store_true")
-    sp = add("gc", cmd_gc, "delete blob files and pack entries that no version references; rewrite packs "
-                          "less than half live")
-    sp.add_argument("--keep-auto", type=int, metavar="N", help="first drop all but the last N automatic versions "
-                    "of each notebook (tagged, named and manual versions are always kept)")
-    sp = add("export", cmd_export, "write version REF as one bundle file (.mvz) to share or reproduce")
-    sp.add_argument("ref", metavar="REF", help=REF_HELP)
-    sp.add_argument("path", metavar="PATH", help="the bundle file to write")
-    sp.add_argument("--notebook", metavar="NB", help=NB_HELP)
-    sp.add_argument("--include-secrets", action="store_true", help=SECRETS_HELP)
-    sp = add("import", cmd_import, "check a bundle and add its version to the store (nothing is unpickled)")
-    sp.add_argument("path", metavar="PATH", help="the bundle file (.mvz)")
-    sp.set_defaults(store_mode="create")
-    sp = add("reproduce", cmd_reproduce, "re-run a bundle's notebook in a fresh kernel and compare outputs, "
-             "metrics and variables with the recorded ones (exit 1 on any difference)")
-    sp.add_argument("bundle", metavar="BUNDLE", help="the bundle file (.mvz)")
-    sp.add_argument("--kernel", metavar="NAME", help="kernel to run it in (default: this Python)")
-    sp.add_argument("--rtol", type=float, default=1e-6, metavar="X",
-                    help="relative tolerance for numbers in outputs, metrics and variables (default 1e-6)")
-    sp.add_argument("--timeout", type=float, default=600, metavar="S", help="seconds allowed per cell (default 600)")
-    sp.add_argument("--report", metavar="FILE", help="also write an HTML report")
-    sp.set_defaults(store_mode="none")
+    # the arguments are args.py's; after them each command's OWN_OPTIONS and how it finds its store
+    add(sub, "log", cmd_log).add_argument("--json", action="store_true", help="machine-readable output")
+    add(sub, "show", cmd_show).add_argument("--json", action="store_true")
+    add(sub, "diff", cmd_diff).add_argument("--json", action="store_true",
+                                            help="the Diff as JSON (schemas/diff.schema.json)")
+    add(sub, "verify", cmd_verify).add_argument("--json", action="store_true")
+    add(sub, "gc", cmd_gc)
+    add(sub, "export", cmd_export)
+    add(sub, "import", cmd_import).set_defaults(store_mode="create")
+    add(sub, "reproduce", cmd_reproduce).set_defaults(store_mode="none")
     mp = sub.add_parser("mlflow", help="bridge to MLflow (needs the mlflow extra)",
                         description="bridge to MLflow (needs the mlflow extra: pip install 'jupyter_mv[mlflow]')")
     msub = mp.add_subparsers(dest="mlflow_command", metavar="ACTION", required=True)
-    sp = msub.add_parser("push", help="log version REF as an MLflow run, optionally registering its model",
-                         description="log version REF as an MLflow run (params, metrics, tags, notebook, "
-                         "environment, model) and optionally register the model")
-    sp.set_defaults(fn=cmd_mlflow_push)
-    sp.add_argument("--store", default=argparse.SUPPRESS, help="the store directory")
-    sp.add_argument("ref", metavar="REF", help=REF_HELP)
-    sp.add_argument("--tracking-uri", required=True, metavar="URI", help="MLflow tracking server or store URI")
-    sp.add_argument("--include-secrets", action="store_true", help=SECRETS_HELP)
-    sp.add_argument("--experiment", metavar="NAME", help="experiment name (default: the notebook's name)")
-    sp.add_argument("--register", metavar="MODEL_NAME", help="also create a Model Registry version under this name")
-    sp.add_argument("--variable", metavar="NAME", help="the model variable (default: the only model-like one)")
-    sp.add_argument("--notebook", metavar="NB", help=NB_HELP)
-    sp.add_argument("--trust", action="store_true", help="allow unpickling a model of an imported version")
+    add(msub, "mlflow push", cmd_mlflow_push, store_help="the store directory")
     return p
 
 
@@ -292,20 +249,31 @@ def main(argv=None) -> int:
         finally:
             if st is not None:
                 st.close()
-    except MVError as e:
-        print(f"jupyter-mv {args.command}: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
-    except Exception as e:  # a bug of ours: still one line, with a way to see more
-        if os.environ.get("JUPYTER_MV_DEBUG"):
+    except (Exception, KeyboardInterrupt) as e:
+        answer = _error_answer(args.command, e)
+        if answer is None:
             raise
-        print(f"jupyter-mv {args.command}: internal error {type(e).__name__}: {e} "
-              "(set JUPYTER_MV_DEBUG=1 for the traceback and please report it)", file=sys.stderr)
-        return EXIT_ERROR
+        line, code = answer
+        if line:
+            print(line, file=sys.stderr)
+        return code
+
+
+def _error_answer(command: str, e: BaseException) -> tuple[str | None, int] | None:
+    """The CLI's one error translator: (the line `jupyter-mv COMMAND` prints on stderr, or None for
+    none; its exit status) for exception `e`, or None to let `e` propagate (JUPYTER_MV_DEBUG). An
+    MVError exits with its class's `exit_code` (errors.py)."""
+    if isinstance(e, MVError):
+        return f"jupyter-mv {command}: {e}", e.exit_code
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted", 130
+    if isinstance(e, BrokenPipeError):  # the reader left (`jupyter-mv log | head`): nothing to say
+        return None, 0
+    if os.environ.get("JUPYTER_MV_DEBUG"):
+        return None
+    # a bug of ours: still one line, with a way to see more
+    return (f"jupyter-mv {command}: internal error {type(e).__name__}: {e} "
+            "(set JUPYTER_MV_DEBUG=1 for the traceback and please report it)", EXIT_ERROR)
 
 
 if __name__ == "__main__":  # pragma: no cover
