@@ -165,7 +165,8 @@ def add_reproduce_args(parser, adapter):
     parser.add_argument("--kernel", metavar="NAME", help="kernel to run it in (default: this Python)")
     parser.add_argument("--rtol", type=float, default=1e-6, metavar="X",
                         help="relative tolerance for numbers in outputs, metrics and variables (default 1e-6)")
-    parser.add_argument("--timeout", type=float, default=600, metavar="S", help="seconds allowed per cell (default 600)")
+    parser.add_argument("--timeout", type=float, default=600, metavar="S",
+                        help="seconds allowed per cell (default 600)")
     parser.add_argument("--report", metavar="FILE", help="also write an HTML report")
 
 
