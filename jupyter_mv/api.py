@@ -179,11 +179,18 @@ def _progress(total: int, desc: str):
 
 def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "", tags: Iterable[str] = (),
                   params: dict | None = None, metrics: dict | None = None, kind: str = "manual",
-                  store: Store | None = None, execution_count: int | None = None) -> SnapshotResult:
-    """Snapshot and report what was skipped (the magic prints it; `snapshot()` warns)."""
+                  store: Store | None = None, execution_count: int | None = None,
+                  evals: Iterable[str] = ()) -> SnapshotResult:
+    """Snapshot and report what was skipped (the magic prints it; `snapshot()` warns). `evals`: names
+    of eval tables (evals.py); stored too when other variables are named."""
     s = session()
     st = store or s.store()
     names = list(names)
+    evals = [evals] if isinstance(evals, str) else list(evals or ())
+    if evals:  # a missing one fails before anything is written, as a named variable does
+        capture.select(s.namespace, evals, s.hidden)
+        if names:
+            names += [e for e in evals if e not in names]
     metrics = _check_metrics(metrics)
     message = "" if message is None else str(message)  # a Path or a number as a message is its text
     if params is not None and not isinstance(params, dict):
@@ -194,15 +201,16 @@ def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "
     pairs = capture.select(s.namespace, names, s.hidden)
     # credentials: kept (marked) only when named, never silently by an argument-less snapshot
     pairs, held, cred_skipped = capture.withhold_credentials(pairs, named=bool(names))
-    enc = capture.encode_all(pairs)
+    enc = capture.encode_all(pairs, evals)
     more = capture.companions(s.namespace, pairs, enc, s.hidden) if names else []
     if more:  # variables sharing objects with the named ones are stored with them (codecs.groups)
         extra, held_more, more_skipped = capture.withhold_credentials([(n, o) for n, o, _ in more], named=False)
         pairs, held = pairs + extra, {**held, **held_more}
         cred_skipped = cred_skipped + more_skipped
-        enc = capture.encode_all(pairs)
+        enc = capture.encode_all(pairs, evals)
         enc.notes.extend(note for n, _, note in more if n in dict(extra))
     enc.skipped[:0] = cred_skipped
+    metrics = {**capture.eval_metrics(enc), **metrics}  # eval tables' mean scores; given metrics win
     all_params = capture.auto_params(s.namespace, enc, s.hidden, metrics)
     all_params.update(params or {})
     for k in metrics:  # a value recorded as a metric is shown once, as the metric
@@ -228,7 +236,8 @@ def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "
                 h = hashes[vname]
                 prev = previous.get(vname)
                 if prev is not None and prev.content_hash == h:
-                    summary = prev.summary  # and no trial load: this content loaded back before
+                    # no trial load: this content loaded back before
+                    summary = capture.reuse_summary(prev.summary, e, held.get(vname, ()))
                 else:
                     # what pickles may still not unpickle (a broken __setstate__): found now, not at
                     # the restore months later. Cheap: the big buffers are views, not copies
@@ -336,16 +345,23 @@ def _check_metrics(metrics) -> dict:
 
 
 def snapshot(*names: str, message: str = "", name: str = "", tags: Iterable[str] = (),
-             params: dict | None = None, metrics: dict | None = None) -> Version:
+             params: dict | None = None, metrics: dict | None = None,
+             eval: str | Iterable[str] | None = None) -> Version:
     """New version of the current notebook: the named variables, or every storable one.
 
     Params: `params` plus the stored models' hyperparameters and UPPER_CASE scalar constants of the
     namespace (a key of `metrics` is not repeated). A variable holding a credential is stored (and
     marked) only when named; otherwise it is skipped, like an unstorable one, with a UserWarning
-    naming it. A param whose value is a credential is not recorded (warned too)."""
+    naming it. A param whose value is a credential is not recorded (warned too).
+
+    `eval`: the name (or names) of eval tables — DataFrames of one row per example with an id column
+    and score columns; tables with an id and score-named columns, or named `eval_*`, are found without
+    it. Their mean scores become metrics `<var>.<score>`, their dataset hash the param `<var>.dataset`;
+    UsageError when a named one is not a DataFrame with an example id and a numeric score column."""
     if isinstance(tags, str):
         tags = [tags]
-    result = take_snapshot(names, message=message, name=name, tags=tags, params=params, metrics=metrics)
+    result = take_snapshot(names, message=message, name=name, tags=tags, params=params, metrics=metrics,
+                           evals=eval or ())
     for sk in result.skipped:
         warnings.warn(f"jupyter_mv: skipped {sk.name!r}: {sk.reason}", stacklevel=2)
     for note in result.notes:
@@ -629,3 +645,139 @@ def to_mlflow(ref, tracking_uri: str | None = None, experiment: str | None = Non
     v = resolve(ref, notebook, st)
     return mlflow_bridge.push(st, v, tracking_uri=tracking_uri, experiment=experiment, register=register,
                               variable=variable, trust=trust, include_secrets=include_secrets)
+
+
+# -- remotes: push, pull, clone (jupyter_mv/remotes/) ---------------------------------------------
+def remote_add(name: str, url: str, default: bool | None = None, store: Store | None = None):
+    """Record remote NAME at URL (s3://BUCKET/PREFIX, gs://, az://, file:///PATH, or another fsspec URL)
+    and probe whether it honours conditional writes; the first remote becomes the default. A URL holding
+    credentials is refused (UsageError): they come from AWS_* variables and ~/.aws. Returns a
+    remotes.registry.Remote; RemoteError when the remote cannot be reached."""
+    from .remotes import registry
+
+    return registry.add(store or session().store(), name, url, default=default)
+
+
+def remote_remove(name: str, store: Store | None = None):
+    """Forget remote NAME (nothing on the remote changes)."""
+    from .remotes import registry
+
+    return registry.remove(store or session().store(), name)
+
+
+def remotes(store: Store | None = None) -> list:
+    """The store's remotes (remotes.registry.Remote: name, url, default, conditional), by name."""
+    from .remotes import registry
+
+    return registry.remotes(store or session().store())
+
+
+def _open_remote(st: Store, remote: str | None):
+    from .remotes import registry
+    from .remotes.objects import open_remote
+
+    r = registry.get(st, remote)
+    return r, open_remote(r.url)
+
+
+def remote_ls(remote: str | None = None, notebook: str | None = None, store: Store | None = None) -> list[dict]:
+    """The versions on REMOTE (default: the default remote), oldest first per notebook: one dict each
+    (gid, notebook, label, name, message, created, tags, remote_tags, author, pushed_by, pushed_at,
+    bytes, variables, problem, here: this store's label of it or None). Credentials masked."""
+    from .remotes import pull as pull_mod
+
+    st = store or session().store()
+    _, obj = _open_remote(st, remote)
+    try:
+        found = pull_mod.listing(obj, notebook)
+    finally:
+        obj.close()
+    out = []
+    for rv in found:
+        d = credentials.mask_details(rv.to_dict())
+        here = st.version_by_gid(rv.gid)
+        d["here"] = here.label if here is not None else None
+        out.append(d)
+    return out
+
+
+def push(*refs, notebook: str | None = None, all: bool = False, remote: str | None = None,
+         include_secrets: bool = False, store: Store | None = None):
+    """Send versions to REMOTE (default: the default remote): the REFs named, else every version of
+    `notebook` (default: this session's), or of every notebook with `all=True`. Only what the remote
+    lacks is sent; a version's manifest is written after all it references. Credentials are withheld
+    as in `export` (a CredentialsWithheld warning names them) unless `include_secrets=True`. Returns a
+    remotes.push.PushResult (`lines()` describes it). Raises RemoteError, RemoteConflict (a tag moved
+    by someone else meanwhile), UnknownRef, UsageError."""
+    from .remotes import push as push_mod
+
+    st = store or session().store()
+    if all and refs:
+        raise UsageError("give REFs or all=True (--all), not both")
+    if all:
+        vs = st.versions()
+    elif refs:
+        vs = [resolve(r, notebook, st) for r in refs]
+    else:
+        vs = st.versions(_notebook(notebook, st))
+    r, obj = _open_remote(st, remote)
+    total = sum(v.nbytes for v in vs)
+    bar, tick = _progress(total, "push")
+    try:
+        return push_mod.push(st, vs, obj, include_secrets=include_secrets, progress=tick,
+                             conditional=r.conditional)
+    finally:
+        if bar is not None:
+            bar.close()
+        obj.close()
+
+
+def pull(*refs, notebook: str | None = None, remote: str | None = None, store: Store | None = None):
+    """Import versions from REMOTE (default: the default remote) this store lacks: all of them, those
+    of `notebook`, or the REFs named (a global id or a prefix of one, a remote tag, a name, or a vN
+    unique there). Pulled versions are untrusted like imported bundles (restoring pickled variables
+    needs trust=True) and take the next free numbers of their notebooks. Returns a
+    remotes.pull.PullResult; raises RemoteCorrupt naming the object and chunk when a version's data is
+    missing or damaged on the remote (nothing of that version is imported; the others are)."""
+    from .errors import RemoteCorrupt
+    from .remotes import pull as pull_mod
+
+    st = store or session().store()
+    _, obj = _open_remote(st, remote)
+    try:
+        found = pull_mod.listing(obj, notebook)
+        chosen = pull_mod.select(found, list(refs), registry_url(obj)) if refs else found
+        bar, tick = _progress(sum(rv.bytes for rv in chosen if st.version_by_gid(rv.gid) is None), "pull")
+        try:
+            result = pull_mod.pull(st, obj, list(refs), notebook, progress=tick, found=found)
+        finally:
+            if bar is not None:
+                bar.close()
+    finally:
+        obj.close()
+    if result.failed:
+        first = next(iter(result.failed.values()))
+        more = f" ({len(result.pulled)} other version{'s' if len(result.pulled) != 1 else ''} pulled)" \
+            if result.pulled else ""
+        raise RemoteCorrupt(first + more)
+    return result
+
+
+def registry_url(obj) -> str:
+    from .remotes import registry
+
+    return registry.safe_url(obj.url)
+
+
+def clone(url: str, directory: str | os.PathLike):
+    """A new store in DIRECTORY/.jupyter_mv with every version on the remote at URL, which it keeps as
+    its default remote "origin". Returns a remotes.pull.PullResult; raises as `pull`, and UsageError
+    when DIRECTORY already holds a store with versions."""
+    from .errors import RemoteCorrupt
+    from .remotes import pull as pull_mod
+
+    st, result = pull_mod.clone(url, directory)
+    st.close()
+    if result.failed:
+        raise RemoteCorrupt(next(iter(result.failed.values())))
+    return result

@@ -13,8 +13,9 @@ import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
-from . import codecs, config, credentials
+from . import codecs, config, credentials, evals, prompts
 from .codecs import handles
 from .errors import LiveHandle, NotStorable
 from .model import Cell, Skipped
@@ -72,9 +73,11 @@ class Encoding:
     notes: list = field(default_factory=list)  # Skipped-shaped (name, text): stored, but changed in a known way
 
 
-def encode_all(pairs: list[tuple[str, object]]) -> Encoding:
+def encode_all(pairs: list[tuple[str, object]], evals_named: Iterable[str] = ()) -> Encoding:
     """Encode each variable. One that holds a live handle at any depth (an open file, a socket, a
-    lock... see codecs.handles) is skipped with the path to it (`loader.fh: an open file ...`)."""
+    lock... see codecs.handles) is skipped with the path to it (`loader.fh: an open file ...`).
+    Prompts and eval tables get their record in the summary (see describe_llm); `evals_named`: names
+    the user declared eval tables (UsageError when one cannot be)."""
     out = Encoding()
     for name, obj in pairs:
         live = handles.kind(obj)  # top level: no need to start pickling
@@ -95,6 +98,45 @@ def encode_all(pairs: list[tuple[str, object]]) -> Encoding:
     out.items = codecs.groups.link(out.items, dict(pairs))
     for n, e in out.items:
         out.notes.extend(Skipped(n, f"{n}{path}: {text}") for path, text in e.notes[seen[n]:])
+    objects, named = dict(pairs), set(evals_named)
+    for n, e in out.items:
+        e.summary.update(describe_llm(n, objects[n], n in named))
+    return out
+
+
+LLM_KEYS = ("prompt", "eval")  # summary keys of prompts.py / evals.py records
+
+
+def describe_llm(name: str, obj, eval_named: bool = False) -> dict:
+    """{"prompt": record} for a prompt template, {"eval": record} for an eval table, else {}."""
+    out = {}
+    p = prompts.describe(name, obj)
+    if p is not None:
+        out["prompt"] = p
+    if eval_named or evals.is_frame(obj):
+        ev = evals.describe(name, obj, forced=eval_named)
+        if ev is not None:
+            out["eval"] = ev
+    return out
+
+
+def reuse_summary(previous: dict, enc: "codecs.Encoded", findings=()) -> dict:
+    """The summary of a variable whose content did not change since the session's last snapshot: the
+    previous one (no costly statistics again), with this snapshot's prompt/eval records (`--eval` may
+    name it now, or no longer), masked again when it holds a credential."""
+    now = {k: enc.summary[k] for k in LLM_KEYS if k in enc.summary}
+    if {k: previous[k] for k in LLM_KEYS if k in previous} == now:
+        return previous
+    summary = {**{k: v for k, v in previous.items() if k not in LLM_KEYS}, **now}
+    return mask_summary(summary, findings) if findings else summary
+
+
+def eval_metrics(encoding: Encoding) -> dict:
+    """{"<var>.<score>": mean} of the eval tables among the encoded variables (evals.metrics)."""
+    out: dict = {}
+    for n, e in encoding.items:
+        if "eval" in e.summary:
+            out.update(evals.metrics(n, e.summary["eval"]))
     return out
 
 
@@ -138,12 +180,27 @@ def auto_params(namespace: dict, encoding: Encoding, hidden: set | None = None, 
     (scikit-learn `get_params`, torch optimizer param-group settings) and upper-case module-level
     constants of scalar type. Never a credential, never a key that is also a metric.
 
-    A lone model's params are bare keys (`C`); with several, they are `clf.C`, `opt.lr`."""
+    A lone model's params are bare keys (`C`); with several, they are `clf.C`, `opt.lr`. Generation
+    settings (a transformers GenerationConfig, a dict holding temperature, top_p, ...; see
+    prompts.generation_settings) likewise: `temperature`, or `gen_cfg.temperature` with several; an eval
+    table's dataset hash is `<var>.dataset` (evals.py)."""
     hidden = hidden or set()
     params: dict = {}
+    generation = []
     for n, o in list(namespace.items()):
-        if n not in hidden and is_candidate(n, o) and is_param_constant(n, o):
+        if n in hidden or not is_candidate(n, o):
+            continue
+        if is_param_constant(n, o):
             params[n] = o
+        settings = prompts.generation_settings(o)
+        if settings:
+            generation.append((n, settings))
+    for n, settings in generation:
+        for k, v in settings.items():
+            params[k if len(generation) == 1 else f"{n}.{k}"] = v
+    for n, e in encoding.items:
+        if "eval" in e.summary:
+            params[f"{n}.dataset"] = e.summary["eval"]["dataset_hash"][:16]
     models = [(n, e) for n, e in encoding.items if e.params]
     for n, e in models:
         for k, v in e.params.items():

@@ -9,6 +9,7 @@ import difflib
 import json
 import math
 
+from . import evals, prompts
 from .compare import named_arrays
 from .model import Cell, Diff, Version, VariableRef
 
@@ -355,6 +356,15 @@ def _model_analysis(store, va, vb, old: dict, new: dict) -> dict:
     return out
 
 
+def _eval_analysis(store, va, vb, old: dict, new: dict) -> dict:
+    """Two versions of an eval table, by example id (evals.diff); without the store or above
+    LOAD_LIMIT only the mean deltas and the dataset comparison (from the summaries)."""
+    ea, eb = old["summary"]["eval"], new["summary"]["eval"]
+    if store is not None and max(old["bytes"], new["bytes"]) <= LOAD_LIMIT:
+        return evals.diff(_load(store, va, old["name"]), _load(store, vb, new["name"]), ea, eb)
+    return evals.diff(None, None, ea, eb)
+
+
 def analyse(store, va: Version, vb: Version, old: dict, new: dict) -> dict | None:
     """The model-aware part of one changed variable's diff (`old`/`new`: the diff's variable dicts
     of `va` and `vb`): {"kind": "array" | "frame" | "model", ...} as in schemas/diff.schema.json,
@@ -362,6 +372,11 @@ def analyse(store, va: Version, vb: Version, old: dict, new: dict) -> dict | Non
     bonus: never raised). An imported version's pickles are never loaded here."""
     codec = old["codec"] if old["codec"] == new["codec"] else None
     try:
+        so, sn = old["summary"], new["summary"]
+        if "prompt" in so and "prompt" in sn:  # from the summaries alone: nothing is loaded
+            return prompts.diff(so["prompt"], sn["prompt"])
+        if "eval" in so and "eval" in sn and codec == "pandas":
+            return _eval_analysis(store, va, vb, old, new)
         if codec in _ARRAY_CODECS:
             return _array_analysis(store, va, vb, old, new)
         if codec == "pandas":

@@ -93,10 +93,12 @@ def render_text(d: model.Diff) -> str:
         lines.append("variables:")
         for v in var["changed"]:
             lines.append(f"  ~ {v['name']}: {_var_line(v['old'])} -> {_var_line(v['new'])}")
+            llm = (v.get("analysis") or {}).get("kind") in ("prompt", "eval")
             for k, ch in v["changes"].items():
-                if k in ("bytes", "layers", "columns") or not isinstance(ch, list):
+                if k in ("bytes", "layers", "columns") or not isinstance(ch, list) or llm and k == "repr":
                     continue
                 lines.append(f"      {k}: {_fmt(ch[0])} -> {_fmt(ch[1])}")
+            lines.extend("      " + line for line in analysis_lines(v.get("analysis")))
         for v in var["added"]:
             lines.append(f"  + {v['name']}: {_var_line(v)}")
         for v in var["removed"]:
@@ -115,6 +117,50 @@ def render_text(d: model.Diff) -> str:
                 lines.extend("      " + line for line in c["source_diff"][2:])
                 lines.extend("      out " + line for line in c["outputs_diff"][2:12])
     return "\n".join(lines)
+
+
+def analysis_lines(a: dict | None) -> list[str]:
+    """Text lines of a prompt's or an eval table's analysis (diff.schema.json "prompt" / "eval");
+    [] for other kinds (their summary changes say enough in text)."""
+    if not a:
+        return []
+    if a.get("kind") == "prompt":
+        ph = a.get("placeholders") or {}
+        kinds = a.get("prompt_kind") or [None, None]
+        kind = kinds[1] if kinds[0] == kinds[1] else f"{kinds[0]} -> {kinds[1]}"
+        head = f"prompt ({kind}), placeholders: {', '.join(ph.get('new') or []) or 'none'}"
+        change = [f"+{p}" for p in ph.get("added") or []] + [f"-{p}" for p in ph.get("removed") or []]
+        out = [head + (f"  ({', '.join(change)})" if change else "")]
+        out.extend(a.get("line_diff") or [])
+        if a.get("truncated"):
+            out.append("(a prompt longer than the summary keeps: the diff covers its first part)")
+        return out
+    if a.get("kind") != "eval":
+        return []
+    out = []
+    c = a.get("counts")
+    where = f"by {a['id_column']}" if a.get("id_column") else "by index"
+    if c is not None:
+        out.append(f"eval {where}: {c['regressions']} regressed, {c['improvements']} improved, {c['added']} new, "
+                   f"{c['removed']} removed, {c['unchanged']} unchanged")
+    elif a.get("examples_note"):
+        out.append(f"eval {where}: {a['examples_note']}")
+    if a.get("note"):
+        out.append("! " + a["note"])
+    for s, m in (a.get("mean_delta") or {}).items():
+        d = m.get("delta")
+        out.append(f"mean {s}: {_fmt(m.get('old'))} -> {_fmt(m.get('new'))}"
+                   + ("" if not isinstance(d, (int, float)) else f" ({number_text(d, '+.4g')})"))
+    for label, key in (("regressed", "regressions"), ("improved", "improvements")):
+        for e in a.get(key) or []:
+            sc = ", ".join(f"{s} {_fmt(o)} -> {_fmt(n)}" for s, (o, n) in e["scores"].items())
+            out.append(f"{label} {_fmt(e['id'])}: {sc}")
+    for label, key in (("new", "added"), ("removed", "removed")):
+        ids = a.get(key) or []
+        if ids:
+            more = (c or {}).get(key, len(ids)) - min(len(ids), 20)
+            out.append(f"{label}: " + ", ".join(_fmt(i) for i in ids[:20]) + (f" (+{more} more)" if more > 0 else ""))
+    return out
 
 
 def _first_line(s: str | None) -> str:
@@ -152,6 +198,8 @@ def render_html(d: model.Diff) -> str:
                    f"<td>{e(x)}</td></tr>" for a, b, c, dd, x in rows)
     table = (f"<table class='jupyter-mv-diff'><thead><tr><th>kind</th><th>name</th><th>{e(d.a)}</th>"
              f"<th>{e(d.b)}</th><th>change</th></tr></thead><tbody>{body}</tbody></table>") if rows else ""
+    details = "".join(f"<p>{e(v['name'])}</p><pre>{e(chr(10).join(analysis_lines(v['analysis'])))}</pre>"
+                      for v in var["changed"] if analysis_lines(v.get("analysis")))
     cells = []
     for c in d.cells:
         if c["status"] == "same":
@@ -163,4 +211,4 @@ def render_html(d: model.Diff) -> str:
                      f"{e(c['status'])}</p><pre>{e(text)}</pre>")
     empty = "<p>no differences</p>" if d.empty else ""
     return (f"<div class='jupyter-mv'><b>diff {e(d.a)} → {e(d.b)}</b> <small>{e(d.notebook)}</small>"
-            f"{empty}{table}{''.join(cells)}</div>")
+            f"{empty}{table}{details}{''.join(cells)}</div>")
