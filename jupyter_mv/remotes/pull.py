@@ -1,0 +1,366 @@
+"""remote ls, pull and clone. A pulled version is untrusted exactly like an imported bundle: its
+manifest passes the bundle importer's checks (manifest.validate), every byte downloaded is re-hashed
+(xxh3-128 against the chunk's id, sha256 against the manifest), nothing is unpickled (restoring its
+pickle-based variables needs --trust, store.is_imported), its recorded outputs render untrusted.
+A version any of whose objects is missing or damaged is not imported at all: its chunks written so
+far are removed, no version row is made, and the error names the object and the chunk.
+
+A pulled version keeps its global id (gid), its author and its notebook path; it takes the next free
+number in that notebook here (two people's v3 become, say, v3 and v4), and its origin is the remote's
+URL. Local names and tags are never moved by a pull (clashing ones are dropped, with a note).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .. import codecs, jsondata
+from ..errors import CorruptBlob, MVError, RemoteCorrupt, RemoteError, RemoteMissing, UsageError
+from ..model import Version, human_bytes
+from ..store import Store, StoredVariable
+from ..store import blobs as blobmod
+from . import layout, manifest, registry
+
+Progress = Callable[[int], None]
+
+_GETS = 8  # small GETs in flight (manifests, tags)
+
+
+@dataclass
+class RemoteVersion:
+    """One version on a remote, as its manifest says (validated), or why its manifest was refused
+    (`problem`; then only `gid` is known)."""
+
+    gid: str
+    doc: dict | None = None
+    problem: str = ""
+    tags: list = field(default_factory=list)  # the team's tags on the remote pointing at it
+    modified: str = ""  # when the manifest was written (the remote's clock)
+
+    @property
+    def record(self) -> dict:
+        return self.doc["bundle"]["version"] if self.doc else {}
+
+    @property
+    def notebook(self) -> str:
+        return self.record.get("notebook", "")
+
+    @property
+    def label(self) -> str:
+        return self.record.get("label", "")
+
+    @property
+    def bytes(self) -> int:
+        return sum(v.get("nbytes", 0) for v in self.doc["bundle"]["variables"]) if self.doc else 0
+
+    def to_dict(self) -> dict:
+        r = self.record
+        return {
+            "gid": self.gid, "notebook": self.notebook, "label": self.label, "name": r.get("name", ""),
+            "message": r.get("message", ""), "created": r.get("created", ""), "tags": list(r.get("tags", [])),
+            "remote_tags": list(self.tags), "author": (self.doc or {}).get("author", ""),
+            "pushed_by": (self.doc or {}).get("pushed_by", ""), "pushed_at": (self.doc or {}).get("pushed_at", ""),
+            "bytes": self.bytes, "variables": [v["name"] for v in self.doc["bundle"]["variables"]] if self.doc else [],
+            "problem": self.problem,
+        }
+
+
+def listing(remote, notebook: str | None = None) -> list[RemoteVersion]:
+    """The versions on `remote` (of `notebook` only, when given), oldest first by their creation
+    time; each manifest read and validated (a refused one is listed with its `problem`), the
+    remote's tags attached."""
+    url = registry.safe_url(remote.url)
+    metas = [m for m in remote.list("versions/") if layout.gid_of_key(layout.relative(m.key))]
+
+    def one(meta):
+        gid = layout.gid_of_key(layout.relative(meta.key))
+        try:
+            doc = manifest.validate(remote.get(layout.version_key(gid)), gid, url)
+            return RemoteVersion(gid, doc, modified=meta.modified.isoformat(timespec="seconds"))
+        except RemoteCorrupt as e:
+            return RemoteVersion(gid, None, str(e))
+        except RemoteMissing:  # removed since the listing
+            return None
+
+    with ThreadPoolExecutor(_GETS) as pool:
+        found = [rv for rv in pool.map(one, metas) if rv is not None]
+    by_gid = {rv.gid: rv for rv in found}
+    for tag in remote_tags(remote):
+        rv = by_gid.get(tag["gid"])
+        if rv is not None and rv.notebook == tag["notebook"]:
+            rv.tags.append(tag["tag"])
+    if notebook is not None:
+        found = [rv for rv in found if rv.doc is None or rv.notebook == notebook]
+    return sorted(found, key=lambda rv: (rv.notebook, rv.record.get("created", ""), rv.gid))
+
+
+def remote_tags(remote) -> list[dict]:
+    """The team's tags on `remote`: [{"notebook", "tag", "gid", "by", "at", "etag"}] (malformed ones
+    are skipped)."""
+    metas = [m for m in remote.list("tags/") if m.key.endswith(".json")]
+
+    def one(meta):
+        key = layout.relative(meta.key)
+        try:
+            doc = json.loads(remote.get(key))
+        except (RemoteError, ValueError):
+            return None
+        if not (isinstance(doc, dict) and doc.get("format") == layout.TAG_FORMAT
+                and isinstance(doc.get("gid"), str) and layout.GID.fullmatch(doc["gid"])
+                and isinstance(doc.get("notebook"), str) and isinstance(doc.get("tag"), str)
+                and layout.tag_key(doc["notebook"], doc["tag"]) == key):
+            return None
+        return {"notebook": doc["notebook"], "tag": doc["tag"], "gid": doc["gid"], "by": str(doc.get("by", "")),
+                "at": str(doc.get("at", "")), "etag": meta.etag}
+
+    with ThreadPoolExecutor(_GETS) as pool:
+        return [t for t in pool.map(one, metas) if t is not None]
+
+
+def select(found: list[RemoteVersion], refs: list[str], url: str) -> list[RemoteVersion]:
+    """The remote versions REFs name: a global id or a unique prefix of one (at least 6 hex digits),
+    a tag on the remote or in the manifest, a version name, or the pusher's label vN when only one
+    version of the notebook has it. UsageError naming the candidates otherwise."""
+    out: list[RemoteVersion] = []
+    good = [rv for rv in found if rv.doc is not None]
+    for ref in refs:
+        ref = str(ref).strip()
+        hits = [rv for rv in found if rv.gid == ref]
+        if not hits and len(ref) >= 6 and all(c in "0123456789abcdef" for c in ref):
+            hits = [rv for rv in found if rv.gid.startswith(ref)]
+        if not hits:
+            hits = [rv for rv in good if ref in rv.tags]
+        if not hits:
+            hits = [rv for rv in good if ref in rv.record.get("tags", []) or ref == rv.record.get("name")]
+        if not hits and ref.lstrip("vV").isdigit():
+            label = "v" + ref.lstrip("vV")
+            hits = [rv for rv in good if rv.label == label]
+        if not hits:
+            raise UsageError(f"no version {ref!r} on {url} (`jupyter-mv remote ls` lists them; a version is named "
+                             "by its id, a tag, its name or, when unique, its vN)")
+        if len(hits) > 1:
+            which = ", ".join(f"{rv.gid[:12]} ({rv.notebook} {rv.label} by {rv.doc.get('author') if rv.doc else '?'})"
+                              for rv in hits[:5])
+            raise UsageError(f"{ref!r} names {len(hits)} versions on {url}: {which}; give the id instead")
+        if hits[0] not in out:
+            out.append(hits[0])
+    return out
+
+
+@dataclass
+class PullResult:
+    """What a pull did: versions imported (with their new local labels), those already here, those
+    refused ({gid: one-line reason}), bytes downloaded, notes."""
+
+    url: str
+    pulled: list = field(default_factory=list)  # Version
+    already: list = field(default_factory=list)  # Version
+    failed: dict = field(default_factory=dict)  # gid -> message
+    bytes_received: int = 0
+    notes: list = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = []
+        for v in self.pulled:
+            by = f" by {v.author}" if v.author else ""
+            out.append(f"pulled {v.notebook} {v.label} ({v.gid[:12]}{by}) from {self.url}")
+        if self.pulled:
+            out.append(f"received {human_bytes(self.bytes_received)}")
+        if not self.pulled and not self.failed:
+            out.append(f"nothing new on {self.url}" + (f" ({len(self.already)} version"
+                                                        f"{'s' if len(self.already) != 1 else ''} already here)"
+                                                        if self.already else ""))
+        return out + list(self.notes) + list(self.failed.values())
+
+
+def pull(store: Store, remote, refs: list[str] = (), notebook: str | None = None,
+         progress: Progress | None = None, found: list[RemoteVersion] | None = None) -> PullResult:
+    """Import the versions on `remote` this store lacks: all of them, those of `notebook`, or those
+    REFs name (select). Each version is imported whole or not at all; refused ones are in
+    `failed` (the others are still imported). UsageError for a REF that names nothing."""
+    url = registry.safe_url(remote.url)
+    result = PullResult(url)
+    found = listing(remote, notebook) if found is None else found
+    chosen = select(found, list(refs), url) if refs else found
+    for rv in chosen:
+        if rv.doc is None:
+            result.failed[rv.gid] = rv.problem
+            continue
+        here = store.version_by_gid(rv.gid)
+        if here is not None:
+            result.already.append(here)
+            continue
+        try:
+            v, got, notes = _pull_one(store, remote, rv, url, progress)
+        except RemoteCorrupt as e:
+            result.failed[rv.gid] = str(e)
+            continue
+        result.pulled.append(v)
+        result.bytes_received += got
+        result.notes.extend(f"{v.label}: {n}" for n in notes)
+    registry.mark(store, url, [v.gid for v in result.pulled + result.already])
+    return result
+
+
+def _refused(rv: RemoteVersion, url: str, why: str) -> RemoteCorrupt:
+    return RemoteCorrupt(f"refused version {rv.gid} ({rv.notebook} {rv.label}) from {url}: {why}; "
+                         "nothing of it was imported")
+
+
+def _fetch(remote, key: str, rv, url) -> bytes:
+    try:
+        return remote.get(key)
+    except RemoteMissing:
+        raise _refused(rv, url, f"object {key} is missing on the remote") from None
+
+
+def _pull_one(store: Store, remote, rv: RemoteVersion, url: str, progress) -> tuple[Version, int, list]:
+    doc = rv.doc
+    rec = doc["bundle"]
+    ver = rec["version"]
+    members = rec["members"]
+    received = 0
+    nb_member = members[manifest.NOTEBOOK]
+    raw = _fetch(remote, layout.file_key(nb_member["sha256"]), rv, url)
+    received += len(raw)
+    if len(raw) != nb_member["size"] or hashlib.sha256(raw).hexdigest() != nb_member["sha256"]:
+        raise _refused(rv, url, f"object {layout.file_key(nb_member['sha256'])} (notebook.ipynb) does not match "
+                                "its sha256")
+    nb = manifest.check_notebook(raw, rv.gid, url)
+    locations = doc["locations"]
+    need = [bid for bid in locations if not store.blobs.exists(bid)]
+    large = [bid for bid in need if len(locations[bid]) == 1]
+    packs: dict[str, list[str]] = {}
+    for bid in need:
+        if len(locations[bid]) == 3:
+            packs.setdefault(locations[bid][0], []).append(bid)
+
+    def checked(bid: str, entry, key: str) -> bytes:
+        try:
+            data = layout.decode_entry(bid, entry)
+        except CorruptBlob as e:
+            raise _refused(rv, url, f"object {key} is damaged: chunk {bid[:12]} {e.reason}") from None
+        if hashlib.sha256(data).hexdigest() != members[f"blobs/{bid}"]["sha256"]:
+            raise _refused(rv, url, f"object {key} is damaged: chunk {bid[:12]} does not match its sha256")
+        return data
+
+    def get_large(bid):
+        key = locations[bid][0]
+        entry = _fetch(remote, key, rv, url)
+        return bid, checked(bid, entry, key), len(entry)
+
+    def get_pack(pkey):
+        body = _fetch(remote, pkey, rv, url)
+        out = []
+        for bid in packs[pkey]:
+            _, off, length = locations[bid]
+            entry = memoryview(body)[off: off + length]
+            if len(entry) != length:
+                raise _refused(rv, url, f"object {pkey} is damaged: chunk {bid[:12]} lies past its end")
+            out.append((bid, checked(bid, entry, pkey)))
+        return out, len(body)
+
+    from .objects import TRANSFER_CONCURRENCY
+
+    written: list[str] = []
+    new_bytes = 0
+    stored = _variables(rec)
+    env = dict(rec.get("environment") or {})
+    env.setdefault("packages", {})
+    nbpath = ver["notebook"]
+    name, tags, notes = store.importable_labels(nbpath, ver.get("name", ""), ver.get("tags", []))
+    held = [str(w.get("name")) for w in rec.get("withheld", []) if w.get("kind") in ("variable", "param")]
+    if held:
+        notes.append(f"left out by the sender (credentials): {', '.join(held[:10])}"
+                     + (f" and {len(held) - 10} more" if len(held) > 10 else ""))
+    try:
+        with store.blobs.writing():
+            with ThreadPoolExecutor(TRANSFER_CONCURRENCY) as pool:
+                for bid, data, n in pool.map(get_large, large):
+                    received += n
+                    added = store.blobs.add_chunk(data, bid)
+                    if added:
+                        written.append(bid)
+                        new_bytes += added
+                    if progress:
+                        progress(n)
+                for items, n in pool.map(get_pack, sorted(packs)):
+                    received += n
+                    for bid, data in items:
+                        added = store.blobs.add_chunk(data, bid)
+                        if added:
+                            written.append(bid)
+                            new_bytes += added
+                    if progress:
+                        progress(n)
+            store.blobs.sync_dirs(written)
+            parent = None
+            if doc.get("parent_gid"):
+                p = store.version_by_gid(doc["parent_gid"])
+                parent = p.n if p is not None and p.notebook == nbpath else None
+            version = store.commit_version(
+                nbpath, stored, cells=manifest.cells_of(nb),
+                params={k: jsondata.number(x) for k, x in (ver.get("params") or {}).items()},
+                metrics={k: jsondata.number(x) for k, x in (ver.get("metrics") or {}).items()},
+                tags=tags, message=ver.get("message", ""), name=name,
+                kind=ver.get("kind") if ver.get("kind") in ("manual", "auto") else "manual",
+                parent=parent, env=env, new_bytes=new_bytes, origin=url, created=ver["created"],
+                gid=rv.gid, author=doc.get("author", "") or doc.get("pushed_by", ""),
+            )
+    except BaseException as e:
+        for bid in written:  # leave the store as it was
+            with contextlib.suppress(MVError, OSError):
+                store.blobs.delete(bid)
+        if isinstance(e, (RemoteCorrupt, MVError)) or not isinstance(e, Exception):
+            raise
+        raise RemoteError(f"cannot pull {rv.gid} from {url}: {e}") from None
+    return version, received, notes
+
+
+def _variables(rec: dict) -> list[StoredVariable]:
+    """The variables of a validated bundle record, as the bundle importer builds them: `safe` from
+    the codec (never the sender's claim), credential marks kept."""
+    out = []
+    for var in rec["variables"]:
+        out.append(StoredVariable(
+            name=var["name"], type_name=var["type_name"], codec=var["codec"], content_hash=var["content_hash"],
+            nbytes=var["nbytes"], safe=var["codec"] in codecs.SAFE,
+            credential=tuple(var.get("credential") or ()),
+            summary=var.get("summary") or {},
+            manifest={"meta": var["manifest"]["meta"], "buffers": [
+                ({"n": x["n"], "c": [], "i": x["i"]} if "i" in x else {"n": x["n"], "c": list(x["c"])})
+                for x in var["manifest"]["buffers"]]},
+        ))
+    return out
+
+
+def clone(url: str, directory, progress: Progress | None = None, probe: bool = True) -> tuple[Store, PullResult]:
+    """A new store in DIRECTORY/.jupyter_mv whose default remote "origin" is `url`, holding every
+    version on it. UsageError when DIRECTORY already holds a store with versions. The caller closes
+    the store."""
+    from .objects import open_remote
+
+    root = Path(directory).expanduser() / ".jupyter_mv"
+    if (root / "store.db").exists():
+        with Store(root) as existing:
+            if existing.versions():
+                raise UsageError(f"{root} already holds a store with versions; clone into a new folder")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    st = Store(root)
+    try:
+        r = registry.add(st, "origin", url, default=True, probe=probe)
+        remote = open_remote(r.url)
+        try:
+            result = pull(st, remote, progress=progress)
+        finally:
+            remote.close()
+    except BaseException:
+        st.close()
+        raise
+    return st, result

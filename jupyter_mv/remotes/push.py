@@ -1,0 +1,363 @@
+"""push: versions of this store onto a remote (layout.py says where everything goes).
+
+Order is what makes an interrupted push harmless: chunks and packs (content-addressed, create-only)
+first, then the notebook and requirements files, and only then the version manifest, itself
+create-only. A push cut off anywhere leaves at most unreferenced objects (remote gc removes them
+after its grace period); pushing again finds what is there (HEAD of the manifest, then of each
+chunk, the pack indexes) and sends only the rest. Tags go last, with conditional writes.
+
+What leaves the machine is what a bundle export would carry (redaction.plan with safe formats):
+credentials withheld unless include_secrets, scikit-learn models transcoded to skops. Every local
+chunk is re-hashed before it is sent: a damaged local chunk must never become an immutable remote
+object under its id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import hashlib
+import json
+import os
+import socket
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..errors import CorruptBlob, MVError, RemoteConflict, RemoteError, RemoteExists, StoreError
+from ..model import Version, human_bytes
+from ..store import Store, now
+from ..store import blobs as blobmod
+from . import layout, manifest, registry
+
+Progress = Callable[[int], None]  # progress(bytes just sent)
+
+_HEADS = 8  # HEAD requests in flight (latency-bound, tiny)
+
+
+def identity() -> str:
+    """Who pushes: $JUPYTER_MV_AUTHOR, else the git user (`git config user.email`, or user.name),
+    else user@host."""
+    given = os.environ.get("JUPYTER_MV_AUTHOR", "").strip()
+    if given:
+        return given[:200]
+    for key in ("user.email", "user.name"):
+        try:
+            out = subprocess.run(["git", "config", "--get", key], capture_output=True, text=True, timeout=5)
+            if out.returncode == 0 and out.stdout.strip():
+                return out.stdout.strip()[:200]
+        except (OSError, subprocess.SubprocessError):
+            break
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in this environment
+        user = "someone"
+    return f"{user}@{socket.gethostname()}"[:200]
+
+
+@dataclass
+class PushResult:
+    """What a push did: versions sent, those the remote already held, bytes and objects sent, notes
+    (tags not moved, credentials withheld are warned separately)."""
+
+    url: str
+    pushed: list = field(default_factory=list)  # Version
+    already: list = field(default_factory=list)  # Version
+    bytes_sent: int = 0
+    objects_sent: int = 0
+    notes: list = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = []
+        for v in self.pushed:
+            out.append(f"pushed {v.notebook} {v.label} ({v.gid[:12]}) to {self.url}")
+        for v in self.already:
+            out.append(f"{v.notebook} {v.label} ({v.gid[:12]}) is already on {self.url}")
+        if self.pushed:
+            out.append(f"sent {human_bytes(self.bytes_sent)} in {self.objects_sent} object"
+                       f"{'s' if self.objects_sent != 1 else ''}")
+        elif not self.already:
+            out.append("nothing to push")
+        return out + list(self.notes)
+
+
+class _PackIndex:
+    """Where the remote's packs hold small chunks: {blob id: [pack key, offset, length]}, read from
+    the packs/*.idx objects (each once per push)."""
+
+    def __init__(self, remote):
+        self.remote = remote
+        self.where: dict[str, list] = {}
+        self.read: set[str] = set()
+
+    def refresh(self) -> None:
+        keys = [m.key for m in self.remote.list("packs/") if m.key.endswith(".idx") and m.key not in self.read]
+        with ThreadPoolExecutor(_HEADS) as pool:
+            for key, raw in zip(keys, pool.map(self._get, keys)):
+                self.read.add(key)
+                if raw is not None:
+                    self._add(key, raw)
+
+    def _get(self, key):
+        try:
+            return self.remote.get(key)
+        except RemoteError:  # removed by gc meanwhile, or unreadable: its chunks count as absent
+            return None
+
+    def _add(self, key: str, raw: bytes) -> None:
+        try:
+            doc = json.loads(raw)
+            pack = doc["pack"]
+            if doc.get("format") != layout.PACK_INDEX or layout.index_key(pack) != key:
+                return
+            for bid, off, length in doc["entries"]:
+                if layout.BLOB_ID.fullmatch(bid) and type(off) is int and type(length) is int:
+                    self.where.setdefault(bid, [pack, off, length])
+        except (ValueError, KeyError, TypeError):
+            return  # not ours: ignored (its chunks are sent again)
+
+
+def _local_entry(store: Store, bid: str, where) -> bytes:
+    """The stored entry (2-byte header + body) of local chunk `bid`: its pack entry or blob file."""
+    try:
+        if where:
+            pack, off, length = where
+            with open(store.blobs.pack_path(pack), "rb") as f:
+                f.seek(off)
+                raw = f.read(length)
+            if len(raw) != length:
+                raise CorruptBlob(bid, f"pack file {pack} is truncated")
+            return raw
+        with open(store.blobs.path(bid), "rb") as f:
+            return f.read(2 + blobmod.blob_size(bid) + 1)
+    except FileNotFoundError:
+        raise CorruptBlob(bid, "file is missing") from None
+    except OSError as e:
+        raise CorruptBlob(bid, f"cannot read it ({e.strerror or e})") from None
+
+
+def _prepare(store: Store, bid: str, where, extra: dict) -> tuple[bytes, str]:
+    """(entry to send, sha256 of the chunk's bytes) for chunk `bid`, checked against its id."""
+    if bid in extra:  # re-encoded for sharing (skops): in memory, not in the store
+        data = bytes(extra[bid])
+        if blobmod.blob_id(data) != bid:
+            raise CorruptBlob(bid, "re-encoded chunk does not match its id")
+        return layout.encode_entry(data), hashlib.sha256(data).hexdigest()
+    entry = _local_entry(store, bid, where)
+    data = layout.decode_entry(bid, entry)
+    return entry, hashlib.sha256(data).hexdigest()
+
+
+def _lease(remote):
+    """A push lease for remote gc (remotes/gc.py), so it never sweeps what this push is writing."""
+    try:
+        from .gc import push_lease
+    except ImportError:
+        return contextlib.nullcontext()
+    return push_lease(remote)
+
+
+def _put_new(remote, key: str, data: bytes) -> bool:
+    """Create-only write of an immutable object: True when sent, False when it was already there."""
+    try:
+        remote.put(key, data, mode="create")
+        return True
+    except RemoteExists:
+        return False
+
+
+def push(store: Store, versions: list[Version], remote, *, include_secrets: bool = False,
+         progress: Progress | None = None, conditional: bool | None = None) -> PushResult:
+    """Send `versions` to `remote` (an objects.ObjectStore); see the module docstring for the order.
+    `conditional`: whether the remote honours conditional writes (probed when None); tags are only
+    set where it does. Raises RemoteError (one line) when the remote fails, StoreError/CorruptBlob
+    when a local chunk is damaged (nothing of that version's manifest is written), RemoteConflict when
+    another push moved a tag first. Warns CredentialsWithheld (redaction.warn) for what stayed home."""
+    from .. import redaction
+
+    url = registry.safe_url(remote.url)
+    result = PushResult(url)
+    index = _PackIndex(remote)
+    indexed = False
+    who = identity()
+    with _lease(remote):
+        for v in versions:
+            v = store.version_by_id(v.id)
+            key = layout.version_key(v.gid)
+            if remote.head(key) is not None:
+                result.already.append(v)
+                registry.mark(store, url, [v.gid])
+                continue
+            if not indexed:
+                index.refresh()
+                indexed = True
+            shared = redaction.plan(store, v, include_secrets, safe_formats=True)
+            try:
+                doc = _push_data(store, v, shared, remote, index, result, progress, who)
+            except CorruptBlob as e:
+                raise StoreError(f"cannot push {v.notebook} {v.label}: {e}; run `jupyter-mv verify` "
+                                 "(nothing of it was published)") from None
+            if _put_new(remote, key, manifest.dumps(doc)):
+                result.objects_sent += 1
+            result.pushed.append(v)
+            registry.mark(store, url, [v.gid])
+            redaction.warn(shared, f"the push of {v.label} to {url}")
+    for v in result.pushed:
+        _push_tags(store, v, remote, conditional, result, who)
+    return result
+
+
+def _push_data(store, v, shared, remote, index: _PackIndex, result: PushResult, progress, who) -> dict:
+    """Send every object `v`'s manifest will reference and return that manifest (not yet written)."""
+    chunks: list[str] = []
+    seen = set()
+    for sv in shared.variables:
+        for m in sv.manifest.get("buffers", []):
+            for bid in (m.get("c", []) if "i" not in m else []):
+                if bid not in seen:
+                    seen.add(bid)
+                    chunks.append(bid)
+    where = store.blobs.locate([b for b in chunks if b not in shared.blobs])
+    pack_max = blobmod.PACK_MAX
+    large = [b for b in chunks if blobmod.blob_size(b) > pack_max]
+    small = [b for b in chunks if blobmod.blob_size(b) <= pack_max]
+    members: dict[str, dict] = {}
+    locations: dict[str, list] = {}
+
+    def send_large(bid):
+        entry, sha = _prepare(store, bid, where.get(bid), shared.blobs)
+        key = layout.chunk_key(bid)
+        sent = 0
+        if remote.head(key) is None and _put_new(remote, key, entry):
+            sent = len(entry)
+        return bid, sha, sent
+
+    from .objects import TRANSFER_CONCURRENCY
+
+    with ThreadPoolExecutor(TRANSFER_CONCURRENCY) as pool:
+        for bid, sha, sent in pool.map(send_large, large):
+            members[f"blobs/{bid}"] = {"size": blobmod.blob_size(bid), "sha256": sha}
+            locations[bid] = [layout.chunk_key(bid)]
+            if sent:
+                result.bytes_sent += sent
+                result.objects_sent += 1
+            if progress:
+                progress(blobmod.blob_size(bid))
+    # small chunks: those a remote pack holds are referenced there, the others go into new packs
+    fresh: list[tuple[str, bytes]] = []
+    for bid in small:
+        entry, sha = _prepare(store, bid, where.get(bid), shared.blobs)
+        members[f"blobs/{bid}"] = {"size": blobmod.blob_size(bid), "sha256": sha}
+        if bid in index.where:
+            locations[bid] = list(index.where[bid])
+            if progress:
+                progress(blobmod.blob_size(bid))
+        else:
+            fresh.append((bid, entry))
+    groups, cur, size = [], [], 0
+    for bid, entry in fresh:
+        if cur and size + len(entry) > layout.PACK_TARGET:
+            groups.append(cur)
+            cur, size = [], 0
+        cur.append((bid, entry))
+        size += len(entry)
+    if cur:
+        groups.append(cur)
+
+    def send_pack(group):
+        body = bytearray(layout.PACK_MAGIC)
+        entries = []
+        for bid, entry in group:
+            entries.append([bid, len(body), len(entry)])
+            body += entry
+        pkey = layout.pack_key(hashlib.sha256(body).hexdigest())
+        sent = objs = 0
+        if _put_new(remote, pkey, bytes(body)):
+            sent, objs = len(body), 1
+        idx = json.dumps({"format": layout.PACK_INDEX, "pack": pkey, "entries": entries},
+                         separators=(",", ":")).encode()
+        if _put_new(remote, layout.index_key(pkey), idx):  # after its pack: an index names a whole pack
+            sent, objs = sent + len(idx), objs + 1
+        return pkey, entries, sent, objs
+
+    with ThreadPoolExecutor(TRANSFER_CONCURRENCY) as pool:
+        for pkey, entries, sent, objs in pool.map(send_pack, groups):
+            for bid, off, length in entries:
+                locations[bid] = [pkey, off, length]
+                index.where[bid] = [pkey, off, length]
+            result.bytes_sent += sent
+            result.objects_sent += objs
+            if progress:
+                progress(sum(blobmod.blob_size(e[0]) for e in entries))
+    # the notebook and its requirements, content-addressed by sha256
+    nb_bytes = json.dumps(manifest.notebook_of(store, shared.version, cells=shared.cells), indent=1,
+                          ensure_ascii=False).encode()
+    req_bytes = manifest.requirements_txt(store.environment(shared.version)).encode()
+    for name, data in ((manifest.NOTEBOOK, nb_bytes), (manifest.REQUIREMENTS, req_bytes)):
+        sha = hashlib.sha256(data).hexdigest()
+        members[name] = {"size": len(data), "sha256": sha}
+        fkey = layout.file_key(sha)
+        if remote.head(fkey) is None and _put_new(remote, fkey, data):
+            result.bytes_sent += len(data)
+            result.objects_sent += 1
+    parent = None
+    if v.parent is not None:
+        with contextlib.suppress(MVError):
+            parent = store.resolve(v.notebook, v.parent).gid or None
+    doc = {
+        "format": layout.VERSION_FORMAT, "schema": layout.SCHEMA, "gid": v.gid,
+        "author": v.author or (who if v.is_local else ""), "pushed_by": who, "pushed_at": now(),
+        "parent_gid": parent,
+        "bundle": manifest.bundle_record(store, v, shared, dict(sorted(members.items()))),
+        "locations": locations,
+    }
+    doc["objects"] = manifest.objects_of(doc)
+    return doc
+
+
+def _push_tags(store: Store, v: Version, remote, conditional: bool | None, result: PushResult, who: str) -> None:
+    """Point the remote's tags of `v` at it: create-only when the tag is new there; moved with If-Match
+    when it is on a version this store holds (one it has seen; else it is left, with a note: pull
+    first). RemoteConflict when another push moved it between our read and our write."""
+    from .. import credentials
+
+    tags = [t for t in v.tags if credentials.mask_json(t) == t]  # a tag holding a credential stays home
+    if not tags:
+        return
+    if conditional is None:
+        conditional = remote.conditional_writes()
+    if not conditional:
+        result.notes.append(f"tags not set on {result.url} ({', '.join(tags)}): it does not honour conditional "
+                            "writes, so a tag there could not be moved safely")
+        return
+    for t in tags:
+        key = layout.tag_key(v.notebook, t)
+        body = json.dumps({"format": layout.TAG_FORMAT, "notebook": v.notebook, "tag": t, "gid": v.gid,
+                           "by": who, "at": now()}, sort_keys=True).encode()
+        meta = remote.head(key)
+        if meta is None:
+            try:
+                remote.put(key, body, mode="create")
+                continue
+            except RemoteExists:
+                meta = remote.head(key)
+                if meta is None:
+                    raise RemoteConflict(f"tag {t!r} on {result.url} changed while pushing; push again") from None
+        try:
+            cur = json.loads(remote.get(key))
+            cur_gid = cur.get("gid") if isinstance(cur, dict) else None
+        except (RemoteError, ValueError):
+            cur_gid, cur = None, {}
+        if cur_gid == v.gid:
+            continue
+        if cur_gid and store.version_by_gid(str(cur_gid)) is None:
+            by = str(cur.get("by", "someone"))[:80]
+            result.notes.append(f"tag {t!r} on {result.url} is on a version you have not pulled ({str(cur_gid)[:12]}, "
+                                f"by {by}): not moved; pull, then push again to move it")
+            continue
+        try:
+            remote.put(key, body, mode="overwrite", if_match=meta.etag)
+        except RemoteConflict:
+            raise RemoteConflict(f"tag {t!r} on {result.url} was moved by someone else while pushing "
+                                 f"{v.label}; the version is pushed, its tag is not: pull and push again") from None

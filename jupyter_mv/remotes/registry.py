@@ -1,0 +1,173 @@
+"""The remotes of a store: name -> URL in its `remotes` table (store migration 5), one of them the
+default that push and pull use without --remote. Only URLs are kept, never credentials: a URL holding
+a password or a secret-looking query is refused (credentials come from the standard AWS_* variables
+and ~/.aws files, GOOGLE_APPLICATION_CREDENTIALS, AZURE_*; see remotes/objects.py)."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import RemoteError, UsageError
+from ..store import Store, now
+
+__all__ = ["Remote", "add", "remove", "remotes", "get", "safe_url", "normalize_url", "check_name"]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_SECRET_QUERY = re.compile(r"(?i)(sig|signature|token|key|secret|password|credential|sas)")
+
+
+@dataclass(frozen=True)
+class Remote:
+    """One registered remote: `url` holds no credentials; `conditional`: whether it honoured
+    create-only and If-Match writes when added (None: not probed)."""
+
+    name: str
+    url: str
+    default: bool = False
+    conditional: bool | None = None
+
+
+def safe_url(url: str) -> str:
+    """`url` as it may be shown, logged or stored: no user info password, no query string."""
+    from .objects import redact_url
+
+    return redact_url(str(url))
+
+
+def check_name(name: str) -> str:
+    name = str(name).strip()
+    if not _NAME.fullmatch(name):
+        raise UsageError(f"bad remote name {name!r}: use letters, digits, '.', '_' or '-' (at most 64, "
+                         "starting with a letter or digit)")
+    return name
+
+
+def normalize_url(url: str) -> str:
+    """The URL to record: a local path becomes a file:// URL (absolute); a URL with a password or a
+    query is refused (one line, saying where credentials go)."""
+    url = str(url).strip()
+    if not url:
+        raise UsageError("the remote URL is empty; give s3://BUCKET/PREFIX, gs://..., az://..., file:///PATH "
+                         "or another fsspec URL")
+    parts = urllib.parse.urlsplit(url)
+    if not parts.scheme or len(parts.scheme) == 1:  # a path (a Windows drive letter reads as a scheme)
+        return Path(url).expanduser().absolute().as_uri()
+    if parts.password is not None or (parts.username and parts.scheme in ("s3", "gs", "gcs", "az", "abfs",
+                                                                           "abfss", "file")):
+        raise UsageError(f"the remote URL {safe_url(url)} holds a user name or password: credentials are "
+                         "never stored; put them in AWS_* variables or ~/.aws (S3), "
+                         "GOOGLE_APPLICATION_CREDENTIALS (gs://), AZURE_* (az://) or your SSH config")
+    if parts.query or parts.fragment:
+        what = "a secret" if _SECRET_QUERY.search(parts.query) else "a query"
+        raise UsageError(f"the remote URL {safe_url(url)} has {what} after '?' or '#': give the plain URL; "
+                         "credentials and endpoints come from the environment (AWS_ENDPOINT_URL, AWS_* ...)")
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise UsageError(f"file URLs name a local folder: file:///PATH (got {url})")
+        return Path(urllib.parse.unquote(parts.path)).absolute().as_uri()
+    return url.rstrip("/") if parts.path not in ("", "/") else url
+
+
+def _rows(st: Store) -> list[tuple]:
+    return st._q("select name, url, is_default, conditional from remotes order by name")
+
+
+def remotes(st: Store) -> list[Remote]:
+    """The store's remotes, by name."""
+    return [Remote(n, u, bool(d), None if c is None else bool(c)) for n, u, d, c in _rows(st)]
+
+
+def get(st: Store, name: str | None = None) -> Remote:
+    """The remote `name`, or the default one when None. UsageError saying what exists otherwise."""
+    rs = remotes(st)
+    if name is None:
+        for r in rs:
+            if r.default:
+                return r
+        if len(rs) == 1:
+            return rs[0]
+        if not rs:
+            raise UsageError("this store has no remote yet: add one with `jupyter-mv remote add NAME URL` "
+                             "(mv.remote_add(name, url))")
+        raise UsageError(f"this store has {len(rs)} remotes and none is the default: choose one with --remote "
+                         f"NAME ({', '.join(r.name for r in rs)}) or `jupyter-mv remote default NAME`")
+    # a URL given where a name is expected is used as is (not recorded)
+    for r in rs:
+        if r.name == name:
+            return r
+    if "://" in str(name):
+        return Remote("", normalize_url(name))
+    raise UsageError(f"no remote {name!r} in this store (remotes: {', '.join(r.name for r in rs) or 'none'}; "
+                     "add one with `jupyter-mv remote add NAME URL`)")
+
+
+def add(st: Store, name: str, url: str, default: bool | None = None, probe: bool = True) -> Remote:
+    """Record remote `name` at `url` (credentials refused, see normalize_url). It becomes the default
+    when `default` is True, or when it is the store's first remote. With `probe`, the remote is
+    opened and asked whether it honours conditional writes (remote tags need them): RemoteError when
+    it cannot be reached. UsageError when the name is taken by another URL."""
+    name = check_name(name)
+    url = normalize_url(url)
+    conditional = None
+    if probe:
+        from .objects import open_remote
+
+        store = open_remote(url)
+        try:
+            conditional = bool(store.conditional_writes())
+        except RemoteError as e:
+            raise RemoteError(f"cannot add remote {name}: {e}") from None
+        finally:
+            store.close()
+    with st.write():
+        c = st.db.conn
+        row = c.execute("select url from remotes where name = ?", (name,)).fetchone()
+        if row and row[0] != url:
+            raise UsageError(f"remote {name!r} is already {safe_url(row[0])}; remove it first "
+                             f"(`jupyter-mv remote remove {name}`) or choose another name")
+        first = c.execute("select count(*) from remotes").fetchone()[0] == 0
+        make_default = bool(default) or first
+        if make_default:
+            c.execute("update remotes set is_default = 0")
+        c.execute("insert or replace into remotes (name, url, is_default, conditional, added) values (?,?,?,?,?)",
+                  (name, url, int(make_default or (row is not None and _is_default(st, name))),
+                   None if conditional is None else int(conditional), now()))
+    return get(st, name)
+
+
+def _is_default(st: Store, name: str) -> bool:
+    r = st._q("select is_default from remotes where name = ?", (name,))
+    return bool(r and r[0][0])
+
+
+def set_default(st: Store, name: str) -> Remote:
+    r = get(st, check_name(name))
+    with st.write():
+        st.db.conn.execute("update remotes set is_default = (name = ?)", (r.name,))
+    return get(st, r.name)
+
+
+def remove(st: Store, name: str) -> Remote:
+    """Forget remote `name` (nothing on the remote is touched)."""
+    r = get(st, check_name(name))
+    with st.write():
+        st.db.conn.execute("delete from remotes where name = ?", (r.name,))
+    return r
+
+
+def mark(st: Store, url: str, gids) -> None:
+    """Record that the remote at `url` holds these versions (pushed or pulled)."""
+    gids = list(gids)
+    if not gids:
+        return
+    with st.write():
+        st.db.conn.executemany("insert or replace into remote_versions (url, gid, at) values (?,?,?)",
+                               [(url, g, now()) for g in gids])
+
+
+def on_remote(st: Store, url: str) -> set[str]:
+    """The gids this store knows the remote at `url` holds."""
+    return {r[0] for r in st._q("select gid from remote_versions where url = ?", (url,))}
