@@ -694,7 +694,10 @@ def remote_ls(remote: str | None = None, notebook: str | None = None, store: Sto
         obj.close()
     out = []
     for rv in found:
-        d = credentials.mask_details(rv.to_dict())
+        d = rv.to_dict()  # what is shown: credentials masked
+        d["message"], d["name"] = credentials.mask_json(d["message"]), credentials.mask_json(d["name"])
+        d["tags"] = [credentials.mask_json(t) for t in d["tags"]]
+        d["remote_tags"] = [credentials.mask_json(t) for t in d["remote_tags"]]
         here = st.version_by_gid(rv.gid)
         d["here"] = here.label if here is not None else None
         out.append(d)
