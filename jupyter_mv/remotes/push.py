@@ -149,15 +149,6 @@ def _prepare(store: Store, bid: str, where, extra: dict) -> tuple[bytes, str]:
     return entry, hashlib.sha256(data).hexdigest()
 
 
-def _lease(remote):
-    """A push lease for remote gc (remotes/gc.py), so it never sweeps what this push is writing."""
-    try:
-        from .gc import push_lease
-    except ImportError:
-        return contextlib.nullcontext()
-    return push_lease(remote)
-
-
 def _put_new(remote, key: str, data: bytes) -> bool:
     """Create-only write of an immutable object: True when sent, False when it was already there."""
     try:
@@ -181,7 +172,11 @@ def push(store: Store, versions: list[Version], remote, *, include_secrets: bool
     index = _PackIndex(remote)
     indexed = False
     who = identity()
-    with _lease(remote):
+    from .leases import push_lease
+
+    # remote gc waits while this lease is live, and a push waits while a gc sweeps (leases.py): so
+    # nothing this push finds on the remote (and references) or writes is swept under it
+    with push_lease(remote, who=who) as lease:
         for v in versions:
             v = store.version_by_id(v.id)
             key = layout.version_key(v.gid)
@@ -198,6 +193,7 @@ def push(store: Store, versions: list[Version], remote, *, include_secrets: bool
             except CorruptBlob as e:
                 raise StoreError(f"cannot push {v.notebook} {v.label}: {e}; run `jupyter-mv verify` "
                                  "(nothing of it was published)") from None
+            lease.ensure()  # lapsed (paused past its ttl): a gc may have swept; push again instead
             if _put_new(remote, key, manifest.dumps(doc)):
                 result.objects_sent += 1
             result.pushed.append(v)
