@@ -33,10 +33,11 @@ def _cli_parsers() -> dict[str, argparse.ArgumentParser]:
 
 
 def _magic_parsers(shell) -> dict[str, argparse.ArgumentParser]:
-    """The parser of every %mv_* magic registered in `shell`, by command name (`show` for %mv_show)."""
+    """The parser of every %mv_* magic jupyter_mv registered in `shell`, by command name (`show` for
+    %mv_show); not those of other Magics classes (a test's own, parsing as %mv_snapshot does)."""
     line = shell.magics_manager.magics["line"]
     return {name[len("mv_"):]: fn.parser for name, fn in line.items()
-            if name.startswith("mv_") and hasattr(fn, "parser")}
+            if name.startswith("mv_") and isinstance(getattr(fn, "__self__", None), magics.MVMagics)}
 
 
 def _signature(parser, leave_out=()) -> dict:
