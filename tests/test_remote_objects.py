@@ -1,0 +1,272 @@
+"""The object-store client (jupyter_mv/remotes/objects.py) against real servers started by the tests:
+moto's S3 server, SeaweedFS, a local directory, and a server that ignores conditional writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from jupyter_mv.errors import MVError, RemoteConflict, RemoteError, RemoteExists, RemoteMissing
+from jupyter_mv.remotes import objects
+from jupyter_mv.remotes.objects import ObjectMeta, open_remote, redact_url
+from remote_servers import SECRET, any_remote, moto_s3, noconditional_s3, seaweed_s3  # noqa: F401
+
+
+def _race(n, fn):
+    """Run fn(i) for i in range(n) in n threads released together; [(i, result | exception)]."""
+    barrier = threading.Barrier(n)
+
+    def one(i):
+        barrier.wait()
+        try:
+            return i, fn(i)
+        except Exception as exc:  # noqa: BLE001 - the outcome is what is checked
+            return i, exc
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def _outcome(fn, i):
+    try:
+        return fn(i)
+    except Exception as exc:  # noqa: BLE001
+        return exc
+
+
+def test_round_trip(any_remote, tmp_path):
+    url, options, _ = any_remote
+    st = open_remote(url, **options)
+    assert st.head("a/b") is None
+    with pytest.raises(RemoteMissing, match="a/b does not exist"):
+        st.get("a/b")
+    etag = st.put("a/b", b"hello")
+    meta = st.head("a/b")
+    assert isinstance(meta, ObjectMeta) and meta.key == "a/b" and meta.size == 5 and meta.etag == etag
+    assert meta.modified.tzinfo is not None
+    assert abs((meta.modified - dt.datetime.now(dt.timezone.utc)).total_seconds()) < 120
+    assert st.get("a/b") == b"hello"
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(300_000))
+    seen = []
+    st.put_file("files/x", src, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (300_000, 300_000)
+    st.get_file("files/x", tmp_path / "out" / "x.bin", progress=lambda d, t: seen.append((d, t)))
+    assert (tmp_path / "out" / "x.bin").read_bytes() == src.read_bytes()
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name != "x.bin"]  # no temporary left
+    with pytest.raises(RemoteMissing):
+        st.get_file("nope", tmp_path / "out" / "nope.bin")
+    assert not (tmp_path / "out" / "nope.bin").exists()
+    st.delete("a/b")
+    st.delete("a/b")  # absent: not an error
+    assert st.head("a/b") is None
+
+
+def test_list_is_a_string_prefix_and_hides_internal_keys(any_remote):
+    url, options, _ = any_remote
+    st = open_remote(url, **options)
+    for key in ("chunks/ab/1", "chunks/ab/2", "chunks/abc/3", "chunks/b/4", "chunksx/5", "versions/v.json"):
+        st.put(key, key.encode())
+    assert st.conditional_writes() in (True, False)  # leaves no probe object behind
+    keys = lambda p: sorted(m.key for m in st.list(p))  # noqa: E731
+    assert keys("chunks/ab") == ["chunks/ab/1", "chunks/ab/2", "chunks/abc/3"]  # not segments only
+    assert keys("chunks/ab/") == ["chunks/ab/1", "chunks/ab/2"]
+    assert keys("chunks") == ["chunks/ab/1", "chunks/ab/2", "chunks/abc/3", "chunks/b/4", "chunksx/5"]
+    assert keys("") == sorted(["chunks/ab/1", "chunks/ab/2", "chunks/abc/3", "chunks/b/4", "chunksx/5",
+                               "versions/v.json"])
+    assert keys("nothing/") == []
+    assert all(m.size == len(m.key) for m in st.list(""))
+
+
+def test_create_only_race_of_8_writers_has_one_winner(any_remote):
+    url, options, _ = any_remote
+    stores = [open_remote(url, **options) for _ in range(8)]
+    results = _race(8, lambda i: stores[i].put("tags/best.json", f"writer {i}".encode(), mode="create"))
+    winners = [i for i, r in results if isinstance(r, str)]
+    losers = [r for _, r in results if not isinstance(r, str)]
+    assert len(winners) == 1, results
+    assert all(isinstance(r, RemoteExists) for r in losers), losers
+    assert stores[0].get("tags/best.json") == f"writer {winners[0]}".encode()
+
+
+def test_if_match(any_remote):
+    url, options, _ = any_remote
+    st = open_remote(url, **options)
+    e1 = st.put("tags/t.json", b"v1")
+    with pytest.raises(RemoteExists):
+        st.put("tags/t.json", b"again")
+    with pytest.raises(RemoteConflict, match="changed by someone else"):
+        st.put("tags/t.json", b"v2", mode="overwrite", if_match='"0123456789abcdef0123456789abcdef"')
+    assert st.get("tags/t.json") == b"v1"
+    e2 = st.put("tags/t.json", b"v2", mode="overwrite", if_match=e1)
+    assert st.get("tags/t.json") == b"v2" and e2 and e2 != e1
+    with pytest.raises(RemoteConflict):  # the old ETag no longer moves it
+        st.put("tags/t.json", b"v3", mode="overwrite", if_match=e1)
+    # 8 movers from the same ETag: exactly one moves it
+    stores = [open_remote(url, **options) for _ in range(8)]
+    results = _race(8, lambda i: stores[i].put("tags/t.json", f"mover {i}".encode(), mode="overwrite",
+                                               if_match=e2))
+    winners = [i for i, r in results if isinstance(r, str)]
+    assert len(winners) == 1, results
+    assert all(isinstance(r, RemoteConflict) for i, r in results if i not in winners), results
+    assert st.get("tags/t.json") == f"mover {winners[0]}".encode()
+    # conditional delete
+    cur = st.head("tags/t.json").etag
+    with pytest.raises(RemoteConflict):
+        st.delete("tags/t.json", if_match=e2)
+    assert st.head("tags/t.json") is not None
+    st.delete("tags/t.json", if_match=cur)
+    assert st.head("tags/t.json") is None
+
+
+@pytest.mark.parametrize("server", ["moto_s3", "seaweed_s3"])
+def test_multipart_create_race_aborts_the_losers(server, request, tmp_path, monkeypatch):
+    srv = request.getfixturevalue(server)
+    monkeypatch.setattr(objects, "MULTIPART_THRESHOLD", 6 << 20)
+    monkeypatch.setattr(objects, "PART_SIZE", 5 << 20)  # S3's smallest part
+    url = srv.bucket("team")
+    files = []
+    for i in range(3):
+        p = tmp_path / f"big{i}.bin"
+        p.write_bytes(bytes([i]) * (12 << 20))  # 3 parts each
+        files.append(p)
+    stores = [open_remote(url, **srv.options) for _ in range(3)]
+    seen = []
+    put = lambda i: stores[i].put_file("chunks/big", files[i],  # noqa: E731
+                                       progress=lambda d, t: seen.append((d, t)))
+    if server == "seaweed_s3":
+        results = _race(3, put)
+    else:
+        # moto checks If-None-Match on CompleteMultipartUpload but not atomically (concurrent completes
+        # all succeed there; S3 and SeaweedFS lock): one after the other on moto
+        results = [(i, _outcome(put, i)) for i in range(3)]
+    winners = [i for i, r in results if isinstance(r, str)]
+    assert len(winners) == 1, results
+    assert all(isinstance(r, RemoteExists) for i, r in results if i not in winners), results
+    assert (12 << 20, 12 << 20) in seen
+    got = tmp_path / "got.bin"
+    stores[0].get_file("chunks/big", got)
+    assert got.read_bytes() == files[winners[0]].read_bytes()
+    assert stores[0].multipart_uploads() == []  # the losers' uploads were aborted
+    # an upload left open (a killed pusher) is listed and can be aborted
+    status, _, body = stores[0]._request("POST", "chunks/orphan", {"uploads": ""})
+    assert status == 200
+    ups = stores[0].multipart_uploads()
+    assert [u.key for u in ups] == ["chunks/orphan"]
+    stores[0].abort_multipart(ups[0])
+    assert stores[0].multipart_uploads() == []
+
+
+def test_probe_true_on_servers_that_honour_conditions(moto_s3, seaweed_s3, tmp_path):
+    for url, options in ((moto_s3.bucket(), moto_s3.options), (seaweed_s3.bucket("p"), seaweed_s3.options),
+                         (f"file://{tmp_path / 'r'}", {})):
+        st = open_remote(url, **options)
+        assert st.conditional_writes() is True, url
+        assert not [m for m in st._list_raw("") if m.key.startswith(objects.PROBE_PREFIX)]  # deleted
+
+
+def test_probe_false_on_a_server_ignoring_conditions(noconditional_s3, monkeypatch):
+    url = noconditional_s3.bucket("team")
+    st = open_remote(url, **noconditional_s3.options)
+    assert st.conditional_writes() is False
+    # what the probe detects: create-only writes overwrite there
+    st.put("k", b"1")
+    st.put("k", b"2")
+    assert st.get("k") == b"2"
+    # probed once per remote and process
+    monkeypatch.setattr(type(st), "_probe", lambda self: pytest.fail("probed twice"))
+    assert open_remote(url, **noconditional_s3.options).conditional_writes() is False
+
+
+def test_fsspec_fallback(tmp_path):
+    st = open_remote("memory://mv-test-remote/team")
+    assert type(st).__name__ == "_FsspecRemote"
+    etag = st.put("a/b", b"1")
+    with pytest.raises(RemoteExists):
+        st.put("a/b", b"2")
+    with pytest.raises(RemoteConflict):
+        st.put("a/b", b"2", mode="overwrite", if_match='"nope"')
+    st.put("a/b", b"3", mode="overwrite", if_match=etag)
+    assert st.get("a/b") == b"3"
+    assert [m.key for m in st.list("a/")] == ["a/b"]
+    src = tmp_path / "f"
+    src.write_bytes(b"x" * 1000)
+    st.put_file("f", src)
+    st.get_file("f", tmp_path / "g")
+    assert (tmp_path / "g").read_bytes() == b"x" * 1000
+    # check-then-write is not atomic: never claimed as conditional writes
+    assert st.conditional_writes() is False
+    st.delete("a/b")
+    assert st.head("a/b") is None
+
+
+def test_credentials_never_in_messages(seaweed_s3, tmp_path):
+    url = seaweed_s3.bucket("team")
+    wrong = "Wr0ngSecretValue-do-not-print"
+    st = open_remote(url, **dict(seaweed_s3.options, secret_access_key=wrong))
+    for op in (lambda: st.put("k", b"1"), lambda: st.get("k"), lambda: list(st.list()),
+               lambda: st.delete("k", if_match='"x"'), lambda: st.multipart_uploads()):
+        with pytest.raises(RemoteError) as info:
+            op()
+        text = str(info.value)
+        assert wrong not in text and SECRET not in text and "\n" not in text, text
+        assert "s3://" in text or "remote" in text
+    # the right secret works, and its errors do not carry it either
+    ok = open_remote(url, **seaweed_s3.options)
+    with pytest.raises(RemoteMissing) as info:
+        ok.get("missing")
+    assert SECRET not in str(info.value)
+    # credentials in a URL: refused for S3 (they belong in AWS_* / ~/.aws), masked elsewhere
+    with pytest.raises(RemoteError) as info:
+        open_remote(f"s3://AKIAXXXX:{wrong}@bucket/x")
+    assert wrong not in str(info.value)
+    pw = "hunter2-secret-pw"
+    with pytest.raises(RemoteError) as info:
+        open_remote(f"sftp://alice:{pw}@127.0.0.1:1/srv/models", timeout=2)
+    assert pw not in str(info.value) and "alice@127.0.0.1" in str(info.value)
+    assert redact_url(f"sftp://alice:{pw}@h/p") == "sftp://alice@h/p"
+    assert redact_url("https://acct.blob.core.windows.net/c?sv=1&sig=SECRETSIG") == \
+        "https://acct.blob.core.windows.net/c"
+    assert "SECRETSIG" not in objects._redact("GET https://x/y?X-Amz-Signature=SECRETSIG failed")
+
+
+def test_aws_profile_and_config_files(moto_s3, tmp_path, monkeypatch):
+    for var in [v for v in os.environ if v.startswith("AWS_")]:
+        monkeypatch.delenv(var)
+    (tmp_path / "config").write_text(
+        f"[profile team]\nregion = {moto_s3.region}\nendpoint_url = {moto_s3.endpoint}\n")
+    (tmp_path / "credentials").write_text(
+        f"[team]\naws_access_key_id = {moto_s3.key}\naws_secret_access_key = {moto_s3.secret}\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    url = moto_s3.bucket("team")
+    monkeypatch.setenv("AWS_PROFILE", "team")
+    st = open_remote(url)
+    st.put("x", b"1")
+    assert st.get("x") == b"1"
+    assert moto_s3.secret not in repr(st) and st.url == url
+    monkeypatch.delenv("AWS_PROFILE")
+    with pytest.raises(RemoteError, match="not in ~/.aws"):
+        open_remote(url, profile="nosuchprofile")
+    # the standard variables alone
+    for k, v in moto_s3.env.items():
+        monkeypatch.setenv(k, v)
+    assert open_remote(url).get("x") == b"1"
+
+
+def test_bad_urls_are_one_line_errors(tmp_path):
+    for bad in ("", "just-a-name", "file://relative/path", "s3:///nobucket"):
+        with pytest.raises(RemoteError) as info:
+            open_remote(bad)
+        assert isinstance(info.value, MVError) and "\n" not in str(info.value)
+    with pytest.raises(ValueError):
+        open_remote(f"file://{tmp_path}").put("k", b"1", mode="append")
+
+
+def test_missing_bucket_is_named(moto_s3):
+    st = open_remote("s3://mv-no-such-bucket-here/team", **moto_s3.options)
+    with pytest.raises(RemoteError, match="bucket does not exist"):
+        st.put("k", b"1")
