@@ -207,9 +207,57 @@ function renderAnalysis(x) {
     if ((a.weights || []).length) box.append(table(["weights", "‖Δ‖", "relative"],
       a.weights.map((w) => [w.name, fmt(w.delta_norm), w.relative === null || w.relative === undefined ? "" : (w.relative * 100).toFixed(2) + "%"]), "mv-weights"));
     if (a.weights_note) line(h("i", {}, a.weights_note));
+  } else if (a.kind === "prompt") {
+    const ph = a.placeholders || {};
+    const kinds = a.prompt_kind || [];
+    line(`prompt (${kinds[0] === kinds[1] ? kinds[1] : `${kinds[0]} → ${kinds[1]}`}), placeholders: `,
+      h("code", {}, (ph.new || []).join(", ") || "none"),
+      ...(ph.added || []).map((p) => h("span", { class: "mv-added" }, ` +${p}`)),
+      ...(ph.removed || []).map((p) => h("span", { class: "mv-removed" }, ` −${p}`)));
+    box.append(h("pre", { class: "mv-prompt-diff" }, (a.line_diff || []).map((l) =>
+      h("span", { class: l.startsWith("+") ? "mv-added" : l.startsWith("-") ? "mv-removed" : l.startsWith("@@") ? "mv-hunk" : "" }, l + "\n"))));
+    if (a.truncated) line(h("i", {}, "long prompt: the diff covers its first part"));
+  } else if (a.kind === "eval") {
+    const c = a.counts;
+    if (c) line(h("b", {}, `by ${a.id_column || "index"}: ${c.regressions} regressed, ${c.improvements} improved, ${c.added} new, ${c.removed} removed`), `, ${c.unchanged} unchanged`);
+    if (a.examples_note) line(h("i", {}, a.examples_note));
+    if (a.note) line(h("span", { class: "mv-removed mv-eval-note" }, `⚠ ${a.note}`));
+    for (const [k, m] of Object.entries(a.mean_delta || {})) {
+      const up = m.delta > 0;
+      line(`mean ${k}: ${fmt(m.old)} → ${fmt(m.new)}`, m.delta === null || m.delta === undefined ? "" : h("span", { class: up ? "mv-up" : "mv-down" }, ` ${up ? "+" : ""}${fmt(m.delta)}`));
+    }
+    const rows = [];
+    const scores = (e) => Object.entries(e.scores).map(([k, [o, n]]) => `${k} ${fmt(o)} → ${fmt(n)}`).join(", ");
+    for (const e of a.regressions || []) rows.push({ cls: "mv-removed", cells: ["regressed", fmt(e.id), scores(e)] });
+    for (const e of a.improvements || []) rows.push({ cls: "mv-added", cells: ["improved", fmt(e.id), scores(e)] });
+    for (const id of a.added || []) rows.push({ cls: "mv-added", cells: ["new", fmt(id), ""] });
+    for (const id of a.removed || []) rows.push({ cls: "mv-removed", cells: ["removed", fmt(id), ""] });
+    if (rows.length) box.append(table(["", "example", "scores"], rows, "mv-eval"));
   } else if (a.kind === "error") {
     line(h("i", {}, `analysis failed: ${a.error}`));
   }
+  return box;
+}
+
+// Prompts (their text and placeholders) and eval tables (scores, means, dataset hash) of a version's
+// variables, from their summaries (jupyter_mv/prompts.py, evals.py).
+function renderLLM(variables) {
+  const box = h("div", { class: "mv-llm" });
+  const withPrompt = variables.filter((v) => v.summary && v.summary.prompt);
+  const withEval = variables.filter((v) => v.summary && v.summary.eval);
+  if (withPrompt.length) box.append(h("h4", {}, "Prompts"), withPrompt.map((v) => {
+    const p = v.summary.prompt;
+    return h("details", { class: "mv-prompt", open: true },
+      h("summary", {}, h("b", {}, v.name), ` ${p.kind} · placeholders: `, h("code", {}, (p.placeholders || []).join(", ") || "none"),
+        p.truncated ? ` · first ${String(p.text || "").length} of ${p.truncated} characters` : ""),
+      h("pre", { class: "mv-prompt-text" }, p.text || ""));
+  }));
+  if (withEval.length) box.append(h("h4", {}, "Eval tables"), table(["table", "examples", "by", "mean scores", "dataset"],
+    withEval.map((v) => {
+      const e = v.summary.eval;
+      return [v.name, fmt(e.rows), e.id_column || "index",
+        Object.entries(e.means || {}).map(([k, m]) => `${k} ${fmt(m)}`).join(", "), h("code", {}, String(e.dataset_hash || "").slice(0, 12))];
+    }), "mv-evals"));
   return box;
 }
 

@@ -145,6 +145,7 @@ function render({ model, el }) {
         h("input", { type: "checkbox", class: "mv-var-pick", "data-name": v.name, checked: true }),
         v.name, String(v.type).split(".").pop(), v.summary && v.summary.shape ? v.summary.shape.join("×") : "",
         (v.summary && v.summary.dtype) || "", v.size, h("code", {}, v.hash)]), "mv-vars"),
+      renderLLM(d.variables || []),
       h("div", { class: "mv-cols2" },
         h("div", {}, h("h4", {}, "Params"), table(["param", "value"], kv(d.params))),
         h("div", {}, h("h4", {}, "Metrics"), table(["metric", "value"], kv(d.metrics)))),

@@ -74,7 +74,7 @@ export interface IDictDiff {
 export interface IVarDiff {
   added: IVariableInfo[];
   removed: IVariableInfo[];
-  changed: { name: string; old: IVariableInfo; new: IVariableInfo; changes: Record<string, unknown> }[];
+  changed: { name: string; old: IVariableInfo; new: IVariableInfo; changes: Record<string, unknown>; analysis?: Record<string, any> }[];
   same: string[];
 }
 

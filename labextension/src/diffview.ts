@@ -2,6 +2,7 @@
 // Python computes the diff (Diff.to_dict()); this only renders it.
 import { Widget } from '@lumino/widgets';
 import * as api from './api';
+import { renderAnalysis } from './llm';
 import { el, formatValue, humanBytes, keyValues, renderOutputs, table } from './render';
 
 export class DiffView extends Widget {
@@ -88,7 +89,9 @@ function render(d: api.IDiff, va: api.IVersionDetails, vb: api.IVersionDetails):
 
   const vrows: (string | Node)[][] = [];
   for (const c of d.variables.changed) {
-    vrows.push([el('span', { class: 'jp-mv-changed' }, c.name), `${c.old.type} ${humanBytes(c.old.bytes)}`, `${c.new.type} ${humanBytes(c.new.bytes)}`, keyValues(c.changes, 4)]);
+    const llm = renderAnalysis(c.analysis);
+    const changes = llm ?? keyValues(c.changes, 4);
+    vrows.push([el('span', { class: 'jp-mv-changed' }, c.name), `${c.old.type} ${humanBytes(c.old.bytes)}`, `${c.new.type} ${humanBytes(c.new.bytes)}`, changes]);
   }
   for (const v of d.variables.added) {
     vrows.push([el('span', { class: 'jp-mv-added' }, v.name), '—', `${v.type} ${humanBytes(v.bytes)}`, 'added']);

@@ -5,6 +5,7 @@ import { NotebookPanel } from '@jupyterlab/notebook';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 import * as api from './api';
+import { plainSummary, renderLLM } from './llm';
 import { el, formatValue, humanBytes, keyValues, renderOutputs, shortDate, sparkline, table } from './render';
 
 export interface IPanelActions {
@@ -366,8 +367,12 @@ export function renderDetails(d: api.IVersionDetails): HTMLElement {
   }
   box.append(
     el('h4', {}, 'Variables'),
-    table(['name', 'type', 'size', 'summary'], d.variables.map(v => [v.name, v.type, humanBytes(v.bytes), keyValues(v.summary, 3)]))
+    table(['name', 'type', 'size', 'summary'], d.variables.map(v => [v.name, v.type, humanBytes(v.bytes), keyValues(plainSummary(v.summary), 3)]))
   );
+  const llm = renderLLM(d.variables);
+  if (llm) {
+    box.append(llm);
+  }
   box.append(el('h4', {}, `Cells (${d.cells.length})`));
   for (const c of d.cells) {
     box.append(
