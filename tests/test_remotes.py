@@ -1,0 +1,398 @@
+"""Remotes (issue 14): push, pull, clone, remote ls against a file:// remote and an S3 server (moto),
+with real stores and a real IPython shell. The remote's layout: jupyter_mv/remotes/layout.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import urllib.request
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jupyter_mv import api
+from jupyter_mv.errors import CredentialsWithheld, RemoteConflict, RemoteCorrupt, Untrusted, UsageError
+from jupyter_mv.remotes import layout, registry
+from jupyter_mv.remotes import push as push_mod
+from jupyter_mv.remotes.objects import open_remote
+from jupyter_mv.store import Store
+from jupyter_mv.store.migrations import MIGRATIONS
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+class Box:  # a notebook-defined class: restoring it unpickles
+    def __init__(self, v):
+        self.v = v
+
+
+def _snap(st: Store, ns: dict, nb: str = "nb.ipynb", **kw):
+    """A version of notebook `nb` holding `ns`, through the API (no kernel)."""
+    api.set_session(api.Session(namespace=ns))
+    api.session().told_notebook = str(st.root.parent / nb)
+    return api.take_snapshot([], store=st, **kw).version
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def remote_dir(tmp_path) -> Path:
+    return tmp_path / "remote"
+
+
+@pytest.fixture
+def url(remote_dir) -> str:
+    return remote_dir.as_uri()
+
+
+@pytest.fixture
+def alice(tmp_path, url, monkeypatch):
+    monkeypatch.setenv("JUPYTER_MV_AUTHOR", "alice@laptop")
+    st = Store(tmp_path / "alice" / ".jupyter_mv")
+    api.remote_add("team", url, store=st)
+    yield st
+    st.close()
+
+
+@pytest.fixture
+def bob(tmp_path, url):
+    st = Store(tmp_path / "bob" / ".jupyter_mv")
+    api.remote_add("team", url, store=st)
+    yield st
+    st.close()
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    return {
+        "big": rng.standard_normal(1_500_000),  # 12 MB: several large chunks, incompressible
+        "zeros": np.zeros((300, 300), dtype=np.float32),
+        "arrays": {f"a{i}": np.arange(400.0) * i for i in range(300)},  # many small chunks: packs
+        "cfg": {"lr": 0.1, "layers": [64, 32], "name": "run"},
+    }
+
+
+# -- round trip ------------------------------------------------------------------------------------
+def test_push_clone_restores_bit_identically_in_a_fresh_store(alice, tmp_path, url):
+    data = _data()
+    v1 = _snap(alice, dict(data), message="first", tags=["best"], metrics={"acc": 0.9})
+    result = api.push(store=alice)
+    assert [v.gid for v in result.pushed] == [v1.gid] and result.bytes_sent > 12_000_000
+    got = api.clone(url, tmp_path / "fresh")
+    assert [v.gid for v in got.pulled] == [v1.gid]
+    with Store(tmp_path / "fresh" / ".jupyter_mv") as st:
+        (v,) = st.versions()
+        assert (v.gid, v.n, v.notebook, v.message, v.tags, v.metrics) == (v1.gid, 1, "nb.ipynb", "first",
+                                                                        ("best",), {"acc": 0.9})
+        assert v.origin == url and st.is_imported(v) and v.author == "alice@laptop"
+        for name in data:
+            back = api.load(v, name, store=st, trust=name == "arrays")  # a dict of arrays is pickled
+            if isinstance(data[name], np.ndarray):
+                assert back.dtype == data[name].dtype and back.tobytes() == data[name].tobytes()
+            elif name == "arrays":
+                assert all(back[k].tobytes() == data[name][k].tobytes() for k in data[name])
+            else:
+                assert back == data[name]
+        assert st.verify() == []
+        # the clone remembers the remote as its default
+        assert [(r.name, r.url, r.default) for r in api.remotes(store=st)] == [("origin", url, True)]
+
+
+def test_pushing_again_sends_nothing_and_a_new_version_only_its_new_chunks(alice, remote_dir):
+    data = _data()
+    _snap(alice, dict(data))
+    first = api.push(store=alice)
+    assert first.objects_sent > 3
+    before = _files(remote_dir)
+    again = api.push(store=alice)
+    assert again.pushed == [] and len(again.already) == 1 and again.bytes_sent == 0
+    # nothing but lease objects came and went
+    assert {k: v for k, v in _files(remote_dir).items() if not k.startswith("leases/")} == \
+        {k: v for k, v in before.items() if not k.startswith("leases/")}
+    data["cfg"] = {"lr": 0.2}
+    data["arrays"]["a7"] = data["arrays"]["a7"] + 1
+    _snap(alice, data)
+    third = api.push(store=alice)
+    assert len(third.pushed) == 1 and len(third.already) == 1
+    assert third.bytes_sent < 50_000  # one small pack (a7's chunk), the notebook files: not the 12 MB again
+
+
+def test_interrupted_push_leaves_no_manifest_and_the_retry_completes(alice, tmp_path, url, monkeypatch):
+    data = _data()
+    _snap(alice, data)
+    calls = {"n": 0}
+    real_put = type(open_remote(url)).put
+
+    def flaky(self, key, data, **kw):
+        if not key.startswith("leases/"):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError("connection reset (simulated)")
+        return real_put(self, key, data, **kw)
+
+    monkeypatch.setattr(type(open_remote(url)), "put", flaky)
+    with pytest.raises(OSError):
+        api.push(store=alice)
+    remote = open_remote(url)
+    assert not list(remote.list("versions/"))  # no version manifest: nothing half-pushed is visible
+    assert list(remote.list("chunks/"))  # some data made it
+    monkeypatch.setattr(type(remote), "put", real_put)
+    retry = api.push(store=alice)
+    assert len(retry.pushed) == 1
+    assert 0 < retry.bytes_sent < sum(x.nbytes for x in [alice.versions()[0]])  # only the rest
+    with Store(tmp_path / "c" / ".jupyter_mv") as c:
+        api.remote_add("team", url, store=c)
+        api.pull(store=c)
+        (v,) = c.versions()
+        assert api.load(v, "big", store=c).tobytes() == data["big"].tobytes()
+
+
+def test_two_peoples_v3_are_two_versions(alice, bob, tmp_path, url, monkeypatch):
+    for i in range(3):
+        _snap(alice, {"x": np.arange(10.0) + i}, message=f"alice {i}")
+    monkeypatch.setenv("JUPYTER_MV_AUTHOR", "bob@desk")
+    for i in range(3):
+        _snap(bob, {"x": np.arange(10.0) - i}, message=f"bob {i}")
+    api.push(store=bob, all=True)
+    monkeypatch.setenv("JUPYTER_MV_AUTHOR", "alice@laptop")
+    api.push(store=alice, all=True)
+    a3, b3 = alice.versions()[2], bob.versions()[2]
+    assert a3.label == b3.label == "v3" and a3.gid != b3.gid
+    ls = api.remote_ls(store=alice)
+    assert len(ls) == 6 and {d["author"] for d in ls} == {"alice@laptop", "bob@desk"}
+    assert sorted(d["here"] for d in ls if d["author"] == "alice@laptop") == ["v1", "v2", "v3"]
+    # alice pulls bob's three: v4..v6 of the same notebook, his author and the remote as origin
+    got = api.pull(store=alice)
+    assert len(got.pulled) == 3 and len(got.already) == 3
+    vs = alice.versions("nb.ipynb")
+    assert [v.label for v in vs] == ["v1", "v2", "v3", "v4", "v5", "v6"]
+    theirs = [v for v in vs if v.author == "bob@desk"]
+    assert [v.message for v in theirs] == ["bob 0", "bob 1", "bob 2"]
+    assert {v.origin for v in theirs} == {url} and all(alice.is_imported(v) for v in theirs)
+    assert api.load(theirs[2], "x", store=alice).tobytes() == (np.arange(10.0) - 2).tobytes()
+    assert theirs[2].parent == theirs[1].n  # the parent came along: bob's v2 is alice's v5
+    # a fourth store sees six distinct versions; "v3" alone is ambiguous there
+    with Store(tmp_path / "d" / ".jupyter_mv") as d:
+        api.remote_add("team", url, store=d)
+        with pytest.raises(UsageError, match="names 2 versions"):
+            api.pull("v3", store=d)
+        api.pull(b3.gid[:8], store=d)
+        (only,) = d.versions()
+        assert only.gid == b3.gid and only.label == "v1"
+        assert len(api.pull(store=d).pulled) == 5
+    assert api.pull(store=alice).pulled == []  # nothing new
+
+
+# -- trust -------------------------------------------------------------------------------------------
+def test_pulled_version_is_untrusted_until_the_user_says_so(alice, bob):
+    _snap(alice, {"box": Box(3), "arr": np.arange(5)})
+    api.push(store=alice)
+    api.pull(store=bob)
+    (v,) = bob.versions()
+    assert bob.is_imported(v)
+    assert api.load(v, "arr", store=bob).tolist() == [0, 1, 2, 3, 4]  # safe codec: no trust needed
+    with pytest.raises(Untrusted):
+        api.load(v, "box", store=bob)
+    assert api.load(v, "box", store=bob, trust=True).v == 3
+
+
+def test_sklearn_model_travels_as_skops_and_restores_without_trust(alice, bob):
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.random.default_rng(1).standard_normal((60, 3))
+    clf = LogisticRegression().fit(X, X[:, 0] > 0)
+    _snap(alice, {"clf": clf})
+    api.push(store=alice)
+    api.pull(store=bob)
+    (v,) = bob.versions()
+    (ref,) = bob.variables(v)
+    assert ref.codec == "sklearn.skops"
+    back = api.load(v, "clf", store=bob)  # after skops' audit, no --trust
+    assert back.coef_.tobytes() == clf.coef_.tobytes()
+
+
+# -- damage ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("what", ["chunk", "pack", "missing"])
+def test_corrupted_object_is_named_and_nothing_of_the_version_is_imported(alice, bob, remote_dir, what):
+    data = _data()
+    good = _snap(alice, {"other": np.arange(3.0)}, nb="other.ipynb")
+    v = _snap(alice, data)
+    api.push(store=alice, all=True)
+    if what == "pack":
+        target = next(remote_dir.glob("packs/*.pack"))
+    else:
+        target = next(remote_dir.glob("chunks/*/*"))
+    if what == "missing":
+        target.unlink()
+    else:
+        raw = bytearray(target.read_bytes())
+        raw[len(raw) // 2] ^= 0x40
+        target.write_bytes(bytes(raw))
+    key = str(target.relative_to(remote_dir))
+    with pytest.raises(RemoteCorrupt) as e:
+        api.pull(store=bob)
+    msg = str(e.value)
+    assert v.gid in msg and key in msg and "nothing of it was imported" in msg and "1 other version pulled" in msg
+    assert "missing" in msg if what == "missing" else "damaged" in msg
+    assert [x.gid for x in bob.versions()] == [good.gid]  # the intact one is there, the damaged one not at all
+    # nothing of the refused version stayed behind
+    assert not any(Path(bob.root / "blobs").rglob("*-*")) if (bob.root / "blobs").exists() else True
+    assert bob.db.conn.execute("select count(*) from packed").fetchone()[0] <= 1
+
+
+def test_tampered_manifest_is_refused_by_the_bundle_checks(alice, bob, remote_dir):
+    v = _snap(alice, {"arr": np.arange(4000.0)})
+    api.push(store=alice)
+    path = remote_dir / layout.version_key(v.gid)
+    doc = json.loads(path.read_text())
+    doc["bundle"]["variables"][0]["manifest"]["meta"]["descr"] = "|O"  # an object array would unpickle
+    path.write_text(json.dumps(doc))
+    with pytest.raises(RemoteCorrupt, match=f"refused version {v.gid} .*object dtype"):
+        api.pull(store=bob)
+    assert bob.versions() == []
+    ls = api.remote_ls(store=bob)
+    assert len(ls) == 1 and "object dtype" in ls[0]["problem"]
+
+
+# -- credentials -------------------------------------------------------------------------------------
+def test_credentials_are_withheld_on_push(alice, bob, remote_dir):
+    secret = "sk-proj-" + "Zq8" * 16
+    cfg = {"api_key": secret, "model": "gpt"}
+    api.set_session(api.Session(namespace={"cfg": cfg, "arr": np.arange(10)}))
+    api.session().told_notebook = str(alice.root.parent / "nb.ipynb")
+    api.take_snapshot(["cfg", "arr"], store=alice)
+    with pytest.warns(CredentialsWithheld, match="variable cfg"):
+        api.push(store=alice)
+    assert not any(secret.encode() in b for b in _files(remote_dir).values())
+    api.pull(store=bob)
+    (v,) = bob.versions()
+    assert v.variables == ("arr",)
+    # on purpose: shipped, and the receiving store marks it
+    other = remote_dir.parent / "remote2"
+    api.remote_add("private", other.as_uri(), store=alice)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CredentialsWithheld)
+        api.push(store=alice, remote="private", include_secrets=True)
+    with Store(remote_dir.parent / "c" / ".jupyter_mv") as c:
+        api.remote_add("private", other.as_uri(), store=c)
+        api.pull(store=c)
+        (w,) = c.versions()
+        assert w.variables == ("arr", "cfg") and api.load(w, "cfg", store=c) == cfg
+        assert {x.name: x.credential for x in c.variables(w)}["cfg"] != ()
+
+
+def test_urls_with_credentials_are_refused_and_never_shown(store, tmp_path):
+    with pytest.raises(UsageError, match="credentials are never stored") as e:
+        api.remote_add("x", "s3://AKIAXX:verysecret@bucket/p", store=store)
+    assert "verysecret" not in str(e.value)
+    with pytest.raises(UsageError) as e:
+        api.remote_add("x", "s3://bucket/p?X-Amz-Signature=deadbeef", store=store)
+    assert "deadbeef" not in str(e.value)
+    with pytest.raises(UsageError, match="no remote yet"):
+        api.push(store=store)
+    with pytest.raises(UsageError, match="bad remote name"):
+        api.remote_add("a b", (tmp_path / "r").as_uri(), store=store)
+    r = api.remote_add("local", str(tmp_path / "plain-path"), store=store)
+    assert r.url == (tmp_path / "plain-path").as_uri() and r.default and r.conditional is True
+    assert store.db.conn.execute("select url from remotes").fetchall() == [(r.url,)]
+
+
+# -- tags --------------------------------------------------------------------------------------------
+def test_remote_tags_move_only_with_conditional_writes(alice, bob, url):
+    a1 = _snap(alice, {"x": np.arange(3)}, tags=["best"])
+    api.push(store=alice)
+    b1 = _snap(bob, {"x": np.arange(4)}, tags=["best"])
+    res = api.push(store=bob)  # bob has not seen alice's version: the team's tag stays on it
+    assert any("not moved" in n for n in res.notes)
+    remote = open_remote(url)
+    assert json.loads(remote.get(layout.tag_key("nb.ipynb", "best")))["gid"] == a1.gid
+    api.pull(store=bob)
+    bob.tag(b1, "best")
+    b2 = _snap(bob, {"x": np.arange(5)}, tags=["best"])
+    api.push(store=bob)  # now he has: moved (If-Match on the tag's ETag)
+    assert json.loads(remote.get(layout.tag_key("nb.ipynb", "best")))["gid"] == b2.gid
+    # a race lost between reading the tag and moving it: one line, never a silent overwrite
+    b3 = _snap(bob, {"x": np.arange(6)}, tags=["best"])
+    real_get = type(remote).get
+
+    def sneaky(self, key):
+        body = real_get(self, key)
+        if key.startswith("tags/"):
+            self.put(key, body.replace(b'"by"', b'"by" ', 1), mode="overwrite")  # someone moves it meanwhile
+        return body
+
+    res = push_mod.PushResult(url)
+    type(remote).get = sneaky
+    try:
+        with pytest.raises(RemoteConflict, match="moved by someone else"):
+            push_mod._push_tags(bob, b3, remote, True, res, "bob")
+    finally:
+        type(remote).get = real_get
+    # a remote without conditional writes: no tag is written at all
+    res = push_mod.PushResult(url)
+    push_mod._push_tags(bob, b3, remote, False, res, "bob")
+    assert "does not honour conditional writes" in res.notes[0]
+    assert json.loads(remote.get(layout.tag_key("nb.ipynb", "best")))["gid"] != b3.gid
+
+
+# -- identity ----------------------------------------------------------------------------------------
+def test_migration_5_gives_every_version_a_global_id(tmp_path):
+    root = tmp_path / "old"
+    shutil.copytree(FIXTURES / "store-schema3", root)
+    assert sqlite3.connect(root / "store.db").execute("pragma user_version").fetchone()[0] == 3
+    with Store(root) as st:
+        assert st.db.conn.execute("pragma user_version").fetchone()[0] == len(MIGRATIONS) >= 5
+        vs = st.versions()
+        assert len(vs) == 2 and len({v.gid for v in vs}) == 2
+        assert all(layout.GID.fullmatch(v.gid) and v.author == "" for v in vs)
+        assert st.version_by_gid(vs[0].gid) == vs[0]
+        with pytest.raises(sqlite3.IntegrityError):  # unique
+            st.db.conn.execute("update versions set gid = ? where id = ?", (vs[0].gid, vs[1].id))
+        new = _snap(st, {"y": 1})
+        assert layout.GID.fullmatch(new.gid) and new.gid not in {v.gid for v in vs}
+        assert registry.remotes(st) == []
+
+
+# -- S3 (moto) ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def moto_server():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_url(moto_server, monkeypatch, request):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    bucket = "mv-" + request.node.name.lower().replace("_", "-")[:40]
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/{bucket}", method="PUT")).read()
+    return f"s3://{bucket}/projects/churn"
+
+
+def test_s3_round_trip_and_second_push_sends_nothing(alice, tmp_path, s3_url):
+    data = _data()
+    v = _snap(alice, dict(data), tags=["best"])
+    r = api.remote_add("s3", s3_url, default=True, store=alice)
+    assert r.conditional is True  # moto honours If-None-Match / If-Match
+    first = api.push(store=alice)
+    assert len(first.pushed) == 1
+    again = api.push(store=alice)
+    assert again.bytes_sent == 0 and len(again.already) == 1
+    got = api.clone(s3_url, tmp_path / "s3clone")
+    assert [x.gid for x in got.pulled] == [v.gid]
+    with Store(tmp_path / "s3clone" / ".jupyter_mv") as st:
+        (w,) = st.versions()
+        assert api.load(w, "big", store=st).tobytes() == data["big"].tobytes()
+        assert api.remote_ls(store=st)[0]["remote_tags"] == ["best"]
