@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import urllib.request
 import warnings
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from jupyter_mv.remotes import push as push_mod
 from jupyter_mv.remotes.objects import open_remote
 from jupyter_mv.store import Store
 from jupyter_mv.store.migrations import MIGRATIONS
+from remote_servers import moto_s3, noconditional_s3  # noqa: F401 - fixtures
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -358,30 +358,18 @@ def test_migration_5_gives_every_version_a_global_id(tmp_path):
         assert registry.remotes(st) == []
 
 
-# -- S3 (moto) ---------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def moto_server():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
+# -- S3 (moto; tests/remote_servers.py) -----------------------------------------------------------
 @pytest.fixture
-def s3_url(moto_server, monkeypatch, request):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    bucket = "mv-" + request.node.name.lower().replace("_", "-")[:40]
-    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/{bucket}", method="PUT")).read()
-    return f"s3://{bucket}/projects/churn"
+def s3_env(monkeypatch):
+    def use(server):
+        for k, v in server.env.items():
+            monkeypatch.setenv(k, v)
+        return server.bucket("projects/churn")
+    return use
 
 
-def test_s3_round_trip_and_second_push_sends_nothing(alice, tmp_path, s3_url):
+def test_s3_round_trip_and_second_push_sends_nothing(alice, tmp_path, moto_s3, s3_env):
+    s3_url = s3_env(moto_s3)
     data = _data()
     v = _snap(alice, dict(data), tags=["best"])
     r = api.remote_add("s3", s3_url, default=True, store=alice)
@@ -396,3 +384,18 @@ def test_s3_round_trip_and_second_push_sends_nothing(alice, tmp_path, s3_url):
         (w,) = st.versions()
         assert api.load(w, "big", store=st).tobytes() == data["big"].tobytes()
         assert api.remote_ls(store=st)[0]["remote_tags"] == ["best"]
+    assert "testing" not in repr(api.remotes(store=alice))  # no credential in the registry
+
+
+def test_s3_remote_ignoring_conditional_writes_gets_no_tags(alice, tmp_path, noconditional_s3, s3_env):
+    s3_url = s3_env(noconditional_s3)
+    _snap(alice, {"x": np.arange(3)}, tags=["best"])
+    r = api.remote_add("weak", s3_url, default=True, store=alice)
+    assert r.conditional is False
+    res = api.push(store=alice)
+    assert len(res.pushed) == 1 and any("does not honour conditional writes" in n for n in res.notes)
+    assert not list(open_remote(s3_url).list("tags/"))
+    with Store(tmp_path / "c" / ".jupyter_mv") as c:  # the data itself is fine
+        api.remote_add("weak", s3_url, store=c)
+        api.pull(store=c)
+        assert api.load(c.versions()[0], "x", store=c).tolist() == [0, 1, 2]
