@@ -23,7 +23,7 @@ from jupyter_mv.store.blobs import blob_size
 
 from mvtest import chunk_ids, cli, hostile, store_bytes
 
-SCHEMA = Path(bundle.__file__).parent / "schemas" / "bundle.schema.json"
+SCHEMA = Path(api.__file__).parent / "schemas" / "bundle.schema.json"
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -304,7 +304,7 @@ def test_export_is_atomic(exported, tmp_path, monkeypatch):
     def boom(*args, **kw):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(bundle, "_compressible", boom)
+    monkeypatch.setattr(bundle.exporting, "_compressible", boom)
     with pytest.raises(BundleError, match="No space"):
         bundle.export(a, v, target)
     assert not target.exists() and not list(tmp_path.glob(".atomic.mvz*"))
@@ -449,7 +449,7 @@ def test_decompression_bomb_refused(exported, seeded, tmp_path, monkeypatch):
     liar.write_bytes(_patch_sizes(bomb.read_bytes(), member, int(member.rsplit("-", 1)[1], 16)))
     _refused(seeded, liar, "damaged|checksum|sha256|bomb")
     # 4. a huge chunk declared honestly is over the per-member bound
-    monkeypatch.setattr(bundle, "MAX_CHUNK", 1024)
+    monkeypatch.setattr(bundle.validation, "MAX_CHUNK", 1024)
     _refused(seeded, path, "more than the 1024 allowed")
 
 

@@ -328,7 +328,7 @@ def test_old_bundles_without_withheld_still_import(tmp_path, session):
 def test_bundle_schema_documents_withheld(tmp_path, session, fakes):
     import jsonschema
 
-    schema = json.loads((Path(bundle.__file__).parent / "schemas" / "bundle.schema.json").read_text())
+    schema = json.loads((Path(api.__file__).parent / "schemas" / "bundle.schema.json").read_text())
     session.namespace.update({"TOKEN": fakes.hf, "w": [1.0, 2.0]})
     with Store(tmp_path / "s") as st:
         api.take_snapshot(["TOKEN", "w"], store=st)

@@ -1,0 +1,54 @@
+"""The bundle format: one version of one notebook as a single `.mvz` file (a zip).
+
+Layout of a bundle (schema 1, see schemas/bundle.schema.json):
+
+    manifest.json      format, schema, the version (params, metrics, tags, ...), environment,
+                       variables with their codec meta and buffer manifests, sha256 + size of
+                       every other member
+    notebook.ipynb     the version's executed cells as an nbformat 4 notebook (sources, outputs)
+    requirements.txt   the exact package versions of the environment it was taken in
+    blobs/<blob id>    the raw bytes of every chunk the version's variables reference
+
+The zip container is PKWARE's .ZIP format (APPNOTE) as Python's zipfile writes it (ZIP64 for large
+members); notebook.ipynb is nbformat 4 (https://nbformat.readthedocs.io); requirements.txt is pip's
+requirements-file format with `==` pins; JSON is RFC 8259 (jsondata).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+from ..model import Version
+from ..store import Store
+
+FORMAT = "jupyter_mv.bundle"
+SCHEMA = 1
+KNOWN_SCHEMAS = (1,)
+EXTENSION = ".mvz"
+
+MANIFEST, NOTEBOOK, REQUIREMENTS = "manifest.json", "notebook.ipynb", "requirements.txt"
+BLOB_MEMBER = re.compile(r"blobs/([0-9a-f]{32}-[0-9a-f]{1,15})")  # blobs/<xxh3-128 hex>-<size hex>
+
+
+def version_hash(store: Store, version: Version) -> str:
+    """A content hash of a version: its variables' content hashes, params and metrics, as 64 hex
+    digits (SHA-256 of their JSON, keys sorted). Written in a bundle's manifest
+    (`version.content_hash`) and as the MLflow tag `jupyter_mv.content_hash`, so a version is found
+    again wherever it went. Reads only the store's variable records (StoreError if it cannot)."""
+    body = {
+        "variables": sorted((v.name, v.content_hash) for v in store.variables(version)),
+        "params": version.params,
+        "metrics": version.metrics,
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def requirements_txt(env: dict) -> str:
+    """The requirements.txt member for `env` (a store environment: {"python", "platform",
+    "packages": {name: version}}): a comment line naming Python and the platform, then one
+    `name==version` pin a line sorted by name (pip's requirements-file format)."""
+    lines = [f"# environment of a jupyter_mv bundle: Python {env.get('python', '?')} on {env.get('platform', '?')}"]
+    lines += [f"{name}=={ver}" for name, ver in sorted((env.get("packages") or {}).items())]
+    return "\n".join(lines) + "\n"
