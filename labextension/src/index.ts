@@ -5,6 +5,7 @@ import { Dialog, ICommandPalette, InputDialog, MainAreaWidget, Notification, sho
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { KernelMessage } from '@jupyterlab/services';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { DisposableDelegate } from '@lumino/disposable';
 import { SplitPanel, Widget } from '@lumino/widgets';
@@ -12,7 +13,7 @@ import * as api from './api';
 import { DiffView } from './diffview';
 import { magicArg, runMagic, snapshotLine, tellNotebook, untrustedReason } from './kernel';
 import { IOutputRestore, restoreOutputs } from './outputs';
-import { VersionsPanel } from './panel';
+import { IPanelOptions, VersionsPanel } from './panel';
 import { setRenderMime } from './render';
 
 const PLUGIN_ID = 'jupyter-mv-labextension:plugin';
@@ -42,14 +43,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
   requires: [INotebookTracker, IRenderMimeRegistry],
   // ILabShell is provided by JupyterLab only: without it this runs in another shell (Notebook 7),
   // whose left area is a side panel collapsed by default, so the panel gets a toolbar button
-  optional: [ICommandPalette, ILayoutRestorer, ILabShell],
+  // ISettingRegistry: the panel's options (schema/plugin.json); without it the defaults apply
+  optional: [ICommandPalette, ILayoutRestorer, ILabShell, ISettingRegistry],
   activate: (
     app: JupyterFrontEnd,
     tracker: INotebookTracker,
     rendermime: IRenderMimeRegistry,
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null,
-    labShell: ILabShell | null
+    labShell: ILabShell | null,
+    settingRegistry: ISettingRegistry | null
   ) => {
     const { commands } = app;
     setRenderMime(rendermime); // recorded outputs in the panel and diff tab render through it, untrusted
@@ -64,6 +67,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
     panel.title.icon = versionsIcon;
     app.shell.add(panel, 'left', { rank: 650 });
     restorer?.add(panel, panel.id);
+
+    if (settingRegistry) {
+      const apply = (settings: ISettingRegistry.ISettings) => {
+        const composite = settings.composite as Partial<IPanelOptions>;
+        panel.setOptions({
+          showAutomaticVersions: composite.showAutomaticVersions !== false,
+          refreshInterval: typeof composite.refreshInterval === 'number' ? composite.refreshInterval : 5
+        });
+      };
+      settingRegistry
+        .load(PLUGIN_ID)
+        .then(settings => {
+          apply(settings);
+          settings.changed.connect(apply);
+        })
+        .catch(e => console.warn('jupyter_mv: cannot load the Model versions settings; using the defaults', e));
+    }
 
     const notifyCommands = () => {
       for (const id of Object.values(CommandIDs)) {

@@ -15,7 +15,15 @@ export interface IPanelActions {
   diff(): void;
 }
 
-const POLL_MS = 5000;
+/** The panel's user settings (schema/plugin.json; Settings Editor → Model versions). */
+export interface IPanelOptions {
+  /** List versions %mv_auto took (kind 'auto'); off: only manual ones, and auto ones given a tag or name. */
+  showAutomaticVersions: boolean;
+  /** Seconds between re-reads while the panel is visible; 0: only on kernel activity and ⟳. */
+  refreshInterval: number;
+}
+
+export const DEFAULT_OPTIONS: IPanelOptions = { showAutomaticVersions: true, refreshInterval: 5 };
 
 export class VersionsPanel extends Widget {
   constructor(private readonly actions: IPanelActions) {
@@ -25,6 +33,19 @@ export class VersionsPanel extends Widget {
     this.title.caption = 'Model versions';
     this.title.label = 'Model versions';
     this.buildShell();
+  }
+
+  /** Apply new settings: re-read the list, restart polling at the new interval. */
+  setOptions(options: Partial<IPanelOptions>): void {
+    this._options = { ...this._options, ...options };
+    if (this.isVisible) {
+      this.startPolling();
+    }
+    void this.refresh();
+  }
+
+  get options(): IPanelOptions {
+    return this._options;
   }
 
   /** Emitted when the selection or the notebook changes (commands re-check if they are enabled). */
@@ -77,16 +98,21 @@ export class VersionsPanel extends Widget {
     this._heading.textContent = path;
     this._heading.title = path;
     try {
-      const { versions } = await api.listVersions(path);
+      const { versions: all } = await api.listVersions(path);
       if (nb !== this._notebook || path !== nb.context.path) {
         return; // the user moved on while we were asking
       }
+      const showAuto = this._options.showAutomaticVersions;
+      // a tagged or named automatic version is one the user picked out: it stays listed
+      const versions = all.filter(v => showAuto || v.kind !== 'auto' || v.tags.length > 0 || !!v.name);
       const before = this._versions.map(v => v.id + v.tags.join()).join('|');
       this._versions = versions;
       this._selection = this._selection.filter(id => versions.some(v => v.id === id));
       this._status.textContent = versions.length
         ? ''
-        : 'No versions yet. Take a snapshot (toolbar button, or %mv_snapshot in a cell).';
+        : all.length
+          ? `${all.length} automatic version(s) hidden (setting "Show automatic versions").`
+          : 'No versions yet. Take a snapshot (toolbar button, or %mv_snapshot in a cell).';
       if (before !== versions.map(v => v.id + v.tags.join()).join('|')) {
         this.renderList();
         this._changed.emit();
@@ -132,11 +158,21 @@ export class VersionsPanel extends Widget {
 
   protected onAfterShow(): void {
     void this.refresh();
+    this.startPolling();
+  }
+
+  private startPolling(): void {
+    clearInterval(this._poll);
+    this._poll = 0;
+    const seconds = this._options.refreshInterval;
+    if (!(seconds > 0)) {
+      return;
+    }
     this._poll = window.setInterval(() => {
       if (this.isVisible && !document.hidden) {
         void this.refresh();
       }
-    }, POLL_MS);
+    }, seconds * 1000);
   }
 
   protected onAfterHide(): void {
@@ -299,6 +335,7 @@ export class VersionsPanel extends Widget {
   private _changed = new Signal<this, void>(this);
   private _timer = 0;
   private _poll = 0;
+  private _options: IPanelOptions = { ...DEFAULT_OPTIONS };
   private _heading!: HTMLElement;
   private _filter!: HTMLInputElement;
   private _metric!: HTMLSelectElement;
