@@ -107,7 +107,8 @@ def _from_env(name: str, raw: str, trait):
         try:
             value = int(raw.strip().replace("_", ""))
         except ValueError:
-            raise UsageError(f"{env}={raw!r} is not a whole number of {'versions' if name == 'auto_keep' else 'bytes'}; "
+            unit = "versions" if name == "auto_keep" else "bytes"
+            raise UsageError(f"{env}={raw!r} is not a whole number of {unit}; "
                              f"unset it or set e.g. {env}={trait.default_value}") from None
         if value < (trait.min or 0):
             raise UsageError(f"{env}={raw!r} must be at least {trait.min}; unset it or set e.g. "

@@ -17,7 +17,7 @@ from nbclient import NotebookClient
 
 from jupyter_mv import api, config
 from jupyter_mv.config import ENV, JupyterMV
-from jupyter_mv.errors import Untrusted, UsageError
+from jupyter_mv.errors import BundleError, Untrusted, UsageError
 from jupyter_mv.server.location import locate
 from jupyter_mv.store import Store, blobs
 from mvtest import REPO
@@ -164,7 +164,7 @@ def test_percent_config_auto_keep_is_the_default_retention(shell, run):
     shell.run_line_magic("mv_auto", "on")
     for i in range(5):
         run(f"a = {i}")
-    assert [v.kind for v in api.versions()] == ["auto", "auto"], [(v.kind, v.message, v.notebook) for v in api.versions()]
+    assert [v.kind for v in api.versions()] == ["auto", "auto"]
     assert api.load("latest", "a") == 4
     shell.run_line_magic("mv_auto", "on --keep 3")  # the magic's --keep wins for the session
     for i in range(5, 9):
@@ -198,6 +198,26 @@ def test_trust_policy(tmp_path, monkeypatch):
             api.load(w, "c", store=b)  # default: imported data is untrusted
         config.use(JupyterMV(trust_imported=True))
         assert api.load(w, "c", store=b) == collections.Counter("abca")
+    finally:
+        a.close()
+        b.close()
+
+
+def test_max_bundle_bytes_is_read_at_import_time_of_the_bundle(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", "nb.ipynb")
+    api.set_session(api.Session(namespace={"arr": np.arange(50_000.0)}))
+    a = Store(tmp_path / "alice" / ".jupyter_mv")
+    b = Store(tmp_path / "bob" / ".jupyter_mv")
+    try:
+        bundle = api.export(api.take_snapshot(store=a).version, tmp_path / "a.mvz", store=a)
+        config.use(JupyterMV(max_bundle_bytes=100_000))  # the array alone is 400 kB
+        with pytest.raises(BundleError, match=r"more than the 100000 allowed .*JupyterMV.max_bundle_bytes"):
+            api.import_bundle(bundle, store=b)
+        assert b.versions() == []
+        monkeypatch.setenv("JUPYTER_MV_MAX_BUNDLE_BYTES", str(10 * 1024 ** 2))  # the env var overrides the trait
+        w = api.import_bundle(bundle, store=b).version
+        assert np.array_equal(api.load(w, "arr", store=b), np.arange(50_000.0))
     finally:
         a.close()
         b.close()

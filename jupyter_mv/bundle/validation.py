@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .. import codecs, jsondata
+from .. import codecs, config, jsondata
 from ..errors import BundleError
 from ..store.blobs import blob_size
 from .layout import BLOB_MEMBER, FORMAT, KNOWN_SCHEMAS, MANIFEST, NOTEBOOK, REQUIREMENTS
 
-# Bounds against decompression bombs and absurd files. The total can be raised for huge models.
-MAX_BYTES = int(os.environ.get("JUPYTER_MV_MAX_BUNDLE_BYTES", 64 * 1024**3))  # everything, decompressed
+# Bounds against decompression bombs and absurd files. The total can be raised for huge models: it is the
+# setting config.JupyterMV.max_bundle_bytes (env JUPYTER_MV_MAX_BUNDLE_BYTES), read at each `read`.
+MAX_BYTES = 64 * 1024**3  # the setting's default: everything, decompressed
 MAX_MANIFEST = 256 * 1024**2
 MAX_NOTEBOOK = 512 * 1024**2
 MAX_REQUIREMENTS = 16 * 1024**2
@@ -278,12 +279,12 @@ def read(path: str | os.PathLike, max_bytes: int | None = None,
     """Open and check a bundle completely (names, sizes, checksums, schema, blob hashes);
     BundleError with one line on the first problem (also for a damaged, truncated or unreadable
     file). Nothing is written anywhere. `max_bytes` bounds the total decompressed size (default
-    MAX_BYTES: 64 GiB, env JUPYTER_MV_MAX_BUNDLE_BYTES); each member is bounded too (MAX_CHUNK a
+    config.JupyterMV.max_bundle_bytes: 64 GiB, env JUPYTER_MV_MAX_BUNDLE_BYTES); each member is bounded too (MAX_CHUNK a
     blob). `progress(n)` is called with each member's byte count. Returns the checked Bundle."""
     import xxhash
 
     path = Path(path).expanduser()
-    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
+    max_bytes = config.current().max_bundle_bytes if max_bytes is None else max_bytes
     if not path.is_file():
         raise BundleError(f"no bundle at {path}")
     try:
@@ -315,7 +316,7 @@ def read(path: str | os.PathLike, max_bytes: int | None = None,
             declared = sum(d["size"] for d in members.values()) + len(raw)
             if declared > max_bytes:
                 _refuse(path, f"it would unpack to {declared} bytes, more than the {max_bytes} allowed "
-                              "(set JUPYTER_MV_MAX_BUNDLE_BYTES to raise the bound)")
+                              "(set JupyterMV.max_bundle_bytes or JUPYTER_MV_MAX_BUNDLE_BYTES to raise the bound)")
             limits = {NOTEBOOK: MAX_NOTEBOOK, REQUIREMENTS: MAX_REQUIREMENTS}
             texts = {}
             blobs = {}
