@@ -23,7 +23,15 @@ from .store import Store
 
 __all__ = ["push", "model_variable"]
 
-MODEL_CODECS = {"sklearn": "sklearn", "sklearn.skops": "sklearn", "torch.module": "pytorch"}
+MODEL_CODECS = {"sklearn": "sklearn", "sklearn.skops": "sklearn", "torch.module": "pytorch",
+                "transformers.model": "transformers", "peft.model": "pytorch"}
+TOKENIZER_CODECS = ("transformers.tokenizer", "tokenizers.tokenizer")
+# transformers model class suffixes -> the pipeline task MLflow's transformers flavor serves them with
+_TASKS = (("ForCausalLM", "text-generation"), ("LMHeadModel", "text-generation"),
+          ("ForSequenceClassification", "text-classification"), ("ForTokenClassification", "token-classification"),
+          ("ForQuestionAnswering", "question-answering"), ("ForMaskedLM", "fill-mask"),
+          ("ForSeq2SeqLM", "text2text-generation"))
+_PROMPT_NAME = re.compile(r"[^A-Za-z0-9_\-.]")
 _PARAM_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
 MAX_PARAM_VALUE = 6000
 
@@ -60,6 +68,7 @@ def _requirements(env: dict, flavor: str) -> list[str]:
     pk = env.get("packages") or {}
     want = {"sklearn": ["scikit-learn", "numpy", "scipy", "cloudpickle"],
             "pytorch": ["torch", "numpy", "cloudpickle"],
+            "transformers": ["transformers", "torch", "tokenizers", "safetensors"],
             "pyfunc": ["cloudpickle", "numpy", "pandas", "scikit-learn", "torch"]}[flavor]
     return [f"{n}=={pk[n]}" for n in want if n in pk] or [n for n in want[:1]]
 
@@ -114,8 +123,14 @@ def _tracking(mlflow, uri: str | None):
 
 def push(store: Store, version: Version, tracking_uri: str | None = None, experiment: str | None = None,
          register: str | None = None, variable: str | None = None, trust: bool = False,
-         include_secrets: bool = False) -> dict:
+         include_secrets: bool = False, prompts: bool = True) -> dict:
     """Log `version` as an MLflow run; returns ids and URIs of what was created.
+
+    A transformers model is logged with MLflow's transformers flavor (with the version's tokenizer;
+    without one, or for a PEFT model, with the pytorch flavor, said in info["note"]). With `prompts`, each
+    prompt template of the version (prompts.py) is logged as run artifacts under prompts/ and registered
+    in MLflow's prompt registry as `<experiment>.<variable>` (info["prompts"]); a server without a prompt
+    registry gets the artifacts only and info["prompts_note"] says so.
 
     Credentials stay home as in a bundle (redaction.py): params holding one are not logged, the
     message and the notebook artifact are masked, a model variable holding one is not logged, and
@@ -177,6 +192,8 @@ def push(store: Store, version: Version, tracking_uri: str | None = None, experi
                 mlflow.log_artifact(str(tmp / "environment.json"), artifact_path="environment")
                 if model is not None:
                     info.update(_log_model(mlflow, store, version, model, flavor, env, trust))
+                if prompts:
+                    info.update(_log_prompts(mlflow, store, version, held, exp_name, link_tags, tmp))
             if register:
                 mv = mlflow.register_model(info["model_uri"], register, tags=link_tags)
                 client = mlflow.MlflowClient()
@@ -195,7 +212,49 @@ def push(store: Store, version: Version, tracking_uri: str | None = None, experi
     return info
 
 
+def _tokenizer(store: Store, version: Version, trust: bool):
+    """The version's tokenizer as a transformers tokenizer (a bare `tokenizers.Tokenizer` wrapped in
+    PreTrainedTokenizerFast), or None when it holds none."""
+    refs = [r for r in store.variables(version) if r.codec in TOKENIZER_CODECS and not r.credential]
+    if not refs:
+        return None
+    tok = loading.load(store, version, [refs[0].name], trust)[refs[0].name]
+    if refs[0].codec == "tokenizers.tokenizer":
+        from transformers import PreTrainedTokenizerFast
+
+        tok = PreTrainedTokenizerFast(tokenizer_object=tok)
+    return tok
+
+
+def _task(model) -> str | None:
+    name = type(model).__name__
+    return next((task for suffix, task in _TASKS if name.endswith(suffix)), None)
+
+
+def _log_transformers(mlflow, store, version, model, env, trust) -> dict | None:
+    """MLflow's transformers flavor: the model and tokenizer saved with save_pretrained (safetensors),
+    served as the pipeline of its task. None when the version has no tokenizer or the model no known
+    task (the caller logs it with the pytorch flavor)."""
+    import mlflow.transformers
+
+    tok = _tokenizer(store, version, trust)
+    task = _task(model)
+    if tok is None or task is None:
+        return None
+    logged = mlflow.transformers.log_model(transformers_model={"model": model, "tokenizer": tok}, name="model",
+                                           task=task, pip_requirements=_requirements(env, "transformers"))
+    return {"model_uri": logged.model_uri, "flavor": "transformers", "task": task}
+
+
 def _log_model(mlflow, store, version, model, flavor, env, trust) -> dict:
+    note = {}
+    if flavor == "transformers":
+        done = _log_transformers(mlflow, store, version, model, env, trust)
+        if done is not None:
+            return done
+        flavor = "pytorch"
+        note = {"flavor": "pytorch", "note": "logged with the pytorch flavor: MLflow's transformers flavor needs a "
+                                             "tokenizer in the version and a model class with a pipeline task"}
     reqs = _requirements(env, flavor)
     example = _input_example(store, version, model, trust) if flavor == "sklearn" else None
     common = {"name": "model", "pip_requirements": reqs}
@@ -212,4 +271,76 @@ def _log_model(mlflow, store, version, model, flavor, env, trust) -> dict:
         import mlflow.pyfunc
 
         logged = mlflow.pyfunc.log_model(python_model=_pyfunc_wrapper(model), **common)
-    return {"model_uri": logged.model_uri}
+    return {"model_uri": logged.model_uri, **note}
+
+
+def mlflow_template(record: dict, value=None):
+    """A prompt record (prompts.py) as MLflow's prompt registry takes it: `{{ name }}` placeholders
+    (MLflow's template syntax), a chat message list as a list of {"role", "content"} dicts. A
+    `str.format` template's fields become `{{ field }}` and its escaped braces single ones; Jinja2 and
+    Mustache texts are already in that syntax; other kinds go as their text."""
+    import string
+
+    def convert(text: str) -> str:
+        out = []
+        for literal, field, spec, conv in string.Formatter().parse(text):
+            out.append(literal)
+            if field is not None:
+                out.append("{{" + field + "}}")
+        return "".join(out)
+
+    kind = record.get("kind")
+    if kind == "chat" and isinstance(value, list):
+        msgs = []
+        for m in value:
+            role, content = (m["role"], m["content"]) if isinstance(m, dict) else m
+            text = content if isinstance(content, str) else record["text"]
+            msgs.append({"role": role, "content": convert(text) if "{" in text and "{{" not in text else text})
+        return msgs
+    text = record.get("text", "")
+    if kind in ("format", "langchain.PromptTemplate"):
+        try:
+            return convert(text)
+        except ValueError:  # not a str.format text after all (a LangChain jinja2 template)
+            return text
+    return text
+
+
+def _log_prompts(mlflow, store, version, held: set, experiment: str, link_tags: dict, tmp: Path) -> dict:
+    """Prompt templates of the version: artifacts prompts/<var>.txt (the text) and .json (the record),
+    and prompt-registry versions when the server has a prompt registry."""
+    refs = [r for r in store.variables(version) if (r.summary or {}).get("prompt") and r.name not in held
+            and not r.credential]
+    if not refs:
+        return {}
+    folder = tmp / "prompts"
+    folder.mkdir(exist_ok=True)
+    registered, note = [], ""
+    for r in refs:
+        rec = r.summary["prompt"]
+        (folder / f"{r.name}.txt").write_text(rec["text"])
+        (folder / f"{r.name}.json").write_text(json.dumps({"variable": r.name, **rec}, indent=1))
+    mlflow.log_artifacts(str(folder), artifact_path="prompts")
+    register = getattr(getattr(mlflow, "genai", None), "register_prompt", None) or getattr(mlflow, "register_prompt", None)
+    if register is None:
+        return {"prompts": [], "prompts_note": "this mlflow has no prompt registry: prompts logged as run artifacts "
+                                               "(prompts/) only"}
+    for r in refs:
+        rec = r.summary["prompt"]
+        value = None
+        if rec.get("kind") == "chat" and r.codec == "plain":  # plain JSON: safe to load, even imported
+            value = loading.load(store, version, [r.name], False)[r.name]
+        name = _PROMPT_NAME.sub("_", f"{experiment}.{r.name}")[:200]
+        tags = {**link_tags, "jupyter_mv.variable": r.name, "jupyter_mv.prompt_kind": str(rec.get("kind")),
+                "jupyter_mv.placeholders": ",".join(rec.get("placeholders") or [])}
+        try:
+            pv = register(name=name, template=mlflow_template(rec, value),
+                          commit_message=f"{version.notebook}@{version.label}" + (f": {version.message}" if version.message else ""),
+                          tags=tags)
+        except Exception as e:  # a server without the prompt registry (older, or a plain file store)
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            note = f"prompts logged as run artifacts (prompts/) only: the tracking server did not register them ({msg[:200]})"
+            break
+        registered.append({"variable": r.name, "name": pv.name, "version": pv.version,
+                           "uri": f"prompts:/{pv.name}/{pv.version}"})
+    return {"prompts": registered, **({"prompts_note": note} if note else {})}

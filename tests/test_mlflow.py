@@ -244,3 +244,103 @@ def test_push_withholds_credentials(mlflow_server, tmp_path, monkeypatch):
         # a credential-holding variable is never registered as the model without the override
         with pytest.raises(UsageError, match="holds a credential"):
             api.to_mlflow("v1", tracking_uri=mlflow_server, variable="OPENAI_API_KEY", store=st)
+
+
+# -- LLM work (issue 15): transformers flavor and the prompt registry ---------------------------------
+def _tiny_lm():
+    """A 2-layer GPT-2 and a BPE tokenizer trained here (no download)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    import torch
+
+    raw = Tokenizer(models.BPE(unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    raw.train_from_iterator(["the cat sat on the mat", "answer the question from the context"] * 20,
+                            trainers.BpeTrainer(vocab_size=80, special_tokens=["<unk>", "<eos>"]))
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>", eos_token="<eos>")
+    torch.manual_seed(0)
+    cfg = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=raw.get_vocab_size(),
+                     bos_token_id=1, eos_token_id=1)
+    return GPT2LMHeadModel(cfg).eval(), tok
+
+
+def test_push_transformers_flavor_and_prompt_registry(mlflow_server, tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    import torch
+
+    monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", "llm/rag.ipynb")
+    lm, tok = _tiny_lm()
+    ns = {"lm": lm, "tok": tok,
+          "qa_prompt": "Answer the question from the context.\nContext: {context}\nQuestion: {question}",
+          "chat": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "{question}"}],
+          "gen": {"temperature": 0.2, "max_new_tokens": 8}}
+    api.set_session(api.Session(namespace=ns))
+    with Store(tmp_path / ".jupyter_mv") as st:
+        v = api.take_snapshot(message="first prompt", store=st).version
+        info = mlflow_bridge.push(st, v, tracking_uri=mlflow_server, experiment="rag")
+        assert info["flavor"] == "transformers" and info["variable"] == "lm" and info["task"] == "text-generation"
+        client = mlflow.MlflowClient(mlflow_server, registry_uri=mlflow_server)
+        run = client.get_run(info["run_id"])
+        assert run.data.params["temperature"] == "0.2" and run.data.params["max_new_tokens"] == "8"
+        arts = {a.path for a in client.list_artifacts(info["run_id"], "prompts")}
+        assert {"prompts/qa_prompt.txt", "prompts/qa_prompt.json", "prompts/chat.txt"} <= arts
+        mlflow.set_tracking_uri(mlflow_server)
+        mlflow.set_registry_uri(mlflow_server)
+        try:
+            parts = mlflow.transformers.load_model(info["model_uri"], return_type="components")
+            regs = {p["variable"]: p for p in info["prompts"]}
+            qa = mlflow.genai.load_prompt(regs["qa_prompt"]["uri"])
+            chat = mlflow.genai.load_prompt(regs["chat"]["uri"])
+        finally:
+            mlflow.set_tracking_uri(None)
+            mlflow.set_registry_uri(None)
+        # the logged model is the version's: same logits on the same ids
+        ids = torch.tensor([tok("the cat sat on the mat")["input_ids"]])
+        with torch.no_grad():
+            torch.testing.assert_close(parts["model"](ids).logits, lm(ids).logits, rtol=0, atol=0)
+        assert parts["tokenizer"]("the cat")["input_ids"] == tok("the cat")["input_ids"]
+        # prompts in MLflow's template syntax, linked back to the version
+        assert regs["qa_prompt"]["name"] == "rag.qa_prompt"
+        assert qa.template == "Answer the question from the context.\nContext: {{context}}\nQuestion: {{question}}"
+        assert qa.tags["jupyter_mv.version_id"] == "llm/rag.ipynb@v1" and qa.tags["jupyter_mv.prompt_kind"] == "format"
+        assert chat.template == [{"role": "system", "content": "You are terse."},
+                                 {"role": "user", "content": "{{question}}"}]
+        assert "prompts_note" not in info
+        # a second version of the prompt is the registry's next version of the same prompt
+        ns["qa_prompt"] = "Answer briefly from the context.\nContext: {context}\nQuestion: {question}"
+        v2 = api.take_snapshot(message="briefer", store=st).version
+        info2 = mlflow_bridge.push(st, v2, tracking_uri=mlflow_server, experiment="rag")
+        reg2 = {p["variable"]: p for p in info2["prompts"]}["qa_prompt"]
+        assert reg2["name"] == "rag.qa_prompt" and int(reg2["version"]) == int(regs["qa_prompt"]["version"]) + 1
+
+
+def test_prompt_with_a_credential_stays_home_and_old_servers_get_a_note(mlflow_server, tmp_path, monkeypatch):
+    from jupyter_mv.errors import CredentialsWithheld
+
+    token = "hf_" + "Qm4xT8vN2bR6kL1pW9sD3fH7jC5gZ0aY"
+    monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", "leaky.ipynb")
+    ns = {"system_prompt": f"You are a helper. Use token {token} for the hub.",
+          "qa_prompt": "Answer the question from the context.\nContext: {context}\nQuestion: {question}"}
+    api.set_session(api.Session(namespace=ns))
+    with Store(tmp_path / ".jupyter_mv") as st:
+        v = api.take_snapshot(["system_prompt", "qa_prompt"], store=st).version
+        with pytest.warns(CredentialsWithheld, match="system_prompt"):
+            info = mlflow_bridge.push(st, v, tracking_uri=mlflow_server, experiment="leaky")
+        assert [p["variable"] for p in info["prompts"]] == ["qa_prompt"]
+        client = mlflow.MlflowClient(mlflow_server)
+        arts = {a.path for a in client.list_artifacts(info["run_id"], "prompts")}
+        assert arts == {"prompts/qa_prompt.txt", "prompts/qa_prompt.json"}
+
+        # a tracking server without the prompt registry answers the registration with an error (as an
+        # MLflow 2 server does: ENDPOINT_NOT_FOUND); the run is still logged, with the prompts as
+        # artifacts, and the info says why they are not in a registry
+        def refuse(**kw):
+            raise mlflow.exceptions.MlflowException("API request to endpoint /api/2.0/mlflow/registered-models/"
+                                                    "create failed with error code 404", error_code="ENDPOINT_NOT_FOUND")
+
+        monkeypatch.setattr(mlflow.genai, "register_prompt", refuse)
+        with pytest.warns(CredentialsWithheld):
+            info = mlflow_bridge.push(st, v, tracking_uri=mlflow_server, experiment="leaky")
+        assert info["prompts"] == [] and "did not register them" in info["prompts_note"]
+        assert "prompts/qa_prompt.txt" in {a.path for a in client.list_artifacts(info["run_id"], "prompts")}
