@@ -15,8 +15,8 @@ from ..errors import DecodeError, LiveHandle, MVError, NotStorable
 
 SAFE = ("plain", "numpy", "pandas", "torch.tensor",  # restoring these never unpickles
         # Hugging Face models, adapters, generation configs, tokenizers in their own formats (codecs.transformers)
-        "transformers.model", "peft.model", "transformers.generation_config", "transformers.tokenizer",
-        "tokenizers.tokenizer")
+        "transformers.model", "peft.model", "transformers.config", "transformers.generation_config",
+        "transformers.tokenizer", "tokenizers.tokenizer")
 
 
 @dataclass

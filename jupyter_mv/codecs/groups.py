@@ -74,7 +74,9 @@ def library_objects() -> dict:
                             continue
                         found[id(v)] = v
                         if isinstance(v, dict):
-                            for x in list(itertools.islice(v.values(), 10000)):
+                            # the stored values (dict.values), never a subclass's own values(): transformers'
+                            # lazy mappings (CONFIG_MAPPING, MODEL_MAPPING) import every model module for it (30 s)
+                            for x in list(itertools.islice(dict.values(v), 10000)):
                                 if shareable(x):
                                     found[id(x)] = x
                     except Exception:  # a lazy or proxy object that fails when inspected: not state
@@ -129,6 +131,7 @@ def _links(items: list, objs: dict) -> dict:
             links[name] = {"alias": first[k]}
         elif not isinstance(objs[name], (str, bytes, int, float, bool, type(None), tuple, frozenset)):
             first[k] = name  # immutable values are equal copies anyway (`x = y = 0`)
+    _part_links(items, objs, links)
     np = sys.modules.get("numpy")
     if np is None:
         return links
@@ -155,6 +158,25 @@ def _links(items: list, objs: dict) -> dict:
         links[name] = {"view": {"of": base_name, "offset": int(start), "strides": [int(s) for s in a.strides],
                                 "readonly": not a.flags.writeable}}
     return links
+
+
+def _part_links(items: list, objs: dict, links: dict) -> None:
+    """Add {name: {"part": {"of": owner, "path": "a.b"}}} to `links` for variables that are a part of
+    another variable's object which its codec rebuilds itself and lists in `Encoded.parts` ({id: dotted
+    attribute path}): `cfg` that a transformers model holds as `model.config`, the base model a PEFT
+    model wraps, one of its layers or parameters (codecs.transformers). Restored as that attribute of
+    the restored owner, so they stay one object, and the owner keeps its safe codec."""
+    owners = [(n, e.parts) for n, e in items if n not in links and getattr(e, "parts", None)]
+    if not owners:
+        return
+    for name, _ in items:
+        if name in links:
+            continue
+        k = id(objs[name])
+        for owner, parts in owners:
+            if owner != name and k in parts:
+                links[name] = {"part": {"of": owner, "path": parts[k]}}
+                break
 
 
 _LEAF_CODECS = ("numpy", "pandas", "torch.tensor", "plain")
@@ -214,8 +236,8 @@ def link(items: list, objs: dict) -> list:
     for name, _ in items:
         if name not in links:
             pickled_sets.setdefault(uf.find(name), []).append(name)
-    for name, m in links.items():  # an alias or view belongs to the group of the array it refers to
-        uf.union(m.get("alias") or m["view"]["of"], name)
+    for name, m in links.items():  # an alias, view or part belongs to the group of what it refers to
+        uf.union(m.get("alias") or (m["part"]["of"] if "part" in m else m["view"]["of"]), name)
     units: dict = {}
     for name, _ in items:
         units.setdefault(uf.find(name), []).append(name)
@@ -263,9 +285,11 @@ def link(items: list, objs: dict) -> list:
         # points at its original's buffers (the same objects: hashed and written once) so the row
         # stands alone for audits; a restore does not read them. A view has no bytes of its own.
         others = [x for x in unit if x != name]
-        if "alias" in m:
-            b = out[m["alias"]]
-            out[name] = Encoded(b.codec, {**b.meta, **m, "group": unit}, b.buffers, e.type_name,
+        if "alias" in m or "part" in m:  # a part of a model: the owner's row (its codec says how it is rebuilt)
+            b = out[m["alias"] if "alias" in m else m["part"]["of"]]
+            # a part is not the owner: never read as the owner's member of a pickled group
+            own = b.meta if "alias" in m else {k: v for k, v in b.meta.items() if k not in ("members", "key", "refs")}
+            out[name] = Encoded(b.codec, {**own, **m, "group": unit}, b.buffers, e.type_name,
                                 {**e.summary, "shares_with": others}, e.params, e.summarize, notes=e.notes,
                                 size=e.nbytes)
             continue
@@ -335,6 +359,9 @@ def base_of(meta: dict) -> str | None:
     """The variable an array alias or view refers to (its content hash includes that one's)."""
     if "alias" in meta:
         return meta["alias"]
+    part = meta.get("part")
+    if isinstance(part, dict):
+        return part.get("of")
     view = meta.get("view")
     return view.get("of") if isinstance(view, dict) else None
 
@@ -386,6 +413,8 @@ def decode_link(meta: dict, ctx):
         raise DecodeError(f"it is {base_name!r} under another name, which is not restored with it")
     if "alias" in meta:
         return base
+    if "part" in meta:
+        return _part(base, meta["part"].get("path"), base_name)
     import numpy as np
 
     if not isinstance(base, np.ndarray):
@@ -402,3 +431,19 @@ def decode_link(meta: dict, ctx):
     if view.get("readonly"):
         out.flags.writeable = False
     return out
+
+
+def _part(owner, path, owner_name: str):
+    """`owner.a.b` for path "a.b" (a part link): public attribute names only, so stored data can reach
+    nothing but what the restored object exposes as its parts."""
+    if not isinstance(path, str) or not path or len(path) > 1000:
+        raise DecodeError("malformed part reference")
+    obj = owner
+    for step in path.split("."):
+        if not (step.isdigit() or step.isidentifier()) or step.startswith("_"):  # "h.0.attn": ModuleList items
+            raise DecodeError(f"malformed part reference {path[:60]!r}")
+        try:
+            obj = getattr(obj, step)
+        except Exception:
+            raise DecodeError(f"{owner_name} restored has no part {path[:60]!r}") from None
+    return obj

@@ -46,8 +46,8 @@ import threading
 from ..errors import DecodeError, NotStorable
 from . import Encoded, loaded, type_name
 
-NAMES = ("transformers.model", "peft.model", "transformers.generation_config", "transformers.tokenizer",
-         "tokenizers.tokenizer")
+NAMES = ("transformers.model", "peft.model", "transformers.config", "transformers.generation_config",
+         "transformers.tokenizer", "tokenizers.tokenizer")
 
 # the files of a tokenizer directory we keep (save_pretrained writes these; all JSON or plain text)
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
@@ -58,7 +58,7 @@ def match(obj) -> bool:
     if loaded("transformers"):
         import transformers
 
-        if isinstance(obj, (transformers.PreTrainedModel, transformers.GenerationConfig,
+        if isinstance(obj, (transformers.PreTrainedModel, transformers.PretrainedConfig, transformers.GenerationConfig,
                             transformers.PreTrainedTokenizerBase)):
             return True
     if loaded("peft"):
@@ -88,6 +88,8 @@ def encode(obj) -> Encoded:
             return _encode_model(obj, peft_model=False)
         if isinstance(obj, transformers.GenerationConfig):
             return _encode_generation_config(obj)
+        if isinstance(obj, transformers.PretrainedConfig):
+            return _encode_config(obj)
         if isinstance(obj, transformers.PreTrainedTokenizerBase):
             return _encode_tokenizer(obj)
     return _encode_raw_tokenizer(obj)
@@ -96,6 +98,8 @@ def encode(obj) -> Encoded:
 def decode(codec, meta, buffers, ctx):
     if codec in ("transformers.model", "peft.model"):
         return _decode_model(codec, meta, buffers)
+    if codec == "transformers.config":
+        return _config(_dict(meta.get("config"), "model config"))
     if codec == "transformers.generation_config":
         import transformers
 
@@ -170,7 +174,7 @@ def _encode_model(obj, peft_model: bool) -> Encoded:
     from . import tensors as tensor_codec
 
     desc = _describe(obj, peft_model)
-    table, buffers, keys, reach = [], [], {}, {}
+    table, buffers, keys, reach, reach_tensors = [], [], {}, {}, []
     index: dict = {}
     storages: dict = {}
     for path, mod in obj.named_modules(remove_duplicate=False):
@@ -194,6 +198,7 @@ def _encode_model(obj, peft_model: bool) -> Encoded:
                     meta["buffer"] = kind == "_buffers"
                     i = index[id(t)] = len(table)
                     table.append(meta)
+                    reach_tensors.append(t)
                     buffers.append(buf)
                     reach[id(t)] = t
                 keys[key] = i
@@ -203,10 +208,28 @@ def _encode_model(obj, peft_model: bool) -> Encoded:
     differ = [p for p, m in obj.named_modules() if m.training != obj.training]
     # transformers marks the modules whose weights it initialised (init_weights skips them afterwards)
     initialised = [p for p, m in obj.named_modules() if m.__dict__.get("_is_hf_initialized") is True]
+    # where the weights came from, as each transformers module recorded it (a hub id, a local path)
+    names = {p: m.__dict__["name_or_path"] for p, m in obj.named_modules()
+             if isinstance(m.__dict__.get("name_or_path"), str)}
     meta = {"model": desc, "tensors": table, "keys": keys, "train": {"training": bool(obj.training), "differ": differ},
-            "initialised": initialised}
+            "initialised": initialised, "name_or_path": names}
     codec = "peft.model" if peft_model else "transformers.model"
     base = desc.get("base", desc)
+    # what other variables may be (a config, the wrapped base model, a layer, a weight): restored as these
+    # attributes of the restored model, so they stay one object with it (codecs.groups part links)
+    parts: dict = {}
+    pretrained = _pretrained()
+    for path, mod in obj.named_modules():  # shortest paths first: the root's config is "config"
+        if path:
+            parts.setdefault(id(mod), path)
+        if isinstance(mod, pretrained):
+            for attr in ("config", "generation_config"):
+                sub = mod.__dict__.get(attr)
+                if sub is not None:
+                    parts.setdefault(id(sub), f"{path}.{attr}" if path else attr)
+    for key, i in keys.items():
+        if not any(s.startswith("_") for s in key.split(".")):
+            parts.setdefault(id(reach_tensors[i]), key)
     nparams = sum(t.numel() for t in obj.parameters())
     summary = {"class": desc["class"], "architecture": base["class"], "model_type": base["config"].get("model_type"),
                "parameters": int(nparams), "dtype": str(_first_dtype(obj)).removeprefix("torch.")}
@@ -221,7 +244,15 @@ def _encode_model(obj, peft_model: bool) -> Encoded:
                                    "target_modules": c.get("target_modules")} for n, c in desc["adapters"].items()}
         summary["trainable_parameters"] = int(trainable)
         params["adapter"] = desc["active"] if isinstance(desc["active"], str) else ",".join(desc["active"])
-    return Encoded(codec, meta, buffers, type_name(obj), summary, params, reach=reach)
+    enc = Encoded(codec, meta, buffers, type_name(obj), summary, params, reach=reach)
+    enc.parts = parts
+    return enc
+
+
+def _pretrained():
+    import transformers
+
+    return transformers.PreTrainedModel
 
 
 def _first_dtype(model):
@@ -324,7 +355,7 @@ def _build(desc: dict, on_meta: bool = False):
     config = cfg_cls.from_dict(dict(_dict(desc.get("config"), "model config")))
     kwargs = {}
     attn = desc.get("attn_implementation")
-    if isinstance(attn, str) and attn in ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"):
+    if isinstance(attn, str) and attn in _ATTN:
         kwargs["attn_implementation"] = attn
     with contextlib.ExitStack() as stack:
         stack.enter_context(_no_init())
@@ -395,6 +426,9 @@ def _decode_model(codec: str, meta: dict, buffers: list):
                 key = f"{path}.{name}" if path else name
                 if t is not None and key not in filled:
                     raise DecodeError(f"its stored weights lack {key!r}, which the model built from its config has")
+    for p, n in _dict(meta.get("name_or_path") or {}, "name table").items():
+        if isinstance(n, str) and p in modules:
+            modules[p].name_or_path = n
     for p in meta.get("initialised") or []:
         if isinstance(p, str) and p in modules:
             modules[p]._is_hf_initialized = True
@@ -449,7 +483,8 @@ def _structure(model) -> list:
         d = mod.__dict__
         attrs = []
         for k, v in d.items():
-            if k in ("training", "_parameters", "_buffers", "_modules", "_is_hf_initialized") or k.startswith("_forward") \
+            if k in ("training", "_parameters", "_buffers", "_modules", "_is_hf_initialized", "name_or_path") \
+                    or k.startswith("_forward") \
                     or k.startswith("_backward") or k.startswith("_state_dict") or k.startswith("_load_state"):
                 continue
             if type(v) in _SCALARS:
@@ -519,6 +554,35 @@ def _quiet():
         yield
     finally:
         hf_logging.set_verbosity(level)
+
+
+# -- model config --------------------------------------------------------------------------------
+def _encode_config(obj) -> Encoded:
+    name = _public("transformers", type(obj))
+    if name is None:
+        raise NotStorable(f"{type_name(obj)} is not a config class transformers exports")
+    d = {"class": name, "config": _json_value(obj.to_dict()),
+         "attn_implementation": getattr(obj, "_attn_implementation", None)}
+    if isinstance(getattr(obj, "_commit_hash", None), str):
+        d["revision"] = obj._commit_hash
+    summary = {"model_type": d["config"].get("model_type")}
+    return Encoded("transformers.config", {"config": d}, [], type_name(obj), summary)
+
+
+def _config(d: dict):
+    import transformers
+
+    cls = _class("transformers", d.get("class"), transformers.PretrainedConfig, "config")
+    cfg = cls.from_dict(dict(_dict(d.get("config"), "model config")))
+    attn = d.get("attn_implementation")
+    if isinstance(attn, str) and attn in _ATTN:
+        cfg._attn_implementation = attn
+    if isinstance(d.get("revision"), str):
+        cfg._commit_hash = d["revision"]
+    return cfg
+
+
+_ATTN = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 
 
 # -- generation config ---------------------------------------------------------------------------
@@ -604,6 +668,6 @@ def meta_problem(codec: str, meta: dict) -> str | None:
         files = meta.get("files")
         if not isinstance(files, list) or not all(f in _TOKENIZER_FILES for f in files):
             return "malformed tokenizer file table"
-    if codec == "transformers.generation_config" and not isinstance(meta.get("config"), dict):
+    if codec in ("transformers.config", "transformers.generation_config") and not isinstance(meta.get("config"), dict):
         return "malformed generation config"
     return None
