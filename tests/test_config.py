@@ -184,6 +184,28 @@ def test_percent_config_detect_credentials(shell, capsys):
     assert api.load("latest", "api_key") == key
 
 
+def test_percent_config_debug(shell, monkeypatch):
+    from IPython.core.error import UsageError as IPythonUsageError
+
+    from jupyter_mv.widgets.messages import error_text
+
+    shell.user_ns["a"] = 1
+    shell.run_line_magic("mv_snapshot", "a")
+    monkeypatch.setattr(api, "show", lambda *a, **k: (_ for _ in ()).throw(KeyError("bug")))
+    with pytest.raises(IPythonUsageError, match="internal error KeyError"):
+        shell.run_line_magic("mv_show", "v1")
+    shell.run_line_magic("config", "JupyterMV.debug = True")
+    with pytest.raises(KeyError):  # the traceback shows
+        shell.run_line_magic("mv_show", "v1")
+    try:
+        1 / 0
+    except ZeroDivisionError as e:
+        assert "Traceback" in error_text(e)  # the widgets' translator follows it too
+    monkeypatch.setenv("JUPYTER_MV_DEBUG", "off")  # the env var overrides the trait
+    with pytest.raises(IPythonUsageError, match="internal error KeyError"):
+        shell.run_line_magic("mv_show", "v1")
+
+
 def test_trust_policy(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", "nb.ipynb")

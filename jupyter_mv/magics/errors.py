@@ -3,24 +3,23 @@ with one line, `%mv_x: what is wrong` (IPython shows a UsageError without a trac
 
 from __future__ import annotations
 
-import os
-
 from IPython.core.error import UsageError
 
+from .. import config
 from ..errors import MVError
 
 
 def usage_error(prog: str, e: Exception) -> UsageError | None:
     """The one-line UsageError magic `prog` (`%mv_restore`) raises for `e`, or None when `e` should
     propagate unchanged: it is a UsageError already, or an internal error (a bug of ours, not an
-    MVError) while JUPYTER_MV_DEBUG is set, so its traceback shows. KeyboardInterrupt, a
+    MVError) in debug mode (config.JupyterMV.debug, env JUPYTER_MV_DEBUG), so its traceback shows. KeyboardInterrupt, a
     BaseException, never reaches here."""
     if isinstance(e, UsageError):
         return None
     if isinstance(e, MVError):
         return UsageError(f"{prog}: {e}")
     # a bug of ours: still one line, with a way to see more
-    if os.environ.get("JUPYTER_MV_DEBUG"):
+    if config.current().debug:
         return None
     return UsageError(f"{prog}: internal error {type(e).__name__}: {e} "
                       "(set JUPYTER_MV_DEBUG=1 for the traceback and please report it)")
