@@ -181,6 +181,57 @@ def add_mlflow_push_args(parser, adapter):
     parser.add_argument("--trust", action="store_true", help="allow unpickling a model of an imported version")
 
 
+def add_remote_arg(parser: argparse.ArgumentParser, adapter: str) -> None:
+    """--remote NAME: which of the store's remotes (default: its default remote)."""
+    parser.add_argument("--remote", metavar="NAME", help=(
+        "the remote to use, by the name `jupyter-mv remote add` gave it (default: the store's default remote)"))
+
+
+def add_push_args(parser, adapter):
+    parser.add_argument("refs", nargs="*", metavar="REF", help=_by(
+        adapter,
+        magic="versions to push (vN, N, a tag, a name, latest, NB:REF); default: every version of this notebook",
+        cli="versions to push (vN, N, a tag, a name, latest, NB:REF); default: every version of the notebook"))
+    add_notebook_arg(parser, adapter)
+    parser.add_argument("--all", action="store_true", help="push every version of every notebook in the store")
+    add_remote_arg(parser, adapter)
+    add_secrets_arg(parser, adapter)
+
+
+def add_pull_args(parser, adapter):
+    parser.add_argument("refs", nargs="*", metavar="REF", help=(
+        "versions to pull: a global id or a unique prefix of one (6+ hex digits), a tag on the remote, a "
+        "version name, or a vN only one version there has; default: every version this store lacks"))
+    parser.add_argument("--notebook", metavar="NB", help=(
+        "only versions of this notebook, as recorded on the remote (e.g. projects/churn.ipynb)"))
+    add_remote_arg(parser, adapter)
+
+
+def add_remote_add_args(parser, adapter):
+    parser.add_argument("name", metavar="NAME", help="a short name for the remote (letters, digits, . _ -)")
+    parser.add_argument("url", metavar="URL", help=(
+        "s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, az://CONTAINER/PREFIX, file:///PATH (or a folder path), or "
+        "another fsspec URL; no credentials in it: they come from AWS_* variables and ~/.aws (endpoint: "
+        "AWS_ENDPOINT_URL)"))
+    parser.add_argument("--default", action="store_true", help=(
+        "make it the default remote of push and pull (the first remote added is the default anyway)"))
+
+
+def add_remote_remove_args(parser, adapter):
+    parser.add_argument("name", metavar="NAME", help="the remote to forget (nothing on the remote is deleted)")
+
+
+def add_remote_ls_args(parser, adapter):
+    parser.add_argument("--notebook", metavar="NB", help="only versions of this notebook, as recorded on the remote")
+    add_remote_arg(parser, adapter)
+
+
+def add_clone_args(parser, adapter):
+    parser.add_argument("url", metavar="URL", help="the remote to clone (as for `remote add`)")
+    parser.add_argument("directory", metavar="DIR", help=(
+        "the folder to clone into: the store goes to DIR/.jupyter_mv (the folder is created if needed)"))
+
+
 # -- the table -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Command:
@@ -239,6 +290,29 @@ COMMANDS: dict[str, Command] = {
         "log version REF as an MLflow run (params, metrics, tags, notebook, "
         "environment, model) and optionally register the model"),
         cli_summary="log version REF as an MLflow run, optionally registering its model"),
+    "push": Command(add_push_args, magic=(
+        "Send versions to a remote (object storage: S3, GCS, Azure, a folder). Only what the remote "
+        "lacks is sent; a version appears there once all its data has arrived. Credentials are withheld "
+        "unless --include-secrets."),
+        cli=("send versions to a remote (only what it lacks; a version appears there once all its data "
+             "has arrived; credentials withheld unless --include-secrets)"),
+        cli_summary="send versions to a remote"),
+    "pull": Command(add_pull_args, magic=(
+        "Bring the versions on a remote that this store lacks into the history (untrusted, like an "
+        "imported bundle: every byte re-hashed, nothing unpickled without %mv_restore --trust)."),
+        cli=("bring the versions on a remote that this store lacks into the history (untrusted, like an "
+             "imported bundle: every byte re-hashed, nothing unpickled without --trust)"),
+        cli_summary="bring a remote's versions into the history"),
+    "remote add": Command(add_remote_add_args, cli=(
+        "record a remote (name -> URL; never credentials) and check whether it honours conditional writes")),
+    "remote remove": Command(add_remote_remove_args, cli="forget a remote (nothing on it is deleted)"),
+    "remote ls": Command(add_remote_ls_args, cli=(
+        "list the versions on a remote: notebook, its label there, who made and pushed it, when, tags, and "
+        "whether this store has it; with no remote recorded, say so")),
+    "clone": Command(add_clone_args, cli=(
+        "make a new store in DIR/.jupyter_mv holding every version on the remote at URL, which it keeps as "
+        "its default remote 'origin'"),
+        cli_summary="a new store with every version on a remote"),
 }
 
 

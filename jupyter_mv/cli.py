@@ -184,6 +184,91 @@ def cmd_mlflow_push(args, st):
     return 0
 
 
+# -- remotes (jupyter_mv/remotes/) ------------------------------------------------------------------
+def cmd_remote_list(args, st):
+    """`jupyter-mv remote` alone: the store's remotes."""
+    rs = api.remotes(store=st)
+    if not rs:
+        print("no remotes (add one with: jupyter-mv remote add NAME URL)")
+    for r in rs:
+        bits = [r.name, r.url]
+        if r.default:
+            bits.append("(default)")
+        if r.conditional is False:
+            bits.append("(no conditional writes: tags are not pushed)")
+        print("  ".join(bits))
+    return 0
+
+
+def cmd_remote_add(args, st):
+    r = api.remote_add(args.name, args.url, default=args.default or None, store=st)
+    note = "" if r.conditional is not False else "; it ignores conditional writes, so tags will not be pushed there"
+    print(f"added remote {r.name}: {r.url}{' (default)' if r.default else ''}{note}")
+    return 0
+
+
+def cmd_remote_remove(args, st):
+    r = api.remote_remove(args.name, store=st)
+    print(f"removed remote {r.name} ({r.url}); nothing on it was deleted")
+    return 0
+
+
+def cmd_remote_ls(args, st):
+    from .remotes import registry
+
+    r = registry.get(st, args.remote)
+    rows = api.remote_ls(args.remote, notebook=args.notebook, store=st)
+    if args.json:
+        print(jsondata.dumps(rows, indent=1))
+        return 0
+    print(f"{r.name or r.url}: {r.url}  ({len(rows)} version{'s' if len(rows) != 1 else ''})")
+    for d in rows:
+        if d["problem"]:
+            print(f"{d['gid'][:12]}  DAMAGED  {d['problem']}")
+            continue
+        bits = [d["gid"][:12], d["notebook"], d["label"].ljust(4), d["created"][:19].replace("T", " "),
+                f"by {d['author'] or '?'}", f"pushed {d['pushed_at'][:19].replace('T', ' ')}"
+                + (f" by {d['pushed_by']}" if d["pushed_by"] != d["author"] else ""),
+                human_bytes(d["bytes"])]
+        tags = list(dict.fromkeys(d["remote_tags"] + d["tags"]))
+        if tags:
+            bits.append("[" + ", ".join(tags) + "]")
+        if d["name"]:
+            bits.append(d["name"])
+        if d["message"]:
+            bits.append(d["message"])
+        bits.append(f"here: {d['here']}" if d["here"] else "not pulled")
+        print("  ".join(bits))
+    return 0
+
+
+def cmd_push(args, st):
+    if args.all and args.refs:
+        raise MVError("give REFs or --all, not both")
+    nb = None if args.all else _notebook(args, st, args.refs[0] if args.refs else None)
+    with _credential_warnings(args):
+        result = api.push(*args.refs, notebook=nb, all=args.all, remote=args.remote,
+                          include_secrets=args.include_secrets, store=st)
+    for line in result.lines():
+        print(line)
+    return 0
+
+
+def cmd_pull(args, st):
+    result = api.pull(*args.refs, notebook=args.notebook, remote=args.remote, store=st)
+    for line in result.lines():
+        print(line)
+    return 0
+
+
+def cmd_clone(args, st):
+    result = api.clone(args.url, args.directory)
+    for line in result.lines():
+        print(line)
+    print(f"cloned into {Path(args.directory) / '.jupyter_mv'} (default remote: origin)")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse whose errors are one line (no usage block), exit code 2."""
 
@@ -233,6 +318,17 @@ def build_parser() -> argparse.ArgumentParser:
                         description="bridge to MLflow (needs the mlflow extra: pip install 'jupyter_mv[mlflow]')")
     msub = mp.add_subparsers(dest="mlflow_command", metavar="ACTION", required=True)
     add(msub, "mlflow push", cmd_mlflow_push, store_help="the store directory")
+    add(sub, "push", cmd_push)
+    add(sub, "pull", cmd_pull).set_defaults(store_mode="create")
+    add(sub, "clone", cmd_clone).set_defaults(store_mode="none")
+    rp = sub.add_parser("remote", help="the store's object-storage remotes (alone: list them)",
+                        description="the store's object-storage remotes: add, remove, ls (alone: list them)")
+    rp.set_defaults(fn=cmd_remote_list)
+    rp.add_argument("--store", default=argparse.SUPPRESS, help="the store: its .jupyter_mv folder or the folder holding it")
+    rsub = rp.add_subparsers(dest="remote_command", metavar="ACTION")
+    add(rsub, "remote add", cmd_remote_add).set_defaults(store_mode="create")
+    add(rsub, "remote remove", cmd_remote_remove)
+    add(rsub, "remote ls", cmd_remote_ls).add_argument("--json", action="store_true", help="machine-readable output")
     return p
 
 

@@ -399,3 +399,65 @@ def test_s3_remote_ignoring_conditional_writes_gets_no_tags(alice, tmp_path, noc
         api.remote_add("weak", s3_url, store=c)
         api.pull(store=c)
         assert api.load(c.versions()[0], "x", store=c).tolist() == [0, 1, 2]
+
+
+# -- magics ------------------------------------------------------------------------------------------
+def test_magics_push_and_pull_in_a_real_shell(shell, run, tmp_path, capsys):
+    run("import numpy as np\nw = np.arange(1000.0)")
+    run("%mv_snapshot w -t best")
+    here = api.session().store()
+    remote = (tmp_path / "remote").as_uri()
+    api.remote_add("team", remote, store=here)
+    run("%mv_push")
+    assert "pushed" in capsys.readouterr().out
+    run("%mv_push --remote team")
+    assert "is already on" in capsys.readouterr().out
+    # a colleague's store (the same notebook) pushes its own v1
+    with Store(tmp_path / "colleague" / ".jupyter_mv") as other:
+        api.remote_add("team", remote, store=other)
+        run("w = np.arange(5.0)")
+        api.take_snapshot(["w"], store=other)
+        api.push(store=other)
+    run("w = None")
+    run("%mv_pull")
+    out = capsys.readouterr().out
+    assert "pulled" in out and "v2" in out and "%mv_restore v2 w" in out
+    run("%mv_restore v2 w")
+    assert shell.user_ns["w"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    from IPython.core.error import UsageError as IPyUsageError
+
+    with pytest.raises(IPyUsageError, match="no version 'nosuch'"):
+        run("%mv_pull nosuch")
+    with pytest.raises(IPyUsageError, match="no remote 'elsewhere'"):
+        run("%mv_push --remote elsewhere")
+
+
+# -- CLI ---------------------------------------------------------------------------------------------
+def test_cli_remote_add_push_ls_clone_pull(alice, tmp_path, run_cli, monkeypatch):
+    _snap(alice, {"arr": np.arange(10)}, message="baseline", tags=["best"])
+    st = str(alice.root)
+    remote = (tmp_path / "cli-remote").as_uri()
+    r = run_cli("--store", st, "remote", "add", "cli", remote, "--default")
+    assert r.returncode == 0 and "added remote cli" in r.stdout and "(default)" in r.stdout
+    r = run_cli("--store", st, "remote")
+    assert "cli  " + remote + "  (default)" in r.stdout and "team" in r.stdout
+    r = run_cli("--store", st, "push", env={"JUPYTER_MV_AUTHOR": "alice@laptop"})
+    assert r.returncode == 0 and "pushed nb.ipynb v1" in r.stdout, r.stderr
+    r = run_cli("--store", st, "remote", "ls")
+    assert "nb.ipynb  v1" in r.stdout and "by alice@laptop" in r.stdout and "[best]" in r.stdout and "here: v1" in r.stdout
+    r = run_cli("--store", st, "remote", "ls", "--json")
+    assert json.loads(r.stdout)[0]["author"] == "alice@laptop"
+    r = run_cli("clone", remote, str(tmp_path / "cloned"))
+    assert r.returncode == 0 and "pulled nb.ipynb v1" in r.stdout, r.stderr
+    r = run_cli("--store", str(tmp_path / "cloned"), "log")
+    assert "baseline" in r.stdout
+    r = run_cli("--store", str(tmp_path / "cloned"), "pull")
+    assert "nothing new" in r.stdout
+    r = run_cli("clone", remote, str(tmp_path / "cloned"))
+    assert r.returncode == 1 and "already holds a store" in r.stderr
+    r = run_cli("--store", st, "remote", "add", "bad", "s3://KEY:SECRETVALUE@bucket/x")
+    assert r.returncode == 1 and "SECRETVALUE" not in r.stderr and "credentials are never stored" in r.stderr
+    r = run_cli("--store", st, "pull", "nosuch")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no version 'nosuch'" in r.stderr
+    r = run_cli("--store", st, "remote", "remove", "cli")
+    assert r.returncode == 0 and not run_cli("--store", st, "remote").stdout.startswith("cli ")

@@ -16,8 +16,8 @@ from ..model import human_bytes
 from ..render import HistoryTable, VersionDetails
 from .lexing import _quote
 from .outputs import _redisplay
-from .parsers import (P_AUTO, P_DIFF, P_EXPORT, P_IMPORT, P_LOG, P_RESTORE, P_SHOW, P_SNAPSHOT, P_TAG,
-                      _check_unquoted_words, _magic)
+from .parsers import (P_AUTO, P_DIFF, P_EXPORT, P_IMPORT, P_LOG, P_PULL, P_PUSH, P_RESTORE, P_SHOW, P_SNAPSHOT,
+                      P_TAG, _check_unquoted_words, _magic)
 
 
 def restore_line(names: list, asked: list, prefix: str, ref: str, defined: list = ()) -> str:
@@ -189,6 +189,25 @@ class MVMagics(Magics):
         result = api.import_bundle(args.path)
         print(result.summary_line())
         print(_next_step(result.version))
+
+    @line_magic
+    @_magic(P_PUSH)
+    def mv_push(self, args):
+        if args.all and args.refs:
+            raise UsageError("%mv_push: give REFs or --all, not both")
+        nb = api.find_notebook(args.notebook) if args.notebook else None
+        with _credential_warnings():
+            result = api.push(*args.refs, notebook=nb, all=args.all, remote=args.remote,
+                              include_secrets=args.include_secrets)
+        print("\n".join(result.lines()))
+
+    @line_magic
+    @_magic(P_PULL)
+    def mv_pull(self, args):
+        result = api.pull(*args.refs, notebook=args.notebook, remote=args.remote)
+        print("\n".join(result.lines()))
+        if result.pulled:
+            print(_next_step(result.pulled[-1]))
 
 
 def _ref_text(v) -> str:

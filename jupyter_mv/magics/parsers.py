@@ -62,6 +62,8 @@ P_TAG = command_parser("tag")
 P_SHOW = command_parser("show")
 P_EXPORT = command_parser("export")
 P_IMPORT = command_parser("import")
+P_PUSH = command_parser("push")
+P_PULL = command_parser("pull")
 
 
 _PLACEHOLDER = "⟨mv-quoted-{}⟩"  # printable, so argparse messages (which repr values) still map back
