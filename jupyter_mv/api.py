@@ -10,7 +10,6 @@ import json
 import os
 import sys
 import threading
-import time
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable
@@ -22,9 +21,8 @@ from .diffing import compute as compute_diff
 from .diffview import Diff
 from .errors import PartialRestore, UnknownRef, UsageError
 from .model import Cell, Skipped, SnapshotResult, Version
+from .progress import for_bytes as _progress  # presentation lives in progress.py; api only ticks
 from .store import Store, StoredVariable, default_root
-
-PROGRESS_BYTES = 64 * 1024 * 1024  # consider a progress bar above this much data
 
 
 class Session:
@@ -138,43 +136,6 @@ def _hashes(items: list, manifests: list, slots: dict) -> dict:
         if base in out:
             out[n] = xxhash.xxh3_128_hexdigest((out[n] + out[base]).encode())
     return out
-
-
-class _LazyBar:
-    """Counts progress and shows a tqdm bar only once the work has run for DELAY seconds, so quick
-    operations pay neither tqdm's import nor a widget."""
-
-    DELAY = 2.0
-
-    def __init__(self, total: int, desc: str):
-        self.total, self.desc, self.done = total, desc, 0
-        self.t0 = time.monotonic()
-        self.bar = None
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-        elif time.monotonic() - self.t0 >= self.DELAY:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:  # pragma: no cover - tqdm is a dependency
-                self.DELAY = float("inf")
-                return
-            self.bar = tqdm(total=self.total, initial=self.done, unit="B", unit_scale=True, desc=self.desc,
-                            leave=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _progress(total: int, desc: str):
-    """(bar, tick): a progress bar for work on `total` bytes that appears only after ~2 s."""
-    if total < PROGRESS_BYTES:
-        return None, None
-    bar = _LazyBar(total, desc)
-    return bar, bar.update
 
 
 def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "", tags: Iterable[str] = (),
