@@ -59,7 +59,9 @@ def check_trust(store: Store, version: Version, names: list[str], trust: bool) -
         hint = ""
         if any(c == "torch.module" for _, c, _ in risky):
             hint = "; to load only a module's weights into a live model, use --weights-only (into=model)"
-        raise Untrusted(f"{version.label} was imported from a bundle: restoring {'; '.join(parts)}; "
+        # "imported" is a bundle's origin; a pulled version's origin is its remote's URL (no credentials)
+        came = "imported from a bundle" if version.origin in ("imported", "local") else f"pulled from {version.origin}"
+        raise Untrusted(f"{version.label} was {came}: restoring {'; '.join(parts)}; "
                         f"pass --trust (trust=True) if you trust its author{hint}", needs=parts)
     return read
 

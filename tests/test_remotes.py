@@ -196,7 +196,7 @@ def test_pulled_version_is_untrusted_until_the_user_says_so(alice, bob):
     (v,) = bob.versions()
     assert bob.is_imported(v)
     assert api.load(v, "arr", store=bob).tolist() == [0, 1, 2, 3, 4]  # safe codec: no trust needed
-    with pytest.raises(Untrusted):
+    with pytest.raises(Untrusted, match=f"v1 was pulled from {v.origin}: restoring box would unpickle"):
         api.load(v, "box", store=bob)
     assert api.load(v, "box", store=bob, trust=True).v == 3
 
