@@ -68,9 +68,13 @@ def check_trust(store: Store, version: Version, names: list[str], trust: bool) -
 
 def load(store: Store, version: Version, names: list[str] | None = None, trust: bool = False,
          progress=None, ctx: codecs.DecodeContext | None = None) -> dict:
-    """{name: object} for the named variables of `version` (all when None). Raises the error of
-    the first variable that fails: StoreError when its data is damaged, DecodeError when it cannot
-    be decoded here (see `load_each` to get the others anyway)."""
+    """{name: object} for the named variables of `version` (all when None; a name brings the
+    variables it shares objects with, see with_groups). `trust`: unpickle an imported version's
+    pickle-based variables; `progress(n)` is called with each variable's stored bytes as it is read;
+    `ctx`: a codecs.DecodeContext shared with other calls. Raises UnknownVariable for a name the
+    version lacks and Untrusted (one line naming each variable) before anything is loaded; then the
+    error of the first variable that fails: StoreError when its data is damaged, DecodeError when it
+    cannot be decoded here (see `load_each` to get the others anyway)."""
     out, failed = load_each(store, version, names, trust, progress, ctx)
     if failed:
         raise next(iter(failed.values()))
@@ -79,7 +83,8 @@ def load(store: Store, version: Version, names: list[str] | None = None, trust: 
 
 def with_groups(store: Store, version: Version, names: list[str]) -> list[str]:
     """`names` and every variable stored in a group with one of them (codecs.groups): restoring a
-    name restores the variables it shares objects with, so nothing points at a private copy."""
+    name restores the variables it shares objects with, so nothing points at a private copy.
+    Returns the names in order, without duplicates, group members after the names asked for."""
     out = list(dict.fromkeys(names))
     for n in list(out):
         if n in version.variables:
