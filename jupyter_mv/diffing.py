@@ -173,7 +173,8 @@ LOAD_LIMIT = 64 * 1024 * 1024
 SAMPLE_ROWS = 5
 _ARRAY_CODECS = ("numpy", "torch.tensor")
 _PICKLED = ("pickle", "sklearn", "torch.module", "torch.optimizer")
-_MODEL_CODECS = ("sklearn", "sklearn.skops", "torch.module")
+_MODEL_CODECS = ("sklearn", "sklearn.skops", "torch.module", "transformers.model", "peft.model")
+_HF_CODECS = ("transformers.model", "peft.model")  # raw tensors by name (codecs.transformers): never unpickled
 MAX_LAYERS = 200  # weight rows listed per model
 
 
@@ -310,13 +311,87 @@ def _model_weights(store, version: Version, ref: dict) -> dict:
     raise Untrusted("an imported version is only unpickled when trusted")
 
 
+def _hf_layers(store, va, vb, old: dict, new: dict) -> tuple[list, str | None]:
+    """Per weight of two stored transformers / PEFT models (codecs.transformers): {"name", "shape",
+    "delta_norm", "relative"} (L2 norm of new - old, and that over the norm of old; None when old
+    is all zeros or the shapes differ). A weight whose stored chunks are the same in both is unchanged
+    without reading it; changed ones are read (raw tensors, never unpickled, so imported versions
+    too) up to LOAD_LIMIT bytes a side, past which their norms are None and the note says so."""
+    from .codecs import tensors
+
+    sa, sb = store.stored_variable(va, old["name"]), store.stored_variable(vb, new["name"])
+
+    def by_name(man):
+        first: dict = {}
+        for k, i in man["meta"]["keys"].items():
+            first.setdefault(i, k)
+        return {k: i for i, k in first.items()}
+
+    na, nb = by_name(sa.manifest), by_name(sb.manifest)
+    ta, tb = sa.manifest["meta"]["tensors"], sb.manifest["meta"]["tensors"]
+    ba, bb = sa.manifest["buffers"], sb.manifest["buffers"]
+    layers, budget, note = [], LOAD_LIMIT, None
+    for k, i in na.items():
+        j = nb.get(k)
+        if j is None:
+            continue
+        x, y = ta[i], tb[j]
+        if x["shape"] != y["shape"] or x["dtype"] != y["dtype"]:
+            layers.append({"name": k, "shape": [x["shape"], y["shape"]], "delta_norm": None, "relative": None})
+            continue
+        if ba[i] == bb[j]:  # the same chunks: the same bytes
+            layers.append({"name": k, "shape": x["shape"], "delta_norm": 0.0, "relative": 0.0})
+            continue
+        if ba[i]["n"] > budget:
+            note = f"weights past {LOAD_LIMIT >> 20} MiB of changed tensors were not compared"
+            layers.append({"name": k, "shape": x["shape"], "delta_norm": None, "relative": None})
+            continue
+        budget -= ba[i]["n"]
+        u = tensors.rebuild({**x, "param": False, "requires_grad": False}, store.blobs.read_buffer(ba[i])).double()
+        w = tensors.rebuild({**y, "param": False, "requires_grad": False}, store.blobs.read_buffer(bb[j])).double()
+        dn, base = float((w - u).norm()), float(u.norm())
+        layers.append({"name": k, "shape": x["shape"], "delta_norm": dn, "relative": dn / base if base else None})
+    return layers, note
+
+
+def _adapter_changes(new_meta: dict, layers: list) -> dict | None:
+    """For a PEFT model: which adapter weights changed and by how much, and how many base weights
+    changed (none, when only the adapter trained)."""
+    desc = new_meta.get("model") or {}
+    names = list((desc.get("adapters") or {}).keys())
+    if not names:
+        return None
+
+    def is_adapter(k: str) -> bool:
+        parts = k.split(".")
+        return any(n in parts[:-1] for n in names)
+
+    ad = [x for x in layers if is_adapter(x["name"])]
+    return {"changed": [x for x in ad if x["delta_norm"] != 0.0], "unchanged": sum(x["delta_norm"] == 0.0 for x in ad),
+            "base_changed": sum(1 for x in layers if not is_adapter(x["name"]) and x["delta_norm"] != 0.0)}
+
+
 def _model_analysis(store, va, vb, old: dict, new: dict) -> dict:
     so, sn = old["summary"], new["summary"]
     hp = _dict_diff(so.get("params") or {}, sn.get("params") or {})
     out: dict = {"kind": "model", "class": [so.get("class"), sn.get("class")],
                  "hyperparameters": {"added": hp["added"], "removed": hp["removed"], "changed": hp["changed"]}}
-    if old["codec"] == "torch.module" and "parameters" in so:
+    if old["codec"] in ("torch.module", *_HF_CODECS) and "parameters" in so:
         out["parameters"] = [so.get("parameters"), sn.get("parameters")]
+    if store is not None and old["codec"] in _HF_CODECS:  # by stored chunks: any size, nothing unpickled
+        layers, note = _hf_layers(store, va, vb, old, new)
+        adapters = _adapter_changes(store.stored_variable(vb, new["name"]).manifest["meta"], layers)
+        if adapters is not None:
+            out["adapters"] = adapters
+        if note:
+            out["weights_note"] = note
+        if len(layers) > MAX_LAYERS:
+            moved = [x for x in layers if x["delta_norm"] != 0.0]
+            layers = (moved + [x for x in layers if x["delta_norm"] == 0.0])[:MAX_LAYERS]
+            out.setdefault("weights_note", f"{len(moved)} weights changed; the first {len(layers)} are listed, "
+                                           "changed ones first")
+        out["weights"] = layers
+        return out
     if store is None or max(old["bytes"], new["bytes"]) > LOAD_LIMIT:
         return out
     import numpy as np

@@ -135,6 +135,8 @@ def analysis_lines(a: dict | None) -> list[str]:
         if a.get("truncated"):
             out.append("(a prompt longer than the summary keeps: the diff covers its first part)")
         return out
+    if a.get("kind") == "model":
+        return _adapter_lines(a.get("adapters"))
     if a.get("kind") != "eval":
         return []
     out = []
@@ -161,6 +163,27 @@ def analysis_lines(a: dict | None) -> list[str]:
             more = (c or {}).get(key, len(ids)) - min(len(ids), 20)
             out.append(f"{label}: " + ", ".join(_fmt(i) for i in ids[:20]) + (f" (+{more} more)" if more > 0 else ""))
     return out
+
+
+def _adapter_lines(ad: dict | None) -> list[str]:
+    """One line for a PEFT model's adapter changes (diff.schema.json model "adapters"): the adapter
+    weights that changed with their relative change (|new - old| / |old|), and the base's state."""
+    if not ad:
+        return []
+    changed = ad.get("changed") or []
+    base = ad.get("base_changed", 0)
+    tail = "; base unchanged" if not base else f"; {base} base weights changed too"
+    if not changed:
+        return [f"adapter: unchanged{tail}"]
+
+    def one(x) -> str:
+        rel = x.get("relative")
+        how = "from zero" if rel is None and x.get("delta_norm") else (
+            "?" if rel is None else f"{number_text(rel * 100, '.3g')}%")
+        return f"{x['name'].removeprefix('base_model.model.')} {how}"
+
+    shown = ", ".join(one(x) for x in changed[:8]) + (f" (+{len(changed) - 8} more)" if len(changed) > 8 else "")
+    return [f"adapter: {len(changed)} of {len(changed) + ad.get('unchanged', 0)} weights changed: {shown}{tail}"]
 
 
 def _first_line(s: str | None) -> str:
