@@ -113,10 +113,17 @@ def describe_llm(name: str, obj, eval_named: bool = False) -> dict:
     p = prompts.describe(name, obj)
     if p is not None:
         out["prompt"] = p
-    if eval_named or evals.is_frame(obj):
-        ev = evals.describe(name, obj, forced=eval_named)
-        if ev is not None:
-            out["eval"] = ev
+    if eval_named:
+        ev = evals.describe(name, obj, forced=True)  # UsageError: the user said it is one
+    elif evals.is_frame(obj):
+        try:
+            ev = evals.describe(name, obj)
+        except Exception:  # recognising is a bonus: an odd frame (unhashable cells...) is just data
+            ev = None
+    else:
+        ev = None
+    if ev is not None:
+        out["eval"] = ev
     return out
 
 

@@ -65,6 +65,14 @@ def version_text(i: dict) -> str:
         dtype = f" {s['dtype']}" if "dtype" in s else ""
         cred = f"  holds a credential ({', '.join(v['credential'])})" if v.get("credential") else ""
         lines.append(f"    {v['name']:<20} {v['type']}{shape}{dtype}  {human_bytes(v['bytes'])}  {v['hash'][:10]}{cred}")
+        p, ev = s.get("prompt"), s.get("eval")
+        if isinstance(p, dict):  # a prompt template (prompts.py): its placeholders and text
+            lines.append(f"      prompt ({p.get('kind')}), placeholders: {', '.join(p.get('placeholders') or []) or 'none'}")
+            lines.extend(f"      | {ln}" for ln in str(p.get("text", "")).splitlines()[:40])
+        if isinstance(ev, dict):  # an eval table (evals.py)
+            means = ", ".join(f"{k} {m:.4g}" for k, m in (ev.get("means") or {}).items())
+            lines.append(f"      eval table: {ev.get('rows')} examples by {ev.get('id_column') or 'index'}; "
+                         f"mean {means or '-'}; dataset {str(ev.get('dataset_hash', ''))[:12]}")
     env = i.get("environment") or {}
     if env:
         git = env.get("git") or {}

@@ -328,3 +328,25 @@ def test_eval_metrics_show_in_the_metrics_chart(shell, run):
         assert w.chart["series"]["eval_df.loss"] == [pytest.approx(2.3 / 6)] * 2
     finally:
         w.close()
+
+
+def test_show_lists_prompts_and_eval_tables(shell, run, run_cli, tmp_path):
+    run(EVAL_V1)
+    run('qa_prompt = "Answer the question.\\nContext: {context}\\nQuestion: {question}"')
+    run("%mv_snapshot")
+    r = run_cli("--store", tmp_path / ".jupyter_mv", "show", "v1")
+    assert r.returncode == 0, r.stderr
+    assert "      prompt (format), placeholders: context, question\n      | Answer the question.\n" in r.stdout
+    assert "      eval table: 6 examples by id; mean exact_match 0.6667, loss 0.3833; dataset " in r.stdout
+
+
+def test_odd_frames_are_data_not_errors(shell, run):
+    run("import pandas as pd")
+    # an id and a score-named column, but cells pandas cannot hash and ids that repeat
+    run("odd = pd.DataFrame({'id': [1, 2], 'score': [0.5, 1.0], 'tags': [['a'], ['b', 'c']]})")
+    run("dup = pd.DataFrame({'id': [1, 1], 'score': [0.5, 1.0]})")
+    run("%mv_snapshot")
+    v = api.resolve("latest")
+    assert set(v.variables) >= {"odd", "dup"}
+    assert v.metrics == {"odd.score": 0.75}  # unhashable cells are hashed by their text
+    assert "eval" not in _summary("dup")  # repeated ids: not an example id
