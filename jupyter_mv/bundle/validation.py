@@ -263,6 +263,16 @@ def _meta_problem(codec: str, meta: dict) -> str | None:
         if not isinstance(files, list) or not all(isinstance(f, str) and _SKOPS_MEMBER.fullmatch(f) for f in files) \
                 or len(set(files)) != len(files):
             return "malformed skops member table"
+    if codec in codecs.hf.NAMES:  # transformers models, PEFT adapters, configs, tokenizers (codecs.transformers)
+        why = codecs.hf.meta_problem(codec, meta)
+        if why:
+            return why
+    part = meta.get("part")  # a part of a model variable (codecs.groups part links): a path of public names
+    if part is not None and not (isinstance(part, dict) and isinstance(part.get("of"), str) and part["of"].isidentifier()
+                                 and isinstance(part.get("path"), str) and all(
+                                     (x.isdigit() or x.isidentifier()) and not x.startswith("_")
+                                     for x in part["path"].split("."))):
+        return "malformed part reference"
     if codec == "group.skops":  # one name of a group shipped as one skops file (codecs.groups)
         names = meta.get("members")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.isidentifier()
