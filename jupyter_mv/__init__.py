@@ -2,6 +2,7 @@
 
     %load_ext jupyter_mv            # magics: %mv_snapshot, %mv_log, %mv_diff, %mv_restore, ...
     import jupyter_mv as mv         # API: mv.snapshot, mv.history, mv.diff, mv.restore, mv.load
+                                    # remotes: mv.remote_add, mv.push, mv.pull, mv.clone, mv.remote_ls
                                     # (inside IPython the import registers the magics too)
 """
 
@@ -14,6 +15,7 @@ import sys
 from . import api as _api
 from .api import auto, history, load, open_store, outputs, restore, show, snapshot, tag, versions
 from .api import export, import_bundle, to_mlflow
+from .api import clone, pull, push, remote_add, remote_ls, remote_remove, remotes
 from .errors import DecodeError, MVError, PartialRestore
 from .diffview import Diff
 from .model import Version
@@ -21,6 +23,7 @@ from .model import Version
 __all__ = [
     "snapshot", "history", "load", "restore", "diff", "open_store", "tag", "show", "versions", "outputs", "auto",
     "export", "import_bundle", "to_mlflow",
+    "remote_add", "remote_remove", "remotes", "remote_ls", "push", "pull", "clone",
     "history_widget", "Diff", "Version", "MVError", "PartialRestore", "DecodeError", "__version__",
 ]
 
