@@ -84,6 +84,8 @@ def cmd_log(args, st):
             bits.append(v.message)
         if v.metrics:
             bits.append(" ".join(f"{k}={jsondata.number_text(val)}" for k, val in v.metrics.items()))
+        if v.author:  # made elsewhere: pulled from a remote
+            bits.append(f"(by {v.author})")
         print("  ".join(bits))
     return 0
 

@@ -57,6 +57,10 @@ def version_text(i: dict) -> str:
     """Readable lines for `api.show()`'s dict."""
     lines = ["  ".join(x for x in (i["id"], i["name"], i["message"]) if x), f"  created  {i['created']}",
              f"  notebook {i['notebook']}", f"  parent   {i['parent'] or '-'}",
+             *([f"  id       {i['gid']}"] if i.get("gid") else []),
+             # made elsewhere (a bundle, a remote): where from, and by whom when a remote said so
+             *([f"  from     {i['origin']}" + (f" (by {i['author']})" if i.get("author") else "")]
+               if i.get("origin", "local") != "local" else []),
              f"  tags     {', '.join(i['tags']) or '-'}", f"  params   {_short(i['params'], 200) or '-'}",
              f"  metrics  {_short(i['metrics'], 200) or '-'}", "  variables:"]
     for v in i["variables"]:

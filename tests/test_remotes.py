@@ -450,7 +450,9 @@ def test_cli_remote_add_push_ls_clone_pull(alice, tmp_path, run_cli, monkeypatch
     r = run_cli("clone", remote, str(tmp_path / "cloned"))
     assert r.returncode == 0 and "pulled nb.ipynb v1" in r.stdout, r.stderr
     r = run_cli("--store", str(tmp_path / "cloned"), "log")
-    assert "baseline" in r.stdout
+    assert "baseline" in r.stdout and "(by alice@laptop)" in r.stdout
+    r = run_cli("--store", str(tmp_path / "cloned"), "show", "v1")
+    assert f"from     {remote} (by alice@laptop)" in r.stdout and "  id       " in r.stdout
     r = run_cli("--store", str(tmp_path / "cloned"), "pull")
     assert "nothing new" in r.stdout
     r = run_cli("clone", remote, str(tmp_path / "cloned"))
