@@ -136,9 +136,10 @@ def _jsonable(v):
     return str(v)
 
 
-def _ids(df, rec: dict):
+def _ids(df, rec: dict) -> list:
+    """The example ids in row order, by position (a frame's labels need not start at 0)."""
     col = rec.get("id_column")
-    return df.index if col is None else df[_column(df, col)]
+    return list(df.index if col is None else df[_column(df, col)].to_numpy())
 
 
 def _column(df, name: str):

@@ -350,3 +350,25 @@ def test_odd_frames_are_data_not_errors(shell, run):
     assert set(v.variables) >= {"odd", "dup"}
     assert v.metrics == {"odd.score": 0.75}  # unhashable cells are hashed by their text
     assert "eval" not in _summary("dup")  # repeated ids: not an example id
+
+
+def test_prompt_and_eval_analyses_follow_the_diff_schema(shell, run):
+    from importlib import resources
+
+    import jsonschema
+
+    schema = json.loads((resources.files("jupyter_mv") / "schemas" / "diff.schema.json").read_text())
+    run(EVAL_V1)
+    run('qa_prompt = "Answer the question.\\nContext: {context}\\nQuestion: {question}"')
+    run("%mv_snapshot")
+    run("eval_df = eval_df.assign(exact_match=[0.0] * 6).iloc[1:]")
+    run('qa_prompt = "Answer.\\nContext: {context}\\nQ: {q}"')
+    run("%mv_snapshot")
+    d = json.loads(json.dumps(mv.diff("v1", "v2").to_dict(), allow_nan=False))
+    jsonschema.Draft202012Validator(schema).validate(d)
+    kinds = {c["name"]: c["analysis"]["kind"] for c in d["variables"]["changed"]}
+    assert kinds == {"eval_df": "eval", "qa_prompt": "prompt"}
+    broken = json.loads(json.dumps(d))
+    next(c for c in broken["variables"]["changed"] if c["name"] == "eval_df")["analysis"].pop("regressions")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema).validate(broken)
