@@ -288,8 +288,8 @@ def _pull_one(store: Store, remote, rv: RemoteVersion, url: str, progress) -> tu
                     if added:
                         written.append(bid)
                         new_bytes += added
-                    if progress:
-                        progress(n)
+                    if progress:  # in the chunks' own bytes, as the bar's total counts them
+                        progress(len(data))
                 for items, n in pool.map(get_pack, sorted(packs)):
                     received += n
                     for bid, data in items:
@@ -298,7 +298,7 @@ def _pull_one(store: Store, remote, rv: RemoteVersion, url: str, progress) -> tu
                             written.append(bid)
                             new_bytes += added
                     if progress:
-                        progress(n)
+                        progress(sum(len(d) for _, d in items))
             store.blobs.sync_dirs(written)
             parent = None
             if doc.get("parent_gid"):

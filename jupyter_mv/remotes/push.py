@@ -176,11 +176,15 @@ def push(store: Store, versions: list[Version], remote, *, include_secrets: bool
 
     # remote gc waits while this lease is live, and a push waits while a gc sweeps (leases.py): so
     # nothing this push finds on the remote (and references) or writes is swept under it
+    versions = [store.version_by_id(i) for i in dict.fromkeys(v.id for v in versions)]  # each once
     with push_lease(remote, who=who) as lease:
-        for v in versions:
-            v = store.version_by_id(v.id)
+        # which manifests are there already: HEADs in parallel (a second push of 100 versions is 100
+        # HEADs and nothing else)
+        with ThreadPoolExecutor(_HEADS) as pool:
+            there = list(pool.map(lambda v: remote.head(layout.version_key(v.gid)) is not None, versions))
+        for v, present in zip(versions, there):
             key = layout.version_key(v.gid)
-            if remote.head(key) is not None:
+            if present:
                 result.already.append(v)
                 registry.mark(store, url, [v.gid])
                 continue
