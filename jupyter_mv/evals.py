@@ -47,12 +47,16 @@ def name_hinted(name: str) -> bool:
 def _id_column(df, loose: bool):
     """The example id column's name, "" for the index, None when there is none. An id must be unique
     and present in every row. `loose` (named or eval_*): any unique index will do."""
+    named = False
     for want in ID_COLUMNS:
         for c in df.columns:
             if str(c).lower() == want:
                 col = df[c]
                 if col.notna().all() and col.is_unique:
                     return c
+                named = True
+    if named:  # an id column whose ids repeat: the row position is no example id either
+        return None
     idx = df.index
     if idx.is_unique and not idx.hasnans and (loose or str(idx.name or "").lower() in ID_COLUMNS):
         return ""
@@ -77,8 +81,13 @@ def describe(name: str, df, forced: bool = False) -> dict | None:
     scores = hinted or (numeric if loose else [])
     if id_col is None or not scores:
         if forced:
-            why = "no example id column (one named " + "/".join(ID_COLUMNS[:4]) + "…, or a unique index)" \
-                if id_col is None else "no numeric score column"
+            named = [c for c in df.columns if str(c).lower() in ID_COLUMNS]
+            if id_col is None and named:
+                why = f"its id column {str(named[0])!r} has repeated or missing values"
+            elif id_col is None:
+                why = "no example id column (one named " + "/".join(ID_COLUMNS[:4]) + "…, or a unique index)"
+            else:
+                why = "no numeric score column"
             raise UsageError(f"--eval {name}: not an eval table: {why}")
         return None
     rest = [c for c in df.columns if c != id_col and c not in scores]

@@ -310,6 +310,12 @@ def test_eval_flag_errors_are_one_line(shell, run):
         api.snapshot(eval="notes")
     with pytest.raises(UsageError, match="no example id column"):
         api.snapshot(eval="flat")
+    run("twice = pd.DataFrame({'id': [1, 1], 'score': [0.5, 1.0]})")
+    with pytest.raises(UsageError, match="its id column 'id' has repeated or missing values"):
+        api.snapshot(eval="twice")
+    run("scoreless = pd.DataFrame({'id': [1, 2], 'text': ['a', 'b']})")
+    with pytest.raises(UsageError, match="no numeric score column"):
+        api.snapshot(eval="scoreless")
     with pytest.raises(Exception, match="no variable named 'missing'"):
         api.snapshot(eval="missing")
     assert mv.history().empty
