@@ -457,6 +457,8 @@ def test_cli_remote_add_push_ls_clone_pull(alice, tmp_path, run_cli, monkeypatch
     assert "nothing new" in r.stdout
     r = run_cli("clone", remote, str(tmp_path / "cloned"))
     assert r.returncode == 1 and "already holds a store" in r.stderr
+    r = run_cli("clone", remote + "-typo", str(tmp_path / "other"))
+    assert r.returncode == 1 and "does not exist" in r.stderr and not (tmp_path / "cli-remote-typo").exists()
     r = run_cli("--store", st, "remote", "add", "bad", "s3://KEY:SECRETVALUE@bucket/x")
     assert r.returncode == 1 and "SECRETVALUE" not in r.stderr and "credentials are never stored" in r.stderr
     r = run_cli("--store", st, "pull", "nosuch")

@@ -346,6 +346,13 @@ def clone(url: str, directory, progress: Progress | None = None, probe: bool = T
     the store."""
     from .objects import open_remote
 
+    url = registry.normalize_url(url)
+    if url.startswith("file:"):  # a typo must not clone an empty remote (and create its folder)
+        import urllib.parse
+
+        folder = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
+        if not folder.is_dir():
+            raise UsageError(f"no remote at {url}: the folder {folder} does not exist")
     root = Path(directory).expanduser() / ".jupyter_mv"
     if (root / "store.db").exists():
         with Store(root) as existing:

@@ -93,7 +93,8 @@ def get(st: Store, name: str | None = None) -> Remote:
             raise UsageError("this store has no remote yet: add one with `jupyter-mv remote add NAME URL` "
                              "(mv.remote_add(name, url))")
         raise UsageError(f"this store has {len(rs)} remotes and none is the default: choose one with --remote "
-                         f"NAME ({', '.join(r.name for r in rs)}) or `jupyter-mv remote default NAME`")
+                         f"NAME ({', '.join(r.name for r in rs)}) or make one the default: "
+                         "`jupyter-mv remote add NAME URL --default`")
     # a URL given where a name is expected is used as is (not recorded)
     for r in rs:
         if r.name == name:
@@ -125,6 +126,8 @@ def add(st: Store, name: str, url: str, default: bool | None = None, probe: bool
     with st.write():
         c = st.db.conn
         row = c.execute("select url from remotes where name = ?", (name,)).fetchone()
+        if default is None and row is not None and _is_default(st, name):
+            default = True  # adding a remote again keeps it the default
         if row and row[0] != url:
             raise UsageError(f"remote {name!r} is already {safe_url(row[0])}; remove it first "
                              f"(`jupyter-mv remote remove {name}`) or choose another name")
@@ -133,8 +136,7 @@ def add(st: Store, name: str, url: str, default: bool | None = None, probe: bool
         if make_default:
             c.execute("update remotes set is_default = 0")
         c.execute("insert or replace into remotes (name, url, is_default, conditional, added) values (?,?,?,?,?)",
-                  (name, url, int(make_default or (row is not None and _is_default(st, name))),
-                   None if conditional is None else int(conditional), now()))
+                  (name, url, int(make_default), None if conditional is None else int(conditional), now()))
     return get(st, name)
 
 
