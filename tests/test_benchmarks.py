@@ -33,3 +33,17 @@ def test_notebook_benchmark_quick(tmp_path):
                                                      for r in mv]
     assert all(len(r["cells"]) == 10 and r["bytes"] > 0 for r in mv)
     assert "| target | measured |" in out
+
+
+def test_llm_benchmark_quick(tmp_path):
+    """benchmarks/llm.py on a tiny model: every step runs, restores give the same logits (the script
+    asserts it), a LoRA version writes about the adapter's bytes, and the target table is printed."""
+    pytest.importorskip("peft")
+    out_json = tmp_path / "llm.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "llm.py"), "--quick", "--reps", "2",
+                           "--json", str(out_json)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "| target | measured |" in proc.stdout and "| restore <= 1.3x from_pretrained |" in proc.stdout
+    raw = json.loads(out_json.read_text())
+    assert len(raw["raw_s"]["snapshot"]) == 2 and all(t > 0 for t in raw["raw_s"]["restore"])
+    assert 0 < raw["ratios"]["lora bytes/adapter"] <= 1.2, raw["lora_bytes"]
