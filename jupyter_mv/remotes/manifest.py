@@ -69,8 +69,9 @@ def _refused(gid: str, where: str, why: str) -> RemoteCorrupt:
 
 def validate(raw: bytes, gid: str, where: str) -> dict:
     """Parse and check the manifest `raw` of version `gid` read from remote `where` (a URL without
-    credentials): the wrapper (format, gid, texts), the bundle record by bundle._check_manifest (the
-    importer's checks: schema, labels, codecs and their metadata, blob ids, sizes, sha256 entries),
+    credentials): the wrapper (format, gid, texts), the bundle record by the
+    importer's own checks (bundle.check_manifest: schema, labels, codecs and their metadata, blob ids,
+    sizes, sha256 entries),
     and the chunk locations (exactly the chunks the record lists, at keys of the layout). Returns the
     manifest. RemoteCorrupt with one line naming the version and the problem otherwise."""
     if len(raw) > layout.MAX_MANIFEST:
@@ -95,7 +96,7 @@ def validate(raw: bytes, gid: str, where: str) -> dict:
             raise _refused(gid, where, f"its {key} is malformed")
     rec = doc.get("bundle")
     try:
-        _bundle._check_manifest(Path(_MEMBER_NAME), rec)
+        _bundle.check_manifest(Path(_MEMBER_NAME), rec)
     except BundleError as e:
         why = str(e)
         why = re.sub(rf"^refused bundle {_MEMBER_NAME}: ", "", why)
@@ -141,7 +142,7 @@ def check_notebook(raw: bytes, gid: str, where: str) -> dict:
     except (UnicodeDecodeError, ValueError):
         raise _refused(gid, where, "its notebook.ipynb is not valid JSON") from None
     try:
-        _bundle._check_notebook(Path(_MEMBER_NAME), nb)
+        _bundle.check_notebook(Path(_MEMBER_NAME), nb)
     except BundleError as e:
         why = re.sub(rf"^refused bundle {_MEMBER_NAME}: ", "", str(e))
         raise _refused(gid, where, re.sub(r"; nothing was imported$", "", why)) from None
