@@ -6,15 +6,12 @@ cells it executed and the version its state descends from."""
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import sys
 import threading
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable
-
-import xxhash
 
 from . import capture, config, credentials, loading
 from .diffing import compute as compute_diff
@@ -101,41 +98,8 @@ atexit.register(lambda: _session and _session.close())
 
 
 # -- snapshot ----------------------------------------------------------------------------------
-def _content_hash(codec: str, meta: dict, manifests: list[dict]) -> str:
-    meta = dict(meta)
-    if "tensors" in meta:  # object ids are not content
-        meta["tensors"] = [{k: v for k, v in t.items() if k != "uid"} for t in meta["tensors"]]
-    h = xxhash.xxh3_128()
-    h.update(json.dumps([codec, meta, manifests], sort_keys=True, default=repr).encode())
-    return h.hexdigest()
-
-
-def _unique_buffers(items: list) -> tuple[list, dict]:
-    """(buffers to hash and write, {name: their positions}): the members of a group (codecs.groups)
-    share one set of buffers, hashed and written once."""
-    buffers, pos, slots = [], {}, {}
-    for vname, e in items:
-        slots[vname] = []
-        for b in e.buffers:
-            k = pos.get(id(b))
-            if k is None:
-                k = pos[id(b)] = len(buffers)
-                buffers.append(b)
-            slots[vname].append(k)
-    return buffers, slots
-
-
-def _hashes(items: list, manifests: list, slots: dict) -> dict:
-    """{name: content hash}. An array alias or view has no bytes of its own: its hash includes the
-    hash of the array it refers to, so it changes when that array's content does."""
-    from .codecs import groups
-
-    out = {n: _content_hash(e.codec, e.meta, [manifests[j] for j in slots[n]]) for n, e in items}
-    for n, e in items:
-        base = groups.base_of(e.meta)
-        if base in out:
-            out[n] = xxhash.xxh3_128_hexdigest((out[n] + out[base]).encode())
-    return out
+# how a snapshot hashes its variables lives in capture.py (undo.py hashes the same way)
+_content_hash, _unique_buffers, _hashes = capture.content_hash, capture.unique_buffers, capture.content_hashes
 
 
 def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "", tags: Iterable[str] = (),

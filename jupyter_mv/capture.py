@@ -4,6 +4,7 @@ cells with their outputs, the environment, and the notebook the kernel belongs t
 from __future__ import annotations
 
 import functools
+import json
 import os
 import platform
 import re
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+import xxhash
+
 from . import codecs, config, credentials, evals, prompts
 from .codecs import handles
 from .errors import LiveHandle, NotStorable
@@ -23,6 +26,44 @@ from .model import Cell, Skipped
 UNNAMED = "unnamed notebook"
 _IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "open"}
 MAX_PARAM_STR = 200
+
+
+# -- content hashes (a variable's identity across snapshots) ----------------------------------
+def content_hash(codec: str, meta: dict, manifests: list[dict]) -> str:
+    """xxh3-128 hex digest of a variable's codec, meta and chunk manifests: equal exactly when the
+    stored bytes and their reading are equal (object ids in torch meta are not content)."""
+    meta = dict(meta)
+    if "tensors" in meta:  # object ids are not content
+        meta["tensors"] = [{k: v for k, v in t.items() if k != "uid"} for t in meta["tensors"]]
+    h = xxhash.xxh3_128()
+    h.update(json.dumps([codec, meta, manifests], sort_keys=True, default=repr).encode())
+    return h.hexdigest()
+
+
+def unique_buffers(items: list) -> tuple[list, dict]:
+    """(buffers to hash and write, {name: their positions}): the members of a group (codecs.groups)
+    share one set of buffers, hashed and written once."""
+    buffers, pos, slots = [], {}, {}
+    for vname, e in items:
+        slots[vname] = []
+        for b in e.buffers:
+            k = pos.get(id(b))
+            if k is None:
+                k = pos[id(b)] = len(buffers)
+                buffers.append(b)
+            slots[vname].append(k)
+    return buffers, slots
+
+
+def content_hashes(items: list, manifests: list, slots: dict) -> dict:
+    """{name: content hash}. An array alias or view has no bytes of its own: its hash includes the
+    hash of the array it refers to, so it changes when that array's content does."""
+    out = {n: content_hash(e.codec, e.meta, [manifests[j] for j in slots[n]]) for n, e in items}
+    for n, e in items:
+        base = codecs.groups.base_of(e.meta)
+        if base in out:
+            out[n] = xxhash.xxh3_128_hexdigest((out[n] + out[base]).encode())
+    return out
 
 
 # -- variables ---------------------------------------------------------------------------------
