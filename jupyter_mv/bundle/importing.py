@@ -55,6 +55,24 @@ def _same_version(store: Store, b: Bundle) -> Version | None:
     return None
 
 
+def variables_of(manifest: dict) -> list[StoredVariable]:
+    """The variables of a checked manifest (validation.check_manifest), ready to commit: whether each
+    is safe is recomputed from its codec (never the sender's claim), credential marks kept. Shared by
+    bundle import and remote pull (remotes/pull.py)."""
+    stored = []
+    for var in manifest["variables"]:
+        stored.append(StoredVariable(
+            name=var["name"], type_name=var["type_name"], codec=var["codec"], content_hash=var["content_hash"],
+            nbytes=var["nbytes"], safe=var["codec"] in codecs.SAFE,  # never the bundle's own claim
+            credential=tuple(var.get("credential") or ()),  # shipped on purpose (--include-secrets): stays marked
+            summary=var.get("summary") or {},
+            manifest={"meta": var["manifest"]["meta"], "buffers": [
+                ({"n": x["n"], "c": [], "i": x["i"]} if "i" in x else {"n": x["n"], "c": list(x["c"])})
+                for x in var["manifest"]["buffers"]]},
+        ))
+    return stored
+
+
 def import_(store: Store, path: str | os.PathLike, trust: bool = False, max_bytes: int | None = None,
             progress: Callable[[int], None] | None = None) -> ImportResult:
     """Check a bundle completely, then add its version to `store` with origin "imported".
@@ -76,17 +94,7 @@ def import_(store: Store, path: str | os.PathLike, trust: bool = False, max_byte
     if held:  # the sender kept credentials home: say what is missing, so nobody looks for it
         notes.append(f"left out by the sender (credentials): {', '.join(held[:10])}"
                      + (f" and {len(held) - 10} more" if len(held) > 10 else ""))
-    stored = []
-    for var in man["variables"]:
-        stored.append(StoredVariable(
-            name=var["name"], type_name=var["type_name"], codec=var["codec"], content_hash=var["content_hash"],
-            nbytes=var["nbytes"], safe=var["codec"] in codecs.SAFE,  # never the bundle's own claim
-            credential=tuple(var.get("credential") or ()),  # shipped on purpose (--include-secrets): stays marked
-            summary=var.get("summary") or {},
-            manifest={"meta": var["manifest"]["meta"], "buffers": [
-                ({"n": x["n"], "c": [], "i": x["i"]} if "i" in x else {"n": x["n"], "c": list(x["c"])})
-                for x in var["manifest"]["buffers"]]},
-        ))
+    stored = variables_of(man)
     env = dict(b.environment)
     env.setdefault("packages", {})
     cells = cells_of(b.notebook)

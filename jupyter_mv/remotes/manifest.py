@@ -20,6 +20,7 @@ NOTEBOOK, REQUIREMENTS = _bundle.NOTEBOOK, _bundle.REQUIREMENTS
 MAX_NOTEBOOK, MAX_REQUIREMENTS, MAX_CHUNK = _bundle.MAX_NOTEBOOK, _bundle.MAX_REQUIREMENTS, _bundle.MAX_CHUNK
 notebook_of, requirements_txt, version_hash, cells_of = (_bundle.notebook_of, _bundle.requirements_txt,
                                                          _bundle.version_hash, _bundle.cells_of)
+from ..bundle.importing import variables_of  # noqa: E402 - the importer's own StoredVariable builder
 
 _MEMBER_NAME = "manifest"  # what the bundle checks call the file they refuse (reworded below)
 

@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .. import codecs, jsondata
+from .. import jsondata
 from ..errors import CorruptBlob, MVError, RemoteCorrupt, RemoteError, RemoteMissing, UsageError
 from ..model import Version, human_bytes
-from ..store import Store, StoredVariable
-from ..store import blobs as blobmod
+from ..store import Store
 from . import layout, manifest, registry
 
 Progress = Callable[[int], None]
@@ -270,7 +269,7 @@ def _pull_one(store: Store, remote, rv: RemoteVersion, url: str, progress) -> tu
 
     written: list[str] = []
     new_bytes = 0
-    stored = _variables(rec)
+    stored = manifest.variables_of(rec)
     env = dict(rec.get("environment") or {})
     env.setdefault("packages", {})
     nbpath = ver["notebook"]
@@ -321,23 +320,6 @@ def _pull_one(store: Store, remote, rv: RemoteVersion, url: str, progress) -> tu
             raise
         raise RemoteError(f"cannot pull {rv.gid} from {url}: {e}") from None
     return version, received, notes
-
-
-def _variables(rec: dict) -> list[StoredVariable]:
-    """The variables of a validated bundle record, as the bundle importer builds them: `safe` from
-    the codec (never the sender's claim), credential marks kept."""
-    out = []
-    for var in rec["variables"]:
-        out.append(StoredVariable(
-            name=var["name"], type_name=var["type_name"], codec=var["codec"], content_hash=var["content_hash"],
-            nbytes=var["nbytes"], safe=var["codec"] in codecs.SAFE,
-            credential=tuple(var.get("credential") or ()),
-            summary=var.get("summary") or {},
-            manifest={"meta": var["manifest"]["meta"], "buffers": [
-                ({"n": x["n"], "c": [], "i": x["i"]} if "i" in x else {"n": x["n"], "c": list(x["c"])})
-                for x in var["manifest"]["buffers"]]},
-        ))
-    return out
 
 
 def clone(url: str, directory, progress: Progress | None = None, probe: bool = True) -> tuple[Store, PullResult]:
