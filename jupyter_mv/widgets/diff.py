@@ -1,9 +1,8 @@
 """The diff view: what `%mv_diff A B`, the history's Diff button and a displayed `mv.diff(a, b)` show.
-Python computes the diff (`Diff.to_dict()`); the front end only renders it."""
+Python computes the diff (`Diff.to_dict()`, schemas/diff.schema.json); the front end (the rendering layer's
+bundle, static/diff.js) only renders it. Its synced state follows schemas/diff-widget.schema.json."""
 
 from __future__ import annotations
-
-import difflib
 
 import anywidget
 import traitlets as t
@@ -54,38 +53,7 @@ class DiffWidget(anywidget.AnyWidget):
         return rows
 
 
-CONTEXT = 3  # unchanged lines kept around each change in the side-by-side view
-
-
 def for_view(d: Diff) -> dict:
-    """`d.to_dict()` plus, per changed cell, side-by-side rows for the front end to paint."""
-    out = d.to_dict()
-    out["cells"] = [dict(c) for c in out["cells"]]
-    for c in out["cells"]:
-        if c["status"] == "changed" and c.get("a_source") is not None and c.get("b_source") is not None:
-            c["sbs"] = side_by_side(c["a_source"], c["b_source"])
-    return out
-
-
-def side_by_side(a: str, b: str, context: int = CONTEXT) -> list[list]:
-    """Rows [left line no, left text, right line no, right text, kind]; kind is same, changed,
-    removed, added, or skip (a run of unchanged lines left out)."""
-    la, lb = a.splitlines(), b.splitlines()
-    rows: list[list] = []
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, la, lb, autojunk=False).get_opcodes():
-        if tag == "equal":
-            n = i2 - i1
-            keep = range(n) if n <= 2 * context + 1 else [*range(context), None, *range(n - context, n)]
-            for k in keep:
-                if k is None:
-                    rows.append([None, f"… {n - 2 * context} unchanged lines", None, "", "skip"])
-                else:
-                    rows.append([i1 + k + 1, la[i1 + k], j1 + k + 1, lb[j1 + k], "same"])
-            continue
-        for k in range(max(i2 - i1, j2 - j1)):
-            left = i1 + k if i1 + k < i2 else None
-            right = j1 + k if j1 + k < j2 else None
-            kind = "changed" if left is not None and right is not None else ("removed" if right is None else "added")
-            rows.append([None if left is None else left + 1, "" if left is None else la[left],
-                         None if right is None else right + 1, "" if right is None else lb[right], kind])
-    return rows
+    """The diff as the widget receives it: exactly `d.to_dict()` (diff.schema.json), the same JSON the REST
+    API serves; the front end lays cell sources out side by side from its unified `source_diff`."""
+    return d.to_dict()

@@ -3,7 +3,8 @@ chart and Restore / Restore outputs / Diff / Tag / Export actions.
 
 Only one page of compact rows crosses the comm; the front end asks for others by setting `page`,
 `sort_by`, `sort_desc` and `filter`. Actions arrive as a `request` dict (with a `seq` so repeating one
-is a change) and every outcome lands in `message`: nothing raises into the notebook."""
+is a change) and every outcome lands in `message`: nothing raises into the notebook. The synced state
+follows schemas/history-widget.schema.json; the front end is the rendering layer's bundle (static/history.js)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import traitlets as t
 from .. import api, credentials, sanitize
 from ..errors import Untrusted
 from ..jsondata import plain, value_text
-from ..model import Version, human_bytes
+from ..model import Version
 from . import assets
 from .diff import for_view
 from .messages import error_message
@@ -193,8 +194,8 @@ class HistoryWidget(anywidget.AnyWidget):
             "params": {k: _short(v.params[k]) for k in self.key_params if k in v.params},
             "metrics": {k: v.metrics[k] for k in self.metric_names if k in v.metrics},
             "variables": len(v.variables), "variable_names": ", ".join(v.variables)[:200],
-            "size": human_bytes(v.nbytes), "bytes": v.nbytes,
-            "parent": f"v{v.parent}" if v.parent else "", "branch": not parent_ok, "kind": v.kind,
+            "bytes": v.nbytes,
+            "parent": f"v{v.parent}" if v.parent else None, "branch": not parent_ok, "kind": v.kind,
         }
 
     def _chart(self, rows: list[Version]) -> None:
@@ -281,12 +282,9 @@ class HistoryWidget(anywidget.AnyWidget):
             "git": env.get("git"),
         }
         budget = [MAX_OUTPUT_CHARS]
-        info["cells"] = [{"execution_count": c["execution_count"], "source": c["source"],
-                          "outputs": [_output(o, budget) for o in c["outputs"]]} for c in info["cells"]]
+        info["cells"] = [{**c, "outputs": [_output(o, budget) for o in c["outputs"]]} for c in info["cells"]]
         for var in info["variables"]:
             var["hash"] = var["hash"][:10]
-            var["size"] = human_bytes(var["bytes"])
-        info["key"] = v.id
         info["lineage"] = self._lineage(v)
         info["children"] = [f"v{x.n}" for x in self._versions if x.notebook == v.notebook and x.parent == v.n]
         self.details = info
@@ -339,8 +337,7 @@ class HistoryWidget(anywidget.AnyWidget):
         v = self._one()
         cells = api.outputs(v, store=self._store)
         budget = [MAX_OUTPUT_CHARS]
-        shown = [{"execution_count": c.execution_count, "source": c.source,
-                  "outputs": [_output(o, budget) for o in c.outputs]} for c in cells if c.outputs]
+        shown = [{**c.to_dict(), "outputs": [_output(o, budget) for o in c.outputs]} for c in cells if c.outputs]
         self.replay = {"version": v.label, "cells": shown, "seq": self._seq + 1}
         self._say("ok", f"{v.label}: {len(shown)} cell output(s) re-displayed below" if shown
                   else f"{v.label} recorded no cell outputs")
@@ -406,13 +403,15 @@ def _with_tags(v: Version, tags: tuple) -> Version:
 
 
 def _output(o: dict, budget: list) -> dict:
-    """One output, reduced to what the widget renders (richest mime types first) within a budget."""
+    """One nbformat output reduced to what the widget renders (the richest mime type, as the notebook
+    shows it; never script) within a budget of characters; still an nbformat output."""
     kind = o.get("output_type")
     if kind == "stream":
         text = _text(o.get("text", ""))
-        return {"type": "stream", "name": o.get("name", "stdout"), "text": _cut(text, budget)}
+        return {"output_type": "stream", "name": o.get("name", "stdout"), "text": _cut(text, budget)}
     if kind == "error":
-        return {"type": "error", "text": f"{o.get('ename', '')}: {o.get('evalue', '')}"}
+        return {"output_type": "error", "ename": str(o.get("ename", "")), "evalue": str(o.get("evalue", "")),
+                "traceback": []}
     data = o.get("data") or {}
     shown = {}
     for mime in _SHOWN_MIMES:
@@ -430,7 +429,7 @@ def _output(o: dict, budget: list) -> dict:
                 break  # the richest one plus nothing else, as the notebook shows it
     if "text/plain" in data and "text/plain" not in shown and not shown:
         shown["text/plain"] = _cut(_text(data["text/plain"]), budget)
-    return {"type": "display", "data": shown}
+    return {"output_type": "display_data", "data": shown, "metadata": {}}
 
 
 def _text(x) -> str:

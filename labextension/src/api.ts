@@ -2,91 +2,14 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-export interface IVersion {
-  id: string;
-  name: string;
-  message: string;
-  created: string;
-  tags: string[];
-  params: Record<string, unknown>;
-  metrics: Record<string, number>;
-  variables: string[];
-  bytes: number;
-  new_bytes?: number;
-  parent: string | null;
-  kind?: string;
-  notebook?: string;
-  /** 'local': made in this store; anything else ('imported', pulled…) is untrusted. */
-  origin?: string;
-}
+// The JSON shapes are generated from jupyter_mv/schemas (render/types.ts): no hand-written copies.
+import type { IDiff, IHistoryPage, IRenameReply, IServerVersion, ITagReply, IVersionDetails } from './render/types';
+export type * from './render/types';
 
 /** A version made in this store (its recorded outputs are the user's own). A server too old to
  * say is treated as not: recorded outputs are then untrusted. */
 export function madeHere(v: { origin?: string }): boolean {
   return v.origin === 'local';
-}
-
-export interface IOutput {
-  output_type: string;
-  [key: string]: unknown;
-}
-
-export interface IStoredCell {
-  cell_id: string | null;
-  execution_count: number | null;
-  source: string;
-  outputs: IOutput[];
-}
-
-export interface IVariableInfo {
-  name: string;
-  type: string;
-  codec: string;
-  bytes: number;
-  summary: Record<string, unknown>;
-}
-
-export interface IVersionDetails extends Omit<IVersion, 'variables'> {
-  variables: IVariableInfo[];
-  cells: IStoredCell[];
-  environment: Record<string, unknown>;
-}
-
-export interface ICellDiff {
-  status: 'same' | 'changed' | 'added' | 'removed';
-  cell_id: string | null;
-  a_index: number | null;
-  b_index: number | null;
-  a_source: string | null;
-  b_source: string | null;
-  source_diff: string[];
-  outputs_changed: boolean;
-  outputs_diff: string[];
-}
-
-export interface IDictDiff {
-  added: Record<string, unknown>;
-  removed: Record<string, unknown>;
-  changed: Record<string, unknown>;
-  same: Record<string, unknown>;
-}
-
-export interface IVarDiff {
-  added: IVariableInfo[];
-  removed: IVariableInfo[];
-  changed: { name: string; old: IVariableInfo; new: IVariableInfo; changes: Record<string, unknown>; analysis?: Record<string, any> }[];
-  same: string[];
-}
-
-export interface IDiff {
-  schema: number;
-  a: string;
-  b: string;
-  notebook: string;
-  params: IDictDiff;
-  metrics: IDictDiff;
-  variables: IVarDiff;
-  cells: ICellDiff[];
 }
 
 /** An error answered by the server: its status and {"message"}. */
@@ -136,8 +59,8 @@ function withNumbers<V extends { metrics: Record<string, any> }>(v: V): V {
   return { ...v, metrics: numbers(v.metrics) };
 }
 
-export async function listVersions(notebook: string): Promise<{ versions: IVersion[]; key: string }> {
-  const r = await request<{ versions: IVersion[]; key: string }>('versions', {}, { notebook });
+export async function listVersions(notebook: string): Promise<IHistoryPage> {
+  const r = await request<IHistoryPage>('versions', {}, { notebook });
   return { ...r, versions: (r.versions || []).map(withNumbers) };
 }
 
@@ -151,14 +74,14 @@ export async function diff(notebook: string, a: string, b: string): Promise<IDif
   return m ? { ...d, metrics: { added: numbers(m.added), removed: numbers(m.removed), changed: numbers(m.changed), same: numbers(m.same) } } : d;
 }
 
-export function tag(notebook: string, version: string, tagName: string, remove = false): Promise<{ version: IVersion }> {
+export function tag(notebook: string, version: string, tagName: string, remove = false): Promise<ITagReply> {
   return request('tags', { method: 'POST', body: JSON.stringify({ notebook, version, tag: tagName, remove }) });
 }
 
-export function rename(oldPath: string, newPath: string): Promise<{ renamed: boolean }> {
+export function rename(oldPath: string, newPath: string): Promise<IRenameReply> {
   return request('rename', { method: 'POST', body: JSON.stringify({ old: oldPath, new: newPath }) });
 }
 
-export function serverVersion(): Promise<{ name: string; version: string; api: number }> {
+export function serverVersion(): Promise<IServerVersion> {
   return request('version');
 }

@@ -14,7 +14,7 @@ import { DiffView } from './diffview';
 import { magicArg, runMagic, snapshotLine, tellNotebook, untrustedReason } from './kernel';
 import { IOutputRestore, restoreOutputs } from './outputs';
 import { IPanelOptions, VersionsPanel } from './panel';
-import { setRenderMime } from './render';
+import { setRenderMime } from './labOutputs';
 
 const PLUGIN_ID = 'jupyter-mv-labextension:plugin';
 const CLIENT_API = 1;

@@ -5,8 +5,8 @@ import { NotebookPanel } from '@jupyterlab/notebook';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 import * as api from './api';
-import { plainSummary, renderLLM } from './llm';
-import { el, formatValue, humanBytes, keyValues, renderOutputs, shortDate, sparkline, table } from './render';
+import { labOutput } from './labOutputs';
+import { el, formatValue, historyColumns, keyValues, renderDetails as renderVersionDetails, renderHistoryTable, sparkline } from './render/index';
 
 export interface IPanelActions {
   snapshot(): void;
@@ -209,15 +209,17 @@ export class VersionsPanel extends Widget {
     this._chart = el('div', { class: 'jp-mv-chart' });
     this._status = el('div', { class: 'jp-mv-status' });
     this._list = el('div', { class: 'jp-mv-list' });
-    this._details = el('div', { class: 'jp-mv-details' });
+    this._details = el('div', { class: 'jp-mv-details jupyter-mv-view' });
+    // the list and the details share the rest of the panel: the list keeps at least a few rows in
+    // view and at most half the height while details are shown; each scrolls on its own
+    this._split = el('div', { class: 'jp-mv-split' }, this._list, this._details);
     this.node.append(
       this._heading,
       actions,
       this._filter,
       el('div', { class: 'jp-mv-chart-row' }, this._metric, this._chart),
       this._status,
-      this._list,
-      this._details
+      this._split
     );
   }
 
@@ -237,46 +239,18 @@ export class VersionsPanel extends Widget {
   private renderList(): void {
     const q = this._filter.value.trim();
     const shown = this._versions.filter(v => this.matches(v, q)).reverse(); // newest first
-    // columns no shown version fills are left out, so a narrow side panel keeps the useful ones;
-    // every cell elides and carries its full text as a tooltip
-    const used = COLUMNS.filter(c => c.always || shown.some(v => c.text(v) !== ''));
-    const rows = shown.map(v => used.map(c => (c.node ? c.node(v) : c.text(v))));
-    const t = table(used.map(c => c.key), rows, 'jp-mv-table jp-mv-versions');
-    used.forEach((c, j) => {
-      const th = t.tHead?.rows[0].cells[j];
-      if (th) {
-        th.classList.add(`jp-mv-col-${c.key}`);
-        th.title = c.key;
-        if (c.fit) {
-          // short columns as wide as their longest value (the header may elide), the rest share the remainder
-          const chars = Math.max(c.key.length - 1, ...shown.map(v => c.text(v).length));
-          th.style.width = `calc(${chars + 1}ch + 8px)`;
-        }
-      }
-    });
-    shown.forEach((v, i) => {
-      used.forEach((c, j) => {
-        const td = t.tBodies[0].rows[i].cells[j];
-        td.classList.add(`jp-mv-col-${c.key}`);
-        td.title = c.title ? c.title(v) : c.text(v);
-      });
-    });
-    const trs = t.tBodies[0].rows;
-    shown.forEach((v, i) => {
-      const tr = trs[i];
-      tr.classList.add('jp-mv-row');
-      tr.dataset.version = v.id;
-      if (this._selection.includes(v.id)) {
-        tr.classList.add('jp-mod-selected');
-      }
-      tr.addEventListener('click', (ev: MouseEvent) => {
-        if (ev.ctrlKey || ev.metaKey || ev.shiftKey) {
-          const rest = this._selection.filter(id => id !== v.id);
-          this.select(rest.length === this._selection.length ? [...rest, v.id] : rest);
+    const t = renderHistoryTable(shown, historyColumns(shown), {
+      selected: new Set(this._selection),
+      cls: 'jp-mv-table jp-mv-versions',
+      onSelect: (id, additive) => {
+        const key = String(id);
+        if (additive) {
+          const rest = this._selection.filter(x => x !== key);
+          this.select(rest.length === this._selection.length ? [...rest, key] : rest);
         } else {
-          this.select([v.id]);
+          this.select([key]);
         }
-      });
+      }
     });
     this._list.replaceChildren(t);
     this.renderMetricChoice();
@@ -322,7 +296,7 @@ export class VersionsPanel extends Widget {
       if (this.selected.length !== 1 || this.selected[0].id !== id) {
         return;
       }
-      this._details.replaceChildren(renderDetails(d));
+      this._details.replaceChildren(renderVersionDetails(d, { renderOutput: labOutput }));
     } catch (e) {
       this._details.replaceChildren(el('div', { class: 'jp-mv-error' }, (e as Error).message));
     }
@@ -343,84 +317,5 @@ export class VersionsPanel extends Widget {
   private _status!: HTMLElement;
   private _list!: HTMLElement;
   private _details!: HTMLElement;
-}
-
-/** A creation time as short as the list needs: the time today, month-day and time this year, else
- * the date (the tooltip has the full date and time). */
-function compactDate(iso: string, now = new Date()): string {
-  const d = new Date(iso);
-  if (isNaN(d.getTime())) {
-    return iso;
-  }
-  const full = shortDate(iso); // YYYY-MM-DD HH:MM, local time
-  if (d.toDateString() === now.toDateString()) {
-    return full.slice(11);
-  }
-  return d.getFullYear() === now.getFullYear() ? full.slice(5) : full.slice(0, 10);
-}
-
-interface IColumn {
-  key: string;
-  text: (v: api.IVersion) => string;
-  title?: (v: api.IVersion) => string;
-  node?: (v: api.IVersion) => Node;
-  always?: boolean;
-  fit?: boolean;
-}
-
-/** The versions table's columns, in order; the CSS hides the later ones first when the panel is narrow. */
-const COLUMNS: IColumn[] = [
-  { key: 'version', text: v => v.id, title: v => [v.id, v.name].filter(Boolean).join(' · '), node: v => el('span', { class: 'jp-mv-id' }, v.id), always: true, fit: true },
-  { key: 'name', text: v => v.name ?? '' },
-  { key: 'message', text: v => v.message ?? '' },
-  { key: 'tags', text: v => v.tags.join(', '), node: v => el('span', { class: 'jp-mv-tags' }, ...v.tags.map(t => el('span', { class: 'jp-mv-tag' }, t))) },
-  { key: 'metrics', text: v => keyValues(v.metrics), title: v => keyValues(v.metrics, 999) },
-  { key: 'params', text: v => keyValues(v.params), title: v => keyValues(v.params, 999) },
-  { key: 'created', text: v => compactDate(v.created), title: v => shortDate(v.created), always: true, fit: true },
-  {
-    key: 'variables',
-    text: v => (v.variables.length ? `${v.variables.length}: ${v.variables.slice(0, 3).join(', ')}${v.variables.length > 3 ? '…' : ''}` : ''),
-    title: v => v.variables.join(', ')
-  },
-  { key: 'size', text: v => humanBytes(v.bytes), fit: true }
-];
-
-export function renderDetails(d: api.IVersionDetails): HTMLElement {
-  const box = el('div', { class: 'jp-mv-version-details', 'data-version': d.id });
-  box.append(el('h3', {}, [d.id, d.name].filter(Boolean).join(' · ')));
-  const meta = [
-    ['created', d.created],
-    ['message', d.message || '—'],
-    ['tags', d.tags.join(', ') || '—'],
-    ['parent', d.parent ?? '—'],
-    ['size', `${humanBytes(d.bytes)}${d.new_bytes !== undefined ? ` (${humanBytes(d.new_bytes)} new)` : ''}`]
-  ];
-  box.append(table(['', ''], meta, 'jp-mv-table jp-mv-kv'));
-  if (Object.keys(d.params).length) {
-    box.append(el('h4', {}, 'Params'), table(['param', 'value'], Object.entries(d.params).map(([k, v]) => [k, formatValue(v)])));
-  }
-  if (Object.keys(d.metrics).length) {
-    box.append(el('h4', {}, 'Metrics'), table(['metric', 'value'], Object.entries(d.metrics).map(([k, v]) => [k, formatValue(v)])));
-  }
-  box.append(
-    el('h4', {}, 'Variables'),
-    table(['name', 'type', 'size', 'summary'], d.variables.map(v => [v.name, v.type, humanBytes(v.bytes), keyValues(plainSummary(v.summary), 3)]))
-  );
-  const llm = renderLLM(d.variables);
-  if (llm) {
-    box.append(llm);
-  }
-  box.append(el('h4', {}, `Cells (${d.cells.length})`));
-  for (const c of d.cells) {
-    box.append(
-      el(
-        'div',
-        { class: 'jp-mv-cell' },
-        el('div', { class: 'jp-mv-prompt' }, `[${c.execution_count ?? ' '}]`),
-        el('pre', { class: 'jp-mv-source' }, c.source),
-        renderOutputs(c.outputs)
-      )
-    );
-  }
-  return box;
+  private _split!: HTMLElement;
 }

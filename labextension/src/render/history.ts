@@ -1,0 +1,189 @@
+// The history table (the sidebar's versions list, the widget's paged log): one row a version, the
+// columns a host picks from `historyColumns`. Fits narrow hosts: columns no row fills are left out,
+// params that differ between the versions shown come first and are marked, every cell elides with
+// its full text as a tooltip.
+import { Child, h } from './dom';
+import { compactDate, exactTime, formatValue, humanBytes, keyValues, relTime } from './format';
+
+/** What a row shows: a Version (version.schema.json) or the widget's compact row (history-widget.schema.json). */
+export interface IHistoryRow {
+  id: string;
+  /** The host's selection key (the widget: the store-wide id); `id` when absent. */
+  key?: string | number;
+  name?: string;
+  message?: string;
+  created: string;
+  tags: string[];
+  params: Record<string, unknown>;
+  metrics: Record<string, unknown>;
+  /** Names, or (the widget's compact row) a count with `variable_names`. */
+  variables: string[] | number;
+  variable_names?: string;
+  bytes: number;
+  parent?: string | null;
+  branch?: boolean;
+  notebook?: string;
+  kind?: string;
+}
+
+export interface IColumn {
+  key: string;
+  label: string;
+  text: (r: IHistoryRow) => string;
+  node?: (r: IHistoryRow) => Child;
+  title?: (r: IHistoryRow) => string;
+  /** Shown even when no row fills it. */
+  always?: boolean;
+  /** As wide as its longest value (short columns); the others share the rest. */
+  fit?: boolean;
+  /** Marked as differing between the versions shown (changed params). */
+  changed?: boolean;
+}
+
+export const rowKey = (r: IHistoryRow) => r.key ?? r.id;
+
+/** Params whose value differs between `rows` (or that some rows lack), in first-seen order. */
+export function changedParams(rows: IHistoryRow[]): string[] {
+  const first = new Map<string, string>();
+  const varying = new Set<string>();
+  for (const r of rows) {
+    for (const [k, v] of Object.entries(r.params || {})) {
+      const s = JSON.stringify(v);
+      if (!first.has(k)) {
+        first.set(k, s);
+      } else if (first.get(k) !== s) {
+        varying.add(k);
+      }
+    }
+  }
+  for (const k of first.keys()) {
+    if (rows.some(r => !(k in (r.params || {})))) {
+      varying.add(k);
+    }
+  }
+  return [...first.keys()].filter(k => varying.has(k));
+}
+
+function variablesText(r: IHistoryRow): [string, string] {
+  if (typeof r.variables === 'number') {
+    return [r.variables ? String(r.variables) : '', r.variable_names ?? ''];
+  }
+  const v = r.variables;
+  return [v.length ? `${v.length}: ${v.slice(0, 3).join(', ')}${v.length > 3 ? '…' : ''}` : '', v.join(', ')];
+}
+
+/** The params of a row, changed ones first and marked (class mv-param-changed), as one cell. */
+function paramsCell(r: IHistoryRow, changed: string[], max = 4): Child {
+  const keys = Object.keys(r.params || {});
+  const order = [...changed.filter(k => keys.includes(k)), ...keys.filter(k => !changed.includes(k))];
+  const shown = order.slice(0, max).map(k => h('span', { class: changed.includes(k) ? 'mv-kv mv-param-changed' : 'mv-kv' }, `${k}=${formatValue(r.params[k])}`));
+  const parts: Child[] = [];
+  shown.forEach((s, i) => parts.push(i ? ', ' : '', s));
+  if (order.length > max) {
+    parts.push(`, +${order.length - max}`);
+  }
+  return h('span', {}, parts);
+}
+
+export interface IColumnOptions {
+  /** One column a changed param and a column a metric (the widget), else one params and one metrics
+   * column (the sidebar). */
+  wide?: boolean;
+  /** Metric columns of the wide layout (default: every metric the rows have). */
+  metrics?: string[];
+  /** Param columns of the wide layout (default: the changed ones). */
+  params?: string[];
+  /** A notebook column (histories of several notebooks). */
+  notebook?: boolean;
+  /** Relative creation times ("5 minutes ago") instead of compact dates. */
+  relative?: boolean;
+}
+
+/** The columns for `rows`, in display order. */
+export function historyColumns(rows: IHistoryRow[], opts: IColumnOptions = {}): IColumn[] {
+  const changed = changedParams(rows);
+  const cols: IColumn[] = [];
+  if (opts.notebook) {
+    cols.push({ key: 'notebook', label: 'notebook', text: r => r.notebook ?? '' });
+  }
+  cols.push({
+    key: 'version', label: 'version', text: r => r.id, always: true, fit: true,
+    title: r => [r.id, r.name, r.branch ? `branch from ${r.parent}` : ''].filter(Boolean).join(' · '),
+    node: r => h('span', { class: 'mv-vlabel' + (r.branch ? ' mv-branch' : '') }, h('span', { class: 'mv-dot' }), r.id)
+  });
+  cols.push({ key: 'tags', label: 'tags', text: r => r.tags.join(', '), node: r => h('span', { class: 'mv-tags' }, r.tags.map(t => h('span', { class: 'mv-tag mv-tagchip' }, t))) });
+  if (opts.wide) {
+    for (const k of opts.params ?? changed) {
+      cols.push({ key: `param:${k}`, label: k, text: r => formatValue(r.params?.[k]), changed: changed.includes(k) });
+    }
+    const metrics = opts.metrics ?? [...new Set(rows.flatMap(r => Object.keys(r.metrics || {})))];
+    for (const k of metrics) {
+      cols.push({ key: `metric:${k}`, label: k, text: r => formatValue(r.metrics?.[k]) });
+    }
+  } else {
+    cols.push({ key: 'metrics', label: 'metrics', text: r => keyValues(r.metrics), title: r => keyValues(r.metrics, 999) });
+    cols.push({
+      key: 'params', label: 'params', text: r => keyValues(r.params), node: r => paramsCell(r, changed),
+      title: r => keyValues(r.params, 999) + (changed.length ? `\n(differ between versions: ${changed.join(', ')})` : ''), changed: changed.length > 0
+    });
+  }
+  cols.push({ key: 'message', label: 'message', text: r => r.message ?? '' });
+  cols.push({ key: 'name', label: 'name', text: r => r.name ?? '' });
+  cols.push({
+    key: 'created', label: 'created', always: true, fit: !opts.relative,
+    text: r => (opts.relative ? relTime(r.created) : compactDate(r.created)), title: r => exactTime(r.created)
+  });
+  cols.push({ key: 'variables', label: 'variables', text: r => variablesText(r)[0], title: r => variablesText(r)[1] });
+  cols.push({ key: 'size', label: 'size', text: r => (r.bytes ? humanBytes(r.bytes) : ''), fit: true });
+  if (opts.wide) {
+    cols.push({
+      key: 'parent', label: 'parent', text: r => (r.branch ? `⑂ ${r.parent}` : r.parent ?? ''),
+      node: r => (r.branch ? h('span', { class: 'mv-branch-from', title: 'a snapshot taken after restoring an older version' }, `⑂ ${r.parent}`) : r.parent ?? '')
+    });
+  }
+  // a column no row fills only takes width
+  return cols.filter(c => c.always || rows.some(r => c.text(r) !== ''));
+}
+
+export interface ITableOptions {
+  selected?: Set<string | number>;
+  /** A click picks a row; Ctrl/Cmd/Shift-click (or the tick box) adds or removes it. */
+  onSelect?: (key: string | number, additive: boolean) => void;
+  /** Sortable headers: the current sort and what a header click asks for. */
+  sort?: { by: string; desc: boolean; onSort: (key: string) => void };
+  /** A tick box per row (select two for Diff without a keyboard). */
+  pick?: boolean;
+  cls?: string;
+}
+
+export function renderHistoryTable(rows: IHistoryRow[], cols: IColumn[], opts: ITableOptions = {}): HTMLTableElement {
+  const sel = opts.selected ?? new Set();
+  const head = h('tr', {}, opts.pick ? h('th', { class: 'mv-pick' }, '') : '', cols.map(c => {
+    const sorted = opts.sort && opts.sort.by === c.key;
+    const th = h('th', {
+      class: `mv-col-${c.key.replace(/[^\w-]/g, '_')}${c.changed ? ' mv-param-changed' : ''}${opts.sort ? ' mv-sortable' : ''}${sorted ? ' mv-sorted' : ''}`,
+      'data-col': c.key, title: c.changed ? `${c.label}: differs between the versions shown` : c.label,
+      onclick: opts.sort ? () => opts.sort!.onSort(c.key) : undefined
+    }, c.label, sorted ? (opts.sort!.desc ? ' ▼' : ' ▲') : '');
+    if (c.fit) {
+      const chars = Math.max(c.label.length - 1, ...rows.map(r => c.text(r).length));
+      th.style.width = `calc(${chars + 1}ch + 10px)`;
+    }
+    return th;
+  }));
+  const body = h('tbody', {}, rows.map(r => {
+    const key = rowKey(r);
+    const tr = h('tr', {
+      class: 'mv-row' + (sel.has(key) ? ' mv-selected' : ''), 'data-version': r.id, 'data-id': key,
+      onclick: (e: MouseEvent) => {
+        if ((e.target as HTMLElement).tagName !== 'INPUT') {
+          opts.onSelect?.(key, e.ctrlKey || e.metaKey || e.shiftKey);
+        }
+      }
+    },
+    opts.pick ? h('td', { class: 'mv-pick' }, h('input', { type: 'checkbox', class: 'mv-row-pick', checked: sel.has(key) || undefined, title: 'select (two for Diff)', onchange: () => opts.onSelect?.(key, true) })) : '',
+    cols.map(c => h('td', { class: `mv-col-${c.key.replace(/[^\w-]/g, '_')}`, title: c.title ? c.title(r) : c.text(r) }, c.node ? c.node(r) : c.text(r))));
+    return tr;
+  }));
+  return h('table', { class: `mv-table mv-versions ${opts.cls ?? ''}`.trim() }, h('thead', {}, head), body);
+}
