@@ -120,6 +120,19 @@ def test_pushing_again_sends_nothing_and_a_new_version_only_its_new_chunks(alice
     third = api.push(store=alice)
     assert len(third.pushed) == 1 and len(third.already) == 1
     assert third.bytes_sent < 50_000  # one small pack (a7's chunk), the notebook files: not the 12 MB again
+    # a pack index whose pack is gone (a gc cut off between its two deletes) is not referenced
+    for idx in remote_dir.glob("packs/*.idx"):
+        idx.unlink()  # (and the chunks only it indexed count as absent: sent again)
+    stale = layout.pack_key("0" * 64)
+    (remote_dir / layout.index_key(stale)).write_text(json.dumps(
+        {"format": layout.PACK_INDEX, "pack": stale, "entries": [[bid, 8, 100] for bid in alice.blobs.locate(
+            [r[0] for r in alice.db.conn.execute("select blob_id from packed")])]}))
+    data["cfg"] = {"lr": 0.3}
+    _snap(alice, data)
+    fourth = api.push(store=alice)
+    assert fourth.bytes_sent < 400_000  # the small chunks again (their index is gone), not the 12 MB
+    doc = json.loads((remote_dir / layout.version_key(fourth.pushed[0].gid)).read_text())
+    assert stale not in doc["objects"] and all((remote_dir / k).is_file() for k in doc["objects"])
 
 
 def test_interrupted_push_leaves_no_manifest_and_the_retry_completes(alice, tmp_path, url, monkeypatch):

@@ -92,7 +92,12 @@ class _PackIndex:
         self.read: set[str] = set()
 
     def refresh(self) -> None:
-        keys = [m.key for m in self.remote.list("packs/") if m.key.endswith(".idx") and m.key not in self.read]
+        listed = [layout.relative(m.key) for m in self.remote.list("packs/")]
+        packs = {k for k in listed if k.endswith(".pack")}
+        # an index whose pack is gone (a gc cut off between the two deletes) must not be referenced:
+        # a manifest pointing into it would name an object the remote does not hold
+        keys = [k for k in listed if k.endswith(".idx") and k not in self.read
+                and k[: -len(".idx")] + ".pack" in packs]
         with ThreadPoolExecutor(_HEADS) as pool:
             for key, raw in zip(keys, pool.map(self._get, keys)):
                 self.read.add(key)
@@ -112,7 +117,10 @@ class _PackIndex:
             if doc.get("format") != layout.PACK_INDEX or layout.index_key(pack) != key:
                 return
             for bid, off, length in doc["entries"]:
-                if layout.BLOB_ID.fullmatch(bid) and type(off) is int and type(length) is int:
+                # the bounds pull checks (manifest.validate): an entry outside them is not referenced
+                if isinstance(bid, str) and layout.BLOB_ID.fullmatch(bid) and type(off) is int \
+                        and type(length) is int and off >= len(layout.PACK_MAGIC) \
+                        and 2 <= length <= 2 + blobmod.blob_size(bid):
                     self.where.setdefault(bid, [pack, off, length])
         except (ValueError, KeyError, TypeError):
             return  # not ours: ignored (its chunks are sent again)
