@@ -6,6 +6,7 @@ cells it executed and the version its state descends from."""
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import os
 import sys
 import threading
@@ -13,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import capture, config, credentials, loading
+from . import capture, config, credentials, loading, undo as undo_journal
 from .diffing import compute as compute_diff
 from .diffview import Diff
 from .errors import PartialRestore, UnknownRef, UsageError
@@ -41,6 +42,7 @@ class Session:
         self.warned: set = set()  # (name, type) pairs auto mode already warned about
         self.unloadable: dict[str, str] = {}  # content hash -> why it failed its trial load
         self.restore_defined: list[str] = []  # names the last restore defined for the code it restored
+        self.journal = undo_journal.Journal()  # the variables before each executed cell, for undo()
         self._stores: dict[Path, Store] = {}
         self._lock = threading.RLock()
 
@@ -70,6 +72,7 @@ class Session:
         return capture.notebook_path(self.namespace, self.told_notebook, store.root.parent)
 
     def close(self) -> None:
+        self.journal.close()
         for st in self._stores.values():
             st.close()
         self._stores.clear()
@@ -105,9 +108,11 @@ _content_hash, _unique_buffers, _hashes = capture.content_hash, capture.unique_b
 def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "", tags: Iterable[str] = (),
                   params: dict | None = None, metrics: dict | None = None, kind: str = "manual",
                   store: Store | None = None, execution_count: int | None = None,
-                  evals: Iterable[str] = ()) -> SnapshotResult:
+                  evals: Iterable[str] = (), skip_unchanged: bool = False) -> SnapshotResult:
     """Snapshot and report what was skipped (the magic prints it; `snapshot()` warns). `evals`: names
-    of eval tables (evals.py); stored too when other variables are named."""
+    of eval tables (evals.py); stored too when other variables are named. `skip_unchanged`: make no
+    version (result.version None) when the variables equal this session's last snapshot, as an
+    automatic snapshot does."""
     s = session()
     st = store or s.store()
     names = list(names)
@@ -180,7 +185,7 @@ def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "
                     nbytes=e.nbytes, safe=e.safe, summary=summary, manifest={"meta": e.meta, "buffers": ms},
                     credential=tuple(dict.fromkeys(f.where for f in held.get(vname, ()))),
                 ))
-            if kind == "auto" and previous and {v.name: v.content_hash for v in stored} == {
+            if (kind == "auto" or skip_unchanged) and previous and {v.name: v.content_hash for v in stored} == {
                     n: v.content_hash for n, v in previous.items()}:
                 return SnapshotResult(None, tuple(enc.skipped), tuple(enc.notes))  # the cell changed no variable
             parent = s.heads.get(head_key)
@@ -408,6 +413,47 @@ def restore(ref, names: Iterable[str] | None = None, prefix: str = "", trust: bo
             raise next(iter(failed.values()))
         raise PartialRestore(v.label, out, {n: _reason(e, v.label, n) for n, e in failed.items()})
     return out
+
+
+def undo_checkpoint(source: str, label: str) -> None:
+    """Record the variables before a cell runs (the magics' pre-cell hook calls it), so undo() can put
+    them back; a cell that only undoes is not recorded. Never raises (see undo.Journal.record)."""
+    s = session()
+    s.journal.record(s.namespace, s.hidden, label, source)
+
+
+def undo() -> "undo_journal.UndoResult":
+    """Put the variables back as they were before the last executed cell that changed any: variables it
+    changed get their earlier value (same values and types; variables that shared objects still share
+    them), names it created are removed; the notebook's code is not touched. Call again to walk further
+    back (up to config.JupyterMV.undo_depth cells). The state being undone is kept as a version of this
+    notebook first (`result.saved`; none is made when it equals the last version), so nothing is lost.
+
+    Returns undo.UndoResult (`summary_line()` is what %mv_undo prints). Raises NothingToUndo (one line)
+    when no recorded cell changed a variable, and the store's errors when the undone state cannot be
+    saved (then nothing is changed)."""
+    s = session()
+    plan = s.journal.plan(s.namespace, s.hidden)
+    st = s.store()
+    nb = s.notebook(st)
+    names = [n for n, _ in capture.select(s.namespace, None, s.hidden)]
+    first = next((ln.strip() for ln in plan.target.source.splitlines() if ln.strip()), "")
+    # named, so variables holding a credential are kept (marked) rather than lost with the undone state
+    res = take_snapshot(names, message=f"undone: state after {plan.target.label}: {first[:60]}",
+                        skip_unchanged=True)
+    saved = res.version
+    label = saved.label if saved else (f"v{s.heads[(st.root, nb)]}" if (st.root, nb) in s.heads else "")
+    result = s.journal.apply(plan, s.namespace)
+    s.restore_defined = list(result.defined)
+    # the state descends from the version that holds exactly these variables, if one of the last does
+    back = dict(plan.target.hashes)
+    for v in reversed(st.versions(nb)[-50:]):
+        if {x.name: x.content_hash for x in st.variables(v)} == back:
+            s.heads[(st.root, nb)] = v.n
+            # what the next automatic snapshot compares with: a cell changing nothing makes no version
+            s.records[(st.root, nb)] = {x.name: st.stored_variable(v, x.name) for x in st.variables(v)}
+            break
+    return dataclasses.replace(result, saved=saved, saved_label=label)
 
 
 def _reason(e: Exception, label: str, name: str) -> str:

@@ -151,6 +151,10 @@ def add_import_args(parser, adapter):
                         help=_by(adapter, magic="the bundle file to import", cli="the bundle file (.mvz)"))
 
 
+def add_undo_args(parser, adapter):
+    pass  # always the last executed cell that changed a variable; repeat to walk further back
+
+
 def add_verify_args(parser, adapter):
     pass  # the whole store; the CLI adds its --json
 
@@ -279,6 +283,11 @@ COMMANDS: dict[str, Command] = {
         "taken in. Everything is checked first; nothing is unpickled. Restoring its pickle-based "
         "variables later needs %mv_restore REF --trust."),
         cli="check a bundle and add its version to the store (nothing is unpickled)"),
+    "undo": Command(add_undo_args, magic=(
+        "Put the variables back as they were before the last executed cell that changed any: changed "
+        "variables get their earlier value (types and shared objects too), names it created are removed; "
+        "the notebook's code is not touched. Repeat to walk further back (JupyterMV.undo_depth cells). "
+        "The undone state is kept as a version first.")),
     "verify": Command(add_verify_args, cli="re-hash every blob and report damage by version and variable "
                                            "(exit 3 if any)"),
     "gc": Command(add_gc_args, cli="delete blob files and pack entries that no version references; rewrite packs "

@@ -41,6 +41,7 @@ ENV = {
     "pack_max": "JUPYTER_MV_PACK_MAX",
     "max_bundle_bytes": "JUPYTER_MV_MAX_BUNDLE_BYTES",
     "auto_keep": "JUPYTER_MV_AUTO_KEEP",
+    "undo_depth": "JUPYTER_MV_UNDO_DEPTH",
     "debug": "JUPYTER_MV_DEBUG",
 }
 _FALSE = ("0", "false", "no", "off")
@@ -75,6 +76,12 @@ class JupyterMV(Configurable):
     auto_keep = Int(0, min=0, help="""Retention of automatic versions (`%mv_auto on`): keep only the last N
         (tagged, named and manual versions always stay); 0 keeps all. `%mv_auto on --keep N` overrides it for
         the session. Environment variable: JUPYTER_MV_AUTO_KEEP.""").tag(config=True)
+
+    undo_depth = Int(20, min=0, help="""How many executed cells `%mv_undo` can walk back. Before each cell the kernel
+        records its variables in a private journal (a temporary directory, removed when the kernel exits): only
+        chunks that changed since the previous cell are written, but every variable is encoded and hashed, so a
+        cell costs about what an automatic snapshot does. 0 turns the journal (and undo) off. Environment
+        variable: JUPYTER_MV_UNDO_DEPTH.""").tag(config=True)
 
     trust_imported = Bool(False, help="""Trust the data of imported (bundle) versions: unpickle it without
         `--trust` / `trust=True`. Default False: data made elsewhere is never unpickled without the user's

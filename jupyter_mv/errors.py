@@ -131,6 +131,13 @@ class PartialRestore(MVError):
                          f"{'s' if len(self.failed) != 1 else ''} ({listed}); restored {back}")
 
 
+class NothingToUndo(MVError):
+    """`undo()` found no executed cell whose changes it could take back (none ran since jupyter_mv was
+    loaded, every one was undone already, or the undo journal is off)."""
+
+    status = 409
+
+
 class PathRefused(MVError):
     """A notebook path or version id the REST API will not serve; `status` is the HTTP status to
     answer (400 malformed or missing, 403 leaving the server root). Raised by server/location.py."""

@@ -11,13 +11,13 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.display import display
 
 from .. import api, codecs, loading, redaction
-from ..errors import MVError, PartialRestore
+from ..errors import MVError, NothingToUndo, PartialRestore
 from ..model import human_bytes
 from ..render import HistoryTable, VersionDetails
 from .lexing import _quote
 from .outputs import _redisplay
 from .parsers import (P_AUTO, P_DIFF, P_EXPORT, P_IMPORT, P_LOG, P_PULL, P_PUSH, P_RESTORE, P_SHOW, P_SNAPSHOT,
-                      P_TAG, _check_unquoted_words, _magic)
+                      P_TAG, P_UNDO, _check_unquoted_words, _magic)
 
 
 def restore_line(names: list, asked: list, prefix: str, ref: str, defined: list = ()) -> str:
@@ -162,6 +162,22 @@ class MVMagics(Magics):
             done.append(n)
         print(f"loaded the weights of {', '.join(args.vars)} from {_ref_text(v)} into the live "
               f"model{'s' if len(args.vars) > 1 else ''}")
+
+    @line_magic
+    @_magic(P_UNDO)
+    def mv_undo(self, args):
+        try:
+            result = api.undo()
+        except NothingToUndo as e:  # an answer, not a failure: one plain line
+            print(e)
+            return
+        print(result.summary_line())
+        if result.defined:
+            print(f"defined {', '.join(result.defined)} (used by the restored code, missing here)")
+        for n, why in result.failed.items():
+            print(f"jupyter_mv warning: could not put back {n!r}: {why}", file=sys.stderr)
+        for n, why in result.left.items():
+            print(f"jupyter_mv warning: left {n!r} as it is: {why}", file=sys.stderr)
 
     @line_magic
     @_magic(P_TAG)

@@ -64,6 +64,7 @@ P_EXPORT = command_parser("export")
 P_IMPORT = command_parser("import")
 P_PUSH = command_parser("push")
 P_PULL = command_parser("pull")
+P_UNDO = command_parser("undo")
 
 
 _PLACEHOLDER = "⟨mv-quoted-{}⟩"  # printable, so argparse messages (which repr values) still map back

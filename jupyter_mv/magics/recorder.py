@@ -93,9 +93,11 @@ class Recorder:
             return self.shell.execution_count
 
     def pre_run_cell(self, info):
+        count = self._count_of_running_cell(info)
         with self.lock:
-            self.log.start(info.raw_cell, self._count_of_running_cell(info), getattr(info, "cell_id", None),
-                           self._current_msg_id())
+            self.log.start(info.raw_cell, count, getattr(info, "cell_id", None), self._current_msg_id())
+        if self.session is not None:  # the variables before this cell, for %mv_undo (never raises)
+            api.undo_checkpoint(info.raw_cell or "", f"In [{count}]" if count is not None else "the cell")
 
     def post_run_cell(self, result):
         with self.lock:

@@ -1,0 +1,252 @@
+"""The undo journal: the kernel's variables as they were before each executed cell, so `%mv_undo`
+(`api.undo()`) can put them back exactly: variables a cell changed get their earlier value (same
+values, types, and the same sharing between variables), names it created are removed.
+
+Why a journal of its own rather than the automatic versions (`%mv_auto on`): those are taken *after*
+a cell, only when it changed something, without credential-holding variables, are pruned by
+retention, and miss changes made between cells (a restore from the sidebar runs no cell). A record
+taken right before the cell is exactly "before the last cell", in auto mode or not.
+
+Storage: a private Store in a temporary directory (mode 0700, removed when the session closes),
+written with the store's own chunking: an unchanged variable costs one hash pass and no write, and
+consecutive cells that changed nothing share one journal version. Only the last
+`config.JupyterMV.undo_depth` cells are kept. Reading back goes through loading.load_each, as a
+restore does, so variables that shared objects (codecs.groups) are restored together, still shared.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import capture, codecs, config, loading
+from .errors import NothingToUndo
+from .model import Version
+from .store import Store, StoredVariable
+from .store.blobs import BlobStore
+
+JOURNAL_NOTEBOOK = "undo journal"
+_GC_EVERY = 10  # dropped journal versions between two sweeps of their chunks
+
+
+@dataclass
+class Checkpoint:
+    """The variables before one executed cell."""
+
+    label: str  # "In [5]"
+    source: str  # the cell's code
+    version: Version | None  # the journal version holding them; None when recording failed
+    hashes: dict = field(default_factory=dict)  # {name: content hash} of the variables stored
+    unstored: dict = field(default_factory=dict)  # {name: why not}: variables the journal cannot hold
+    error: str = ""  # why recording failed (version None)
+
+
+@dataclass(frozen=True)
+class State:
+    """The namespace's variables now, hashed as the journal hashes them (nothing written)."""
+
+    hashes: dict
+    unstored: dict
+
+    def same_as(self, c: Checkpoint) -> bool:
+        return c.version is not None and c.hashes == self.hashes and set(c.unstored) == set(self.unstored)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an undo will do: take back `target`; `passed`: the later cells that changed nothing."""
+
+    target: Checkpoint
+    passed: tuple
+    now: State
+
+
+@dataclass(frozen=True)
+class UndoResult:
+    """What `api.undo()` did. `cell`: the undone cell's label ("In [5]"); `restored`: names set back to
+    their earlier value (with the variables they share objects with); `removed`: names the cell created,
+    deleted; `failed`: {name: why} of variables that could not be put back (left as they are now);
+    `left`: {name: why} of variables the undone cell uses that undo cannot hold (an open file...), left
+    as they are; `passed`: labels of later cells that changed no variable; `saved`: the version holding
+    the state that was undone (None when it was already the notebook's last version)."""
+
+    cell: str
+    source: str
+    restored: tuple = ()
+    removed: tuple = ()
+    failed: dict = field(default_factory=dict)
+    left: dict = field(default_factory=dict)
+    passed: tuple = ()
+    saved: Version | None = None
+    saved_label: str = ""
+    defined: tuple = ()
+
+    def summary_line(self) -> str:
+        first = next((ln.strip() for ln in self.source.splitlines() if ln.strip()), "")
+        first = first if len(first) <= 50 else first[:49] + "…"
+        parts = []
+        if self.restored:
+            parts.append(f"restored {', '.join(self.restored)}")
+        if self.removed:
+            parts.append(f"removed {', '.join(self.removed)}")
+        if not parts:
+            parts.append("no variable to put back")
+        text = f"undid {self.cell}" + (f" ({first})" if first else "") + ": " + "; ".join(parts)
+        if self.passed:
+            text += f" ({', '.join(self.passed)} changed no variable)"
+        if self.saved_label:
+            text += f"; the undone state is {self.saved_label}"
+        return text
+
+
+def _only_undo(source: str) -> bool:
+    """A cell that only undoes: recording before it would only record the state it is about to leave."""
+    lines = [ln.strip() for ln in source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    return bool(lines) and all(re.match(r"(%mv_undo\b|(mv|jupyter_mv|api)\.undo\()", ln) for ln in lines)
+
+
+class Journal:
+    """Checkpoints of one session's variables, oldest first (see the module docstring)."""
+
+    def __init__(self):
+        self.entries: list[Checkpoint] = []
+        self.recorded = 0  # checkpoints ever taken (to tell "none yet" from "all undone")
+        self._dir: Path | None = None
+        self._store: Store | None = None
+        self._dropped = 0
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="jupyter_mv_undo_"))  # 0700: credentials stay private
+            self._store = Store(self._dir / "store")
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+        self.entries.clear()
+
+    # -- recording ---------------------------------------------------------------------------
+    def _encode(self, namespace: dict, hidden: set):
+        # every candidate, credentials included: the journal is private and undo must not lose them
+        enc = capture.encode_all(capture.select(namespace, None, hidden))
+        buffers, slots = capture.unique_buffers(enc.items)
+        return enc, buffers, slots
+
+    def now(self, namespace: dict, hidden: set) -> State:
+        """The current variables' hashes, as a checkpoint would record them, writing nothing."""
+        enc, buffers, slots = self._encode(namespace, hidden)
+        hashes = capture.content_hashes(enc.items, BlobStore.plan(buffers), slots)
+        return State(hashes, {sk.name: sk.reason for sk in enc.skipped})
+
+    def record(self, namespace: dict, hidden: set, label: str, source: str) -> None:
+        """Record the variables before the cell `label` runs. Never raises: a failure is recorded (undo
+        then stops there, saying why) so the user's cell always runs."""
+        depth = config.current().undo_depth
+        if not depth:
+            self.close()
+            return
+        if _only_undo(source):
+            return
+        self.recorded += 1
+        try:
+            entry = self._checkpoint(namespace, hidden, label, source)
+        except Exception as e:  # never break the user's cell
+            entry = Checkpoint(label, source, None, error=f"{type(e).__name__}: {e}")
+        self.entries.append(entry)
+        self._trim(depth)
+
+    def _checkpoint(self, namespace: dict, hidden: set, label: str, source: str) -> Checkpoint:
+        st = self.store
+        enc, buffers, slots = self._encode(namespace, hidden)
+        unstored = {sk.name: sk.reason for sk in enc.skipped}
+        last = self.entries[-1] if self.entries else None
+        with st.blobs.writing():
+            manifests, _ = st.blobs.put(buffers)
+            hashes = capture.content_hashes(enc.items, manifests, slots)
+            if last is not None and State(hashes, unstored).same_as(last):
+                return Checkpoint(label, source, last.version, hashes, unstored)  # nothing changed since
+            stored = [StoredVariable(name=n, type_name=e.type_name, codec=e.codec, content_hash=hashes[n],
+                                     nbytes=e.nbytes, safe=e.safe, summary={},
+                                     manifest={"meta": e.meta, "buffers": [manifests[j] for j in slots[n]]})
+                      for n, e in enc.items]
+            version = st.commit_version(JOURNAL_NOTEBOOK, stored, kind="auto", message=f"before {label}", env={})
+        return Checkpoint(label, source, version, hashes, unstored)
+
+    def _trim(self, depth: int) -> None:
+        while len(self.entries) > depth:
+            self._forget(self.entries.pop(0))
+
+    def _forget(self, old: Checkpoint) -> None:
+        """Drop a checkpoint's journal version once no remaining checkpoint shares it."""
+        if old.version is None or any(e.version is not None and e.version.id == old.version.id for e in self.entries):
+            return
+        st = self.store
+        st.delete_versions([old.version])
+        self._dropped += 1
+        if self._dropped % _GC_EVERY == 0:
+            st.gc()
+
+    # -- undoing -----------------------------------------------------------------------------
+    def plan(self, namespace: dict, hidden: set) -> Plan:
+        """Which cell an undo takes back: the last one that changed a variable. Later cells that changed
+        none are passed over (and dropped). Raises NothingToUndo (one line saying why)."""
+        depth = config.current().undo_depth
+        if not depth and not self.entries:
+            raise NothingToUndo("nothing to undo: the undo journal is off (JupyterMV.undo_depth = 0); "
+                                "%config JupyterMV.undo_depth = 20 turns it on for the cells run after it")
+        now = self.now(namespace, hidden)
+        passed = []
+        while self.entries:
+            e = self.entries[-1]
+            if e.version is None:
+                raise NothingToUndo(f"cannot undo {e.label}: recording the variables before it failed ({e.error})")
+            if not now.same_as(e):
+                return Plan(e, tuple(p.label for p in reversed(passed)), now)
+            passed.append(self.entries.pop())
+        if not self.recorded:
+            raise NothingToUndo("nothing to undo: no cell has run since jupyter_mv was loaded")
+        kept = f"the last {depth} cells: JupyterMV.undo_depth" if depth else "it is off now: JupyterMV.undo_depth = 0"
+        raise NothingToUndo("nothing to undo: the variables are as they were before every cell the undo journal "
+                            f"holds ({kept})")
+
+    def apply(self, plan: Plan, namespace: dict) -> UndoResult:
+        """Put the variables back as they were before `plan.target`: changed ones (with their groups)
+        restored from the journal, names the cell created removed. Pops the checkpoint."""
+        e, now, st = plan.target, plan.now, self.store
+        changed = [n for n, h in e.hashes.items() if now.hashes.get(n) != h]
+        names = loading.with_groups(st, e.version, changed) if changed else []
+        ctx = codecs.DecodeContext()
+        ctx.namespace = namespace  # restored notebook functions keep this namespace as their globals
+        objs, failed = loading.load_each(st, e.version, names, True, None, ctx) if names else ({}, {})
+        for n, o in objs.items():
+            namespace[n] = o
+        created = [n for n in [*now.hashes, *now.unstored] if n not in e.hashes and n not in e.unstored]
+        removed = []
+        for n in created:
+            if n in namespace:
+                del namespace[n]
+                removed.append(n)
+        fails = {n: _reason(x, e.version.label, n) for n, x in failed.items()}
+        for n, why in e.unstored.items():
+            if n not in namespace:  # gone since, and the journal never held it
+                fails[n] = f"the undo journal cannot hold it ({why})"
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", e.source))
+        left = {n: why for n, why in e.unstored.items() if n in namespace and n in words}
+        self.entries.pop()
+        return UndoResult(e.label, e.source, tuple(objs), tuple(removed), fails, left, plan.passed,
+                          defined=tuple(n for n in ctx.defined if n not in objs))
+
+
+def _reason(e: Exception, label: str, name: str) -> str:
+    text = str(e)
+    lead = f"{label} variable {name!r} cannot be restored: "
+    return text[len(lead):] if text.startswith(lead) else text

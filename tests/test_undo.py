@@ -1,0 +1,210 @@
+"""%mv_undo and mv.undo() in a real IPython shell: the variables before the last executed cell come back
+exactly (values, types, objects shared between variables), names the cell created are removed, repeated
+undo walks back, the undone state stays reachable as a version."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from IPython.core.error import UsageError
+
+from jupyter_mv import api, config
+from jupyter_mv.errors import NothingToUndo
+
+SETUP = """
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+rng = np.random.default_rng(0)
+X = rng.normal(size=(60, 3)); y = (X[:, 0] > 0).astype(int)
+clf = LogisticRegression(C=1.0).fit(X, y)
+pipe = {"model": clf, "note": "baseline"}
+"""
+
+
+def _out(capsys):
+    return capsys.readouterr()
+
+
+def test_undo_restores_changed_and_removes_created(shell, run, capsys):
+    run(SETUP)
+    run("coef_before = clf.coef_.copy(); ident = id(clf)")
+    # in place (fit) and rebinding of a co-variable's content, plus a new name
+    run("clf.set_params(C=0.01).fit(X * 3, y); tmp = [1, 2, 3]; pipe['note'] = 'changed'")
+    ns = shell.user_ns
+    assert ns["clf"].C == 0.01 and "tmp" in ns
+    _out(capsys)
+    run("%mv_undo")
+    out = _out(capsys).out
+    assert out.startswith("undid In [")
+    assert "restored " in out and "clf" in out and "removed tmp" in out
+    clf = ns["clf"]
+    assert type(clf).__name__ == "LogisticRegression" and clf.C == 1.0
+    np.testing.assert_array_equal(clf.coef_, ns["coef_before"])
+    assert clf.coef_.dtype == ns["coef_before"].dtype
+    assert ns["pipe"]["model"] is clf  # sharing between variables survives
+    assert ns["pipe"]["note"] == "baseline"
+    assert "tmp" not in ns
+    assert ns["X"].shape == (60, 3)
+
+
+def test_undone_state_is_a_version(shell, run, capsys):
+    run(SETUP)
+    run("clf.set_params(C=0.5); tmp = 7")
+    _out(capsys)
+    run("%mv_undo")
+    out = _out(capsys).out
+    label = out.strip().rsplit("the undone state is ", 1)[1]
+    st = api.session().store()
+    v = st.resolve(api.current_notebook(), label)
+    assert {"clf", "tmp"} <= set(v.variables)
+    assert api.load(label, "tmp") == 7 and api.load(label, "clf").C == 0.5
+    # and it can be brought back
+    run(f"%mv_restore {label}")
+    assert shell.user_ns["tmp"] == 7 and shell.user_ns["clf"].C == 0.5
+
+
+def test_repeated_undo_walks_back_and_then_says_so(shell, run, capsys):
+    run("a = 1")
+    run("a = 2; b = 'x'")
+    run("print('no change')")
+    run("a = 3; c = np_missing = None")
+    ns = shell.user_ns
+    run("%mv_undo")
+    assert ns["a"] == 2 and "c" not in ns and "np_missing" not in ns and ns["b"] == "x"
+    _out(capsys)
+    run("%mv_undo")  # passes over the print cell, which changed nothing
+    out = _out(capsys).out
+    assert "changed no variable" in out
+    assert ns["a"] == 1 and "b" not in ns
+    run("%mv_undo")  # the first cell: a did not exist
+    assert "a" not in ns
+    _out(capsys)
+    run("%mv_undo")
+    out = _out(capsys).out.strip()
+    assert out.startswith("nothing to undo") and "\n" not in out
+
+
+def test_nothing_to_undo_before_any_cell(shell, run, capsys):
+    _out(capsys)
+    run("%mv_undo")
+    out = _out(capsys)
+    assert out.out.strip() == "nothing to undo: no cell has run since jupyter_mv was loaded"
+    assert out.err == ""
+    with pytest.raises(NothingToUndo, match="nothing to undo"):
+        api.undo()
+
+
+def test_undo_across_a_cell_that_raised(shell, run):
+    run("model = {'w': [1.0, 2.0]}; alias = model")
+    with pytest.raises(ZeroDivisionError):
+        run("model['w'].append(3.0); half = 1; 1 / 0; never = 2")
+    ns = shell.user_ns
+    assert ns["model"]["w"] == [1.0, 2.0, 3.0] and "half" in ns
+    run("%mv_undo")
+    assert ns["model"] == {"w": [1.0, 2.0]} and "half" not in ns
+    assert ns["alias"] is ns["model"]
+
+
+def test_undo_of_a_deletion_and_of_a_numpy_view(shell, run):
+    run("import numpy as np\nbase = np.arange(12.0)\nview = base[2:6]")
+    run("view[:] = -1; del base")
+    ns = shell.user_ns
+    assert "base" not in ns
+    run("%mv_undo")
+    np.testing.assert_array_equal(ns["base"], np.arange(12.0))
+    assert np.shares_memory(ns["view"], ns["base"])  # the view is a view of the restored array
+    np.testing.assert_array_equal(ns["view"], [2.0, 3.0, 4.0, 5.0])
+
+
+def test_undo_keeps_credentials_and_types(shell, run):
+    run("key = 'sk-live-abcdefghijklmnopqrstuvwxyz0123456789'; n = 3; f = 2.5; t = (1, 'a')")
+    run("key = 'other'; n = 3.0; f = 2; t = [1, 'a']")
+    run("%mv_undo")
+    ns = shell.user_ns
+    assert ns["key"] == "sk-live-abcdefghijklmnopqrstuvwxyz0123456789"
+    assert type(ns["n"]) is int and type(ns["f"]) is float and ns["t"] == (1, "a")
+
+
+def test_unstorable_names_are_named_not_lost(shell, run, tmp_path, capsys):
+    (tmp_path / "data.txt").write_text("x")
+    run("fh = open('data.txt'); k = 1")
+    run("k = 2; fh.read()")
+    _out(capsys)
+    run("%mv_undo")
+    cap = _out(capsys)
+    ns = shell.user_ns
+    assert ns["k"] == 1 and not ns["fh"].closed  # the open file is left as it is, and said so
+    assert "left 'fh' as it is" in cap.err
+    ns["fh"].close()
+
+
+def test_api_undo_returns_the_result(shell, run):
+    run("x = 1")
+    run("x = 2; y = 3")
+    import jupyter_mv as mv
+
+    res = mv.undo()
+    assert res.restored == ("x",) and res.removed == ("y",) and res.cell.startswith("In [")
+    assert res.saved is not None and res.summary_line().startswith("undid ")
+
+
+def test_undo_with_auto_mode_uses_no_extra_version_and_sets_the_head(shell, run):
+    run("%mv_auto on")
+    run("w = [1]")
+    run("w.append(2); z = 0")
+    st = api.session().store()
+    nb = api.current_notebook()
+    before = [v.label for v in st.versions(nb)]
+    run("%mv_undo")
+    assert shell.user_ns["w"] == [1] and "z" not in shell.user_ns
+    assert [v.label for v in st.versions(nb)] == before  # the undone state was the last auto version
+    head = api.session().heads[(st.root, nb)]
+    assert set(st.resolve(nb, head).variables) == {"w"}  # the next snapshot descends from the state undone to
+    run("q = 5")
+    latest = st.versions(nb)[-1]
+    assert latest.parent == head
+
+
+def test_undo_off(shell, run, capsys):
+    shell.run_line_magic("config", "JupyterMV.undo_depth = 0")
+    try:
+        run("u = 1")
+        run("u = 2")
+        _out(capsys)
+        run("%mv_undo")
+        assert "undo journal is off" in _out(capsys).out
+        assert shell.user_ns["u"] == 2
+    finally:
+        shell.run_line_magic("config", "JupyterMV.undo_depth = 20")
+
+
+def test_depth_bounds_the_journal(shell, run, capsys):
+    shell.run_line_magic("config", "JupyterMV.undo_depth = 2")
+    try:
+        for i in range(5):
+            run(f"d = {i}")
+        journal = api.session().journal
+        assert len(journal.entries) == 2
+        run("%mv_undo")
+        run("%mv_undo")
+        assert shell.user_ns["d"] == 2
+        _out(capsys)
+        run("%mv_undo")
+        assert "the last 2 cells" in _out(capsys).out
+    finally:
+        shell.run_line_magic("config", "JupyterMV.undo_depth = 20")
+    assert config.current().undo_depth == 20
+
+
+def test_undo_takes_no_arguments(shell, run):
+    with pytest.raises(UsageError, match="%mv_undo"):
+        run("%mv_undo v1")
+
+
+def test_journal_is_removed_with_the_session(shell, run):
+    run("a = 1")
+    journal = api.session().journal
+    d = journal._dir
+    assert d is not None and d.exists()
+    api.session().close()
+    assert not d.exists()
