@@ -189,6 +189,9 @@ def test_model_and_its_optimizer_restore_together_sharing_parameters(two_stores)
     opt.step()
     r = snap({"model": model, "opt": opt}, a, names=["opt"])  # the model comes with it (co-variables)
     assert sorted(r.version.variables) == ["model", "opt"]
+    # the model keeps its safe format; the optimizer's pickle refers to its parameters by path
+    assert {x.name: x.codec for x in a.variables(r.version)} == {"model": "transformers.model",
+                                                                "opt": "torch.optimizer"}
     got = loading.load(a, r.version, ["model"])
     assert sorted(got) == ["model", "opt"]
     m, o = got["model"], got["opt"]
@@ -224,6 +227,39 @@ def test_a_config_alone_round_trips(two_stores):
     assert var.codec == "transformers.config" and var.safe
     got = loading.load(a, r.version)["cfg"]
     assert type(got) is transformers.LlamaConfig and got.to_dict() == cfg.to_dict()
+
+
+def test_a_lora_model_its_base_and_optimizer_from_a_bundle(two_stores, tmp_path):
+    """The usual notebook: `base`, `model = get_peft_model(base, ...)`, `opt` over the adapter. The models
+    keep their safe format and the optimizer's pickle refers to their parameters; restoring the model
+    from a bundle brings its optimizer back with it, so it needs trust, and the message names the
+    optimizer as the reason."""
+    from jupyter_mv.errors import Untrusted
+
+    a, b = two_stores
+    base = gpt2(width=64)
+    model = lora(base, r=8)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    ns = {"base": base, "model": model, "opt": opt}
+    train_step(model)
+    loss = model(IDS, labels=IDS).loss
+    loss.backward()
+    opt.step()
+    v = snap(ns, a).version
+    assert {x.name: x.codec for x in a.variables(v)} == {"base": "peft.model", "model": "peft.model",
+                                                          "opt": "torch.optimizer"}
+    imported = api.import_bundle(api.export(v, tmp_path / "lora.mvz", store=a), store=b).version
+    with pytest.raises(Untrusted, match="opt would unpickle"):
+        loading.load(b, imported, ["model"])
+    got = loading.load(b, imported, ["model"], trust=True)
+    assert sorted(got) == ["base", "model", "opt"]
+    m, o = got["model"], got["opt"]
+    assert m.base_model.model is got["base"]
+    assert {id(p) for g in o.param_groups for p in g["params"]} == {id(p) for p in m.parameters() if p.requires_grad}
+    assert torch.equal(logits(m.eval()), logits(model.eval()))
+    got = loading.load(a, v, ["opt"])  # locally: no trust needed
+    assert got["opt"].param_groups[0]["params"][0] is got["model"].base_model.model.transformer.h[0].attn.c_attn \
+        .lora_A.default.weight
 
 
 def test_hub_base_name_and_revision_become_params(two_stores):

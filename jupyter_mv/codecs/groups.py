@@ -203,6 +203,35 @@ def _referable(members: list, enc: dict, objs: dict, reached_by: dict) -> list:
     return [n for n in leaves if id(objs[n]) not in lib]
 
 
+def _model_owners(members: list, enc: dict, objs: dict, reached_by: dict) -> list:
+    """The members of a group stored in a codec that rebuilds its object's parts itself (a
+    transformers model: `Encoded.parts`) and that reach no other member's object nor each other's."""
+    tops = {id(objs[n]) for n in members}
+    seen: set = set()
+    out = []
+    for n in members:
+        if not getattr(enc[n], "parts", None):
+            continue
+        mine = set(reached_by.get(n, ()))
+        if (mine - {id(objs[n])}) & tops or mine & seen:
+            return []
+        seen |= mine
+        out.append(n)
+    return out
+
+
+def _internals(models: list) -> set:
+    """Ids of the torch modules' own dictionaries: a pickle that reached one of them copied a piece of a
+    model that a part reference does not restore."""
+    out: set = set()
+    for m in models:
+        for mod in m.modules():
+            d = mod.__dict__
+            out.add(id(d))
+            out.update(id(d[k]) for k in ("_parameters", "_buffers", "_modules") if k in d)
+    return out
+
+
 def link(items: list, objs: dict) -> list:
     """`items` ([(name, Encoded)], each encoded alone) with shared objects kept shared: groups of
     names whose objects meet re-encoded as one pickle, array aliases and views as references.
@@ -255,9 +284,34 @@ def link(items: list, objs: dict) -> list:
                                  {**e.summary, "shares_with": [m for m in unit if m != n]}, e.params, e.summarize,
                                  notes=e.notes, size=e.size, reach=e.reach)
             members = [n for n in members if n not in leaves]
+        refs = {id(objs[n]): n for n in leaves}
+        g = None
+        owners = _model_owners(members, enc, objs, reached_by)
+        if owners and len(owners) < len(members):
+            # models that rebuild themselves (codecs.transformers): the others' pickle (an optimizer)
+            # refers to them, and to their parameters, layers and config, by name and attribute path
+            rest = [n for n in members if n not in owners]
+            orefs = dict(refs)
+            for n in owners:
+                orefs.update((k, (n, path)) for k, path in enc[n].parts.items())
+                orefs[id(objs[n])] = n
+            try:
+                g = pickled.encode_with({n: objs[n] for n in rest}, "pickle", refs=orefs)
+            except NotStorable:
+                g = None
+            if g is not None and not (set(g.reach) & _internals([objs[n] for n in owners])):
+                for n in owners:
+                    e = enc[n]
+                    out[n] = Encoded(e.codec, {**e.meta, "group": unit}, e.buffers, e.type_name,
+                                     {**e.summary, "shares_with": [m for m in unit if m != n]}, e.params,
+                                     e.summarize, notes=e.notes, size=e.size, reach=e.reach)
+                leaves = leaves + owners
+                members = rest
+            else:  # the pickle reached inside a model past its parts: all of it is pickled together
+                g = None
         try:
-            g = pickled.encode_with({n: objs[n] for n in members}, "pickle",
-                                    refs={id(objs[n]): n for n in leaves} or None)
+            if g is None:
+                g = pickled.encode_with({n: objs[n] for n in members}, "pickle", refs=refs or None)
         except NotStorable as err:
             for n in members:  # stored alone as before; the user is told sharing is not kept
                 enc[n].notes.append(("", f"shares objects with {', '.join(m for m in members if m != n)} "

@@ -147,7 +147,8 @@ class _Handle(Exception):
 
 def encode_with(obj, codec: str, summary: dict | None = None, params: dict | None = None,
                 refs: dict | None = None) -> Encoded:
-    """`refs` ({id: variable name}): objects written as references to those variables (codecs.groups)."""
+    """`refs` ({id: variable name, or (variable name, attribute path)}): objects written as references
+    to those variables, or to parts of them (a model's parameter), by codecs.groups."""
     from . import tensors as tensor_codec
 
     found: list = []
@@ -257,6 +258,11 @@ _MISSING = object()
 
 def _variable(name, ctx):
     """The object restored for variable `name`, which a group's pickle refers to (codecs.groups)."""
+    if isinstance(name, tuple) and len(name) == 2:  # (variable, "attr.path"): a part of a model (codecs.groups)
+        from .groups import _part
+
+        owner = _variable(name[0], ctx)
+        return _part(owner, name[1], name[0])
     obj = ctx.objects.get(name, _MISSING) if isinstance(name, str) else _MISSING
     if obj is _MISSING and isinstance(name, str) and getattr(ctx, "resolve", None) is not None:
         obj = ctx.objects[name] = ctx.resolve(name)
