@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import numbers
 import os
 
 NAN, INF, NINF = "NaN", "Infinity", "-Infinity"
@@ -92,34 +93,72 @@ def _key(k) -> str:
     return v if isinstance(v, str) else json.dumps(v, allow_nan=False)
 
 
-def number_text(v, spec: str = ".4g") -> str:
-    """A number for people: NaN and ±inf as "NaN", "∞", "-∞" (as every UI shows them), others by `spec`."""
+_TEXT = {NAN: "NaN", INF: "∞", NINF: "-∞"}
+
+
+def number_text(v, spec: str | None = None) -> str:
+    """A number for people. Without `spec`: the one rule every surface uses (see `value_text`); with
+    one (".3g", "+.4g"), that format, NaN and ±inf still shown as "NaN", "∞", "-∞"."""
+    if spec is None:
+        return _number_rule(v)
     if isinstance(v, float) and not math.isfinite(v):
         return "NaN" if math.isnan(v) else "∞" if v > 0 else "-∞"
     return format(v, spec)
 
 
-def value_text(v, spec: str = ".4g") -> str:
-    """A param or metric value for people: a float by `number_text`; lists, tuples and dicts like
-    their repr but with NaN and ±inf inside them shown as "NaN", "∞", "-∞" too (`{'n': NaN}`, not
-    `{'n': nan}`); anything else by str()."""
-    if isinstance(v, float):
+def _number_rule(v) -> str:
+    x = float(v)
+    if not math.isfinite(x):
+        return "NaN" if math.isnan(x) else "∞" if x > 0 else "-∞"
+    a = abs(x)
+    if isinstance(v, numbers.Integral) and abs(int(v)) < 10**16:
+        return str(int(v))
+    if x.is_integer() and a < 1e16:
+        return str(int(x))  # 1.0 -> "1" (JSON does not tell 1.0 from 1), -0.0 -> "0"
+    if 1e-4 <= a < 1e6:
+        r = float(f"{x:.6g}")
+        return str(int(r)) if r.is_integer() else repr(r)
+    mant, exp = f"{x:.5e}".split("e")
+    if "." in mant:
+        mant = mant.rstrip("0").rstrip(".")
+    e = int(exp)
+    return f"{mant}e{'-' if e < 0 else '+'}{abs(e)}"
+
+
+def value_text(v, spec: str | None = None) -> str:
+    """A param, metric or summary value for people, by the one rule every surface follows (the lab
+    sidebar, the diff tab and the widgets' `formatValue` in labextension/src/render/format.ts; the
+    shared cases are tests/fixtures/format_cases.json):
+
+    None -> "None"; True/False -> "True"/"False"; NaN and ±inf (or the strings "NaN"/"Infinity"/
+    "-Infinity" JSON carries) -> "NaN", "∞", "-∞"; integer-valued numbers below 1e16 -> their digits
+    (1.0 -> "1"); 1e-4 <= |x| < 1e6 -> the shortest decimal of x rounded to 6 significant digits
+    ("0.0001", "0.333333"); other numbers -> 6 significant digits in exponent form without trailing
+    zeros ("1e-5", "1.5e+20"); strings -> themselves; lists, tuples and dicts -> Python-literal style
+    ("[1, 'a']", "{'k': None}") with their items by this rule (tuples as lists: JSON has no tuples).
+    `spec` (a format spec such as ".3g") formats a top-level number that way instead."""
+    if v is None:
+        return "None"
+    if isinstance(v, bool):
+        return "True" if v else "False"
+    if isinstance(v, numbers.Real):
         return number_text(v, spec)
+    if isinstance(v, str):
+        return _TEXT.get(v, v)
     if isinstance(v, (dict, list, tuple)):
         return _nested_text(v)
     return str(v)
 
 
 def _nested_text(v) -> str:
-    if isinstance(v, float):
-        return number_text(v, "r") if not math.isfinite(v) else repr(v)
+    if isinstance(v, str):
+        return _TEXT.get(v) or repr(v)
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{k!r}: {_nested_text(x)}" for k, x in v.items()) + "}"
-    if isinstance(v, list):
+        return "{" + ", ".join(f"{_nested_text(str(k)) if not isinstance(k, str) else repr(k)}: {_nested_text(x)}"
+                               for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_nested_text(x) for x in v) + "]"
-    if isinstance(v, tuple):
-        return "(" + ", ".join(_nested_text(x) for x in v) + (",)" if len(v) == 1 else ")")
-    return repr(v)
+    return value_text(v)
 
 
 def dumps(obj, **kw) -> str:

@@ -130,15 +130,19 @@ def test_widget_state_is_strict_json(session):
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is needed to run the widget's JavaScript")
 def test_widget_front_end_shows_nan_and_infinity():
-    """The widgets' fmt() (common.js) as the browser runs it."""
-    src = (REPO / "jupyter_mv" / "widgets" / "common.js").read_text()
-    script = ("const vm = require('vm'); const ctx = {DOMPurify: {addHook() {}, sanitize: (x) => x}};"
-              "vm.createContext(ctx); vm.runInContext(require('fs').readFileSync(0, 'utf8') + '\\n;this.fmt = fmt;', ctx);"
+    """The widgets' bundled ES module formats with the rendering layer's formatValue (format.ts, run here
+    as the lab build emits it)."""
+    src = _lab_module("render/format") + "\n;this.fmt = formatValue;"
+    script = ("const vm = require('vm'); const ctx = {};"
+              "vm.createContext(ctx); vm.runInContext(require('fs').readFileSync(0, 'utf8'), ctx);"
               "console.log(JSON.stringify(['NaN', 'Infinity', '-Infinity', NaN, Infinity, -Infinity, 0.25, 'x']"
               ".map(ctx.fmt)));")
     r = subprocess.run(["node", "-e", script], input=src, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == ["NaN", "∞", "-∞", "NaN", "∞", "-∞", "0.25", "x"]
+    static = REPO / "jupyter_mv" / "widgets" / "static"
+    for name in ("history.js", "diff.js"):  # the bundles carry that same function
+        assert "function formatValue(" in (static / name).read_text()
 
 
 def _lab_module(name: str) -> str:
@@ -155,7 +159,7 @@ def _lab_module(name: str) -> str:
 def test_lab_panel_reads_and_formats_nan_and_infinity():
     """The lab extension's built toNumber (api.js: metrics read back as numbers) and formatValue
     (render.js: what the panel and the diff tab print)."""
-    src = _lab_module("api") + "\n" + _lab_module("render") + "\n;this.toNumber = toNumber; this.formatValue = formatValue;"
+    src = _lab_module("api") + "\n" + _lab_module("render/format") + "\n;this.toNumber = toNumber; this.formatValue = formatValue;"
     script = ("const vm = require('vm'); const ctx = {}; vm.createContext(ctx);"
               "vm.runInContext(require('fs').readFileSync(0, 'utf8'), ctx);"
               "const vals = ['NaN', 'Infinity', '-Infinity', 0.5, 'text'];"
@@ -271,7 +275,7 @@ def test_nan_and_infinity_inside_params_show_as_nan_and_infinity(session, tmp_pa
     api.snapshot(params={"grid": {"lr": [0.1, float("nan")]}, "bounds": (float("-inf"), 1.0)})
     api.snapshot(params={"grid": {"lr": [0.1, float("inf")]}, "bounds": (0.0, 1.0)})
     show = cli_in_process("show", "v1", cwd=tmp_path).stdout
-    assert "grid={'lr': [0.1, NaN]}" in show and "bounds=[-∞, 1.0]" in show
+    assert "grid={'lr': [0.1, NaN]}" in show and "bounds=[-∞, 1]" in show  # one rule: 1.0 shows as 1 (issue 16)
     diff = cli_in_process("diff", "v1", "v2", cwd=tmp_path).stdout
     assert "grid: {'lr': [0.1, NaN]} -> {'lr': [0.1, ∞]}" in diff
     table = str(HistoryTable(api.versions()))

@@ -14,7 +14,6 @@ from IPython.utils.capture import capture_output  # noqa: E402
 from jupyter_mv import api  # noqa: E402
 from jupyter_mv.render import HistoryTable  # noqa: E402
 from jupyter_mv.widgets import DiffWidget, HistoryWidget, install, uninstall  # noqa: E402
-from jupyter_mv.widgets.diff import side_by_side  # noqa: E402
 from jupyter_mv.widgets.query import Query  # noqa: E402
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -93,11 +92,11 @@ def test_selecting_a_row_shows_details(shell, three):
     d = w.details
     assert d["id"] == "v1" and d["message"] == "baseline" and d["metrics"]["acc"] == 0.7
     names = {v["name"]: v for v in d["variables"]}
-    assert set(names) >= {"LR", "x"} and len(names["x"]["hash"]) == 10 and names["x"]["size"]
+    assert set(names) >= {"LR", "x"} and len(names["x"]["hash"]) == 10 and names["x"]["bytes"] > 0
     assert d["environment"]["python"] and d["environment"]["packages"] > 0
     srcs = [c["source"] for c in d["cells"]]
     assert any("f'trained {LR}'" in s for s in srcs)
-    shown = [o["data"].get("text/plain", "") for c in d["cells"] for o in c["outputs"] if o["type"] == "display"]
+    shown = [o["data"].get("text/plain", "") for c in d["cells"] for o in c["outputs"] if o["output_type"] == "display_data"]
     assert any("trained 0.1" in t for t in shown)
     assert d["lineage"] == ["v1"] and d["children"] == ["v2"]
     w.selected = []
@@ -112,7 +111,7 @@ def test_details_render_images_and_html(shell, run):
     run("%mv_snapshot x_unused_ok -m img" if False else "%mv_snapshot png -m img")
     w = HistoryWidget()
     w.selected = [w.rows[0]["id"]]
-    outs = [o["data"] for c in w.details["cells"] for o in c["outputs"] if o["type"] == "display"]
+    outs = [o["data"] for c in w.details["cells"] for o in c["outputs"] if o["output_type"] == "display_data"]
     assert any("image/png" in d for d in outs) and any(d.get("text/html") == "<b>bold</b>" for d in outs)
     w.close()
 
@@ -319,21 +318,13 @@ def test_diff_widget_structure_and_toggle(shell, run):
     assert [r[0] for r in w.params_rows()] == ["LR"]
     w.show_all_params = True  # the front end's "show all" checkbox
     assert {r[0] for r in w.params_rows()} == {"LR", "EPOCHS", "MSG"}
-    cell = next(c for c in w.diff["cells"] if c["status"] == "changed" and c.get("sbs"))
-    assert cell["cell_id"] == "train"
-    assert [r[4] for r in cell["sbs"]] == ["changed", "same", "same"] and cell["sbs"][0][3] == "LR = 0.05"
+    # the widget gets the server's diff as is (one diff): the front end lays it out from source_diff
+    assert w.diff == api.diff("v1", "v2").to_dict()
+    cell = next(c for c in w.diff["cells"] if c["status"] == "changed")
+    assert cell["cell_id"] == "train" and "+LR = 0.05" in cell["source_diff"]
     bundle, _ = w._repr_mimebundle_()
     assert WIDGET_MIME in bundle and "text/html" in bundle
     w.close()
-
-
-def test_side_by_side_rows():
-    rows = side_by_side("a\nb\nc", "a\nB\nc\nd")
-    assert rows == [[1, "a", 1, "a", "same"], [2, "b", 2, "B", "changed"], [3, "c", 3, "c", "same"],
-                    [None, "", 4, "d", "added"]]
-    long = "\n".join(map(str, range(20)))
-    rows = side_by_side(long, long + "\nx")
-    assert any(r[4] == "skip" for r in rows) and rows[-1][4] == "added"
 
 
 # -- scale -------------------------------------------------------------------------------------
