@@ -282,6 +282,12 @@ def test_stored_class_names_never_import_anything_else():
         meta = {**enc.meta, "model": {**enc.meta["model"], "class": bad}}
         with pytest.raises(DecodeError):
             codecs.decode(enc.codec, meta, [bytearray(b) for b in enc.buffers])
+    # a config naming a hub kernel as its attention implementation: never applied (it would download code)
+    cfg = {**enc.meta["model"]["config"], "_attn_implementation": "kernels-community/flash-attn",
+           "attn_implementation": "kernels-community/flash-attn"}
+    hostile = {**enc.meta, "model": {**enc.meta["model"], "config": cfg, "attn_implementation": "kernels-community/x"}}
+    got = codecs.decode(enc.codec, hostile, [bytearray(b) for b in enc.buffers])
+    assert got.config._attn_implementation in ("eager", "sdpa")
     short = [bytearray(b) for b in enc.buffers]
     short[3] = short[3][:-4]
     with pytest.raises(DecodeError, match="size"):

@@ -289,7 +289,7 @@ def _describe(obj, peft_model: bool) -> dict:
     if cfg_name is None:
         raise NotStorable(f"its config {type_name(cfg)} is not a class transformers exports")
     out = {"class": name, "config_class": cfg_name, "config": _json_value(cfg.to_dict()),
-           "attn_implementation": getattr(cfg, "_attn_implementation", None)}
+           "attn_implementation": _attn(cfg)}
     gen = getattr(obj, "generation_config", None)
     if gen is not None:
         out["generation_config"] = _json_value(gen.to_dict())
@@ -352,7 +352,7 @@ def _build(desc: dict, on_meta: bool = False):
         return model
     cls = _class("transformers", desc.get("class"), transformers.PreTrainedModel, "model")
     cfg_cls = _class("transformers", desc.get("config_class"), transformers.PretrainedConfig, "config")
-    config = cfg_cls.from_dict(dict(_dict(desc.get("config"), "model config")))
+    config = cfg_cls.from_dict(_plain_config(_dict(desc.get("config"), "model config")))
     kwargs = {}
     attn = desc.get("attn_implementation")
     if isinstance(attn, str) and attn in _ATTN:
@@ -561,8 +561,7 @@ def _encode_config(obj) -> Encoded:
     name = _public("transformers", type(obj))
     if name is None:
         raise NotStorable(f"{type_name(obj)} is not a config class transformers exports")
-    d = {"class": name, "config": _json_value(obj.to_dict()),
-         "attn_implementation": getattr(obj, "_attn_implementation", None)}
+    d = {"class": name, "config": _json_value(obj.to_dict()), "attn_implementation": _attn(obj)}
     if isinstance(getattr(obj, "_commit_hash", None), str):
         d["revision"] = obj._commit_hash
     summary = {"model_type": d["config"].get("model_type")}
@@ -573,7 +572,7 @@ def _config(d: dict):
     import transformers
 
     cls = _class("transformers", d.get("class"), transformers.PretrainedConfig, "config")
-    cfg = cls.from_dict(dict(_dict(d.get("config"), "model config")))
+    cfg = cls.from_dict(_plain_config(_dict(d.get("config"), "model config")))
     attn = d.get("attn_implementation")
     if isinstance(attn, str) and attn in _ATTN:
         cfg._attn_implementation = attn
@@ -583,6 +582,25 @@ def _config(d: dict):
 
 
 _ATTN = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
+# config keys naming code to run: an attention or experts implementation may be a hub repository of
+# kernels that transformers downloads and runs. Stored data never chooses one; the stored attention
+# implementation is applied only when it is one of _ATTN
+_CODE_KEYS = ("attn_implementation", "_attn_implementation", "experts_implementation", "_experts_implementation")
+
+
+def _attn(cfg) -> str | None:
+    """The config's attention implementation; NotStorable for one restore would not apply (a kernel
+    from the hub: stored data never makes a restore download and run code)."""
+    attn = getattr(cfg, "_attn_implementation", None)
+    if attn is not None and attn not in _ATTN:
+        raise NotStorable(f"its attention implementation {str(attn)[:60]!r} is not one transformers ships")
+    return attn
+
+
+def _plain_config(d: dict) -> dict:
+    """A stored config dict without the keys that choose code to run, at every nesting level (the
+    sub-configs of composite models are nested dicts)."""
+    return {k: (_plain_config(v) if isinstance(v, dict) else v) for k, v in d.items() if k not in _CODE_KEYS}
 
 
 # -- generation config ---------------------------------------------------------------------------
