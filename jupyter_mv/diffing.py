@@ -292,22 +292,45 @@ def _frame_analysis(store, va, vb, old: dict, new: dict) -> dict:
     return out
 
 
+# fitted attributes that describe the data or the fit, not what the model learned: labels, counts,
+# feature names (scikit-learn's conventions, https://scikit-learn.org/stable/glossary.html#attributes)
+NOT_LEARNED = frozenset(("classes_", "n_iter_", "n_features_in_", "feature_names_in_", "n_samples_seen_",
+                         "n_classes_", "n_outputs_", "n_support_", "n_features_", "n_layers_", "t_",
+                         "best_index_", "num_batches_tracked"))
+
+
+def learned_weights(arrays: dict) -> dict:
+    """The learned parameters among a model's named arrays (compare.named_arrays): real or complex
+    arrays (coefficients, intercepts, layer weights, tree thresholds and values), without the fitted
+    attributes in NOT_LEARNED (by their last path part: `steps.clf.classes_` -> `classes_`) and
+    without integer/bool arrays (class labels, iteration counts, node indices, masks)."""
+    import re
+
+    out = {}
+    for k, v in arrays.items():
+        last = re.split(r"[.\[]", k)[-1]
+        if last in NOT_LEARNED or getattr(getattr(v, "dtype", None), "kind", "f") not in "fc":
+            continue
+        out[k] = v
+    return out
+
+
 def _model_weights(store, version: Version, ref: dict) -> dict:
-    """Named arrays of a stored model (compare.named_arrays). An imported version is never
+    """Learned weights of a stored model (learned_weights over compare.named_arrays). An imported version is never
     unpickled here: its skops models are loaded once skops' audit accepts them, its torch modules
     through their weight table (raw tensors only); anything else raises Untrusted."""
     from . import codecs
     from .errors import Untrusted
 
     if not store.is_imported(version):
-        return named_arrays(_load(store, version, ref["name"]))
+        return learned_weights(named_arrays(_load(store, version, ref["name"])))
     sv = store.stored_variable(version, ref["name"])
     buffers = [store.blobs.read_buffer(m) for m in sv.manifest["buffers"]]
     meta = sv.manifest["meta"]
     if sv.codec == "torch.module" and isinstance(meta.get("weights"), dict):
-        return {k: t.detach().numpy() for k, t in codecs.tensors.stored_weights(meta, buffers).items()}
+        return learned_weights({k: t.detach().numpy() for k, t in codecs.tensors.stored_weights(meta, buffers).items()})
     if sv.codec in codecs.estimators.NAMES and not codecs.untrusted_types(sv.codec, meta, buffers, sv.type_name):
-        return named_arrays(codecs.decode(sv.codec, meta, buffers, codecs.DecodeContext(trusted=False)))
+        return learned_weights(named_arrays(codecs.decode(sv.codec, meta, buffers, codecs.DecodeContext(trusted=False))))
     raise Untrusted("an imported version is only unpickled when trusted")
 
 

@@ -8,6 +8,7 @@ from this layer, so the records layer never imports upward. `api.diff()` returns
 from __future__ import annotations
 
 import html
+import math
 
 from . import model
 from .jsondata import number_text, value_text
@@ -39,14 +40,19 @@ class Diff(model.Diff):
 
 
 def _fmt(v) -> str:
-    if isinstance(v, float):
-        return number_text(v, ".6g")
-    return repr(v) if isinstance(v, str) else value_text(v)
+    """A value by the one rule (jsondata.value_text, as every front end shows it); strings quoted."""
+    return repr(v) if isinstance(v, str) and v not in ("NaN", "Infinity", "-Infinity") else value_text(v)
 
 
-def _var_line(v: dict) -> str:
+def _signed(d) -> str:
+    """A change by the one rule with its sign ("+0.25", "-1e-5"); infinities as "∞"/"-∞"."""
+    text = value_text(d)
+    return text if not isinstance(d, (int, float)) or d < 0 or d != d or d in (math.inf,) else "+" + text
+
+
+def _var_line(v: dict, with_type: bool = True) -> str:
     s = v["summary"]
-    bits = [v["type"].rsplit(".", 1)[-1]]
+    bits = [v["type"].rsplit(".", 1)[-1]] if with_type else []
     if "shape" in s:
         bits.append("x".join(map(str, s["shape"])) or "scalar")
     if "dtype" in s:
@@ -82,7 +88,7 @@ def render_text(d: model.Diff) -> str:
             delta = c["delta"]
             # no arrow for a change from or to NaN (its delta is NaN: neither up nor down)
             how = "" if not isinstance(delta, (int, float)) or delta != delta else \
-                f" ({'↑' if delta > 0 else '↓' if delta < 0 else '='} {number_text(delta, '+.4g')})"
+                f" ({'↑' if delta > 0 else '↓' if delta < 0 else '='} {_signed(delta)})"
             lines.append(f"  ~ {k}: {_fmt(c['old'])} -> {_fmt(c['new'])}{how}")
         for k, v in m["added"].items():
             lines.append(f"  + {k}: {_fmt(v)}")
@@ -92,7 +98,11 @@ def render_text(d: model.Diff) -> str:
     if var["added"] or var["removed"] or var["changed"]:
         lines.append("variables:")
         for v in var["changed"]:
-            lines.append(f"  ~ {v['name']}: {_var_line(v['old'])} -> {_var_line(v['new'])}")
+            if v["old"]["type"] == v["new"]["type"]:  # the type once, beside the name
+                lines.append(f"  ~ {v['name']} ({v['new']['type'].rsplit('.', 1)[-1]}): "
+                             f"{_var_line(v['old'], False)} -> {_var_line(v['new'], False)}")
+            else:
+                lines.append(f"  ~ {v['name']}: {_var_line(v['old'])} -> {_var_line(v['new'])}")
             llm = (v.get("analysis") or {}).get("kind") in ("prompt", "eval")
             for k, ch in v["changes"].items():
                 if k in ("bytes", "layers", "columns") or not isinstance(ch, list) or llm and k == "repr":
@@ -152,7 +162,7 @@ def analysis_lines(a: dict | None) -> list[str]:
     for s, m in (a.get("mean_delta") or {}).items():
         d = m.get("delta")
         out.append(f"mean {s}: {_fmt(m.get('old'))} -> {_fmt(m.get('new'))}"
-                   + ("" if not isinstance(d, (int, float)) else f" ({number_text(d, '+.4g')})"))
+                   + ("" if not isinstance(d, (int, float)) else f" ({_signed(d)})"))
     for label, key in (("regressed", "regressions"), ("improved", "improvements")):
         for e in a.get(key) or []:
             sc = ", ".join(f"{s} {_fmt(o)} -> {_fmt(n)}" for s, (o, n) in e["scores"].items())
@@ -206,13 +216,15 @@ def render_html(d: model.Diff) -> str:
     for k, v in p["removed"].items():
         rows.append(("param", k, _fmt(v), "", "removed"))
     for k, c in m["changed"].items():
-        rows.append(("metric", k, _fmt(c["old"]), _fmt(c["new"]), number_text(c["delta"], "+.4g")))
+        rows.append(("metric", k, _fmt(c["old"]), _fmt(c["new"]), _signed(c["delta"])))
     for k, v in m["added"].items():
         rows.append(("metric", k, "", _fmt(v), "added"))
     for k, v in m["removed"].items():
         rows.append(("metric", k, _fmt(v), "", "removed"))
     for v in var["changed"]:
-        rows.append(("variable", v["name"], _var_line(v["old"]), _var_line(v["new"]), "changed"))
+        same = v["old"]["type"] == v["new"]["type"]
+        name = f"{v['name']} ({v['new']['type'].rsplit('.', 1)[-1]})" if same else v["name"]
+        rows.append(("variable", name, _var_line(v["old"], not same), _var_line(v["new"], not same), "changed"))
     for v in var["added"]:
         rows.append(("variable", v["name"], "", _var_line(v), "added"))
     for v in var["removed"]:

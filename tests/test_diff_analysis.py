@@ -127,7 +127,9 @@ def test_sklearn_hyperparameters_and_coefficient_deltas(session):
     assert a["kind"] == "model" and a["hyperparameters"]["changed"] == {"C": [1.0, 0.01]}
     w = {x["name"]: x for x in a["weights"]}
     assert w["coef_"]["shape"] == [1, 3] and w["coef_"]["delta_norm"] > 0
-    assert w["classes_"]["delta_norm"] == 0
+    assert w["intercept_"]["shape"] == [1]
+    # only learned parameters are weights: labels and iteration counts are fitted attributes, not weights
+    assert "classes_" not in w and "n_iter_" not in w and set(w) == {"coef_", "intercept_"}
 
 
 def test_torch_per_layer_delta_norms(session):

@@ -107,6 +107,14 @@ export function renderAnalysis(x: Pick<IChangedVariable, 'analysis' | 'changes'>
       for (const n of a.weights_removed || []) {
         line(h('span', { class: 'mv-removed' }, `− weights ${n}`));
       }
+      if (a.adapters) {
+        const ad = a.adapters;
+        const pctOr = (w: { relative?: number | null; delta_norm?: number | null }) =>
+          typeof w.relative === 'number' ? pct(w.relative) : w.delta_norm ? 'from zero' : '?';
+        line(`adapter: ${ad.changed.length} of ${ad.changed.length + ad.unchanged} weights changed`,
+          ad.changed.length ? `: ${ad.changed.slice(0, 8).map(w => `${String(w.name).replace(/^base_model\.model\./, '')} ${pctOr(w)}`).join(', ')}` : '',
+          ad.base_changed ? `; ${ad.base_changed} base weights changed too` : '; base unchanged');
+      }
       if (a.weights_note) {
         line(h('i', {}, a.weights_note));
       }
