@@ -11,10 +11,14 @@ import { DisposableDelegate } from '@lumino/disposable';
 import { SplitPanel, Widget } from '@lumino/widgets';
 import * as api from './api';
 import { DiffView } from './diffview';
-import { magicArg, runMagic, snapshotLine, tellNotebook, untrustedReason } from './kernel';
+import { runMagic, snapshotLine, tellNotebook } from './kernel';
 import { IOutputRestore, restoreOutputs } from './outputs';
 import { IPanelOptions, VersionsPanel } from './panel';
 import { setRenderMime } from './labOutputs';
+import { restoreVariables } from './restoring';
+import { CHECKOUT, registerCheckout } from './checkout';
+import { ResumeOffers } from './resume';
+import { registerUndo } from './undo';
 
 const PLUGIN_ID = 'jupyter-mv-labextension:plugin';
 const CLIENT_API = 1;
@@ -157,32 +161,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         if (!ok.button.accept) {
           return;
         }
-        await nb.sessionContext.ready;
-        await tellNotebook(nb);
-        let result = await runMagic(nb, [`%mv_restore ${magicArg(id)}`]);
-        const untrusted = result.ok ? null : untrustedReason(result.text);
-        if (untrusted !== null) {
-          // made elsewhere and needs unpickling: never trusted silently, the user decides here
-          const trust = await showDialog({
-            title: `Trust ${id}?`,
-            body: `${untrusted}. Unpickling runs code its author chose, so nothing was restored. ` +
-              'Restore anyway only if you trust its author.',
-            buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Restore anyway (trust this version)' })]
-          });
-          if (!trust.button.accept) {
-            Notification.info(`${id}: nothing restored.`, { autoClose: 4000 });
-            return;
-          }
-          result = await runMagic(nb, [`%mv_restore ${magicArg(id)} --trust`]);
-        }
-        if (result.ok && result.text.includes('could not restore')) {
-          // a partial restore: the others are back, each failure is a line with its reason
-          Notification.warning(result.text, { autoClose: 8000 });
-        } else if (result.ok) {
-          Notification.success(result.text || `Restored ${id}`, { autoClose: 4000 });
-        } else {
-          Notification.error(`Restore failed: ${result.text}`, { autoClose: 8000 });
-        }
+        await restoreVariables(nb, id);
       }
     });
 
@@ -327,6 +306,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.activateById(panel.id);
       }
     };
+
+    // issue 16: undo a cell's variable changes, check out code and/or data, resume after a kernel start
+    registerUndo(app, { current, palette, done: () => panel.scheduleRefresh() });
+    registerCheckout(app, { current, pickVersion, palette });
+    panel.addAction('Checkout', 'jp-mv-action-checkout', () => void commands.execute(CHECKOUT),
+      'Put the selected version\'s code into this notebook and/or its variables into the kernel');
+    const resume = new ResumeOffers(panel);
+    tracker.forEach(nb => resume.watch(nb));
+    tracker.widgetAdded.connect((_, nb) => resume.watch(nb));
 
     if (palette) {
       const category = 'Model versions';

@@ -122,6 +122,19 @@ export class VersionsPanel extends Widget {
     }
   }
 
+  /** Add a button to the panel's action row (features living in their own modules: checkout). */
+  addAction(label: string, cls: string, fn: () => void, title: string): HTMLButtonElement {
+    const b = el('button', { class: `jp-mv-button ${cls}`, title, type: 'button' }, label) as HTMLButtonElement;
+    b.addEventListener('click', fn);
+    this._actions.insertBefore(b, this._actions.lastElementChild); // before ⟳
+    return b;
+  }
+
+  /** Show `node` (an offer such as "Resume from vN") under the action row; null removes it. */
+  setOffer(node: HTMLElement | null): void {
+    this._offer.replaceChildren(...(node ? [node] : []));
+  }
+
   /** Show `view` (a diff) in place of the details, with a Close button: for shells whose main area
    * takes no second widget. The panel must be attached (shown) first. */
   showDiff(view: Widget): void {
@@ -193,7 +206,7 @@ export class VersionsPanel extends Widget {
       b.addEventListener('click', fn);
       return b;
     };
-    const actions = el(
+    const actions = (this._actions = el(
       'div',
       { class: 'jp-mv-actions' },
       button('Snapshot', 'jp-mv-action-snapshot', () => this.actions.snapshot(), 'Snapshot the notebook\'s variables'),
@@ -201,7 +214,8 @@ export class VersionsPanel extends Widget {
       button('Restore outputs', 'jp-mv-action-restore-outputs', () => this.actions.restoreOutputs(), 'Put the selected version\'s outputs back into the notebook'),
       button('Diff', 'jp-mv-action-diff', () => this.actions.diff(), 'Compare two versions (select two with Ctrl/Shift-click)'),
       button('⟳', 'jp-mv-action-refresh', () => void this.refresh(), 'Refresh')
-    );
+    ));
+    this._offer = el('div', { class: 'jp-mv-offer' });
     this._filter = el('input', { class: 'jp-mv-filter', type: 'search', placeholder: 'Filter: version, message, tag, param…' });
     this._filter.addEventListener('input', () => this.renderList());
     this._metric = el('select', { class: 'jp-mv-metric', title: 'Metric shown in the sparkline' });
@@ -216,6 +230,7 @@ export class VersionsPanel extends Widget {
     this.node.append(
       this._heading,
       actions,
+      this._offer,
       this._filter,
       el('div', { class: 'jp-mv-chart-row' }, this._metric, this._chart),
       this._status,
@@ -311,6 +326,8 @@ export class VersionsPanel extends Widget {
   private _poll = 0;
   private _options: IPanelOptions = { ...DEFAULT_OPTIONS };
   private _heading!: HTMLElement;
+  private _actions!: HTMLElement;
+  private _offer!: HTMLElement;
   private _filter!: HTMLInputElement;
   private _metric!: HTMLSelectElement;
   private _chart!: HTMLElement;

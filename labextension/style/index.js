@@ -1,2 +1,3 @@
 import './base.css';
 import './render.css';
+import './timetravel.css';
