@@ -80,6 +80,11 @@ def add_snapshot_args(parser, adapter):
     parser.add_argument("--params", metavar="EXPR", help="Python expression giving a dict of params (added to the "
                         "models' hyperparameters and UPPER_CASE constants; a credential value is not recorded)")
     parser.add_argument("--metrics", metavar="EXPR", help="Python expression giving a dict of numbers")
+    parser.add_argument("--eval", action="append", default=[], metavar="NAME",
+                        help="an eval table (a DataFrame: one row per example, an id column or unique index, "
+                             "numeric score columns): its mean scores become metrics NAME.<score> and %%mv_diff "
+                             "compares it by example id; stored too when VARs are named (repeatable; tables "
+                             "with an id and score-named columns, or named eval_*, are found without it)")
 
 
 def add_log_args(parser, adapter):

@@ -55,7 +55,7 @@ class MVMagics(Magics):
         params = self._eval_dict(args.params, "--params")
         metrics = self._eval_dict(args.metrics, "--metrics")
         result = api.take_snapshot(args.vars, message=args.message, name=args.name, tags=args.tag,
-                                   params=params, metrics=metrics)
+                                   params=params, metrics=metrics, evals=args.eval)
         for sk in result.skipped:
             print(f"jupyter_mv warning: skipped {sk.name!r}: {sk.reason}", file=sys.stderr)
         for note in result.notes:
