@@ -127,7 +127,6 @@ def test_prompt_versions_line_diff_and_exact_restore(shell, run, capsys):
 
 
 def test_langchain_templates(shell, run):
-    pytest.importorskip("langchain_core")
     run("from langchain_core.prompts import PromptTemplate, ChatPromptTemplate, MessagesPlaceholder")
     run("pt = PromptTemplate.from_template('Translate {text} into {language}.')")
     run("chat_t = ChatPromptTemplate.from_messages([('system', 'You translate into {language}.'), "
@@ -147,7 +146,6 @@ def test_langchain_templates(shell, run):
 
 
 def test_jinja2_template_source_from_its_loader(shell, run, tmp_path):
-    pytest.importorskip("jinja2")
     (tmp_path / "ask.j2").write_text("Context:\n{{ context }}\nQuestion: {{ question }}\n")
     run(f"import jinja2; env = jinja2.Environment(loader=jinja2.FileSystemLoader({str(tmp_path)!r}))")
     run("ask = env.get_template('ask.j2')")
@@ -160,7 +158,6 @@ def test_jinja2_template_source_from_its_loader(shell, run, tmp_path):
 
 # -- generation settings -------------------------------------------------------------------------------
 def test_generation_settings_become_params(shell, run):
-    pytest.importorskip("transformers")
     run("from transformers import GenerationConfig")
     run("gen_cfg = GenerationConfig(temperature=0.7, top_p=0.9, top_k=40, max_new_tokens=64, "
         "repetition_penalty=1.1, do_sample=True)")

@@ -266,7 +266,6 @@ def _tiny_lm():
 
 
 def test_push_transformers_flavor_and_prompt_registry(mlflow_server, tmp_path, monkeypatch):
-    pytest.importorskip("transformers")
     import torch
 
     monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", "llm/rag.ipynb")
