@@ -175,6 +175,8 @@ def test_a_model_holding_more_than_config_and_weights_is_stored_whole(two_stores
     r = snap({"model": model}, a)
     (var,) = a.variables(r.version)
     assert var.codec == "torch.module"
+    (note,) = [n.reason for n in r.notes]  # named: why it is pickled, and what that means for sharing
+    assert "transformer.h.0.attn holds state beyond its config and weights (note)" in note and "--trust" in note
     got = loading.load(a, r.version)["model"]
     assert got.transformer.h[0].attn.note == "patched"
     assert torch.equal(logits(got.eval()), logits(model.eval()))

@@ -81,16 +81,21 @@ def _codecs():
 def encode(obj) -> Encoded:
     """Encode with the first codec that accepts `obj`; NotStorable when none can."""
     errors = []
+    declined = None  # why a codec that names its fallback (codecs.transformers: FALLBACK) did not take it
     for codec in _codecs():
         if codec.match(obj):
             try:
                 enc = codec.encode(obj)
                 _check_meta(enc)
+                if declined:
+                    enc.notes.append(("", declined))
                 return enc
             except LiveHandle:  # a property of the object, not of the codec: no other codec may store it
                 raise
             except NotStorable as e:
                 errors.append(str(e))
+                if getattr(codec, "FALLBACK", None) and declined is None:
+                    declined = codec.FALLBACK.format(reason=e)
             except RecursionError:
                 errors.append("too deeply nested")
             except Exception as e:  # a codec tripped on an unusual object: the next one (pickle) may

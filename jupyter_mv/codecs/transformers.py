@@ -49,6 +49,9 @@ from . import Encoded, loaded, type_name
 NAMES = ("transformers.model", "peft.model", "transformers.config", "transformers.generation_config",
          "transformers.tokenizer", "tokenizers.tokenizer")
 
+# the note (codecs.encode) when an object of these libraries is stored by another codec instead (pickled)
+FALLBACK = "stored pickled, not in its own safe format ({reason}); from a bundle it restores only with --trust"
+
 # the files of a tokenizer directory we keep (save_pretrained writes these; all JSON or plain text)
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                     "chat_template.jinja", "chat_template.json")
