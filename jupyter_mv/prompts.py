@@ -80,7 +80,7 @@ def placeholders(text: str) -> tuple[str, list[str]] | None:
 def _double_names(text: str) -> list[str]:
     """Names in ``{{ }}`` placeholders: Jinja2's own parser when it is installed and accepts the text
     (it knows loops and filters: a loop variable is not a placeholder), else the plain pattern."""
-    if "jinja2" in sys.modules or _jinja_available():
+    if len(text) <= MAX_TEXT and ("jinja2" in sys.modules or _jinja_available()):
         try:
             import jinja2
             from jinja2 import meta
@@ -155,6 +155,8 @@ def _record(kind: str, names: list[str], text: str) -> dict:
 
 # -- chat messages -----------------------------------------------------------------------------------
 def _content_text(content) -> str | None:
+    if content is None:  # an assistant message that only calls tools
+        return ""
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # multimodal parts: [{"type": "text", "text": ...}, {"type": "image", ...}]

@@ -71,6 +71,9 @@ def test_chat_lists_and_template_objects():
     rec = prompts.describe("messages", chat)
     assert rec == {"kind": "chat", "placeholders": ["thing"],
                    "text": "[system]\nBe brief.\n[user]\nDescribe {thing}\n<image>"}
+    tools = [{"role": "user", "content": "Weather in {city}?"},
+             {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]}]
+    assert prompts.describe("turns", tools)["text"] == "[user]\nWeather in {city}?\n[assistant]\n"
     pairs = [("system", "You grade answers."), ("human", "Grade {answer} against {reference}")]
     assert prompts.describe("x", pairs)["placeholders"] == ["answer", "reference"]
     # lists that only look a bit like messages
