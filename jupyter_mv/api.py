@@ -506,7 +506,8 @@ def diff_current(ref, store: Store | None = None, notebook: str | None = None) -
         summary = {**e.summary, **(e.summarize() if e.summarize else {})}
         live.append(VariableRef(vname, e.type_name, e.codec, hashes[vname], e.nbytes, summary, e.safe))
     params = capture.auto_params(s.namespace, enc, s.hidden)
-    vb = Version(id=-1, n=0, notebook=va.notebook, created="", params=params, metrics={},
+    vb = Version(id=-1, n=0, notebook=va.notebook, created="", params=params,
+                 metrics=capture.eval_metrics(enc),  # the metrics a snapshot would record by itself
                  variables=tuple(v.name for v in live))
     d = compute_diff(va, vb, st.variables(va), live, st.cells(va), s.cell_log.cells() if s.cell_log else [])
     return credentials.mask_diff(Diff(a=d.a, b="current", notebook=d.notebook, params=d.params,

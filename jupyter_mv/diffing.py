@@ -460,7 +460,10 @@ def _eval_analysis(store, va, vb, old: dict, new: dict) -> dict:
     ea, eb = old["summary"]["eval"], new["summary"]["eval"]
     if store is not None and max(old["bytes"], new["bytes"]) <= LOAD_LIMIT:
         return evals.diff(_load(store, va, old["name"]), _load(store, vb, new["name"]), ea, eb)
-    return evals.diff(None, None, ea, eb)
+    out = evals.diff(None, None, ea, eb)
+    if store is None:  # a diff from the records alone (against the live state, say)
+        out["examples_note"] = "examples not compared in this diff: only the mean scores"
+    return out
 
 
 def analyse(store, va: Version, vb: Version, old: dict, new: dict) -> dict | None:

@@ -378,3 +378,17 @@ def test_prompt_and_eval_analyses_follow_the_diff_schema(shell, run):
     next(c for c in broken["variables"]["changed"] if c["name"] == "eval_df")["analysis"].pop("regressions")
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(schema).validate(broken)
+
+
+def test_diff_against_the_live_state(shell, run):
+    run(EVAL_V1)
+    run('qa_prompt = "Answer the question.\\nContext: {context}\\nQuestion: {question}"')
+    run("%mv_snapshot")
+    run("eval_df = eval_df.assign(exact_match=[0.0] * 6)")
+    run('qa_prompt = "Answer.\\nContext: {context}\\nQuestion: {question}"')
+    d = mv.diff("v1").to_dict()
+    assert d["b"] == "current"
+    assert d["metrics"]["changed"]["eval_df.exact_match"]["new"] == 0.0  # as a snapshot would record it
+    a = {c["name"]: c["analysis"] for c in d["variables"]["changed"]}
+    assert a["qa_prompt"]["line_diff"][1:3] == ["-Answer the question.", "+Answer."]
+    assert a["eval_df"]["mean_delta"]["exact_match"]["new"] == 0.0 and "only the mean scores" in a["eval_df"]["examples_note"]
