@@ -183,6 +183,12 @@ def cmd_mlflow_push(args, st):
         print(f"model ({info['flavor']}): {info['model_uri']}")
     if info.get("registered_version"):
         print(f"registered {info['registered_name']!r} version {info['registered_version']}")
+    if info.get("note"):
+        print(f"note: {info['note']}")
+    for p in info.get("prompts") or []:
+        print(f"prompt {p['variable']}: registered {p['name']!r} version {p['version']} ({p['uri']})")
+    if info.get("prompts_note"):
+        print(f"note: {info['prompts_note']}")
     return 0
 
 
