@@ -44,7 +44,7 @@ def _history(lab, notebook: str) -> None:
 
 
 def _shown(page) -> list[str]:
-    return page.locator(f"{PANEL} tr.jp-mv-row").evaluate_all("rows => rows.map(r => r.dataset.version)")
+    return page.locator(f"{PANEL} tr[data-version]").evaluate_all("rows => rows.map(r => r.dataset.version)")
 
 
 def test_show_automatic_versions_setting(lab, lab_page):
@@ -54,15 +54,15 @@ def test_show_automatic_versions_setting(lab, lab_page):
     try:
         lp.open("settings.ipynb", wait_idle=False)
         page.locator(".jp-SideBar li[data-id='jupyter-mv-versions']").click()
-        page.locator(f"{PANEL} tr.jp-mv-row[data-version='v4']").wait_for()
-        page.wait_for_function(f"() => document.querySelectorAll('{PANEL} tr.jp-mv-row').length === 4")
+        page.locator(f"{PANEL} tr[data-version='v4']").wait_for()
+        page.wait_for_function(f"() => document.querySelectorAll('{PANEL} tr[data-version]').length === 4")
         assert _shown(page) == ["v4", "v3", "v2", "v1"]  # default: every version
 
         _put_settings(lab, {"showAutomaticVersions": False, "refreshInterval": 0})
         lp.open("settings.ipynb", wait_idle=False)
         page.locator(".jp-SideBar li[data-id='jupyter-mv-versions']").click()
-        page.locator(f"{PANEL} tr.jp-mv-row[data-version='v4']").wait_for()
-        page.wait_for_function(f"() => document.querySelectorAll('{PANEL} tr.jp-mv-row').length === 2")
+        page.locator(f"{PANEL} tr[data-version='v4']").wait_for()
+        page.wait_for_function(f"() => document.querySelectorAll('{PANEL} tr[data-version]').length === 2")
         assert _shown(page) == ["v4", "v1"]  # the tagged automatic version stays
     finally:
         _put_settings(lab, {})  # the lab server is shared by the package's tests
