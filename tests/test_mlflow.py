@@ -330,6 +330,13 @@ def test_prompt_with_a_credential_stays_home_and_old_servers_get_a_note(mlflow_s
         client = mlflow.MlflowClient(mlflow_server)
         arts = {a.path for a in client.list_artifacts(info["run_id"], "prompts")}
         assert arts == {"prompts/qa_prompt.txt", "prompts/qa_prompt.json"}
+        from mvtest import cli_in_process
+
+        r = cli_in_process("--store", tmp_path / ".jupyter_mv", "mlflow", "push", "v1", "--tracking-uri", mlflow_server,
+                           "--experiment", "leaky")
+        assert r.returncode == 0, r.stderr
+        assert "prompt qa_prompt: registered 'leaky.qa_prompt' version 2 (prompts:/leaky.qa_prompt/2)" in r.stdout
+        assert token not in r.stdout + r.stderr and "system_prompt" in r.stderr
 
         # a tracking server without the prompt registry answers the registration with an error (as an
         # MLflow 2 server does: ENDPOINT_NOT_FOUND); the run is still logged, with the prompts as
