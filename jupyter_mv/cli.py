@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import __version__, api, credentials, jsondata, redaction
+from . import __version__, api, config, credentials, jsondata, redaction
 from . import args as shared_args
 from .errors import EXIT_DAMAGED, EXIT_ERROR, EXIT_USAGE, MVError
 from .model import human_bytes
@@ -21,7 +21,7 @@ def _store(args):
     mode = getattr(args, "store_mode", "open")  # import creates the store; reproduce needs none
     if mode == "none":
         return None
-    given = args.store or os.environ.get("JUPYTER_MV_STORE")
+    given = args.store or config.current().store  # the CLI loads no Jupyter config: $JUPYTER_MV_STORE
     root = Path(given).expanduser() if given else default_root()
     if not (root / "store.db").exists() and (
             (root / ".jupyter_mv" / "store.db").exists()
@@ -373,7 +373,7 @@ def _error_answer(command: str, e: BaseException) -> tuple[str | None, int] | No
         return "interrupted", 130
     if isinstance(e, BrokenPipeError):  # the reader left (`jupyter-mv log | head`): nothing to say
         return None, 0
-    if os.environ.get("JUPYTER_MV_DEBUG"):
+    if config.current().debug:  # $JUPYTER_MV_DEBUG (config.JupyterMV.debug)
         return None
     # a bug of ours: still one line, with a way to see more
     return (f"jupyter-mv {command}: internal error {type(e).__name__}: {e} "
