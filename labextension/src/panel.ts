@@ -311,7 +311,7 @@ export class VersionsPanel extends Widget {
       if (this.selected.length !== 1 || this.selected[0].id !== id) {
         return;
       }
-      this._details.replaceChildren(renderVersionDetails(d, { renderOutput: labOutput }));
+      this._details.replaceChildren(renderVersionDetails(d, { renderOutput: labOutput, openCells: true }));
     } catch (e) {
       this._details.replaceChildren(el('div', { class: 'jp-mv-error' }, (e as Error).message));
     }

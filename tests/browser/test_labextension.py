@@ -14,7 +14,7 @@ PANEL = "#jupyter-mv-versions"
 
 
 def row(page, version: str):
-    return page.locator(f"{PANEL} tr.jp-mv-row[data-version='{version}']")
+    return page.locator(f"{PANEL} tr.mv-row[data-version='{version}']")
 
 
 def snapshot_from_toolbar(lp, message: str) -> None:
@@ -52,7 +52,7 @@ def test_snapshot_diff_and_restore_outputs(lab, lab_page):
     snapshot_from_toolbar(lp, "second run")
     row(page, "v2").wait_for()
     # newest first
-    ids = page.locator(f"{PANEL} tr.jp-mv-row").evaluate_all("rows => rows.map(r => r.dataset.version)")
+    ids = page.locator(f"{PANEL} tr.mv-row").evaluate_all("rows => rows.map(r => r.dataset.version)")
     assert ids == ["v2", "v1"]
     # the table fits JupyterLab's default sidebar width: no sideways scrolling, long values elided
     list_width, table_width = page.locator(f"{PANEL} .jp-mv-list").evaluate(
@@ -62,22 +62,22 @@ def test_snapshot_diff_and_restore_outputs(lab, lab_page):
 
     page.locator(f"{PANEL} .jp-mv-action-diff").click()
     diff = page.locator(".jp-mv-diff:visible")
-    diff.locator(".jp-mv-diff-row").first.wait_for()
+    diff.locator(".mv-diff-row").first.wait_for()
     tab = page.locator(".lm-TabBar-tab:has-text('Diff v1 → v2')")
     assert tab.count() == 1
-    changed = diff.locator(".jp-mv-diff-row[data-status='changed']")
+    changed = diff.locator(".mv-diff-row[data-status='changed']")
     assert changed.count() >= 1
     text = changed.first.inner_text()
     assert "x = 1" in text and "x = 2" in text and "value 1" in text and "value 2" in text
-    assert diff.locator(".jp-mv-source div.jp-mv-added", has_text="x = 2").count() == 1
-    assert "x" in diff.locator("table").nth(2).inner_text()  # the variables table lists x as changed
+    assert diff.locator(".mv-source div.mv-added", has_text="x = 2").count() == 1
+    assert "x" in diff.locator(".mv-variables table").inner_text()  # the variables table lists x as changed
     lp.screenshot("3-diff-tab")
 
     # back to the notebook, select v1 and restore its outputs
     page.locator(".lm-TabBar-tab:has-text('experiment.ipynb')").first.click()
     row(page, "v1").click()
-    page.locator(f"{PANEL} .jp-mv-version-details[data-version='v1']").wait_for()
-    assert "value 1" in page.locator(f"{PANEL} .jp-mv-version-details").inner_text()
+    page.locator(f"{PANEL} .mv-version-details[data-version='v1']").wait_for()
+    assert "value 1" in page.locator(f"{PANEL} .mv-version-details").inner_text()
     page.locator(f"{PANEL} .jp-mv-action-restore-outputs").click()
     page.wait_for_function(
         """() => {

@@ -28,13 +28,13 @@ def test_panel_shows_nan_and_infinity(lab, lab_page):
 
     lp.open("nonfinite.ipynb")
     page.locator(".jp-SideBar li[data-id='jupyter-mv-versions']").click()
-    row = page.locator(f"{PANEL} tr.jp-mv-row[data-version='v2']")
+    row = page.locator(f"{PANEL} tr.mv-row[data-version='v2']")
     row.wait_for()
     text = row.inner_text()
     assert "loss=NaN" in text and "best_loss=∞" in text, text
-    assert "finite" in page.locator(f"{PANEL} tr.jp-mv-row[data-version='v1']").inner_text()
+    assert "finite" in page.locator(f"{PANEL} tr.mv-row[data-version='v1']").inner_text()
     row.click()
-    details = page.locator(f"{PANEL} .jp-mv-version-details[data-version='v2']")
+    details = page.locator(f"{PANEL} .mv-version-details[data-version='v2']")
     details.wait_for()
     assert "∞" in details.inner_text() and "NaN" in details.inner_text()
     lp.screenshot("nonfinite-panel")

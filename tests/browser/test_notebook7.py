@@ -66,37 +66,37 @@ def open_panel_from_toolbar(page) -> None:
     assert not page.locator(PANEL).is_visible()  # Notebook 7 starts with the side panel collapsed
     button.click()
     page.locator(PANEL).wait_for(state="visible")
-    page.locator(f"{PANEL} tr.jp-mv-row[data-version='v1']").wait_for()
+    page.locator(f"{PANEL} tr.mv-row[data-version='v1']").wait_for()
 
 
 def select_pair(page) -> None:
     """v1 then v2: a plain click, then Ctrl-click; Shift-click toggles v2 off and on again."""
-    page.locator(f"{PANEL} tr.jp-mv-row[data-version='v1']").click()
-    page.locator(f"{PANEL} .jp-mv-version-details[data-version='v1']").wait_for()
-    page.locator(f"{PANEL} tr.jp-mv-row[data-version='v2']").click(modifiers=["Control"])
+    page.locator(f"{PANEL} tr.mv-row[data-version='v1']").click()
+    page.locator(f"{PANEL} .mv-version-details[data-version='v1']").wait_for()
+    page.locator(f"{PANEL} tr.mv-row[data-version='v2']").click(modifiers=["Control"])
     page.locator(f"{PANEL} .jp-mv-details", has_text="v1 and v2 selected").wait_for()
-    page.locator(f"{PANEL} tr.jp-mv-row[data-version='v2']").click(modifiers=["Shift"])
-    assert page.locator(f"{PANEL} tr.jp-mod-selected").count() == 1
-    page.locator(f"{PANEL} tr.jp-mv-row[data-version='v2']").click(modifiers=["Shift"])
-    selected = page.locator(f"{PANEL} tr.jp-mod-selected").evaluate_all("rows => rows.map(r => r.dataset.version)")
+    page.locator(f"{PANEL} tr.mv-row[data-version='v2']").click(modifiers=["Shift"])
+    assert page.locator(f"{PANEL} tr.mv-selected").count() == 1
+    page.locator(f"{PANEL} tr.mv-row[data-version='v2']").click(modifiers=["Shift"])
+    selected = page.locator(f"{PANEL} tr.mv-selected").evaluate_all("rows => rows.map(r => r.dataset.version)")
     assert sorted(selected) == ["v1", "v2"]
 
 
 def assert_diff_content(diff) -> None:
-    diff.locator(".jp-mv-diff-row").first.wait_for()
-    assert "v1 → v2" in diff.locator("h2").inner_text()
+    diff.locator(".mv-diff-row").first.wait_for()
+    assert "v1 → v2" in diff.locator(".mv-diff-title").inner_text()
     # the cell that set lr = 0.01 is new in v2, its source and output shown on v2's side
-    added = diff.locator(".jp-mv-diff-row[data-status='added']", has_text="lr = 0.01")
+    added = diff.locator(".mv-diff-row[data-status='added']", has_text="lr = 0.01")
     assert added.count() == 1
     assert "lr is 0.01" in added.inner_text()
     # the variables table names lr as changed
-    variables = diff.locator("table").nth(2)
-    assert "lr" in variables.locator("span.jp-mv-changed").inner_text()
+    variables = diff.locator(".mv-variables table")
+    assert "lr" in variables.locator("span.mv-changed").inner_text()
 
 
 def assert_row_in_view(page, version: str) -> None:
     """The version's row is inside the list's scrolled viewport, and the list inside the window."""
-    inside = page.locator(f"{PANEL} tr.jp-mv-row[data-version='{version}']").evaluate("""row => {
+    inside = page.locator(f"{PANEL} tr.mv-row[data-version='{version}']").evaluate("""row => {
         const list = row.closest('.jp-mv-list').getBoundingClientRect();
         const r = row.getBoundingClientRect();
         return r.height > 0 && r.top >= list.top - 1 && r.bottom <= list.bottom + 1 && list.bottom <= window.innerHeight;
@@ -122,7 +122,7 @@ def test_panel_and_diff_in_notebook7(notebook7, two_versions, notebook7_page):
     headers = page.locator(f"{PANEL} table.jp-mv-versions th").all_inner_texts()
     assert "name" not in headers and "tags" not in headers
     assert headers[0] == "version" and "message" in headers
-    message = page.locator(f"{PANEL} tr.jp-mv-row[data-version='v2'] td.jp-mv-col-message")
+    message = page.locator(f"{PANEL} tr.mv-row[data-version='v2'] td.mv-col-message")
     assert message.get_attribute("title") == LONG_MESSAGE
     assert message.evaluate("td => td.scrollWidth > td.clientWidth")  # elided, not wrapped off the panel
     assert_fits(page, "Notebook 7")
@@ -136,7 +136,7 @@ def test_panel_and_diff_in_notebook7(notebook7, two_versions, notebook7_page):
     assert_diff_content(diff)
     # ... and tall enough to read (Notebook 7 opens that area at the height of its tab bar)
     assert diff.bounding_box()["height"] > 250
-    assert diff.locator(".jp-mv-diff-row").first.is_visible()
+    assert diff.locator(".mv-diff-row").first.is_visible()
     assert page.locator("#jp-down-stack .lm-TabBar-tab", has_text="Diff v1 → v2").count() == 1
     # the same pair again (awaited through the command the button runs): the open tab, not a second one
     page.evaluate("() => window.jupyterapp.commands.execute('jupyter-mv:diff')")
@@ -145,8 +145,8 @@ def test_panel_and_diff_in_notebook7(notebook7, two_versions, notebook7_page):
     notebook7_page.screenshot("2-diff-bottom")
 
     # the list stays in view while the details are long
-    page.locator(f"{PANEL} tr.jp-mv-row[data-version='v2']").click()
-    page.locator(f"{PANEL} .jp-mv-version-details[data-version='v2']").wait_for()
+    page.locator(f"{PANEL} tr.mv-row[data-version='v2']").click()
+    page.locator(f"{PANEL} .mv-version-details[data-version='v2']").wait_for()
     page.locator(f"{PANEL} .jp-mv-details").evaluate("d => { d.scrollTop = d.scrollHeight; }")
     assert_row_in_view(page, "v1")
     assert_row_in_view(page, "v2")
@@ -158,7 +158,7 @@ def test_panel_and_diff_in_notebook7(notebook7, two_versions, notebook7_page):
     notebook7_page.run_cell(1)
     page.locator(".jp-NotebookPanel-toolbar .jp-mv-snapshot-button").click()
     notebook7_page.answer_dialog("from Notebook 7")
-    page.locator(f"{PANEL} tr.jp-mv-row[data-version='v3']", has_text="from Notebook 7").wait_for()
+    page.locator(f"{PANEL} tr.mv-row[data-version='v3']", has_text="from Notebook 7").wait_for()
     v3 = notebook7.api("jupyter-mv/api/versions/v3?notebook=experiment.ipynb")
     assert [v["name"] for v in v3["variables"]] == ["lr"]
     assert any("lr = 0.001" in c["source"] for c in v3["cells"])
@@ -186,7 +186,7 @@ def test_diff_inside_the_panel_when_the_shell_has_no_bottom_area(notebook7, two_
     palette.locator("input").fill("show model versions")
     palette.locator("li.lm-CommandPalette-item[data-command='jupyter-mv:open-panel']").click()
     page.locator(PANEL).wait_for(state="visible")
-    page.locator(f"{PANEL} tr.jp-mv-row[data-version='v1']").wait_for()
+    page.locator(f"{PANEL} tr.mv-row[data-version='v1']").wait_for()
     select_pair(page)
     page.locator(f"{PANEL} .jp-mv-action-diff").click()
     diff = page.locator(f"{PANEL} .jp-mv-inline-diff .jp-mv-diff")
@@ -194,8 +194,8 @@ def test_diff_inside_the_panel_when_the_shell_has_no_bottom_area(notebook7, two_
     assert_diff_content(diff)
     assert page.locator("#jp-down-stack .jp-mv-diff").count() == 0
     # narrow: the sides are stacked (one grid column) and labelled with their version
-    assert diff.locator(".jp-mv-diff-cells").evaluate("g => getComputedStyle(g).gridTemplateColumns.split(' ').length") == 1
-    assert diff.locator(".jp-mv-diff-side[data-side='v2']").count() >= 1
+    assert diff.locator(".mv-diff-sides").first.evaluate("g => getComputedStyle(g).gridTemplateColumns.split(' ').length") == 1
+    assert diff.locator(".mv-diff-side[data-side='v2']").count() >= 1
     assert_row_in_view(page, "v1")
     assert_row_in_view(page, "v2")
     notebook7_page.screenshot("diff-in-panel")

@@ -63,7 +63,7 @@ def test_sidebar_restore_of_an_imported_version_asks_first(lab, lab_page):
     page.locator(".jp-SideBar li[data-id='jupyter-mv-versions']").click()
     page.locator(PANEL).wait_for(state="visible")
     page.locator(f"{PANEL} .jp-mv-action-refresh").click()  # the snapshot and import came from a cell
-    row = page.locator(f"{PANEL} tr.jp-mv-row[data-version='v2']")
+    row = page.locator(f"{PANEL} tr.mv-row[data-version='v2']")
     row.wait_for()
     row.click()
 

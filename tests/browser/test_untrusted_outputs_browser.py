@@ -113,8 +113,8 @@ def test_hostile_bundle_runs_no_script_on_any_surface(lab, lab_page, tmp_path):
     # 5. the lab sidebar's version details
     page.locator(".jp-SideBar li[data-id='jupyter-mv-versions']").click()
     panel = page.locator(PANEL)
-    panel.locator("tr.jp-mv-row[data-version='v2']").click()
-    det = panel.locator(".jp-mv-version-details[data-version='v2']")
+    panel.locator("tr.mv-row[data-version='v2']").click()
+    det = panel.locator(".mv-version-details[data-version='v2']")
     det.wait_for()
     wait_table(det)
     assert det.locator(".jp-mv-rendered[data-mime-type='application/javascript']").count() == 0
@@ -125,18 +125,18 @@ def test_hostile_bundle_runs_no_script_on_any_surface(lab, lab_page, tmp_path):
     lp.screenshot("05-sidebar-details", full_page=True)
 
     # 6. the lab diff tab
-    panel.locator("tr.jp-mv-row[data-version='v1']").click(modifiers=["Control"])
+    panel.locator("tr.mv-row[data-version='v1']").click(modifiers=["Control"])
     panel.locator(".jp-mv-action-diff").click()
     tab = page.locator(".jp-mv-diff:visible")
-    tab.locator(".jp-mv-diff-row").first.wait_for()
+    tab.locator(".mv-diff-row").first.wait_for()
     wait_table(tab)
     assert_not_pwned(page, "lab diff tab")
     lp.screenshot("06-diff-tab", full_page=True)
 
     # 7. the sidebar's Restore outputs into the notebook's cells: untrusted cells
     page.locator(f".lm-TabBar-tab:has-text('{H.NOTEBOOK}')").first.click()
-    panel.locator("tr.jp-mv-row[data-version='v2']").click()
-    page.wait_for_function(f"document.querySelectorAll('{PANEL} tr.jp-mod-selected').length === 1")
+    panel.locator("tr.mv-row[data-version='v2']").click()
+    page.wait_for_function(f"document.querySelectorAll('{PANEL} tr.mv-selected').length === 1")
     # the user's cells are trusted (as after running them): the restore itself must take that away
     page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.forEach(w => { w.model.trusted = true; })")
     panel.locator(".jp-mv-action-restore-outputs").click()
