@@ -250,9 +250,11 @@ def _pull_one(store: Store, remote, rv: RemoteVersion, url: str, progress) -> tu
         return data
 
     def get_large(bid):
+        # fetched, checked and written durably in the worker: the fsyncs of 4 MiB chunks overlap
         key = locations[bid][0]
         entry = _fetch(remote, key, rv, url)
-        return bid, checked(bid, entry, key), len(entry)
+        data = checked(bid, entry, key)
+        return bid, len(data), len(entry), store.blobs.add_chunk(data, bid)
 
     def get_pack(pkey):
         body = _fetch(remote, pkey, rv, url)
@@ -281,14 +283,25 @@ def _pull_one(store: Store, remote, rv: RemoteVersion, url: str, progress) -> tu
     try:
         with store.blobs.writing():
             with ThreadPoolExecutor(TRANSFER_CONCURRENCY) as pool:
-                for bid, data, n in pool.map(get_large, large):
-                    received += n
-                    added = store.blobs.add_chunk(data, bid)
-                    if added:
-                        written.append(bid)
-                        new_bytes += added
-                    if progress:  # in the chunks' own bytes, as the bar's total counts them
-                        progress(len(data))
+                futs = [pool.submit(get_large, bid) for bid in large]
+                try:
+                    for fut in futs:
+                        bid, size, n, added = fut.result()
+                        received += n
+                        if added:
+                            written.append(bid)
+                            new_bytes += added
+                        if progress:  # in the chunks' own bytes, as the bar's total counts them
+                            progress(size)
+                except BaseException:
+                    for fut in futs:  # what the other workers wrote is removed too
+                        fut.cancel()
+                    for fut in futs:
+                        with contextlib.suppress(BaseException):
+                            bid, _, _, added = fut.result()
+                            if added:
+                                written.append(bid)
+                    raise
                 for items, n in pool.map(get_pack, sorted(packs)):
                     received += n
                     for bid, data in items:

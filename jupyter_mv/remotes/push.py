@@ -126,14 +126,22 @@ class _PackIndex:
             return  # not ours: ignored (its chunks are sent again)
 
 
-def _local_entry(store: Store, bid: str, where) -> bytes:
-    """The stored entry (2-byte header + body) of local chunk `bid`: its pack entry or blob file."""
+def _local_entry(store: Store, bid: str, where, fds: dict | None = None) -> bytes:
+    """The stored entry (2-byte header + body) of local chunk `bid`: its pack entry or blob file.
+    `fds`: pack name -> open descriptor, shared by the reads of one push (3,000 small chunks of a
+    few packs: a few opens, not 3,000)."""
     try:
         if where:
             pack, off, length = where
-            with open(store.blobs.pack_path(pack), "rb") as f:
-                f.seek(off)
-                raw = f.read(length)
+            if fds is None:
+                with open(store.blobs.pack_path(pack), "rb") as f:
+                    f.seek(off)
+                    raw = f.read(length)
+            else:
+                fd = fds.get(pack)
+                if fd is None:
+                    fd = fds[pack] = os.open(store.blobs.pack_path(pack), os.O_RDONLY)
+                raw = os.pread(fd, length, off)
             if len(raw) != length:
                 raise CorruptBlob(bid, f"pack file {pack} is truncated")
             return raw
@@ -145,14 +153,14 @@ def _local_entry(store: Store, bid: str, where) -> bytes:
         raise CorruptBlob(bid, f"cannot read it ({e.strerror or e})") from None
 
 
-def _prepare(store: Store, bid: str, where, extra: dict) -> tuple[bytes, str]:
+def _prepare(store: Store, bid: str, where, extra: dict, fds: dict | None = None) -> tuple[bytes, str]:
     """(entry to send, sha256 of the chunk's bytes) for chunk `bid`, checked against its id."""
     if bid in extra:  # re-encoded for sharing (skops): in memory, not in the store
         data = bytes(extra[bid])
         if blobmod.blob_id(data) != bid:
             raise CorruptBlob(bid, "re-encoded chunk does not match its id")
         return layout.encode_entry(data), hashlib.sha256(data).hexdigest()
-    entry = _local_entry(store, bid, where)
+    entry = _local_entry(store, bid, where, fds)
     data = layout.decode_entry(bid, entry)
     return entry, hashlib.sha256(data).hexdigest()
 
@@ -254,15 +262,20 @@ def _push_data(store, v, shared, remote, index: _PackIndex, result: PushResult, 
                 progress(blobmod.blob_size(bid))
     # small chunks: those a remote pack holds are referenced there, the others go into new packs
     fresh: list[tuple[str, bytes]] = []
-    for bid in small:
-        entry, sha = _prepare(store, bid, where.get(bid), shared.blobs)
-        members[f"blobs/{bid}"] = {"size": blobmod.blob_size(bid), "sha256": sha}
-        if bid in index.where:
-            locations[bid] = list(index.where[bid])
-            if progress:
-                progress(blobmod.blob_size(bid))
-        else:
-            fresh.append((bid, entry))
+    fds: dict = {}
+    try:
+        for bid in small:
+            entry, sha = _prepare(store, bid, where.get(bid), shared.blobs, fds)
+            members[f"blobs/{bid}"] = {"size": blobmod.blob_size(bid), "sha256": sha}
+            if bid in index.where:
+                locations[bid] = list(index.where[bid])
+                if progress:
+                    progress(blobmod.blob_size(bid))
+            else:
+                fresh.append((bid, entry))
+    finally:
+        for fd in fds.values():
+            os.close(fd)
     groups, cur, size = [], [], 0
     for bid, entry in fresh:
         if cur and size + len(entry) > layout.PACK_TARGET:
