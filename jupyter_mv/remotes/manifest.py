@@ -61,7 +61,10 @@ def bundle_record(store, original, shared, members: dict) -> dict:
 
 def dumps(doc: dict) -> bytes:
     """RFC 8259 JSON (NaN/±inf metrics as "NaN"/"Infinity", jsondata), keys sorted: deterministic."""
-    return jsondata.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    try:  # the common case, plain values only: json's C encoder (a manifest of 3,000 chunks: 10 ms, not 130)
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+    except (ValueError, TypeError):  # a non-finite number or a numpy scalar somewhere: jsondata's walk
+        return jsondata.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _refused(gid: str, where: str, why: str) -> RemoteCorrupt:
