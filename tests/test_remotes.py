@@ -478,3 +478,17 @@ def test_cli_remote_add_push_ls_clone_pull(alice, tmp_path, run_cli, monkeypatch
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no version 'nosuch'" in r.stderr
     r = run_cli("--store", st, "remote", "remove", "cli")
     assert r.returncode == 0 and not run_cli("--store", st, "remote").stdout.startswith("cli ")
+
+
+def test_non_finite_metrics_and_params_travel_as_json_and_come_back(alice, bob, remote_dir):
+    import math
+
+    v = _snap(alice, {"x": np.arange(3)}, metrics={"loss": float("nan"), "best": float("inf")},
+              params={"clip": float("-inf"), "lr": 0.1})
+    api.push(store=alice)
+    raw = (remote_dir / layout.version_key(v.gid)).read_text()
+    json.loads(raw, parse_constant=lambda c: pytest.fail(f"bare {c} in the manifest"))  # RFC 8259
+    api.pull(store=bob)
+    (w,) = bob.versions()
+    assert math.isnan(w.metrics["loss"]) and w.metrics["best"] == math.inf
+    assert w.params["clip"] == -math.inf and w.params["lr"] == 0.1
