@@ -166,6 +166,28 @@ def test_mixed_training_flags_and_untied_weights_are_kept(two_stores):
     assert got.transformer.wpe.weight.requires_grad is False and got.transformer.wte.weight.requires_grad is True
 
 
+def test_activation_checkpointing_is_kept(two_stores):
+    """gradient_checkpointing_enable (common when training adapters) is part of the model's state: the
+    checkpointed layers, torch checkpoint's arguments and the input-embedding hook come back."""
+    a, _ = two_stores
+    model = gpt2()
+    with warnings.catch_warnings():  # transformers 5 renames it activation_checkpointing_enable
+        warnings.simplefilter("ignore", FutureWarning)
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    r = snap({"model": model}, a)
+    (var,) = a.variables(r.version)
+    assert var.codec == "transformers.model" and not r.notes
+    got = loading.load(a, r.version)["model"]
+    assert any(getattr(m, "gradient_checkpointing", False) for m in got.modules())
+    assert [getattr(m, "gradient_checkpointing", None) for m in got.modules()] == \
+        [getattr(m, "gradient_checkpointing", None) for m in model.modules()]
+    assert got.transformer.h[0]._gradient_checkpointing_func.keywords == {"use_reentrant": False}
+    assert len(got.get_input_embeddings()._forward_hooks) == len(model.get_input_embeddings()._forward_hooks) == 1
+    got.train()
+    got(IDS, labels=IDS).loss.backward()  # checkpointed backward runs
+    assert got.transformer.h[0].attn.c_attn.weight.grad is not None
+
+
 def test_a_model_holding_more_than_config_and_weights_is_stored_whole(two_stores):
     """State a rebuild from the config would drop (an attribute, a hook) is not silently lost: the
     model is stored by the torch module codec (pickled) instead, and restores with it."""

@@ -296,6 +296,9 @@ def _describe(obj, peft_model: bool) -> dict:
     gen = getattr(obj, "generation_config", None)
     if gen is not None:
         out["generation_config"] = _json_value(gen.to_dict())
+    ck = _checkpointing(obj)
+    if ck is not None:
+        out["checkpointing"] = ck
     nop = getattr(obj, "name_or_path", None) or getattr(cfg, "_name_or_path", None)
     if isinstance(nop, str) and nop:
         out["name_or_path"] = nop
@@ -303,6 +306,56 @@ def _describe(obj, peft_model: bool) -> dict:
     if isinstance(rev, str) and rev:
         out["revision"] = rev
     return out
+
+
+def _checkpointing(model) -> dict | None:
+    """Activation (gradient) checkpointing as set by `gradient_checkpointing_enable`: the layers that
+    checkpoint, the keyword arguments of torch's `checkpoint` it calls, and the modules that made their
+    input embeddings require grads (`enable_input_require_grads`, a forward hook). None when never set.
+    NotStorable for a checkpoint function other than torch's."""
+    import functools
+
+    from torch.utils import checkpoint as tuc
+
+    layers, fn, hooked = [], None, []
+    for path, m in model.named_modules():
+        d = m.__dict__
+        if d.get("gradient_checkpointing") is True:
+            layers.append(path)
+        if d.get("_gradient_checkpointing_func") is not None:
+            fn = d["_gradient_checkpointing_func"]
+        if "_require_grads_hook" in d:
+            hooked.append(path)
+    if fn is None and not hooked:  # never enabled (some models set the flag False in __init__: not ours)
+        return None
+    kwargs: dict = {}
+    if fn is not None and fn is not tuc.checkpoint:
+        if not (isinstance(fn, functools.partial) and fn.func is tuc.checkpoint and not fn.args):
+            raise NotStorable("its activation checkpointing function is not torch.utils.checkpoint.checkpoint")
+        kwargs = _json_value(dict(fn.keywords))
+    return {"layers": layers, "function": fn is not None, "kwargs": kwargs, "input_require_grads": hooked}
+
+
+def _restore_checkpointing(model, ck: dict) -> None:
+    import functools
+
+    from torch.utils import checkpoint as tuc
+
+    kwargs = _dict(ck.get("kwargs") or {}, "checkpointing arguments")
+    fn = functools.partial(tuc.checkpoint, **kwargs) if kwargs else tuc.checkpoint
+    layers = set(ck.get("layers") or [])
+    if ck.get("function"):  # gradient_checkpointing_enable/disable ran: it set both on these modules
+        for path, m in model.named_modules():
+            if hasattr(m, "gradient_checkpointing"):  # what _set_gradient_checkpointing sets, on the same modules
+                if ck.get("function"):
+                    m._gradient_checkpointing_func = fn
+                m.gradient_checkpointing = path in layers
+    modules = dict(model.named_modules())
+    for path in ck.get("input_require_grads") or []:
+        m = modules.get(path) if isinstance(path, str) else None
+        if m is None or not hasattr(m, "enable_input_require_grads"):
+            raise DecodeError(f"the model built from its config has no module {str(path)[:60]!r} to hook")
+        m.enable_input_require_grads()
 
 
 @contextlib.contextmanager
@@ -366,6 +419,9 @@ def _build(desc: dict, on_meta: bool = False):
             stack.enter_context(torch.device("meta"))
         build = getattr(cls, "_from_config", None)
         model = build(config, **kwargs) if build is not None else cls(config)
+    ck = desc.get("checkpointing")
+    if isinstance(ck, dict):
+        _restore_checkpointing(model, ck)
     gen = desc.get("generation_config")
     if isinstance(gen, dict):
         model.generation_config = transformers.GenerationConfig.from_dict(dict(gen))
