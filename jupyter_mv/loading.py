@@ -152,6 +152,14 @@ def load_weights(store: Store, version: Version, name: str, into):
     from .errors import UsageError
 
     sv = store.stored_variable(version, name)
+    if sv.codec in ("transformers.model", "peft.model"):  # safe format: its tensors by name (codecs.transformers)
+        buffers = _read(store, version, sv)
+        try:
+            state = codecs.hf.state_for(sv.manifest["meta"], buffers, into)
+            return tensors.load_weights(sv.manifest["meta"], buffers, into, origin=version.label, state=state)
+        except (NotStorable, DecodeError) as e:
+            raise UsageError(f"cannot load the weights of {version.label} {name!r} into this "
+                             f"{type(into).__name__}: {e}") from None
     if sv.codec != "torch.module":
         raise UsageError(f"{version.label} variable {name!r} is a {sv.type_name}, not a torch module: "
                          "only a module's weights can be loaded into a live model")

@@ -286,6 +286,31 @@ def test_a_lora_model_its_base_and_optimizer_from_a_bundle(two_stores, tmp_path)
         .lora_A.default.weight
 
 
+@pytest.mark.parametrize("make", [gpt2, llama, lambda: lora(gpt2(width=64), r=8)], ids=["gpt2", "llama", "lora"])
+def test_weights_only_load_into_a_live_model(make, two_stores, tmp_path):
+    """`mv.load(ref, name, into=model)` (`%mv_restore --weights-only`): the stored weights copied into
+    the live model in place, from an imported version too, without trust."""
+    from jupyter_mv.errors import UsageError
+
+    a, b = two_stores
+    model = make()
+    if hasattr(model, "peft_config"):
+        train_step(model)
+    v = snap({"model": model}, a).version
+    imported = api.import_bundle(api.export(v, tmp_path / "w.mvz", store=a), store=b).version
+    live = make()  # same architecture, other weights (another seed for the adapter: it starts at zero anyway)
+    with torch.no_grad():
+        for p in live.parameters():
+            p.add_(1.0)
+    assert not torch.equal(logits(live.eval()), logits(model.eval()))
+    ids_before = {k: id(t) for k, t in live.state_dict(keep_vars=True).items()}
+    got = loading.load_weights(b, imported, "model", live)
+    assert got is live and {k: id(t) for k, t in live.state_dict(keep_vars=True).items()} == ids_before  # in place
+    assert torch.equal(logits(live.eval()), logits(model.eval()))
+    with pytest.raises(UsageError, match="architecture differs"):
+        loading.load_weights(b, imported, "model", gpt2(width=48))
+
+
 def test_hub_base_name_and_revision_become_params(two_stores):
     a, _ = two_stores
     model = gpt2()

@@ -114,16 +114,18 @@ def stored_weights(meta: dict, buffers: list) -> dict:
         raise NotStorable(f"its stored weights are malformed ({type(e).__name__})") from None
 
 
-def load_weights(meta: dict, buffers: list, into, origin: str = "the version"):
+def load_weights(meta: dict, buffers: list, into, origin: str = "the version", state: dict | None = None):
     """Copy the stored weights of a module (codec "torch.module", raw tensors located by
-    meta["weights"]) into the live module `into`, in place, without unpickling its skeleton.
+    meta["weights"]; or `state`, {state_dict key: tensor} another codec read) into the live module
+    `into`, in place, without unpickling its skeleton.
     Keys, shapes and dtypes must match `into.state_dict()` exactly; else NotStorable with one
     line naming the missing and unexpected keys and the first mismatches. Returns `into`."""
     import torch
 
     if not isinstance(into, torch.nn.Module):
         raise NotStorable(f"into= must be a torch.nn.Module, got {type_name(into)}")
-    state = stored_weights(meta, buffers)
+    if state is None:
+        state = stored_weights(meta, buffers)
     live = into.state_dict()
     missing = [k for k in live if k not in state]
     unexpected = [k for k in state if k not in live]

@@ -499,6 +499,30 @@ def _decode_model(codec: str, meta: dict, buffers: list):
     return model
 
 
+def state_for(meta: dict, buffers: list, into) -> dict:
+    """{state_dict key: tensor} of a stored model (codecs "transformers.model" / "peft.model") for
+    loading into the live module `into` (tensors.load_weights): every parameter and buffer key,
+    but buffers `into` does not save in its state_dict (non-persistent ones: rotary frequencies) left
+    out. Read-only views on `buffers`; nothing is built or unpickled. DecodeError when malformed."""
+    from . import tensors as tensor_codec
+
+    table, keys = meta.get("tensors"), _dict(meta.get("keys"), "weight table")
+    if not isinstance(table, list) or len(table) != len(buffers):
+        raise DecodeError("its tensor table does not match its data")
+    live = set(into.state_dict().keys()) if hasattr(into, "state_dict") else set()
+    out = {}
+    for key, i in keys.items():
+        if type(i) is not int or not 0 <= i < len(table):
+            raise DecodeError("malformed weight table")
+        t = _dict(table[i], "tensor entry")
+        if t.get("buffer") and key not in live:
+            continue
+        if _nbytes(t) != len(memoryview(buffers[i]).cast("B")):
+            raise DecodeError("a stored tensor's size does not match its shape and dtype")
+        out[key] = tensor_codec.rebuild({**t, "param": False, "requires_grad": False}, buffers[i])
+    return out
+
+
 _ITEMSIZE = {"bool": 1, "uint8": 1, "int8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4, "int64": 8,
              "uint64": 8, "float16": 2, "bfloat16": 2, "float32": 4, "float64": 8, "complex32": 4, "complex64": 8,
              "complex128": 16}
