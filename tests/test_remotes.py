@@ -492,3 +492,32 @@ def test_non_finite_metrics_and_params_travel_as_json_and_come_back(alice, bob, 
     (w,) = bob.versions()
     assert math.isnan(w.metrics["loss"]) and w.metrics["best"] == math.inf
     assert w.params["clip"] == -math.inf and w.params["lr"] == 0.1
+
+
+def test_two_pulls_into_one_store_at_once_import_each_version_once(alice, tmp_path, url):
+    import threading
+
+    for i in range(3):
+        _snap(alice, {"x": np.arange(1000.0) * i})
+    api.push(store=alice)
+    root = tmp_path / "shared" / ".jupyter_mv"
+    with Store(root) as st:
+        api.remote_add("team", url, store=st)
+    errors = []
+
+    def one():
+        try:
+            with Store(root) as st:
+                api.pull(store=st)
+        except Exception as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with Store(root) as st:
+        assert sorted(v.gid for v in st.versions()) == sorted(v.gid for v in alice.versions())
+        assert st.verify() == []

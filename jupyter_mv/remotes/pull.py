@@ -200,6 +200,12 @@ def pull(store: Store, remote, refs: list[str] = (), notebook: str | None = None
         except RemoteCorrupt as e:
             result.failed[rv.gid] = str(e)
             continue
+        except MVError:
+            here = store.version_by_gid(rv.gid)
+            if here is None:
+                raise
+            result.already.append(here)  # another pull into this store committed it meanwhile
+            continue
         result.pulled.append(v)
         result.bytes_received += got
         result.notes.extend(f"{v.label}: {n}" for n in notes)
@@ -326,13 +332,27 @@ def _pull_one(store: Store, remote, rv: RemoteVersion, url: str, progress) -> tu
                 gid=rv.gid, author=doc.get("author", "") or doc.get("pushed_by", ""),
             )
     except BaseException as e:
-        for bid in written:  # leave the store as it was
-            with contextlib.suppress(MVError, OSError):
-                store.blobs.delete(bid)
+        _drop_unreferenced(store, written)
         if isinstance(e, (RemoteCorrupt, MVError)) or not isinstance(e, Exception):
             raise
         raise RemoteError(f"cannot pull {rv.gid} from {url}: {e}") from None
     return version, received, notes
+
+
+def _drop_unreferenced(store: Store, written: list[str]) -> None:
+    """Remove the chunk files a failed pull wrote, but only those no version references: another
+    pull or import into this store may have found one of them present (and skipped writing it) and
+    committed a version using it meanwhile. Done holding gc's exclusive lock, so no writer is between
+    its existence checks and its commit. Small chunks staged for packs were never written."""
+    if not written:
+        return
+    with contextlib.suppress(MVError, OSError):
+        with store.blobs.collecting():
+            keep = store.referenced_blobs()
+            for bid in written:
+                if bid not in keep:
+                    with contextlib.suppress(MVError, OSError):
+                        store.blobs.delete(bid)
 
 
 def clone(url: str, directory, progress: Progress | None = None, probe: bool = True) -> tuple[Store, PullResult]:
