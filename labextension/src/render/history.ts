@@ -3,7 +3,7 @@
 // params that differ between the versions shown come first and are marked, every cell elides with
 // its full text as a tooltip.
 import { Child, h } from './dom';
-import { compactDate, exactTime, formatValue, humanBytes, keyValues, relTime } from './format';
+import { compactDate, exactTime, formatValue, humanBytes, relTime } from './format';
 
 /** What a row shows: a Version (version.schema.json) or the widget's compact row (history-widget.schema.json). */
 export interface IHistoryRow {
@@ -72,22 +72,34 @@ function variablesText(r: IHistoryRow): [string, string] {
   return [v.length ? `${v.length}: ${v.slice(0, 3).join(', ')}${v.length > 3 ? '…' : ''}` : '', v.join(', ')];
 }
 
-/** The params of a row, changed ones first and marked (class mv-param-changed), as one cell. */
-function paramsCell(r: IHistoryRow, changed: string[], max = 4): Child {
-  const keys = Object.keys(r.params || {});
-  const order = [...changed.filter(k => keys.includes(k)), ...keys.filter(k => !changed.includes(k))];
-  const shown = order.slice(0, max).map(k => h('span', { class: changed.includes(k) ? 'mv-kv mv-param-changed' : 'mv-kv' }, `${k}=${formatValue(r.params[k])}`));
+function valueEntries(r: IHistoryRow, changed: string[]): [string, unknown, string][] {
+  const params = r.params || {};
+  return [
+    ...changed.filter(k => k in params).map(k => [k, params[k], 'mv-kv mv-param-changed'] as [string, unknown, string]),
+    ...Object.entries(r.metrics || {}).map(([k, v]) => [k, v, 'mv-kv mv-metric'] as [string, unknown, string]),
+    ...Object.keys(params).filter(k => !changed.includes(k)).map(k => [k, params[k], 'mv-kv'] as [string, unknown, string])
+  ];
+}
+
+function valuesText(r: IHistoryRow, changed: string[], max = 4): string {
+  const e = valueEntries(r, changed);
+  const shown = e.slice(0, max).map(([k, v]) => `${k}=${formatValue(v)}`);
+  return shown.join(', ') + (e.length > max ? `, +${e.length - max}` : '');
+}
+
+/** Changed params (marked), metrics, constant params: one cell. */
+function valuesCell(r: IHistoryRow, changed: string[], max = 4): Child {
+  const e = valueEntries(r, changed);
   const parts: Child[] = [];
-  shown.forEach((s, i) => parts.push(i ? ', ' : '', s));
-  if (order.length > max) {
-    parts.push(`, +${order.length - max}`);
+  e.slice(0, max).forEach(([k, v, cls], i) => parts.push(i ? ', ' : '', h('span', { class: cls }, `${k}=${formatValue(v)}`)));
+  if (e.length > max) {
+    parts.push(`, +${e.length - max}`);
   }
   return h('span', {}, parts);
 }
 
 export interface IColumnOptions {
-  /** One column a changed param and a column a metric (the widget), else one params and one metrics
-   * column (the sidebar). */
+  /** One column a changed param and a column a metric (the widget), else one "values" column (the sidebar). */
   wide?: boolean;
   /** Metric columns of the wide layout (default: every metric the rows have). */
   metrics?: string[];
@@ -121,13 +133,18 @@ export function historyColumns(rows: IHistoryRow[], opts: IColumnOptions = {}): 
       cols.push({ key: `metric:${k}`, label: k, text: r => formatValue(r.metrics?.[k]) });
     }
   } else {
-    cols.push({ key: 'metrics', label: 'metrics', text: r => keyValues(r.metrics), title: r => keyValues(r.metrics, 999) });
+    cols.push({ key: 'message', label: 'message', text: r => r.message ?? '' });
+    // one "values" column: a narrow sidebar has room for one column of numbers, so the params that
+    // differ between versions come first (marked), then the metrics, then the constant params
     cols.push({
-      key: 'params', label: 'params', text: r => keyValues(r.params), node: r => paramsCell(r, changed),
-      title: r => keyValues(r.params, 999) + (changed.length ? `\n(differ between versions: ${changed.join(', ')})` : ''), changed: changed.length > 0
+      key: 'values', label: 'values', text: r => valuesText(r, changed), node: r => valuesCell(r, changed),
+      title: r => valuesText(r, changed, 999) + (changed.length ? `\n(Δ: differs between versions: ${changed.join(', ')})` : ''),
+      changed: changed.length > 0
     });
   }
-  cols.push({ key: 'message', label: 'message', text: r => r.message ?? '' });
+  if (opts.wide) {
+    cols.push({ key: 'message', label: 'message', text: r => r.message ?? '' });
+  }
   cols.push({ key: 'name', label: 'name', text: r => r.name ?? '' });
   cols.push({
     key: 'created', label: 'created', always: true, fit: !opts.relative,
@@ -166,8 +183,9 @@ export function renderHistoryTable(rows: IHistoryRow[], cols: IColumn[], opts: I
       onclick: opts.sort ? () => opts.sort!.onSort(c.key) : undefined
     }, c.label, sorted ? (opts.sort!.desc ? ' ▼' : ' ▲') : '');
     if (c.fit) {
-      const chars = Math.max(c.label.length - 1, ...rows.map(r => c.text(r).length));
-      th.style.width = `calc(${chars + 1}ch + 10px)`;
+      // as wide as the longest value (the header may elide: its tooltip names it)
+      const chars = Math.max(3, ...rows.map(r => c.text(r).length));
+      th.style.width = `calc(${chars}ch + 6px)`;
     }
     return th;
   }));
@@ -182,7 +200,8 @@ export function renderHistoryTable(rows: IHistoryRow[], cols: IColumn[], opts: I
       }
     },
     opts.pick ? h('td', { class: 'mv-pick' }, h('input', { type: 'checkbox', class: 'mv-row-pick', checked: sel.has(key) || undefined, title: 'select (two for Diff)', onchange: () => opts.onSelect?.(key, true) })) : '',
-    cols.map(c => h('td', { class: `mv-col-${c.key.replace(/[^\w-]/g, '_')}`, title: c.title ? c.title(r) : c.text(r) }, c.node ? c.node(r) : c.text(r))));
+    cols.map(c => h('td', { class: `mv-col-${c.key.replace(/[^\w-]/g, '_')}`, title: c.title ? c.title(r) : c.text(r) },
+      h('span', { class: 'mv-cell' }, c.node ? c.node(r) : c.text(r)))));
     return tr;
   }));
   return h('table', { class: `mv-table mv-versions ${opts.cls ?? ''}`.trim() }, h('thead', {}, head), body);
