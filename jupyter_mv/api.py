@@ -14,10 +14,10 @@ import warnings
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import capture, config, credentials, loading, undo as undo_journal
+from . import capture, config, credentials, jsondata, loading, undo as undo_journal
 from .diffing import compute as compute_diff
 from .diffview import Diff
-from .errors import PartialRestore, UnknownRef, UsageError
+from .errors import PartialRestore, UnknownRef, UnknownVariable, UsageError
 from .model import Cell, Skipped, SnapshotResult, Version
 from .progress import for_bytes as _progress  # presentation lives in progress.py; api only ticks
 from .store import Store, StoredVariable, default_root
@@ -407,7 +407,11 @@ def restore(ref, names: Iterable[str] | None = None, prefix: str = "", trust: bo
         s.namespace[prefix + n] = o
         out.append(prefix + n)
     if names is None and not prefix:
+        # the state now descends from v: the next snapshot's parent (a branch when v is not the newest)
         s.heads[(st.root, v.notebook)] = v.n
+        if not failed:  # and it is what an automatic snapshot compares with: a cell changing nothing
+            # after the restore makes no copy of v
+            s.records[(st.root, v.notebook)] = {x.name: st.stored_variable(v, x.name) for x in st.variables(v)}
     if failed:
         if not out and len(failed) == 1:  # nothing partial about it: the one variable's own error
             raise next(iter(failed.values()))
@@ -539,6 +543,85 @@ def show(ref, notebook: str | None = None, store: Store | None = None) -> dict:
     d["cells"] = [c.to_dict() for c in st.cells(v)]
     d["environment"] = st.environment(v)
     return credentials.mask_details(d)  # what is shown: credentials masked
+
+
+_NUMERIC_TYPES = ("builtins.int", "builtins.float")
+
+
+def _scalar_value(ref) -> float | int | None:
+    """A stored int/float (Python or numpy scalar) as a number, read from its summary's repr (exact:
+    repr round-trips); None for anything else (bool is no quantity to chart)."""
+    t = ref.type_name
+    if not (t in _NUMERIC_TYPES or (t.startswith("numpy.") and ("int" in t or "float" in t))):
+        return None
+    text = str(ref.summary.get("repr", ""))
+    inner = text[text.index("(") + 1: -1] if text.endswith(")") and "(" in text else text  # np.float64(0.25)
+    try:
+        return int(inner) if "int" in t else float(inner)
+    except ValueError:
+        return None
+
+
+def variable_history(name: str, notebook: str | None = None, store: Store | None = None,
+                     kind: str | None = None) -> dict:
+    """Where variable (or metric) `name` changed among `notebook`'s versions, each compared with its
+    parent version (so along a branch: a version taken after restoring v1 is compared with v1).
+
+    Returns a JSON-ready dict (schemas/variable-history.schema.json): `kind` "variable" | "metric";
+    `changes`, oldest first, one {"id": "vN", "change", "type", "text"} per version where it changed:
+    "added" (stored, its parent did not store it, or it has no parent), "changed" (its content hash, or
+    a metric's value, differs from the parent's), "removed" (the parent stored it, this version does not:
+    deleted, or a snapshot that named other variables); `values`: {"id", "value"} for every version
+    holding it as a number (ints, floats, numpy scalars, metrics), oldest first, [] otherwise.
+    `kind=None` looks for a variable first, then a metric. Raises UnknownVariable (one line naming
+    what exists) when no version has it, UsageError for another `kind`."""
+    if kind not in (None, "variable", "metric"):
+        raise UsageError(f"bad kind {kind!r}: use 'variable' or 'metric'")
+    st = store or session().store()
+    nb = _notebook(notebook, st)
+    vs = st.versions(nb)
+    held = {} if kind == "metric" else st.variable_across(nb, name)
+    if kind == "metric" or (not held and kind is None):
+        if any(name in v.metrics for v in vs):
+            kind = "metric"
+            held = {}
+        elif kind == "metric":
+            raise UnknownVariable(f"no version of {nb} has a metric {name!r} (metrics: "
+                                  f"{', '.join(sorted({k for v in vs for k in v.metrics})[:10]) or 'none'})")
+    if kind is None or kind == "variable":
+        if not held:
+            names = sorted({n for v in vs for n in v.variables})
+            metrics = sorted({k for v in vs for k in v.metrics})
+            raise UnknownVariable(f"no version of {nb} has a variable {name!r} (variables: {', '.join(names[:10]) or 'none'}"
+                                  + (f"; metrics: {', '.join(metrics[:10])}" if metrics else "") + ")")
+        kind = "variable"
+    by_n = {v.n: v for v in vs}
+
+    def same(a, b) -> bool:  # metrics: NaN equals NaN (an unchanged NaN loss is no change)
+        return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
+
+    changes, values = [], []
+    for v in vs:
+        parent = by_n.get(v.parent) if v.parent else None
+        if kind == "metric":
+            has, had = name in v.metrics, parent is not None and name in parent.metrics
+            now = v.metrics.get(name)
+            differs = has and had and not same(now, parent.metrics[name])
+            typ, text, number = "", jsondata.value_text(now) if has else "", now if has else None
+        else:
+            ref, before = held.get(v.id), held.get(parent.id) if parent is not None else None
+            has, had = ref is not None, before is not None
+            differs = has and had and (ref.content_hash != before.content_hash or ref.type_name != before.type_name)
+            typ = ref.type_name if has else before.type_name if had else ""
+            shown = has and not ref.credential  # a value holding a credential is never shown
+            text = credentials.mask_json(str(ref.summary.get("repr", ""))[:80]) if shown else ""
+            number = _scalar_value(ref) if has else None
+        change = "added" if has and not had else "removed" if had and not has else "changed" if differs else None
+        if change:
+            changes.append({"id": v.label, "change": change, "type": typ, "text": text})
+        if isinstance(number, (int, float)) and not isinstance(number, bool):
+            values.append({"id": v.label, "value": number})
+    return {"notebook": nb, "name": name, "kind": kind, "changes": changes, "values": values}
 
 
 def warm_up() -> None:
@@ -674,6 +757,25 @@ def remote_ls(remote: str | None = None, notebook: str | None = None, store: Sto
         d["here"] = here.label if here is not None else None
         out.append(d)
     return out
+
+
+def remote_gc(remote: str | None = None, grace="24h", dry_run: bool = False, progress=None,
+              store: Store | None = None):
+    """Delete the objects on REMOTE (default: the default remote) that no version manifest references
+    and that are older than `grace` ("24h", "90m", "2d", a number of seconds or a timedelta), after
+    waiting for pushes in progress (push leases; remotes/gc.py has the protocol). `dry_run`: delete
+    nothing. `progress(phase, done, total)`. Returns a remotes.gc.GcReport (`summary()` is one line).
+    Raises UsageError (a bad grace), RemoteConflict (another gc is running), RemoteCorrupt (a manifest
+    cannot be read: nothing is deleted), RemoteError."""
+    from .remotes import gc as gc_mod
+
+    st = store or session().store()
+    grace = gc_mod.parse_grace(grace)
+    _, obj = _open_remote(st, remote)
+    try:
+        return gc_mod.gc(obj, grace=grace, progress=progress, dry_run=dry_run)
+    finally:
+        obj.close()
 
 
 def push(*refs, notebook: str | None = None, all: bool = False, remote: str | None = None,

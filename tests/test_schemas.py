@@ -23,7 +23,7 @@ SCHEMAS = resources.files("jupyter_mv") / "schemas"
 BASE = "https://jupyter-mv.invalid/schemas/"
 # REST route -> the schema of its reply (every route has one: test_every_route_has_a_schema)
 ROUTE_SCHEMAS = {"version": "server-version", "versions": "history-page", r"versions/([^/]+)": "version-details",
-                 "diff": "diff", "tags": "tag-reply", "rename": "rename-reply"}
+                 "diff": "diff", "tags": "tag-reply", "rename": "rename-reply", "variable-history": "variable-history"}
 
 
 def _load() -> dict:

@@ -293,6 +293,7 @@ ALL_REQUESTS = [
     ("GET", ("versions",), {"notebook": "nb.ipynb"}),
     ("GET", ("versions", "v1"), {"notebook": "nb.ipynb"}),
     ("GET", ("diff",), {"notebook": "nb.ipynb", "a": "v1", "b": "v2"}),
+    ("GET", ("variable-history",), {"notebook": "nb.ipynb", "name": "x"}),
     ("POST", ("tags",), None),
     ("POST", ("rename",), None),
 ]

@@ -144,6 +144,24 @@ class DiffHandler(_Handler):
         self.reply(d)
 
 
+class VariableHistoryHandler(_Handler):
+    """GET variable-history?notebook=PATH&name=VAR[&kind=variable|metric]: the versions where a variable
+    (or metric) changed, each against its parent, and its numeric values (api.variable_history)."""
+
+    @tornado.web.authenticated
+    async def get(self):
+        name = (self.get_query_argument("name", None) or "").strip()
+        if not name:
+            raise ApiError(400, "the 'name' parameter is required (a variable or metric name)")
+        if len(name) > 200 or not name.isprintable():
+            raise ApiError(400, f"malformed name {name[:40]!r}")
+        kind = self.get_query_argument("kind", None) or None
+        if kind not in (None, "variable", "metric"):
+            raise ApiError(400, f"bad kind {kind[:20]!r}: use 'variable' or 'metric'")
+        loc = self.location(self.get_query_argument("notebook", None))
+        self.reply(await self.with_store(loc, lambda st: api.variable_history(name, loc.key, store=st, kind=kind)))
+
+
 class TagsHandler(_Handler):
     """POST tags {notebook, version, tag, remove?}: tag a version (or remove the tag)."""
 
@@ -196,6 +214,7 @@ ROUTES: list[tuple[str, type]] = [
     ("versions", VersionsHandler),
     (r"versions/([^/]+)", VersionDetailsHandler),
     ("diff", DiffHandler),
+    ("variable-history", VariableHistoryHandler),
     ("tags", TagsHandler),
     ("rename", RenameHandler),
 ]

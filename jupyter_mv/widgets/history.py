@@ -59,6 +59,11 @@ class HistoryWidget(anywidget.AnyWidget):
     request = t.Dict({}).tag(sync=True)
     message = t.Dict({}).tag(sync=True, to_json=plain_json)
     can_export = t.Bool(False).tag(sync=True)
+    view = t.Unicode("table").tag(sync=True)  # table | graph (the versions drawn by their parents)
+    graph = t.List([]).tag(sync=True)  # every loaded version as a graph node (schema: $defs/graphNode)
+    variable = t.Unicode("").tag(sync=True)  # the variable picked for its history ("metric:NAME" for a metric)
+    var_names = t.Dict({}).tag(sync=True)  # {"variables": [...], "metrics": [...]}: what can be picked
+    var_history = t.Dict({}).tag(sync=True, to_json=plain_json)  # api.variable_history of `variable`, or {}
 
     def __init__(self, n: int | None = None, all: bool = False, store=None, versions: list | None = None,
                  notebook: str | None = None, **kwargs):
@@ -76,6 +81,7 @@ class HistoryWidget(anywidget.AnyWidget):
         self.observe(self._on_view, names=["page", "page_size", "sort_by", "sort_desc", "filter"])
         self.observe(self._on_selected, names=["selected"])
         self.observe(self._on_request, names=["request"])
+        self.observe(lambda change: self._guard(self._variable_history), names=["variable"])
         self._listeners = api.session().listeners
         self._listeners.append(self._on_snapshot)
 
@@ -128,6 +134,7 @@ class HistoryWidget(anywidget.AnyWidget):
             self.notebook = self._notebook or api.current_notebook(self._store)
         self._columns()
         self._refresh()
+        self._guard(self._variable_history)
 
     def _columns(self) -> None:
         """Key params: those whose value differs between versions; metric columns: the most common."""
@@ -185,6 +192,31 @@ class HistoryWidget(anywidget.AnyWidget):
             return
         start = self.page * self.page_size
         self.rows = [self._row(v) for v in rows[start: start + self.page_size]]
+        self._graph()
+
+    def _graph(self) -> None:
+        """The graph view's nodes: every loaded version (filter and page apply to the table only), its
+        parent as the parent's store id (None when the parent is not loaded), oldest first."""
+        by_n = {(v.notebook, v.n): v.id for v in self._versions}
+        self.graph = [{"key": v.id, "label": v.label, "parent": by_n.get((v.notebook, v.parent)) if v.parent else None,
+                       "tags": list(v.tags), "name": v.name, "kind": v.kind, "message": v.message[:120],
+                       "notebook": v.notebook} for v in sorted(self._versions, key=lambda v: (v.notebook, v.n))]
+        names = sorted({n for v in self._versions for n in v.variables})
+        metrics = sorted({k for v in self._versions for k in v.metrics})
+        self.var_names = {"variables": names, "metrics": metrics}
+
+    def _variable_history(self) -> None:
+        """`var_history` for the picked `variable` ("metric:NAME" picks a metric), of this notebook."""
+        picked = self.variable.strip()
+        if not picked:
+            self.var_history = {}
+            return
+        if self.all_notebooks:
+            self.var_history = {}
+            raise ValueError("a variable's history is per notebook: open the history of one notebook")
+        kind, name = ("metric", picked[7:]) if picked.startswith("metric:") else ("variable", picked)
+        nb = self._versions[-1].notebook if self._versions else self._notebook
+        self.var_history = api.variable_history(name, nb, store=self._store, kind=kind)
 
     def _row(self, v: Version) -> dict:
         parent_ok = v.parent is None or v.parent == v.n - 1
@@ -246,6 +278,7 @@ class HistoryWidget(anywidget.AnyWidget):
             self._by_id[version.id] = version
             self._columns()
             self._refresh()
+            self._variable_history()
             self._say("info", f"new version {version.label}" + (f": {version.message}" if version.message else ""))
 
         self._guard(add)
