@@ -521,3 +521,21 @@ def test_two_pulls_into_one_store_at_once_import_each_version_once(alice, tmp_pa
     with Store(root) as st:
         assert sorted(v.gid for v in st.versions()) == sorted(v.gid for v in alice.versions())
         assert st.verify() == []
+
+
+def test_a_failed_pull_never_removes_a_chunk_another_version_uses(alice, bob, remote_dir):
+    """Two pulls (or a pull and an import) sharing a chunk: the one that wrote it fails, the other found
+    it present, skipped it and committed. The failure's cleanup must keep it (Store.discard_chunks)."""
+    big = np.random.default_rng(5).standard_normal(600_000)  # one large chunk file
+    v = _snap(alice, {"big": big})
+    api.push(store=alice)
+    api.pull(store=bob)
+    (w,) = bob.versions()
+    used = [p.name for p in (bob.root / "blobs").rglob("*-*")]
+    assert used
+    stray = bob.blobs.path("0" * 32 + "-10")
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"Mr" + bytes(16))
+    bob.discard_chunks(used + [stray.name])  # as a failed pull that had written all of them would
+    assert not stray.exists() and api.load(w, "big", store=bob).tobytes() == big.tobytes()
+    assert bob.verify() == [] and v.gid == w.gid

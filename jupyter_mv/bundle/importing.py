@@ -4,7 +4,6 @@ from its codec, so restore refuses pickle-based ones unless the user trusts the 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import zipfile
 import zlib
@@ -123,9 +122,7 @@ def import_(store: Store, path: str | os.PathLike, trust: bool = False, max_byte
                 parent=None, env=env, new_bytes=new_bytes, origin="imported", created=ver["created"],
             )
     except (MVError, OSError, zipfile.BadZipFile, zlib.error) as e:
-        for bid in written:  # leave the store as it was
-            with contextlib.suppress(MVError, OSError):
-                store.blobs.delete(bid)
+        store.discard_chunks(written)  # leave the store as it was (but for chunks a concurrent import now uses)
         if isinstance(e, BundleError):
             raise
         if isinstance(e, MVError):

@@ -332,27 +332,11 @@ def _pull_one(store: Store, remote, rv: RemoteVersion, url: str, progress) -> tu
                 gid=rv.gid, author=doc.get("author", "") or doc.get("pushed_by", ""),
             )
     except BaseException as e:
-        _drop_unreferenced(store, written)
+        store.discard_chunks(written)  # only those no version references (a concurrent writer's)
         if isinstance(e, (RemoteCorrupt, MVError)) or not isinstance(e, Exception):
             raise
         raise RemoteError(f"cannot pull {rv.gid} from {url}: {e}") from None
     return version, received, notes
-
-
-def _drop_unreferenced(store: Store, written: list[str]) -> None:
-    """Remove the chunk files a failed pull wrote, but only those no version references: another
-    pull or import into this store may have found one of them present (and skipped writing it) and
-    committed a version using it meanwhile. Done holding gc's exclusive lock, so no writer is between
-    its existence checks and its commit. Small chunks staged for packs were never written."""
-    if not written:
-        return
-    with contextlib.suppress(MVError, OSError):
-        with store.blobs.collecting():
-            keep = store.referenced_blobs()
-            for bid in written:
-                if bid not in keep:
-                    with contextlib.suppress(MVError, OSError):
-                        store.blobs.delete(bid)
 
 
 def clone(url: str, directory, progress: Progress | None = None, probe: bool = True) -> tuple[Store, PullResult]:
