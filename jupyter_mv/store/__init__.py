@@ -468,6 +468,16 @@ class Store:
         return [VariableRef(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "{}"), bool(r[6]),
                             _where(r[7], r[8], r[0])) for r in rows]
 
+    def variable_across(self, notebook: str, name: str) -> dict[int, VariableRef]:
+        """Variable `name` in every version of `notebook` that stores it: {version id: VariableRef}
+        (content hash, type, summary), in one query; versions without it are absent."""
+        rows = self._q("select v.version_id, v.name, v.type_name, v.codec, v.content_hash, v.nbytes, v.summary,"
+                       " v.safe, v.credential, v.credential_where from variables v"
+                       " join versions ver on ver.id = v.version_id join notebooks nb on nb.id = ver.notebook_id"
+                       " where nb.path = ? and v.name = ?", (notebook, name))
+        return {r[0]: VariableRef(r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}"), bool(r[7]),
+                                  _where(r[8], r[9], r[1])) for r in rows}
+
     def stored_variable(self, version: Version, name: str) -> StoredVariable:
         rows = self._q("select v.name, v.type_name, v.codec, v.content_hash, v.nbytes, v.safe, v.summary,"
                        " coalesce(m.body, v.manifest), v.credential, v.credential_where from variables v"
