@@ -351,6 +351,8 @@ def test_tokenizers_round_trip_and_encode_identically(two_stores):
     a, _ = two_stores
     raw, fast = trained_tokenizer()
     fast.add_special_tokens({"additional_special_tokens": ["<tool>"]})
+    fast.padding_side = "left"
+    fast.chat_template = "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
     r = snap({"raw": raw, "tok": fast}, a)
     assert {x.name: x.codec for x in a.variables(r.version)} == {"raw": "tokenizers.tokenizer",
                                                                 "tok": "transformers.tokenizer"}
@@ -361,6 +363,10 @@ def test_tokenizers_round_trip_and_encode_identically(two_stores):
     assert got["tok"].decode(fast(text)["input_ids"]) == fast.decode(fast(text)["input_ids"])
     assert got["tok"].get_vocab() == fast.get_vocab()
     assert (got["tok"].pad_token, got["tok"].bos_token, got["tok"].model_max_length) == ("<pad>", "<s>", 64)
+    assert got["tok"].padding_side == "left"
+    chat = [{"role": "user", "content": "a model"}, {"role": "assistant", "content": "an adapter"}]
+    assert got["tok"].apply_chat_template(chat, tokenize=False) == fast.apply_chat_template(chat, tokenize=False)
+    assert got["tok"]([text, "a"], padding=True)["input_ids"] == fast([text, "a"], padding=True)["input_ids"]
     assert type(got["raw"]) is tokenizers.Tokenizer
     assert got["raw"].encode(text).ids == raw.encode(text).ids
     assert got["raw"].to_str() == raw.to_str()

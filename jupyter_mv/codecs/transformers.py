@@ -716,8 +716,19 @@ def _encode_tokenizer(obj) -> Encoded:
     summary = {"class": name, "vocab_size": len(obj)}
     nop = getattr(obj, "name_or_path", None)
     params = {"tokenizer": nop} if isinstance(nop, str) and nop and not os.path.isabs(nop) else {}
-    return Encoded("transformers.tokenizer", {"class": name, "files": files}, buffers, type_name(obj), summary,
-                   params)
+    # settings changed after loading (`tok.padding_side = "left"`, a chat template) that save_pretrained
+    # writes only when they were given to the constructor: kept as they are now
+    attrs = {k: v for k, v in vars(obj).items() if k not in _TOKENIZER_SKIP and _plain_setting(v)}
+    return Encoded("transformers.tokenizer", {"class": name, "files": files, "attrs": attrs}, buffers,
+                   type_name(obj), summary, params)
+
+
+_TOKENIZER_SKIP = ("init_kwargs", "init_inputs", "_tokenizer", "deprecation_warnings", "files_loaded", "name_or_path")
+
+
+def _plain_setting(v) -> bool:
+    return v is None or type(v) in (bool, int, str) or type(v) is float and v == v and abs(v) != float("inf") \
+        or type(v) is list and all(type(x) is str for x in v)
 
 
 def _decode_tokenizer(meta: dict, buffers: list):
@@ -734,6 +745,12 @@ def _decode_tokenizer(meta: dict, buffers: list):
         with _quiet():
             tok = cls.from_pretrained(d, local_files_only=True, trust_remote_code=False)
     tok.name_or_path = _stored_name(buffers, files) or tok.name_or_path
+    have = vars(tok)
+    for k, v in _dict(meta.get("attrs") or {}, "tokenizer settings").items():
+        # only settings the loaded tokenizer has, with a value of the same kind: data sets no new attribute
+        if k in have and k not in _TOKENIZER_SKIP and _plain_setting(v) and (
+                have[k] is None or v is None or type(have[k]) is type(v)):
+            setattr(tok, k, v)
     return tok
 
 
