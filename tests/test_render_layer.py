@@ -109,3 +109,20 @@ def test_side_by_side_folds_long_unchanged_runs(render_js):
     rows = run_js(render_js, f"return R.sideBySide({json.dumps(long)}, {json.dumps(long + chr(10) + 'x')}, {json.dumps(_unified(long, long + chr(10) + 'x'))});")
     assert [r[4] for r in rows].count("skip") == 1 and rows[-1] == [None, "", 21, "x", "added"]
     assert rows[0] == [1, "0", 1, "0", "same"]
+
+
+def test_widget_modules_are_the_built_bundles_or_say_how_to_build(monkeypatch, tmp_path):
+    from jupyter_mv.widgets import assets
+
+    for name in ("history", "diff"):
+        js = assets.module(name)
+        assert js == (assets.STATIC / f"{name}.js").read_text() and "export" in js
+    monkeypatch.setattr(assets, "STATIC", tmp_path)  # a source checkout nobody built
+    assets.module.cache_clear()
+    try:
+        js = assets.module("history")
+        assert "npm run build" in js and "export default" in js and assets.css() == ""
+    finally:
+        monkeypatch.undo()
+        assets.module.cache_clear()
+        assets.css.cache_clear()

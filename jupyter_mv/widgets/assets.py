@@ -14,21 +14,31 @@ HERE = Path(__file__).parent
 STATIC = HERE / "static"
 
 
-def _read(name: str) -> str:
-    path = STATIC / name
+MISSING = ("jupyter_mv's widget front end is not built ({path} is missing): run `npm run build` in "
+           "labextension/ (or reinstall jupyter_mv)")
+
+
+def _read(name: str) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        return (STATIC / name).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise RuntimeError(f"the widgets' front end is not built ({path} is missing): run "
-                           "`npm run build` in labextension/ (or reinstall jupyter_mv)") from None
+        return None
 
 
 @lru_cache(maxsize=None)
 def module(name: str) -> str:
-    """The ES module text of widget `name` ("history" or "diff")."""
-    return _read(f"{name}.js")
+    """The ES module text of widget `name` ("history" or "diff"). When the bundle is missing (a source
+    checkout nobody built), a module that shows that one line instead: importing never fails, and the
+    text/HTML fallbacks in the widget's bundle still show the data."""
+    text = _read(f"{name}.js")
+    if text is None:
+        import json
+
+        msg = MISSING.format(path=STATIC / f"{name}.js")
+        return ("export default { render({ el }) { el.textContent = " + json.dumps(msg) + "; } };\n")
+    return text
 
 
 @lru_cache(maxsize=None)
 def css() -> str:
-    return _read("widgets.css")
+    return _read("widgets.css") or ""
