@@ -119,6 +119,7 @@ def test_widget_modules_are_the_built_bundles_or_say_how_to_build(monkeypatch, t
         assert js == (assets.STATIC / f"{name}.js").read_text() and "export" in js
     monkeypatch.setattr(assets, "STATIC", tmp_path)  # a source checkout nobody built
     assets.module.cache_clear()
+    assets.css.cache_clear()
     try:
         js = assets.module("history")
         assert "npm run build" in js and "export default" in js and assets.css() == ""
