@@ -184,3 +184,29 @@ def test_to_dict_stays_json(session):
     json.dumps(d, allow_nan=False)
     frame = next(v for v in d["variables"]["changed"] if v["name"] == "df")["analysis"]
     assert frame["rows_changed"] == 1 and frame["sample"][0]["new"]["t"].startswith("2024-02-02")
+
+
+def test_type_shown_once_and_only_learned_weights_in_a_pipeline(session):
+    """Issue 16: a changed model's type once (not per side), and a pipeline's weights are its learned
+    parameters only (the scaler's statistics, the classifier's coefficients), not labels or counts."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from jupyter_mv.diffview import render_html, render_text
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 3))
+    y = (X[:, 1] > 0).astype(int)
+    session.namespace["clf"] = make_pipeline(StandardScaler(), LogisticRegression(C=1.0)).fit(X, y)
+    api.snapshot("clf")
+    session.namespace["clf"] = make_pipeline(StandardScaler(), LogisticRegression(C=0.1)).fit(X, y)
+    api.snapshot("clf")
+    d = api.diff("v1", "v2")
+    a = changed(d, "clf")["analysis"]
+    names = {w["name"] for w in a["weights"]}
+    assert {"steps.logisticregression.coef_", "steps.logisticregression.intercept_"} <= names
+    assert not [n for n in names if n.endswith(("classes_", "n_iter_", "n_features_in_", "n_samples_seen_"))], names
+    line = next(ln for ln in render_text(d).splitlines() if ln.startswith("  ~ clf"))
+    assert line.startswith("  ~ clf (Pipeline): ") and line.count("Pipeline") == 1, line
+    assert render_html(d).count("Pipeline") == 1
