@@ -23,7 +23,8 @@ SCHEMAS = resources.files("jupyter_mv") / "schemas"
 BASE = "https://jupyter-mv.invalid/schemas/"
 # REST route -> the schema of its reply (every route has one: test_every_route_has_a_schema)
 ROUTE_SCHEMAS = {"version": "server-version", "versions": "history-page", r"versions/([^/]+)": "version-details",
-                 "diff": "diff", "tags": "tag-reply", "rename": "rename-reply", "variable-history": "variable-history"}
+                 "diff": "diff", "tags": "tag-reply", "rename": "rename-reply", "variable-history": "variable-history",
+                 "remote": "remote-status", "push": "remote-transfer", "pull": "remote-transfer"}  # (test_server_remotes.py)
 
 
 def _load() -> dict:

@@ -296,6 +296,9 @@ ALL_REQUESTS = [
     ("GET", ("variable-history",), {"notebook": "nb.ipynb", "name": "x"}),
     ("POST", ("tags",), None),
     ("POST", ("rename",), None),
+    ("GET", ("remote",), {"notebook": "nb.ipynb"}),  # remotes: tests/test_server_remotes.py
+    ("POST", ("push",), None),
+    ("POST", ("pull",), None),
 ]
 
 

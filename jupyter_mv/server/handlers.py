@@ -219,6 +219,10 @@ ROUTES: list[tuple[str, type]] = [
     ("rename", RenameHandler),
 ]
 
+# remotes: server/remote.py builds on _Handler above and adds its routes to ROUTES when imported (in
+# either import order), hence imported here, after both
+from . import remote as _remote  # noqa: E402,F401
+
 
 def setup_handlers(web_app) -> None:
     base = web_app.settings.get("base_url", "/")

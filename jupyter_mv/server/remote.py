@@ -1,0 +1,181 @@
+"""REST handlers for remotes (issue 14), the lab sidebar's side: which versions of a notebook the store's
+default remote holds, and Push / Pull.
+
+GET `remote` reads only the store (its `remotes` registry and the `remote_versions` table push and pull
+fill in): no request goes to the remote, so the sidebar can ask on every refresh. POST `push` and POST
+`pull` move versions through api.push / api.pull in a worker thread (a transfer may take minutes; the
+event loop keeps serving), one transfer at a time per store directory. Push and pull touch only the store,
+never a kernel's variables, so they are REST calls like tagging (DESIGN.md: the kernel is for live state).
+
+What is shown: the URL as the registry holds it (never credentials: registry.normalize_url refuses them,
+registry.safe_url drops user info and queries once more), errors as their one line (handlers.error_reply).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import tornado.web
+
+from .. import api, redaction
+from ..errors import ApiError, MVError
+from . import handlers
+from .handlers import _Handler
+from .location import Location, check_ref
+
+MAX_REFS = 1000
+
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _store_lock(loc: Location) -> threading.Lock:
+    """One transfer at a time per store from this server: a second click waits for the first instead of
+    racing it for the same objects (the push lease and the store's own locks keep a race safe anyway)."""
+    with _locks_guard:
+        return _locks.setdefault(str(loc.store), threading.Lock())
+
+
+def _default_remote(st):
+    """(remote dict or None, problem or None): the remote push and pull use without --remote."""
+    from ..remotes import registry
+
+    rs = registry.remotes(st)
+    if not rs:
+        return None, "this store has no remote yet: add one with `jupyter-mv remote add NAME URL` " \
+                     "(mv.remote_add(name, url))"
+    try:
+        r = registry.get(st)
+    except MVError as e:
+        return None, str(e)
+    return {"name": r.name, "url": registry.safe_url(r.url), "conditional": r.conditional}, None
+
+
+def remote_status(st, key: str) -> dict:
+    """{"remote": {name, url, conditional} | None, "problem": str | None, "on_remote": [vN ...]}: the versions
+    of notebook `key` the store's default remote holds, as `remote_versions` records them (pushed from or
+    pulled into this store). Reads the store only."""
+    from ..remotes import registry
+
+    remote, problem = _default_remote(st)
+    labels: list[str] = []
+    if remote is not None:
+        there = registry.on_remote(st, remote["url"])
+        labels = [v.label for v in api.versions(key, store=st) if v.gid in there]
+    return {"remote": remote, "problem": problem, "on_remote": labels}
+
+
+def _no_remote(loc: Location) -> dict:
+    return {"notebook": loc.path, "key": loc.key, "remote": None, "on_remote": [],
+            "problem": f"no versions for notebook {loc.path!r} yet (no jupyter_mv store beside it)"}
+
+
+class RemoteStatusHandler(_Handler):
+    """GET remote?notebook=PATH: the store's default remote (URL without credentials) and which of the
+    notebook's versions it holds, from the store alone."""
+
+    @tornado.web.authenticated
+    async def get(self):
+        loc = self.location(self.get_query_argument("notebook", None))
+        reply = await self.with_store(loc, lambda st: {"notebook": loc.path, "key": loc.key, **remote_status(st, loc.key)},
+                                      missing=lambda: _no_remote(loc))
+        self.reply(reply)
+
+
+def _refs(data: dict) -> list[str]:
+    refs = data.get("versions")
+    if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
+        raise ApiError(400, "the 'versions' field is required: a list of version references (vN, a tag, a name)")
+    if len(refs) > MAX_REFS:
+        raise ApiError(400, f"too many versions in one push ({len(refs)}; at most {MAX_REFS})")
+    return [check_ref(r, "versions") for r in refs]
+
+
+class _Transfer(_Handler):
+    """Shared by push and pull: run `work(store)` off the event loop, one transfer per store at a time,
+    credential warnings collected as lines of the reply."""
+
+    async def transfer(self, loc: Location, work) -> dict:
+        def run(st):
+            notes: list[str] = []
+            t0 = time.monotonic()
+            with _store_lock(loc), redaction.reported(notes.append):
+                out = work(st)
+            out["notes"] = notes + out.get("notes", [])
+            out["seconds"] = round(time.monotonic() - t0, 3)
+            out["remote"], _ = _default_remote(st) if out.get("remote") is None else (out["remote"], None)
+            out["on_remote"] = remote_status(st, loc.key)["on_remote"]
+            out["summary"] = _summary(out)
+            return out
+
+        return {"notebook": loc.path, "key": loc.key, **await self.with_store(loc, run)}
+
+
+def _summary(out: dict) -> str:
+    """The reply's one line: what moved, how much, how fast."""
+    done, already, b, s = out["versions"], out["already"], out["bytes"], out["seconds"]
+    verb = "pushed" if out["op"] == "push" else "pulled"
+    where = out["remote"]["name"] or out["remote"]["url"] if out.get("remote") else "the remote"
+    if done:
+        rate = f", {_human(b / s)}/s" if s > 0 and b else ""
+        line = f"{verb} {', '.join(done)} {'to' if verb == 'pushed' else 'from'} {where}: {_human(b)} in {s:.1f} s{rate}"
+    elif out["op"] == "push":
+        line = f"{', '.join(already)} already on {where}: nothing sent" if already else "nothing to push"
+    else:
+        line = f"nothing new on {where}" + (f" ({len(already)} already here)" if already else "")
+    return line
+
+
+def _human(n: float) -> str:
+    from ..model import human_bytes
+
+    return human_bytes(int(n))
+
+
+class PushHandler(_Transfer):
+    """POST push {notebook, versions: [REF ...]}: send those versions to the store's default remote
+    (api.push: only what the remote lacks; credentials withheld, named in `notes`)."""
+
+    @tornado.web.authenticated
+    async def post(self):
+        data = self.body()
+        loc = self.location(data.get("notebook"))
+        refs = _refs(data)
+
+        def work(st):
+            result = api.push(*refs, notebook=loc.key, store=st)
+            return {"op": "push", "versions": [v.label for v in result.pushed if v.notebook == loc.key]
+                    + [f"{v.notebook}:{v.label}" for v in result.pushed if v.notebook != loc.key],
+                    "already": [v.label for v in result.already], "bytes": result.bytes_sent,
+                    "lines": result.lines(), "remote": None}
+
+        self.reply(await self.transfer(loc, work))
+
+
+class PullHandler(_Transfer):
+    """POST pull {notebook}: bring in the notebook's versions the default remote holds and this store
+    lacks (api.pull: re-hashed, validated, untrusted like an imported bundle)."""
+
+    @tornado.web.authenticated
+    async def post(self):
+        data = self.body()
+        loc = self.location(data.get("notebook"))
+
+        def work(st):
+            result = api.pull(notebook=loc.key, store=st)
+            return {"op": "pull", "versions": [v.label for v in result.pulled],
+                    "already": [v.label for v in result.already], "bytes": result.bytes_received,
+                    "lines": result.lines(), "remote": None}
+
+        self.reply(await self.transfer(loc, work))
+
+
+ROUTES: list[tuple[str, type]] = [
+    ("remote", RemoteStatusHandler),
+    ("push", PushHandler),
+    ("pull", PullHandler),
+]
+# one route table (handlers.ROUTES): the OpenAPI file and the schema test read it
+handlers.ROUTES.extend(r for r in ROUTES if r not in handlers.ROUTES)

@@ -1,0 +1,213 @@
+"""The REST side of remotes (issue 14) for the lab sidebar, against a real Jupyter server (pytest-jupyter),
+real stores and a file:// remote: GET remote (which versions the default remote holds, from the store
+alone), POST push and POST pull, their errors as one line, and no credentials in any reply."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+
+import jsonschema
+import pytest
+import tornado.httpclient
+from referencing import Registry, Resource
+
+from jupyter_mv import api
+from jupyter_mv.store import Store
+from test_server import fetch_error, fetch_json, make_history
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "jupyter_mv" / "schemas"
+BASE = "https://jupyter-mv.invalid/schemas/"
+
+
+@pytest.fixture
+def jp_server_config():
+    return {"ServerApp": {"jpserver_extensions": {"jupyter_mv": True}}}
+
+
+@pytest.fixture(autouse=True)
+def _author(monkeypatch):
+    monkeypatch.setenv("JUPYTER_MV_AUTHOR", "lab-user@test")
+
+
+def valid(name: str, data: dict) -> dict:
+    reg = Registry().with_resources((BASE + p.name, Resource.from_contents(json.loads(p.read_text())))
+                                    for p in SCHEMAS.glob("*.schema.json"))
+    schema = reg.contents(f"{BASE}{name}.schema.json")
+    jsonschema.Draft202012Validator(schema, registry=reg).validate(data)
+    return data
+
+
+async def status(jp_fetch, notebook="nb.ipynb") -> dict:
+    code, body = await fetch_json(jp_fetch, "remote", params={"notebook": notebook})
+    assert code == 200
+    return valid("remote-status", body)
+
+
+async def post(jp_fetch, route: str, **body) -> dict:
+    code, reply = await fetch_json(jp_fetch, route, method="POST", body=json.dumps(body))
+    assert code == 200
+    return valid("remote-transfer", reply)
+
+
+def add_remote(store_dir: Path, url: str, name: str = "team") -> None:
+    st = Store(store_dir)
+    try:
+        api.remote_add(name, url, store=st)
+    finally:
+        st.close()
+
+
+async def test_status_push_and_pull_through_rest(jp_fetch, jp_root_dir, tmp_path, monkeypatch):
+    store = make_history(jp_root_dir)  # v1, v2 (tagged best)
+    # a store with no remote: null remote, a line saying what to do; nothing asked of any remote
+    s = await status(jp_fetch)
+    assert s["remote"] is None and s["on_remote"] == [] and "remote add" in s["problem"]
+    remote_dir = tmp_path / "remote"
+    url = remote_dir.as_uri()
+    add_remote(store, url)
+    s = await status(jp_fetch)
+    assert s["remote"] == {"name": "team", "url": url, "conditional": True} and s["problem"] is None
+    assert s["on_remote"] == []
+
+    r = await post(jp_fetch, "push", notebook="nb.ipynb", versions=["v1"])
+    assert r["op"] == "push" and r["versions"] == ["v1"] and r["already"] == [] and r["bytes"] > 0
+    assert r["summary"].startswith("pushed v1 to team: ") and r["on_remote"] == ["v1"]
+    assert any(line.startswith("pushed nb.ipynb v1") for line in r["lines"])
+    assert (remote_dir / "versions").is_dir()
+    s = await status(jp_fetch)
+    assert s["on_remote"] == ["v1"]  # v1 is there, v2 is not
+
+    # status reads the store only: with the remote gone it still answers (and still says v1)
+    hidden = tmp_path / "remote-away"
+    remote_dir.rename(hidden)
+    assert (await status(jp_fetch))["on_remote"] == ["v1"]
+    hidden.rename(remote_dir)
+
+    # pushing again sends nothing; the tag (best) of v2 goes with it
+    r = await post(jp_fetch, "push", notebook="nb.ipynb", versions=["v1", "best"])
+    assert r["versions"] == ["v2"] and r["already"] == ["v1"] and r["on_remote"] == ["v1", "v2"]
+    r = await post(jp_fetch, "push", notebook="nb.ipynb", versions=["v2"])
+    assert r["versions"] == [] and r["bytes"] == 0 and r["summary"] == "v2 already on team: nothing sent"
+
+    # another store (a colleague) pushes its own v1 of the same notebook; Pull brings it in as v3
+    other = make_history(tmp_path / "bob", store=tmp_path / "bob" / ".jupyter_mv")
+    st = Store(other)
+    monkeypatch.setenv("JUPYTER_MV_AUTHOR", "bob@elsewhere")
+    try:
+        api.remote_add("origin", url, store=st)
+        api.push("v1", notebook="nb.ipynb", store=st)
+        bob_gid = st.versions("nb.ipynb")[0].gid
+    finally:
+        st.close()
+    r = await post(jp_fetch, "pull", notebook="nb.ipynb")
+    assert r["op"] == "pull" and r["versions"] == ["v3"] and sorted(r["already"]) == ["v1", "v2"]
+    assert r["summary"].startswith("pulled v3 from team: ") and r["on_remote"] == ["v1", "v2", "v3"]
+    code, page = await fetch_json(jp_fetch, "versions", params={"notebook": "nb.ipynb"})
+    v3 = page["versions"][-1]
+    assert (v3["id"], v3["gid"], v3["author"]) == ("v3", bob_gid, "bob@elsewhere") and v3["origin"] != "local"
+    r = await post(jp_fetch, "pull", notebook="nb.ipynb")
+    assert r["versions"] == [] and r["summary"] == "nothing new on team (3 already here)"
+
+
+async def test_errors_are_one_line(jp_fetch, jp_root_dir, tmp_path):
+    # no store beside the notebook: the status says so; push and pull are 404
+    s = await status(jp_fetch, "nothing.ipynb")
+    assert s["remote"] is None and "no versions" in s["problem"]
+    code, body = await fetch_error(jp_fetch, "push", method="POST",
+                                   body=json.dumps({"notebook": "nothing.ipynb", "versions": ["v1"]}))
+    assert code == 404
+    store = make_history(jp_root_dir)
+    # no remote yet: 400 and the line saying how to add one
+    code, body = await fetch_error(jp_fetch, "push", method="POST",
+                                   body=json.dumps({"notebook": "nb.ipynb", "versions": ["v1"]}))
+    assert code == 400 and "remote add" in body["message"] and "\n" not in body["message"]
+    code, body = await fetch_error(jp_fetch, "pull", method="POST", body=json.dumps({"notebook": "nb.ipynb"}))
+    assert code == 400 and "remote add" in body["message"]
+    add_remote(store, (tmp_path / "remote").as_uri())
+    for bad in ({"notebook": "nb.ipynb"}, {"notebook": "nb.ipynb", "versions": []},
+                {"notebook": "nb.ipynb", "versions": "v1"}, {"notebook": "nb.ipynb", "versions": [1]},
+                {"versions": ["v1"]}, {"notebook": "/etc/passwd", "versions": ["v1"]}):
+        code, body = await fetch_error(jp_fetch, "push", method="POST", body=json.dumps(bad))
+        assert code == 400, bad
+    code, body = await fetch_error(jp_fetch, "push", method="POST",
+                                   body=json.dumps({"notebook": "nb.ipynb", "versions": ["v9"]}))
+    assert code == 404 and "v9" in body["message"]
+    code, body = await fetch_error(jp_fetch, "push", method="POST",
+                                   body=json.dumps({"notebook": "../x.ipynb", "versions": ["v1"]}))
+    assert code == 403
+    # GET is not a push; the routes are authenticated (no token: 403)
+    with pytest.raises(tornado.httpclient.HTTPClientError) as e:
+        await jp_fetch("jupyter-mv", "api", "push", method="GET")
+    assert e.value.code == 405
+
+
+async def test_unauthenticated_and_cross_site_requests_are_refused(jp_fetch, jp_root_dir, jp_base_url,
+                                                                    http_server_client, tmp_path):
+    store = make_history(jp_root_dir)
+    add_remote(store, (tmp_path / "remote").as_uri())
+    url = f"{jp_base_url}jupyter-mv/api/"
+    for route, method, body in (("remote?notebook=nb.ipynb", "GET", None),
+                                ("push", "POST", json.dumps({"notebook": "nb.ipynb", "versions": ["v1"]})),
+                                ("pull", "POST", json.dumps({"notebook": "nb.ipynb"}))):
+        with pytest.raises(tornado.httpclient.HTTPClientError) as e:
+            await http_server_client.fetch(url + route, method=method, body=body, raise_error=True)
+        assert e.value.code == 403, route
+    # a POST with a cookie but neither token nor XSRF header (what another site's form could send)
+    with pytest.raises(tornado.httpclient.HTTPClientError) as e:
+        await http_server_client.fetch(url + "push", method="POST", headers={"Cookie": "_xsrf=abc"},
+                                       body=json.dumps({"notebook": "nb.ipynb", "versions": ["v1"]}))
+    assert e.value.code == 403
+    assert not (tmp_path / "remote" / "versions").exists()
+
+
+async def test_no_credentials_in_replies(jp_fetch, jp_root_dir, tmp_path):
+    """A remote URL recorded with a password and a signed query (an old store, a hand edit) is shown and
+    used without them; the version it names the remote by is the same."""
+    store = make_history(jp_root_dir)
+    remote_dir = tmp_path / "remote"
+    add_remote(store, remote_dir.as_uri())
+    db = sqlite3.connect(store / "store.db")
+    with db:
+        db.execute("insert into remotes (name, url, is_default, conditional, added) values (?,?,?,?,?)",
+                   ("leaky", "sftp://me:hunter2-secret@example.invalid/data?sig=SIGNATURE123", 0, None, "x"))
+        db.execute("update remotes set is_default = (name = 'leaky')")
+    db.close()
+    s = await status(jp_fetch)
+    text = json.dumps(s)
+    assert s["remote"]["name"] == "leaky" and "hunter2-secret" not in text and "SIGNATURE123" not in text
+    assert s["remote"]["url"].startswith("sftp://me@example.invalid/data")
+
+
+async def test_push_does_not_block_the_server(jp_fetch, jp_root_dir, tmp_path, monkeypatch):
+    """The transfer runs in a worker thread: other requests are answered while it is in progress."""
+    import threading
+
+    from jupyter_mv.remotes import push as push_mod
+
+    store = make_history(jp_root_dir)
+    add_remote(store, (tmp_path / "remote").as_uri())
+    started, release = threading.Event(), threading.Event()
+    real = push_mod.push
+
+    def slow_push(*a, **kw):
+        started.set()
+        assert release.wait(30)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(push_mod, "push", slow_push)
+    pushing = asyncio.ensure_future(post(jp_fetch, "push", notebook="nb.ipynb", versions=["v2"]))
+    for _ in range(200):
+        if started.is_set():
+            break
+        await asyncio.sleep(0.05)
+    assert started.is_set()
+    s = await status(jp_fetch)  # answered while the push waits
+    assert s["on_remote"] == [] and not pushing.done()
+    release.set()
+    r = await pushing
+    assert r["versions"] == ["v2"] and (await status(jp_fetch))["on_remote"] == ["v2"]
