@@ -3,7 +3,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 // The JSON shapes are generated from jupyter_mv/schemas (render/types.ts): no hand-written copies.
-import type { IDiff, IHistoryPage, IRenameReply, IServerVersion, ITagReply, IVersionDetails } from './render/types';
+import type { IDiff, IHistoryPage, IRenameReply, IServerVersion, ITagReply, IVariableHistory, IVersionDetails } from './render/types';
 export type * from './render/types';
 
 /** A version made in this store (its recorded outputs are the user's own). A server too old to
@@ -72,6 +72,12 @@ export async function diff(notebook: string, a: string, b: string): Promise<IDif
   const d = await request<IDiff>('diff', {}, { notebook, a, b });
   const m = d.metrics;
   return m ? { ...d, metrics: { added: numbers(m.added), removed: numbers(m.removed), changed: numbers(m.changed), same: numbers(m.same) } } : d;
+}
+
+/** Where a variable (or metric) changed among the notebook's versions, and its numeric values
+ * (GET variable-history; api.variable_history). Values keep "NaN"/"Infinity" as strings: formatValue shows them. */
+export function variableHistory(notebook: string, name: string, kind: 'variable' | 'metric'): Promise<IVariableHistory> {
+  return request<IVariableHistory>('variable-history', {}, { notebook, name, kind });
 }
 
 export function tag(notebook: string, version: string, tagName: string, remove = false): Promise<ITagReply> {

@@ -18,6 +18,7 @@ import { setRenderMime } from './labOutputs';
 import { restoreVariables } from './restoring';
 import { CHECKOUT, registerCheckout } from './checkout';
 import { ResumeOffers } from './resume';
+import { GraphViews } from './graphview';
 import { registerUndo } from './undo';
 
 const PLUGIN_ID = 'jupyter-mv-labextension:plugin';
@@ -312,6 +313,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     registerCheckout(app, { current, pickVersion, palette });
     panel.addAction('Checkout', 'jp-mv-action-checkout', () => void commands.execute(CHECKOUT),
       'Put the selected version\'s code into this notebook and/or its variables into the kernel');
+    new GraphViews(panel); // the Table | Graph toggle and a variable's history
     const resume = new ResumeOffers(panel);
     tracker.forEach(nb => resume.watch(nb));
     tracker.widgetAdded.connect((_, nb) => resume.watch(nb));

@@ -6,7 +6,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 import * as api from './api';
 import { labOutput } from './labOutputs';
-import { el, formatValue, historyColumns, keyValues, renderDetails as renderVersionDetails, renderHistoryTable, sparkline } from './render/index';
+import { el, formatValue, historyColumns, IColumn, keyValues, renderDetails as renderVersionDetails, renderHistoryTable, sparkline } from './render/index';
 
 export interface IPanelActions {
   snapshot(): void;
@@ -73,6 +73,7 @@ export class VersionsPanel extends Widget {
     this.closeDiff();
     this._notebook = panel;
     this._versions = [];
+    this._all = [];
     this._selection = [];
     this._details.replaceChildren();
     this._changed.emit();
@@ -107,6 +108,7 @@ export class VersionsPanel extends Widget {
       const versions = all.filter(v => showAuto || v.kind !== 'auto' || v.tags.length > 0 || !!v.name);
       const before = this._versions.map(v => v.id + v.tags.join()).join('|');
       this._versions = versions;
+      this._all = all;
       this._selection = this._selection.filter(id => versions.some(v => v.id === id));
       this._status.textContent = versions.length
         ? ''
@@ -120,6 +122,50 @@ export class VersionsPanel extends Widget {
     } catch (e) {
       this._status.textContent = `Cannot read the versions: ${(e as Error).message}`;
     }
+  }
+
+  /** Every version of the notebook, automatic ones too (the setting hides some from `versions`). */
+  get allVersions(): api.IVersion[] {
+    return this._all;
+  }
+
+  /** Click on a version (the table's rule): picks it; `additive` (Ctrl/Shift) adds or removes it. */
+  pick(key: string, additive: boolean): void {
+    if (additive) {
+      const rest = this._selection.filter(x => x !== key);
+      this.select(rest.length === this._selection.length ? [...rest, key] : rest);
+    } else {
+      this.select([key]);
+    }
+  }
+
+  /** Let a view module (graphview.ts: the branch graph, a variable's history) show the versions list:
+   * `hook(shown newest first, the table)` returns what the list shows. */
+  setListHook(hook: ((shown: api.IVersion[], table: HTMLElement) => HTMLElement) | null): void {
+    this._listHook = hook;
+    this.renderList();
+  }
+
+  /** Re-draw the versions list (a view module's state changed). */
+  redrawList(): void {
+    this.renderList();
+  }
+
+  /** Add a column to the versions table after the column `after` (a feature module's: remote.ts's
+   * "on the remote" mark). Like every column it is left out while no row fills it. */
+  addColumn(column: IColumn, after = 'version'): void {
+    this._columns.push([column, after]);
+    this.renderList();
+  }
+
+  /** Emitted after each successful re-read of the versions (feature modules re-read their own state). */
+  get refreshed(): ISignal<this, void> {
+    return this._refreshed;
+  }
+
+  /** Add controls under the filter (a view module's toggles). */
+  addTool(...nodes: HTMLElement[]): void {
+    this._tools.append(...nodes);
   }
 
   /** Add a button to the panel's action row (features living in their own modules: checkout). */
@@ -222,6 +268,7 @@ export class VersionsPanel extends Widget {
     this._metric.addEventListener('change', () => this.renderChart());
     this._chart = el('div', { class: 'jp-mv-chart' });
     this._status = el('div', { class: 'jp-mv-status' });
+    this._tools = el('div', { class: 'jp-mv-tools' });
     this._list = el('div', { class: 'jp-mv-list' });
     this._details = el('div', { class: 'jp-mv-details jupyter-mv-view' });
     // the list and the details share the rest of the panel: the list keeps at least a few rows in
@@ -233,6 +280,7 @@ export class VersionsPanel extends Widget {
       this._offer,
       this._filter,
       el('div', { class: 'jp-mv-chart-row' }, this._metric, this._chart),
+      this._tools,
       this._status,
       this._split
     );
@@ -254,20 +302,17 @@ export class VersionsPanel extends Widget {
   private renderList(): void {
     const q = this._filter.value.trim();
     const shown = this._versions.filter(v => this.matches(v, q)).reverse(); // newest first
-    const t = renderHistoryTable(shown, historyColumns(shown), {
+    const columns = historyColumns(shown);
+    for (const [col, after] of this._columns) {
+      const i = columns.findIndex(c => c.key === after);
+      columns.splice(i < 0 ? columns.length : i + 1, 0, col);
+    }
+    const t = renderHistoryTable(shown, columns, {
       selected: new Set(this._selection),
       cls: 'jp-mv-table jp-mv-versions',
-      onSelect: (id, additive) => {
-        const key = String(id);
-        if (additive) {
-          const rest = this._selection.filter(x => x !== key);
-          this.select(rest.length === this._selection.length ? [...rest, key] : rest);
-        } else {
-          this.select([key]);
-        }
-      }
+      onSelect: (id, additive) => this.pick(String(id), additive)
     });
-    this._list.replaceChildren(t);
+    this._list.replaceChildren(this._listHook ? this._listHook(shown, t) : t);
     this.renderMetricChoice();
     this.renderChart();
   }
@@ -320,8 +365,13 @@ export class VersionsPanel extends Widget {
   private _notebook: NotebookPanel | null = null;
   private _diff: Widget | null = null;
   private _versions: api.IVersion[] = [];
+  private _all: api.IVersion[] = [];
+  private _listHook: ((shown: api.IVersion[], table: HTMLElement) => HTMLElement) | null = null;
+  private _tools!: HTMLElement;
   private _selection: string[] = [];
   private _changed = new Signal<this, void>(this);
+  private _refreshed = new Signal<this, void>(this);
+  private _columns: [IColumn, string][] = [];
   private _timer = 0;
   private _poll = 0;
   private _options: IPanelOptions = { ...DEFAULT_OPTIONS };

@@ -10,4 +10,6 @@ export * from './diff';
 export * from './details';
 export * from './history';
 export * from './chart';
+export * from './graph';
+export * from './varhistory';
 export type * from './types';

@@ -10,6 +10,7 @@ export type IServerVersion = S.ServerVersion;
 export type ITagReply = S.TagReply;
 export type IRenameReply = S.RenameReply;
 export type IErrorReply = S.ErrorReply;
+export type IVariableHistory = S.VariableHistory;
 export type IVariableInfo = IVersionDetails['variables'][number];
 export type IStoredCell = IVersionDetails['cells'][number];
 export type IOutput = IStoredCell['outputs'][number];

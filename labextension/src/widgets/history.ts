@@ -1,9 +1,9 @@
 // The history widget's ES module (anywidget `_esm`, bundled to jupyter_mv/widgets/static/history.js).
 // State lives in the Python model (widgets/history.py); this draws it with the rendering layer and
 // turns clicks into traitlet changes.
-import { h, historyColumns, IHistoryRow, renderCells, renderChart, renderDetails, renderDiff, renderHistoryTable } from '../render';
+import { changeMap, h, historyColumns, IHistoryRow, renderCells, renderChart, renderDetails, renderDiff, renderGraph, renderHistoryTable, renderVariableHistory, renderVariablePicker, stepChange } from '../render';
 import { sanitizedOutput } from '../render/sanitize';
-import type { Diff, HistoryChart, HistoryWidgetRow, HistoryWidgetState, Replay, VersionDetails, WidgetMessage } from '../schema.generated';
+import type { Diff, HistoryChart, HistoryWidgetRow, HistoryWidgetState, Replay, VariableHistory, VariableNames, VersionDetails, WidgetMessage } from '../schema.generated';
 import { filled, IModel } from './model';
 
 type Model = IModel<HistoryWidgetState>;
@@ -14,7 +14,7 @@ function asRow(r: HistoryWidgetRow): IHistoryRow {
 
 function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
   el.classList.add('jupyter-mv-widget', 'mv-history');
-  const ui = { hidden: new Set<string>(), showAll: false, typing: 0 as any };
+  const ui = { hidden: new Set<string>(), showAll: false, typing: 0 as any, expanded: new Set<string>(), current: null as string | null };
   const commit = (changes: Partial<HistoryWidgetState>) => {
     for (const [k, v] of Object.entries(changes)) {
       model.set(k as keyof HistoryWidgetState, v as never);
@@ -58,12 +58,18 @@ function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
     h('span', { class: 'mv-group' }, tagInput, tagBtn), exportGroup, refreshBtn);
   const message = h('div', { class: 'mv-message' });
   const chartBox = h('div', { class: 'mv-chart-box' });
+  // the versions as a table or as the graph of their parents; a variable's history beside either
+  const viewBtns = h('span', { class: 'mv-group mv-view-toggle' });
+  const varPick = h('span', { class: 'mv-var-pick-box' });
+  const varBox = h('div', { class: 'mv-var-box' });
+  const graphBox = h('div', { class: 'mv-graph-box' });
   const tableBox = h('div', { class: 'mv-table-box' });
   const pager = h('div', { class: 'mv-pager' });
   const detailsBox = h('div', { class: 'mv-details' });
   const diffBox = h('div', { class: 'mv-diff-panel' });
   const replayBox = h('div', { class: 'mv-replay' });
-  el.replaceChildren(title, toolbar, message, chartBox, tableBox, pager, diffBox, detailsBox, replayBox);
+  toolbar.append(viewBtns, varPick);
+  el.replaceChildren(title, toolbar, message, chartBox, varBox, graphBox, tableBox, pager, diffBox, detailsBox, replayBox);
 
   function showMessage(msg: WidgetMessage) {
     message.className = `mv-message mv-msg-${msg.kind || 'info'}`;
@@ -115,7 +121,101 @@ function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
       h('button', { class: 'mv-btn mv-next', type: 'button', disabled: page >= pages - 1 || undefined, onclick: () => commit({ page: page + 1 }) }, 'Next ›'));
     title.replaceChildren(h('b', {}, 'Model versions'), ' ', h('small', {}, model.get('notebook') || ''));
     exportGroup.style.display = model.get('can_export') ? '' : 'none';
+    markRows();
   }
+
+  function drawView() {
+    const view = model.get('view') === 'graph' ? 'graph' : 'table';
+    viewBtns.replaceChildren(...(['table', 'graph'] as const).map(v => btn(v === 'table' ? 'Table' : 'Graph', `mv-view-${v}${view === v ? ' mv-active' : ''}`,
+      () => commit({ view: v }), v === 'table' ? 'the versions as a table' : 'the versions as a graph of their parents (branches)')));
+    tableBox.style.display = pager.style.display = view === 'table' ? '' : 'none';
+    graphBox.style.display = view === 'graph' ? '' : 'none';
+    drawGraph();
+  }
+
+  function varHistory(): VariableHistory | null {
+    return filled<VariableHistory>(model.get('var_history'), 'changes');
+  }
+
+  /** Go to a version of the variable's history: it becomes the selection (its details show). */
+  function step(label: string) {
+    ui.current = label;
+    const node = (model.get('graph') || []).find(n => n.label === label);
+    if (node) {
+      commit({ selected: [node.key] });
+    }
+    drawVar();
+    drawGraph();
+    markRows();
+  }
+
+  function drawVar() {
+    const names = filled<VariableNames>(model.get('var_names'), 'variables') ?? { variables: [], metrics: [] };
+    const picked = model.get('variable') || '';
+    varPick.replaceChildren(model.get('all_notebooks') ? '' : renderVariablePicker(names, picked, v => {
+      ui.current = null;
+      commit({ variable: v });
+    }));
+    const hist = varHistory();
+    if (hist && ui.current && !hist.changes.some(c => c.id === ui.current)) {
+      ui.current = null;
+    }
+    const focused = ['mv-var-prev', 'mv-var-next'].find(c => (document.activeElement as HTMLElement | null)?.classList.contains(c));
+    varBox.replaceChildren(hist && picked ? renderVariableHistory(hist, { current: ui.current, onStep: step }) : '');
+    if (focused) { // re-drawn under the user's click: the button keeps the focus (Alt+←/→ keep stepping)
+      const again = varBox.querySelector<HTMLButtonElement>(`.${focused}`);
+      (again && !again.disabled ? again : varBox.querySelector<HTMLButtonElement>('.mv-var-prev:not([disabled]), .mv-var-next:not([disabled])'))?.focus();
+    }
+  }
+
+  function drawGraph() {
+    if (model.get('view') !== 'graph') {
+      graphBox.replaceChildren();
+      return;
+    }
+    const hist = model.get('variable') ? varHistory() : null;
+    graphBox.replaceChildren(renderGraph(model.get('graph') || [], {
+      selected: new Set(model.get('selected') || []), onSelect: select, pick: true,
+      highlight: changeMap(hist), current: ui.current, expanded: ui.expanded,
+      onToggleFold: id => {
+        if (ui.expanded.has(id)) {
+          ui.expanded.delete(id);
+        } else {
+          ui.expanded.add(id);
+        }
+        drawGraph();
+      }
+    }));
+  }
+
+  /** The table's rows of versions where the picked variable changed: marked as in the graph. */
+  function markRows() {
+    const changes = changeMap(model.get('variable') ? varHistory() : null);
+    for (const tr of tableBox.querySelectorAll<HTMLElement>('tr.mv-row')) {
+      const c = changes.get(tr.dataset.version || '');
+      tr.classList.remove('mv-var-hl', 'mv-var-added', 'mv-var-changed', 'mv-var-removed', 'mv-var-current');
+      if (c) {
+        tr.classList.add('mv-var-hl', `mv-var-${c}`);
+      }
+      if (ui.current && tr.dataset.version === ui.current) {
+        tr.classList.add('mv-var-current');
+      }
+    }
+  }
+
+  function onKey(e: KeyboardEvent) {
+    // Alt+← / Alt+→ step through the variable's changes while the widget has focus
+    const hist = varHistory();
+    if (!hist || !e.altKey || (e.key !== 'ArrowLeft' && e.key !== 'ArrowRight')) {
+      return;
+    }
+    const to = stepChange(hist, ui.current, e.key === 'ArrowRight' ? 1 : -1);
+    if (to) {
+      e.preventDefault();
+      step(to);
+    }
+  }
+  el.addEventListener('keydown', onKey);
 
   function drawChart() {
     const chart = filled<HistoryChart>(model.get('chart'), 'ids') ?? {};
@@ -149,7 +249,12 @@ function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
 
   const handlers: [string, () => void][] = [
     ...'rows total count page sort_by sort_desc key_params metric_names can_export notebook all_notebooks'.split(' ').map(k => [`change:${k}`, drawTable] as [string, () => void]),
-    ['change:selected', () => { drawTable(); drawChart(); }],
+    ['change:selected', () => { drawTable(); drawChart(); drawGraph(); markRows(); }],
+    ['change:view', drawView],
+    ['change:graph', drawGraph],
+    ['change:var_names', drawVar],
+    ['change:variable', () => { drawVar(); drawGraph(); markRows(); }],
+    ['change:var_history', () => { drawVar(); drawGraph(); markRows(); }],
     ['change:chart', drawChart],
     ['change:details', drawDetails],
     ['change:diff', drawDiff],
@@ -161,6 +266,9 @@ function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
   }
   drawTable();
   drawChart();
+  drawView();
+  drawVar();
+  markRows();
   drawDetails();
   drawDiff();
   drawReplay();
@@ -170,6 +278,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
       model.off(ev, fn);
     }
     clearTimeout(ui.typing);
+    el.removeEventListener('keydown', onKey);
   };
 }
 
