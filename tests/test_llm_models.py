@@ -122,6 +122,7 @@ def test_model_restores_in_a_fresh_store_with_the_same_logits(make, tmp_path, mo
         {k: (t.dtype, t.shape) for k, t in model.state_dict().items()}
     assert all(torch.equal(a, b) for a, b in zip(got.state_dict().values(), model.state_dict().values()))
     assert torch.equal(logits(got), logits(model))
+    assert [vars(t) for t in got.buffers()] == [vars(t) for t in model.buffers()]  # torch.nn.Buffer's persistence
     assert got.training is False
     assert got.generation_config.to_dict() == model.generation_config.to_dict()
     if isinstance(model, transformers.GPT2LMHeadModel):  # tied input and output embeddings stay one Parameter
@@ -309,6 +310,29 @@ def test_weights_only_load_into_a_live_model(make, two_stores, tmp_path):
     assert torch.equal(logits(live.eval()), logits(model.eval()))
     with pytest.raises(UsageError, match="architecture differs"):
         loading.load_weights(b, imported, "model", gpt2(width=48))
+
+
+def test_a_model_loaded_with_from_pretrained_is_stored_safe_and_exact(two_stores, tmp_path):
+    """from_pretrained marks what it loaded (each weight, no hub kernels, no weight conversions): a
+    model read from a local directory still takes the safe format, and comes back with those marks."""
+    import transformers.utils.logging as hf_logging
+
+    a, b = two_stores
+    hf_logging.disable_progress_bar()
+    gpt2().save_pretrained(tmp_path / "ckpt")
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "ckpt")
+    adapted = lora(transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "ckpt"))
+    r = snap({"model": model, "adapted": adapted}, a)
+    assert {x.name: x.codec for x in a.variables(r.version)} == {"model": "transformers.model", "adapted": "peft.model"}
+    assert not r.notes and "base_model" not in r.version.params  # a local directory is not a model id
+    imported = api.import_bundle(api.export(r.version, tmp_path / "fp.mvz", store=a), store=b).version
+    got = loading.load(b, imported)
+    m = got["model"]
+    assert torch.equal(logits(m.eval()), logits(model.eval()))
+    assert torch.equal(logits(got["adapted"].eval()), logits(adapted.eval()))
+    assert [vars(p) for p in m.parameters()] == [vars(p) for p in model.parameters()]
+    assert (m._use_kernels, m._weight_conversions) == (False, [])
+    assert m.name_or_path == model.name_or_path
 
 
 def test_hub_base_name_and_revision_become_params(two_stores):

@@ -199,6 +199,11 @@ def _encode_model(obj, peft_model: bool) -> Encoded:
                     storages[ptr] = key
                     meta, buf = tensor_codec.describe(t)
                     meta["buffer"] = kind == "_buffers"
+                    extra = vars(t) if hasattr(t, "__dict__") else {}
+                    if extra:  # from_pretrained marks each loaded weight, torch.nn.Buffer its persistence
+                        if not all(_tensor_attr(k, v) for k, v in extra.items()):
+                            raise NotStorable(f"{key} carries attributes ({', '.join(sorted(extra))[:60]})")
+                        meta["attrs"] = dict(extra)
                     i = index[id(t)] = len(table)
                     table.append(meta)
                     reach_tensors.append(t)
@@ -216,6 +221,9 @@ def _encode_model(obj, peft_model: bool) -> Encoded:
              if isinstance(m.__dict__.get("name_or_path"), str)}
     meta = {"model": desc, "tensors": table, "keys": keys, "train": {"training": bool(obj.training), "differ": differ},
             "initialised": initialised, "name_or_path": names}
+    marks = _load_marks(obj)
+    if marks:
+        meta["loaded"] = marks
     codec = "peft.model" if peft_model else "transformers.model"
     base = desc.get("base", desc)
     # what other variables may be (a config, the wrapped base model, a layer, a weight): restored as these
@@ -237,7 +245,7 @@ def _encode_model(obj, peft_model: bool) -> Encoded:
     summary = {"class": desc["class"], "architecture": base["class"], "model_type": base["config"].get("model_type"),
                "parameters": int(nparams), "dtype": str(_first_dtype(obj)).removeprefix("torch.")}
     params = {}
-    if base.get("name_or_path"):
+    if _hub_id(base.get("name_or_path")):  # a local directory is where it was read, not which model it is
         params["base_model"] = base["name_or_path"]
     if base.get("revision"):
         params["base_revision"] = base["revision"]
@@ -250,6 +258,21 @@ def _encode_model(obj, peft_model: bool) -> Encoded:
     enc = Encoded(codec, meta, buffers, type_name(obj), summary, params, reach=reach)
     enc.parts = parts
     return enc
+
+
+def _tensor_attr(k, v) -> bool:
+    """A tensor's own attribute we keep: a plain scalar under a name torch.Tensor does not define (so
+    stored data can never overwrite `data`, `grad` or a method)."""
+    import torch
+
+    return isinstance(k, str) and k.isidentifier() and not k.startswith("__") and not hasattr(torch.Tensor, k) \
+        and (v is None or type(v) in (bool, int, str))
+
+
+def _hub_id(name) -> bool:
+    """Does `name` (a name_or_path) look like a hub repository id rather than a local path?"""
+    return isinstance(name, str) and bool(name) and not os.path.isabs(name) and not name.startswith(".") \
+        and not os.path.exists(name) and name.count("/") <= 1
 
 
 def _pretrained():
@@ -461,6 +484,10 @@ def _decode_model(codec: str, meta: dict, buffers: list):
         if isinstance(dev, str) and dev != "cpu" and _available(dev):
             moved = x.detach().to(dev)
             x = torch.nn.Parameter(moved, requires_grad=x.requires_grad) if isinstance(x, torch.nn.Parameter) else moved
+        for k, v in _dict(t.get("attrs") or {}, "tensor attributes").items():
+            if not _tensor_attr(k, v):
+                raise DecodeError(f"malformed tensor attribute {str(k)[:40]!r}")
+            setattr(x, k, v)
         made.append(x)
     filled = set()
     modules = dict(model.named_modules(remove_duplicate=False))
@@ -485,6 +512,7 @@ def _decode_model(codec: str, meta: dict, buffers: list):
                 key = f"{path}.{name}" if path else name
                 if t is not None and key not in filled:
                     raise DecodeError(f"its stored weights lack {key!r}, which the model built from its config has")
+    _set_load_marks(modules, meta.get("loaded"))
     for p, n in _dict(meta.get("name_or_path") or {}, "name table").items():
         if isinstance(n, str) and p in modules:
             modules[p].name_or_path = n
@@ -551,6 +579,41 @@ def _available(dev: str) -> bool:
         return False
 
 
+# -- what from_pretrained leaves on a model ---------------------------------------------------------
+# set by from_pretrained, absent from a model built from its config; kept when they hold the values
+# that mean "nothing special" (no hub kernels, no weight conversions for save_pretrained to undo)
+_LOAD_MARKS = ("_use_kernels", "_weight_conversions")
+
+
+def _load_marks(model) -> dict:
+    """{module path: {attribute: value}} of _LOAD_MARKS; NotStorable for a value a rebuild cannot give
+    back (kernels from the hub in use, weights converted at load)."""
+    out = {}
+    for path, m in model.named_modules():
+        d = m.__dict__
+        marks = {k: d[k] for k in _LOAD_MARKS if k in d}
+        if not marks:
+            continue
+        if marks.get("_use_kernels") not in (None, False):
+            raise NotStorable(f"{path or 'the model'} runs hub kernels (use_kernels=True)")
+        conv = marks.get("_weight_conversions")
+        if conv is not None and not (isinstance(conv, list) and not conv):
+            raise NotStorable(f"{path or 'the model'}'s weights were converted when loaded (save_pretrained undoes that)")
+        out[path] = {k: (False if k == "_use_kernels" else []) for k in marks}
+    return out
+
+
+def _set_load_marks(modules: dict, marks) -> None:
+    for path, m in _dict(marks or {}, "load marks").items():
+        mod = modules.get(path) if isinstance(path, str) else None
+        if mod is None or not isinstance(m, dict):
+            raise DecodeError(f"the model built from its config has no module {str(path)[:60]!r}")
+        if m.get("_use_kernels") is False:
+            mod._use_kernels = False
+        if m.get("_weight_conversions") == []:
+            mod._weight_conversions = []
+
+
 # -- structure check ---------------------------------------------------------------------------
 _SCALARS = (bool, int, float, str, type(None))
 _REFERENCE: dict = {}
@@ -566,7 +629,8 @@ def _structure(model) -> list:
         d = mod.__dict__
         attrs = []
         for k, v in d.items():
-            if k in ("training", "_parameters", "_buffers", "_modules", "_is_hf_initialized", "name_or_path") \
+            if k in ("training", "_parameters", "_buffers", "_modules", "_is_hf_initialized", "name_or_path",
+                     *_LOAD_MARKS) \
                     or k.startswith("_forward") \
                     or k.startswith("_backward") or k.startswith("_state_dict") or k.startswith("_load_state"):
                 continue
@@ -715,7 +779,7 @@ def _encode_tokenizer(obj) -> Encoded:
                 buffers.append(memoryview(fh.read()))
     summary = {"class": name, "vocab_size": len(obj)}
     nop = getattr(obj, "name_or_path", None)
-    params = {"tokenizer": nop} if isinstance(nop, str) and nop and not os.path.isabs(nop) else {}
+    params = {"tokenizer": nop} if _hub_id(nop) else {}
     # settings changed after loading (`tok.padding_side = "left"`, a chat template) that save_pretrained
     # writes only when they were given to the constructor: kept as they are now
     attrs = {k: v for k, v in vars(obj).items() if k not in _TOKENIZER_SKIP and _plain_setting(v)}
