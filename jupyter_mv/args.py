@@ -235,6 +235,14 @@ def add_remote_ls_args(parser, adapter):
     add_remote_arg(parser, adapter)
 
 
+def add_remote_gc_args(parser, adapter):
+    parser.add_argument("--grace", default="24h", metavar="AGE", help=(
+        "keep unreferenced objects younger than this (24h, 90m, 2d, 1w, 30s; 0 for none; default 24h): "
+        "what someone is pushing is kept anyway, through its push lease"))
+    parser.add_argument("--dry-run", action="store_true", help="say what would be deleted, delete nothing")
+    add_remote_arg(parser, adapter)
+
+
 def add_clone_args(parser, adapter):
     parser.add_argument("url", metavar="URL", help="the remote to clone (as for `remote add`)")
     parser.add_argument("directory", metavar="DIR", help=(
@@ -323,6 +331,9 @@ COMMANDS: dict[str, Command] = {
     "remote ls": Command(add_remote_ls_args, cli=(
         "list the versions on a remote: notebook, its label there, who made and pushed it, when, tags, and "
         "whether this store has it; with no remote recorded, say so")),
+    "remote gc": Command(add_remote_gc_args, cli=(
+        "delete the objects on a remote that no version references (left by interrupted pushes), older "
+        "than --grace; waits for pushes in progress and never deletes what they send")),
     "clone": Command(add_clone_args, cli=(
         "make a new store in DIR/.jupyter_mv holding every version on the remote at URL, which it keeps as "
         "its default remote 'origin'"),

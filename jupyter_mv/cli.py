@@ -250,6 +250,19 @@ def cmd_remote_ls(args, st):
     return 0
 
 
+def cmd_remote_gc(args, st):
+    told = set()
+
+    def progress(phase, done, total):
+        if phase == "waiting" and phase not in told:  # once: pushes in progress are waited for
+            told.add(phase)
+            print(f"jupyter-mv remote gc: waiting for {done} push{'es' if done != 1 else ''} in progress",
+                  file=sys.stderr)
+    report = api.remote_gc(args.remote, grace=args.grace, dry_run=args.dry_run, progress=progress, store=st)
+    print(report.summary())
+    return 0
+
+
 def cmd_push(args, st):
     if args.all and args.refs:
         raise MVError("give REFs or --all, not both")
@@ -330,13 +343,14 @@ def build_parser() -> argparse.ArgumentParser:
     add(sub, "pull", cmd_pull).set_defaults(store_mode="create")
     add(sub, "clone", cmd_clone).set_defaults(store_mode="none")
     rp = sub.add_parser("remote", help="the store's object-storage remotes (alone: list them)",
-                        description="the store's object-storage remotes: add, remove, ls (alone: list them)")
+                        description="the store's object-storage remotes: add, remove, ls, gc (alone: list them)")
     rp.set_defaults(fn=cmd_remote_list)
     rp.add_argument("--store", default=argparse.SUPPRESS, help="the store: its .jupyter_mv folder or the folder holding it")
     rsub = rp.add_subparsers(dest="remote_command", metavar="ACTION")
     add(rsub, "remote add", cmd_remote_add).set_defaults(store_mode="create")
     add(rsub, "remote remove", cmd_remote_remove)
     add(rsub, "remote ls", cmd_remote_ls).add_argument("--json", action="store_true", help="machine-readable output")
+    add(rsub, "remote gc", cmd_remote_gc)
     return p
 
 
