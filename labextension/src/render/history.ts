@@ -184,7 +184,7 @@ export function renderHistoryTable(rows: IHistoryRow[], cols: IColumn[], opts: I
     }, c.label, sorted ? (opts.sort!.desc ? ' ▼' : ' ▲') : '');
     if (c.fit) {
       // as wide as the longest value (the header may elide: its tooltip names it)
-      const chars = Math.max(3, ...rows.map(r => c.text(r).length));
+      const chars = Math.max(3, ...rows.map(r => c.text(r).length)) + (opts.sort ? 2 : 0); // room for ▲/▼
       th.style.width = `calc(${chars}ch + 6px)`;
     }
     return th;
