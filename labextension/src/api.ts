@@ -5,6 +5,9 @@ import { ServerConnection } from '@jupyterlab/services';
 // The JSON shapes are generated from jupyter_mv/schemas (render/types.ts): no hand-written copies.
 import type { IDiff, IHistoryPage, IRenameReply, IServerVersion, ITagReply, IVariableHistory, IVersionDetails } from './render/types';
 export type * from './render/types';
+// remotes (remote.ts): generated from jupyter_mv/schemas/remote-*.schema.json
+import type { RemoteStatus as IRemoteStatus, RemoteTransfer as IRemoteTransfer } from './schema.generated';
+export type { IRemoteStatus, IRemoteTransfer };
 
 /** A version made in this store (its recorded outputs are the user's own). A server too old to
  * say is treated as not: recorded outputs are then untrusted. */
@@ -90,4 +93,20 @@ export function rename(oldPath: string, newPath: string): Promise<IRenameReply> 
 
 export function serverVersion(): Promise<IServerVersion> {
   return request('version');
+}
+
+/** The store's default remote and which of the notebook's versions it holds (GET remote: read from the
+ * store, the remote itself is not asked, so it is cheap on every refresh). */
+export function remoteStatus(notebook: string): Promise<IRemoteStatus> {
+  return request<IRemoteStatus>('remote', {}, { notebook });
+}
+
+/** Push versions to the default remote (POST push; the reply comes when the transfer is done). */
+export function push(notebook: string, versions: string[]): Promise<IRemoteTransfer> {
+  return request('push', { method: 'POST', body: JSON.stringify({ notebook, versions }) });
+}
+
+/** Pull the notebook's versions the default remote holds and this store lacks (POST pull). */
+export function pull(notebook: string): Promise<IRemoteTransfer> {
+  return request('pull', { method: 'POST', body: JSON.stringify({ notebook }) });
 }

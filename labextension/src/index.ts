@@ -19,6 +19,7 @@ import { restoreVariables } from './restoring';
 import { CHECKOUT, registerCheckout } from './checkout';
 import { ResumeOffers } from './resume';
 import { GraphViews } from './graphview';
+import { RemoteViews } from './remote';
 import { registerUndo } from './undo';
 
 const PLUGIN_ID = 'jupyter-mv-labextension:plugin';
@@ -314,6 +315,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     panel.addAction('Checkout', 'jp-mv-action-checkout', () => void commands.execute(CHECKOUT),
       'Put the selected version\'s code into this notebook and/or its variables into the kernel');
     new GraphViews(panel); // the Table | Graph toggle and a variable's history
+    new RemoteViews(app, panel, { current, pickVersion, palette }); // issue 14: ☁ marks, Push / Pull
     const resume = new ResumeOffers(panel);
     tracker.forEach(nb => resume.watch(nb));
     tracker.widgetAdded.connect((_, nb) => resume.watch(nb));

@@ -119,6 +119,7 @@ export class VersionsPanel extends Widget {
         this.renderList();
         this._changed.emit();
       }
+      this._refreshed.emit();
     } catch (e) {
       this._status.textContent = `Cannot read the versions: ${(e as Error).message}`;
     }

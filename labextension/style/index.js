@@ -1,3 +1,4 @@
 import './base.css';
+import './remote.css';
 import './render.css';
 import './timetravel.css';
