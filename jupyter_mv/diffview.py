@@ -202,48 +202,9 @@ def _first_line(s: str | None) -> str:
 
 
 def render_html(d: model.Diff) -> str:
-    """The diff as one HTML fragment (str): a `<div class='jupyter-mv'>` holding a table
-    (`table.jupyter-mv-diff`: kind, name, value in A, value in B, change) of changed params, metrics
-    and variables, then each changed cell's unified diff in a `<pre>`. Every recorded text is
-    HTML-escaped, so the fragment carries no markup or script from the diff's contents."""
-    e = html.escape
-    rows = []
-    p, m, var = d.params, d.metrics, d.variables
-    for k, (o, n) in p["changed"].items():
-        rows.append(("param", k, _fmt(o), _fmt(n), ""))
-    for k, v in p["added"].items():
-        rows.append(("param", k, "", _fmt(v), "added"))
-    for k, v in p["removed"].items():
-        rows.append(("param", k, _fmt(v), "", "removed"))
-    for k, c in m["changed"].items():
-        rows.append(("metric", k, _fmt(c["old"]), _fmt(c["new"]), _signed(c["delta"])))
-    for k, v in m["added"].items():
-        rows.append(("metric", k, "", _fmt(v), "added"))
-    for k, v in m["removed"].items():
-        rows.append(("metric", k, _fmt(v), "", "removed"))
-    for v in var["changed"]:
-        same = v["old"]["type"] == v["new"]["type"]
-        name = f"{v['name']} ({v['new']['type'].rsplit('.', 1)[-1]})" if same else v["name"]
-        rows.append(("variable", name, _var_line(v["old"], not same), _var_line(v["new"], not same), "changed"))
-    for v in var["added"]:
-        rows.append(("variable", v["name"], "", _var_line(v), "added"))
-    for v in var["removed"]:
-        rows.append(("variable", v["name"], _var_line(v), "", "removed"))
-    body = "".join(f"<tr><td>{e(a)}</td><td><code>{e(b)}</code></td><td>{e(c)}</td><td>{e(dd)}</td>"
-                   f"<td>{e(x)}</td></tr>" for a, b, c, dd, x in rows)
-    table = (f"<table class='jupyter-mv-diff'><thead><tr><th>kind</th><th>name</th><th>{e(d.a)}</th>"
-             f"<th>{e(d.b)}</th><th>change</th></tr></thead><tbody>{body}</tbody></table>") if rows else ""
-    details = "".join(f"<p>{e(v['name'])}</p><pre>{e(chr(10).join(analysis_lines(v['analysis'])))}</pre>"
-                      for v in var["changed"] if analysis_lines(v.get("analysis")))
-    cells = []
-    for c in d.cells:
-        if c["status"] == "same":
-            continue
-        text = "\n".join(c["source_diff"][2:]) if c["source_diff"] else (c["b_source"] or c["a_source"] or "")
-        if c["outputs_diff"]:
-            text += "\n# outputs\n" + "\n".join(c["outputs_diff"][2:])
-        cells.append(f"<p>cell {e(str(c['b_index'] if c['b_index'] is not None else c['a_index']))}: "
-                     f"{e(c['status'])}</p><pre>{e(text)}</pre>")
-    empty = "<p>no differences</p>" if d.empty else ""
-    return (f"<div class='jupyter-mv'><b>diff {e(d.a)} → {e(d.b)}</b> <small>{e(d.notebook)}</small>"
-            f"{empty}{table}{details}{''.join(cells)}</div>")
+    """The diff as one HTML fragment (str) for frontends without the widget (nbconvert, GitHub,
+    nbviewer): `render_text`'s lines, HTML-escaped, in a `<pre class='jupyter-mv-diff'>` inside a
+    `<div class='jupyter-mv'>`. Not a renderer of its own: the interactive views are the rendering
+    layer's (labextension/src/render), the static one is the text. Every recorded text is escaped, so
+    the fragment carries no markup or script from the diff's contents."""
+    return (f"<div class='jupyter-mv'><pre class='jupyter-mv-diff'>{html.escape(render_text(d))}</pre></div>")
