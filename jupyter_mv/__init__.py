@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 import sys
 
 from . import api as _api
-from .api import auto, history, load, open_store, outputs, restore, show, snapshot, tag, undo, versions
+from .api import auto, history, load, open_store, outputs, restore, show, snapshot, tag, undo, variable_history, versions
 from .api import export, import_bundle, to_mlflow
 from .api import clone, pull, push, remote_add, remote_ls, remote_remove, remotes
 from .errors import DecodeError, MVError, NothingToUndo, PartialRestore
@@ -22,7 +22,7 @@ from .model import Version
 
 __all__ = [
     "snapshot", "history", "load", "restore", "diff", "open_store", "tag", "show", "versions", "outputs", "auto",
-    "undo",
+    "undo", "variable_history",
     "export", "import_bundle", "to_mlflow",
     "remote_add", "remote_remove", "remotes", "remote_ls", "push", "pull", "clone",
     "history_widget", "Diff", "Version", "MVError", "PartialRestore", "DecodeError", "NothingToUndo",
