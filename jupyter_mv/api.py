@@ -779,13 +779,14 @@ def remote_gc(remote: str | None = None, grace="24h", dry_run: bool = False, pro
 
 
 def push(*refs, notebook: str | None = None, all: bool = False, remote: str | None = None,
-         include_secrets: bool = False, store: Store | None = None):
+         include_secrets: bool = False, store: Store | None = None, author: str | None = None):
     """Send versions to REMOTE (default: the default remote): the REFs named, else every version of
     `notebook` (default: this session's), or of every notebook with `all=True`. Only what the remote
     lacks is sent; a version's manifest is written after all it references. Credentials are withheld
     as in `export` (a CredentialsWithheld warning names them) unless `include_secrets=True`. Returns a
     remotes.push.PushResult (`lines()` describes it). Raises RemoteError, RemoteConflict (a tag moved
-    by someone else meanwhile), UnknownRef, UsageError."""
+    by someone else meanwhile), UnknownRef, UsageError. `author`: who pushes (default: the `author`
+    setting, JUPYTER_MV_AUTHOR, else the git user, else user@host)."""
     from .remotes import push as push_mod
 
     st = store or session().store()
@@ -802,7 +803,7 @@ def push(*refs, notebook: str | None = None, all: bool = False, remote: str | No
     bar, tick = _progress(total, "push")
     try:
         return push_mod.push(st, vs, obj, include_secrets=include_secrets, progress=tick,
-                             conditional=r.conditional)
+                             conditional=r.conditional, author=author)
     finally:
         if bar is not None:
             bar.close()

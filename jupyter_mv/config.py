@@ -42,6 +42,7 @@ ENV = {
     "max_bundle_bytes": "JUPYTER_MV_MAX_BUNDLE_BYTES",
     "auto_keep": "JUPYTER_MV_AUTO_KEEP",
     "undo_depth": "JUPYTER_MV_UNDO_DEPTH",
+    "author": "JUPYTER_MV_AUTHOR",
     "debug": "JUPYTER_MV_DEBUG",
 }
 _FALSE = ("0", "false", "no", "off")
@@ -82,6 +83,11 @@ class JupyterMV(Configurable):
         chunks that changed since the previous cell are written, but every variable is encoded and hashed, so a
         cell costs about what an automatic snapshot does. 0 turns the journal (and undo) off. Environment
         variable: JUPYTER_MV_UNDO_DEPTH.""").tag(config=True)
+
+    author = Unicode("", help="""Who pushes versions to a remote (`%mv_push`, `jupyter-mv push`, the sidebar's
+        Push), recorded with each version and shown to the team (`remote ls`, the author of pulled versions).
+        Empty: the git user (`git config user.email`, else user.name), else user@host. Environment variable:
+        JUPYTER_MV_AUTHOR.""").tag(config=True)
 
     trust_imported = Bool(False, help="""Trust the data of imported (bundle) versions: unpickle it without
         `--trust` / `trust=True`. Default False: data made elsewhere is never unpickled without the user's

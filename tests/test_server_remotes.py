@@ -211,3 +211,39 @@ async def test_push_does_not_block_the_server(jp_fetch, jp_root_dir, tmp_path, m
     release.set()
     r = await pushing
     assert r["versions"] == ["v2"] and (await status(jp_fetch))["on_remote"] == ["v2"]
+
+
+def test_author_is_a_setting_the_environment_overrides(monkeypatch, tmp_path):
+    """JupyterMV.author (config files, %config; the server extension's own instance for the sidebar's
+    Push) names who pushes; JUPYTER_MV_AUTHOR overrides it; empty falls back to the git user / user@host."""
+    from jupyter_mv import config
+    from jupyter_mv.config import JupyterMV
+    from jupyter_mv.remotes.push import identity
+
+    monkeypatch.delenv("JUPYTER_MV_AUTHOR")
+    before = config.use(JupyterMV(author="carol@team"))
+    try:
+        assert identity() == "carol@team"
+        assert identity(JupyterMV(author="  server-side  ")) == "server-side"  # the server's instance
+        assert identity(JupyterMV()) not in ("", "carol@team")  # git user or user@host
+        monkeypatch.setenv("JUPYTER_MV_AUTHOR", "from-env")
+        with pytest.warns(UserWarning, match="JupyterMV.author = 'x' has no effect"):
+            server_cfg = JupyterMV(author="x")
+        assert identity() == "from-env" and identity(server_cfg) == "from-env"
+        monkeypatch.delenv("JUPYTER_MV_AUTHOR")
+        # what a push records: the remote's manifest and, pulled elsewhere, the version's author
+        st = Store(make_history(tmp_path / "a"))
+        try:
+            api.remote_add("team", (tmp_path / "remote").as_uri(), store=st)
+            api.push("v1", notebook="nb.ipynb", store=st)
+            api.push("v2", notebook="nb.ipynb", store=st, author="dave@team")
+        finally:
+            st.close()
+        other = Store(make_history(tmp_path / "b"))
+        try:
+            ls = {d["label"]: d["pushed_by"] for d in api.remote_ls((tmp_path / "remote").as_uri(), store=other)}
+        finally:
+            other.close()
+    finally:
+        config.use(before)
+    assert ls == {"v1": "carol@team", "v2": "dave@team"}

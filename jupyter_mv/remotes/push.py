@@ -36,10 +36,13 @@ Progress = Callable[[int], None]  # progress(bytes just sent)
 _HEADS = 8  # HEAD requests in flight (latency-bound, tiny)
 
 
-def identity() -> str:
-    """Who pushes: $JUPYTER_MV_AUTHOR, else the git user (`git config user.email`, or user.name),
-    else user@host."""
-    given = os.environ.get("JUPYTER_MV_AUTHOR", "").strip()
+def identity(settings=None) -> str:
+    """Who pushes: the `author` setting (JupyterMV.author; $JUPYTER_MV_AUTHOR overrides it) of `settings`
+    (a config.JupyterMV, e.g. the server extension's; None: config.current()), else the git user
+    (`git config user.email`, or user.name), else user@host."""
+    from .. import config
+
+    given = str(config.view(settings).author or "").strip()
     if given:
         return given[:200]
     for key in ("user.email", "user.name"):
@@ -175,19 +178,20 @@ def _put_new(remote, key: str, data: bytes) -> bool:
 
 
 def push(store: Store, versions: list[Version], remote, *, include_secrets: bool = False,
-         progress: Progress | None = None, conditional: bool | None = None) -> PushResult:
+         progress: Progress | None = None, conditional: bool | None = None, author: str | None = None) -> PushResult:
     """Send `versions` to `remote` (an objects.ObjectStore); see the module docstring for the order.
     `conditional`: whether the remote honours conditional writes (probed when None); tags are only
     set where it does. Raises RemoteError (one line) when the remote fails, StoreError/CorruptBlob
     when a local chunk is damaged (nothing of that version's manifest is written), RemoteConflict when
-    another push moved a tag first. Warns CredentialsWithheld (redaction.warn) for what stayed home."""
+    another push moved a tag first. Warns CredentialsWithheld (redaction.warn) for what stayed home.
+    `author`: who pushes (default: identity())."""
     from .. import redaction
 
     url = registry.safe_url(remote.url)
     result = PushResult(url)
     index = _PackIndex(remote)
     indexed = False
-    who = identity()
+    who = (author or "").strip()[:200] or identity()
     from .leases import push_lease
 
     # remote gc waits while this lease is live, and a push waits while a gc sweeps (leases.py): so

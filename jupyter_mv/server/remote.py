@@ -144,8 +144,12 @@ class PushHandler(_Transfer):
         loc = self.location(data.get("notebook"))
         refs = _refs(data)
 
+        settings = self.settings.get("jupyter_mv_config")  # c.JupyterMV.author in jupyter_server_config.py
+
         def work(st):
-            result = api.push(*refs, notebook=loc.key, store=st)
+            from ..remotes.push import identity
+
+            result = api.push(*refs, notebook=loc.key, store=st, author=identity(settings))
             return {"op": "push", "versions": [v.label for v in result.pushed if v.notebook == loc.key]
                     + [f"{v.notebook}:{v.label}" for v in result.pushed if v.notebook != loc.key],
                     "already": [v.label for v in result.already], "bytes": result.bytes_sent,
