@@ -66,6 +66,10 @@ LOCK_PREFIX = ".mv-locks/"  # local remotes: lock files for If-Match (never list
 
 Progress = Callable[[int, int], None]  # progress(bytes_done, bytes_total)
 
+class _Unsupported(RemoteError):
+    """The backend has no such operation (a conditional update or delete)."""
+
+
 _probe_cache: dict[str, bool] = {}
 _probe_lock = threading.Lock()
 
@@ -136,6 +140,14 @@ def _reason(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
     if len(line) > 300:
         line = line[:297] + "..."
     return _redact(line, secrets)
+
+
+def _wrong_token(etag: str) -> str:
+    """An if_match token of the same kind as `etag` that matches no object (for the probe)."""
+    if _GENERATION in (etag or ""):
+        e, gen = etag.split(_GENERATION, 1)
+        return f"{e}{_GENERATION}{int(gen) + 7919 if gen.isdigit() else 1}"
+    return '"00000000000000000000000000000000"'
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -241,10 +253,12 @@ class ObjectStore:
                 pass
             if honoured:
                 try:
-                    self.put(key, b"3", mode="overwrite", if_match='"00000000000000000000000000000000"')
+                    self.put(key, b"3", mode="overwrite", if_match=_wrong_token(etag))
                     honoured = False
                 except (RemoteConflict, RemoteMissing):
                     pass
+                except _Unsupported:
+                    honoured = False
             if honoured and etag:
                 current = self.head(key)
                 try:
@@ -271,19 +285,32 @@ class ObjectStore:
 # obstore backends
 
 
-def _meta_from(m: dict) -> ObjectMeta:
+_GENERATION = ";generation="
+
+
+def _token(m: dict, generations: bool) -> str | None:
+    """The ETag callers see and hand back to if_match. GCS conditions updates on the object's
+    generation, not its ETag (obstore's UpdateVersion.version), so there it carries both."""
+    etag = m.get("e_tag")
+    if generations and m.get("version"):
+        return f"{etag or ''}{_GENERATION}{m['version']}"
+    return etag
+
+
+def _meta_from(m: dict, generations: bool = False) -> ObjectMeta:
     mod = m.get("last_modified")
     if mod is not None and mod.tzinfo is None:
         mod = mod.replace(tzinfo=_dt.timezone.utc)
-    return ObjectMeta(key=m["path"], size=int(m.get("size") or 0), etag=m.get("e_tag"), modified=mod)
+    return ObjectMeta(key=m["path"], size=int(m.get("size") or 0), etag=_token(m, generations), modified=mod)
 
 
 class _ObstoreRemote(ObjectStore):
-    def __init__(self, url: str, store, secrets: tuple[str, ...] = ()):
+    def __init__(self, url: str, store, secrets: tuple[str, ...] = (), generations: bool = False):
         import obstore  # noqa: F401  (import errors surface here, not at module import)
         self.url = redact_url(url)
         self._store = store
         self._secrets = tuple(s for s in secrets if s)
+        self._generations = generations  # GCS: if_match tokens carry the generation
 
     # obstore errors -> ours
     def _map(self, op: str, key: str, exc: BaseException) -> RemoteError:
@@ -298,6 +325,8 @@ class _ObstoreRemote(ObjectStore):
             return RemoteExists(f"{where} already exists on the remote")
         if isinstance(exc, (ox.PreconditionError, ox.NotModifiedError)):
             return RemoteConflict(f"{where} was changed by someone else (its ETag no longer matches)")
+        if isinstance(exc, (ox.NotSupportedError, NotImplementedError)):
+            return _Unsupported(f"{op} {where}: not supported by this kind of remote")
         if isinstance(exc, (ox.PermissionDeniedError, ox.UnauthenticatedError)):
             return RemoteError(f"{op} {where} refused: {_reason(exc, self._secrets)} "
                                "(check the remote's credentials)")
@@ -313,7 +342,7 @@ class _ObstoreRemote(ObjectStore):
     def head(self, key: str) -> ObjectMeta | None:
         import obstore as obs
         try:
-            return _meta_from(obs.head(self._store, key))
+            return _meta_from(obs.head(self._store, key), self._generations)
         except Exception as exc:
             err = self._map("HEAD", key, exc)
             if isinstance(err, RemoteMissing):
@@ -322,6 +351,9 @@ class _ObstoreRemote(ObjectStore):
 
     def _put_mode(self, mode: str, if_match: str | None):
         if if_match is not None:
+            if _GENERATION in if_match:
+                etag, gen = if_match.split(_GENERATION, 1)
+                return {"e_tag": etag or None, "version": gen}
             return {"e_tag": if_match}
         if mode not in ("create", "overwrite"):
             raise ValueError(f"mode must be 'create' or 'overwrite', not {mode!r}")
@@ -334,7 +366,7 @@ class _ObstoreRemote(ObjectStore):
             r = obs.put(self._store, key, data, mode=pmode, use_multipart=False)
         except Exception as exc:
             raise self._map("PUT", key, exc) from None
-        return r.get("e_tag") or ""
+        return _token(r, self._generations) or ""
 
     def put_file(self, key: str, path, *, mode: str = "create", progress: Progress | None = None) -> str:
         import obstore as obs
@@ -352,7 +384,7 @@ class _ObstoreRemote(ObjectStore):
             raise self._map("PUT", key, exc) from None
         if progress:
             progress(size, size)
-        return r.get("e_tag") or ""
+        return _token(r, self._generations) or ""
 
     def get_file(self, key: str, path, *, progress: Progress | None = None) -> None:
         import obstore as obs
@@ -381,7 +413,7 @@ class _ObstoreRemote(ObjectStore):
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         import obstore as obs
         if if_match is not None:
-            raise RemoteError(f"{self.url}: conditional delete is not supported by this backend")
+            raise _Unsupported(f"{self.url}: conditional delete is not supported by this kind of remote")
         try:
             obs.delete(self._store, key)
         except Exception as exc:
@@ -394,7 +426,7 @@ class _ObstoreRemote(ObjectStore):
         try:
             for batch in obs.list(self._store, prefix or None, chunk_size=1000):
                 for m in batch:
-                    yield _meta_from(m)
+                    yield _meta_from(m, self._generations)
         except Exception as exc:
             err = self._map("LIST", prefix, exc)
             if isinstance(err, RemoteMissing):  # a local remote whose directory does not exist yet
@@ -969,7 +1001,7 @@ def open_remote(url: str, **options) -> ObjectStore:
         except Exception as exc:
             raise RemoteError(f"{shown}: cannot open this remote: {_reason(exc)}") from None
         secrets = tuple(v for v in options.values() if isinstance(v, str))
-        return _ObstoreRemote(shown, store, secrets)
+        return _ObstoreRemote(shown, store, secrets, generations=scheme in ("gs", "gcs"))
     if not scheme:
         raise RemoteError(f"{shown}: not a URL (s3://bucket/prefix, gs://, az://, file:///path, sftp://...)")
     return _FsspecRemote(url, **options)
