@@ -5,6 +5,7 @@ the history widget's graph and variable-history state."""
 from __future__ import annotations
 
 import json
+import time
 
 import jsonschema
 import pytest
@@ -14,6 +15,7 @@ from jupyter_mv import api
 from jupyter_mv.errors import UnknownVariable, UsageError
 
 from test_schemas import _load, check  # noqa: F401  (the schema registry helpers)
+from test_widgets import big_store  # noqa: F401  (fixture: 10,000 versions)
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -233,6 +235,8 @@ def test_widget_graph_and_variable_history(shell, run, registry):
     run("lr = 0.3")
     run("%mv_snapshot -m c -n tuned")
     w = HistoryWidget()
+    assert w.view == "table" and w.graph == []  # built only while shown
+    w.view = "graph"
     ids = {n["label"]: n["key"] for n in w.graph}
     assert [(n["label"], n["parent"]) for n in w.graph] == [("v1", None), ("v2", ids["v1"]), ("v3", ids["v1"])]
     assert w.graph[0]["tags"] == ["base"] and w.graph[2]["name"] == "tuned"
@@ -242,8 +246,10 @@ def test_widget_graph_and_variable_history(shell, run, registry):
     assert changes(w.var_history) == [("v1", "added"), ("v2", "changed")]
     w.variable = "metric:acc"
     assert w.var_history["kind"] == "metric" and [v["id"] for v in w.var_history["values"]] == ["v1", "v2"]
-    w.view = "graph"
     check(registry, "history-widget", widget_state(w))
+    w.selected = [ids["v2"]]
+    w.act("tag", tag="keep")  # tags reach the nodes
+    assert w.graph[1]["tags"] == ["keep"]
     run("x = 9")
     run("%mv_snapshot -m d")  # a new version reaches the open widget: graph and history follow
     w.variable = "x"
@@ -251,4 +257,19 @@ def test_widget_graph_and_variable_history(shell, run, registry):
     assert w.graph[-1]["parent"] == ids["v3"]
     w.variable = "nope"
     assert w.message["kind"] == "error" and "nope" in w.message["text"]
+    w.close()
+
+
+def test_graph_of_ten_thousand_versions(big_store):
+    from jupyter_mv.widgets import HistoryWidget
+
+    w = HistoryWidget(store=big_store, versions=big_store.versions("big.ipynb"))
+    t0 = time.perf_counter()
+    w.view = "graph"
+    assert len(w.graph) == 10_000 and w.graph[-1]["parent"] == w.graph[-2]["key"]
+    assert time.perf_counter() - t0 < 1.0
+    t0 = time.perf_counter()
+    w.page = 3  # paging the table does not rebuild the graph
+    w.filter = "acc>0.9"
+    assert time.perf_counter() - t0 < 1.0
     w.close()

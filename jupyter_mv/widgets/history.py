@@ -82,6 +82,7 @@ class HistoryWidget(anywidget.AnyWidget):
         self.observe(self._on_selected, names=["selected"])
         self.observe(self._on_request, names=["request"])
         self.observe(lambda change: self._guard(self._variable_history), names=["variable"])
+        self.observe(lambda change: self._guard(self._graph), names=["view"])
         self._listeners = api.session().listeners
         self._listeners.append(self._on_snapshot)
 
@@ -134,6 +135,7 @@ class HistoryWidget(anywidget.AnyWidget):
             self.notebook = self._notebook or api.current_notebook(self._store)
         self._columns()
         self._refresh()
+        self._graph()
         self._guard(self._variable_history)
 
     def _columns(self) -> None:
@@ -192,18 +194,21 @@ class HistoryWidget(anywidget.AnyWidget):
             return
         start = self.page * self.page_size
         self.rows = [self._row(v) for v in rows[start: start + self.page_size]]
-        self._graph()
 
     def _graph(self) -> None:
         """The graph view's nodes: every loaded version (filter and page apply to the table only), its
-        parent as the parent's store id (None when the parent is not loaded), oldest first."""
+        parent as the parent's store id (None when the parent is not loaded), oldest first. Built only
+        while the graph is shown (a table of 10,000 versions syncs one page, not 10,000 nodes)."""
+        names = sorted({n for v in self._versions for n in v.variables})
+        metrics = sorted({k for v in self._versions for k in v.metrics})
+        self.var_names = {"variables": names, "metrics": metrics}
+        if self.view != "graph":
+            self.graph = []
+            return
         by_n = {(v.notebook, v.n): v.id for v in self._versions}
         self.graph = [{"key": v.id, "label": v.label, "parent": by_n.get((v.notebook, v.parent)) if v.parent else None,
                        "tags": list(v.tags), "name": v.name, "kind": v.kind, "message": v.message[:120],
                        "notebook": v.notebook} for v in sorted(self._versions, key=lambda v: (v.notebook, v.n))]
-        names = sorted({n for v in self._versions for n in v.variables})
-        metrics = sorted({k for v in self._versions for k in v.metrics})
-        self.var_names = {"variables": names, "metrics": metrics}
 
     def _variable_history(self) -> None:
         """`var_history` for the picked `variable` ("metric:NAME" picks a metric), of this notebook."""
@@ -278,6 +283,7 @@ class HistoryWidget(anywidget.AnyWidget):
             self._by_id[version.id] = version
             self._columns()
             self._refresh()
+            self._graph()
             self._variable_history()
             self._say("info", f"new version {version.label}" + (f": {version.message}" if version.message else ""))
 
@@ -401,6 +407,7 @@ class HistoryWidget(anywidget.AnyWidget):
         self._versions = [nv if x.id == nv.id else x for x in self._versions]
         self._by_id = {x.id: x for x in self._versions}
         self._refresh()
+        self._graph()
         self._guard(self._details)
         self._say("ok", f"{'removed tag' if remove else 'tagged'} {v.label} {tag}")
 
