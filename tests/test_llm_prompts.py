@@ -254,6 +254,11 @@ def test_eval_table_metrics_and_diff_by_example_id(shell, run, capsys):
     assert first_reg < first_imp
     assert "eval by id: 3 regressed, 2 improved, 0 new, 0 removed, 1 unchanged" in text
     assert "not comparable" not in text
+    from mvtest import cli_in_process
+
+    r = cli_in_process("--store", ".jupyter_mv", "diff", "v1", "v2")
+    assert r.returncode == 0, r.stderr
+    assert "regressed 'q2': exact_match 1 -> 0, loss 0.2 -> 0.7" in r.stdout
 
 
 def test_eval_dataset_change_is_named_and_rows_order_is_not_one(shell, run):
