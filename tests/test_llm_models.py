@@ -346,6 +346,11 @@ def test_hub_base_name_and_revision_become_params(two_stores):
     assert r.version.params["base_revision"] == "607a30d783dfa663caf39e06633721c8d4cfcd7e"
     got = loading.load(a, r.version)["model"]
     assert got.name_or_path == "openai-community/gpt2"
+    assert got.config._commit_hash == "607a30d783dfa663caf39e06633721c8d4cfcd7e"
+    adapted = lora(model)  # an adapter on that base: the base's id and revision, and the adapter's name
+    r = snap({"adapted": adapted}, a)
+    assert (r.version.params["base_model"], r.version.params["base_revision"], r.version.params["adapter"]) == (
+        "openai-community/gpt2", "607a30d783dfa663caf39e06633721c8d4cfcd7e", "default")
 
 
 def test_stored_class_names_never_import_anything_else():
