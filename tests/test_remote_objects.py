@@ -63,6 +63,10 @@ def test_round_trip(any_remote, tmp_path):
     st.delete("a/b")
     st.delete("a/b")  # absent: not an error
     assert st.head("a/b") is None
+    for i in range(5):
+        st.put(f"many/{i}", b"x")
+    st.delete_many([f"many/{i}" for i in range(4)] + ["many/absent"])
+    assert [m.key for m in st.list("many/")] == ["many/4"]
 
 
 def test_list_is_a_string_prefix_and_hides_internal_keys(any_remote):

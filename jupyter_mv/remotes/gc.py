@@ -27,16 +27,18 @@ import datetime as _dt
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import RemoteCorrupt, RemoteError, RemoteMissing, UsageError
 from . import leases as _leases
-from .objects import ObjectStore, open_remote
+from .objects import TRANSFER_CONCURRENCY, ObjectStore, open_remote
 
 MANIFEST_PREFIX = "versions/"
 SWEPT_PREFIXES = ("chunks/", "packs/", "files/")
 DEFAULT_GRACE = _dt.timedelta(hours=24)
+SWEEP_BATCH = 200  # deletes between two checks that the gc lock is still held
 
 Progress = Callable[[str, int, int], None]  # progress(phase, done, total); total 0 when unknown
 
@@ -159,14 +161,19 @@ def gc(remote: ObjectStore | str, grace: _dt.timedelta | str | float = DEFAULT_G
         # 3. mark
         referenced: set[str] = set()
         manifests = [m for m in store.list(MANIFEST_PREFIX) if m.key.endswith(".json")]
-        for i, meta in enumerate(manifests, 1):
+
+        def read(meta):
             try:
-                raw = store.get(meta.key)
+                return meta, store.get(meta.key)
             except RemoteMissing:
-                continue  # versions are never deleted; a vanished one references nothing we keep
-            referenced.update(manifest_objects(raw, f"{store.url}/{meta.key}"))
-            if progress:
-                progress("mark", i, len(manifests))
+                return meta, None  # versions are never deleted; a vanished one references nothing
+
+        with ThreadPoolExecutor(TRANSFER_CONCURRENCY) as pool:
+            for i, (meta, raw) in enumerate(pool.map(read, manifests), 1):
+                if raw is not None:
+                    referenced.update(manifest_objects(raw, f"{store.url}/{meta.key}"))
+                if progress:
+                    progress("mark", i, len(manifests))
         report.manifests = len(manifests)
         report.referenced = len(referenced)
         # 4. sweep
@@ -184,14 +191,15 @@ def gc(remote: ObjectStore | str, grace: _dt.timedelta | str | float = DEFAULT_G
                 candidates.append(meta)
         report.missing = sorted(k for k in referenced
                                 if k.startswith(SWEPT_PREFIXES) and k not in present)
-        for i, meta in enumerate(candidates, 1):
+        for start in range(0, len(candidates), SWEEP_BATCH):
+            batch = candidates[start:start + SWEEP_BATCH]
             lock.ensure()  # a lapsed lock lets pushers in: stop deleting
             if not dry_run:
-                store.delete(meta.key)
-            report.deleted += 1
-            report.deleted_bytes += meta.size
+                store.delete_many([m.key for m in batch])
+            report.deleted += len(batch)
+            report.deleted_bytes += sum(m.size for m in batch)
             if progress:
-                progress("sweep", i, len(candidates))
+                progress("sweep", report.deleted, len(candidates))
         # 5. stale multipart uploads
         for up in store.multipart_uploads():
             if up.initiated < cutoff:

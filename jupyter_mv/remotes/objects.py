@@ -201,6 +201,11 @@ class ObjectStore:
     def _list_raw(self, prefix: str) -> Iterator[ObjectMeta]:
         raise NotImplementedError
 
+    def delete_many(self, keys: list[str]) -> None:
+        """Delete `keys` (absent ones are not an error); S3 sends them 1,000 per request."""
+        for key in keys:
+            self.delete(key)
+
     def multipart_uploads(self) -> list[MultipartUpload]:
         """Unfinished multipart uploads under this remote (S3 only; others have none)."""
         return []
@@ -421,6 +426,15 @@ class _ObstoreRemote(ObjectStore):
             if not isinstance(err, RemoteMissing):
                 raise err from None
 
+    def delete_many(self, keys: list[str]) -> None:
+        import obstore as obs
+        if not keys:
+            return
+        try:
+            obs.delete(self._store, list(keys))  # S3: DeleteObjects; Azure: batches; others: one by one
+        except Exception:
+            super().delete_many(keys)  # a local store fails the batch on one absent key: key by key
+
     def _list_raw(self, prefix: str) -> Iterator[ObjectMeta]:
         import obstore as obs
         try:
@@ -467,9 +481,9 @@ class _LocalRemote(_ObstoreRemote):
 
     def put(self, key: str, data: bytes, *, mode: str = "create", if_match: str | None = None) -> str:
         if if_match is None:
-            if mode == "overwrite":
-                with self._locked(key):  # an If-Match writer between its check and its rename
-                    return super().put(key, data, mode="overwrite")
+            # a plain overwrite takes no lock (a lock file per key would pile up: leases have unique
+            # keys); it is atomic itself (a rename), and keys moved with If-Match are only ever
+            # written with If-Match or create
             return super().put(key, data, mode=mode)
         with self._locked(key):
             self._check(key, if_match)
