@@ -8,12 +8,12 @@ event loop keeps serving), one transfer at a time per store directory. Push and 
 never a kernel's variables, so they are REST calls like tagging (DESIGN.md: the kernel is for live state).
 
 What is shown: the URL as the registry holds it (never credentials: registry.normalize_url refuses them,
-registry.safe_url drops user info and queries once more), errors as their one line (handlers.error_reply).
+registry.safe_url drops user info and queries once more), errors as their one line (base.error_reply).
 """
 
 from __future__ import annotations
 
-import asyncio
+import re
 import threading
 import time
 
@@ -21,14 +21,16 @@ import tornado.web
 
 from .. import api, redaction
 from ..errors import ApiError, MVError
-from . import handlers
-from .handlers import _Handler
+from .base import _Handler
 from .location import Location, check_ref
 
 MAX_REFS = 1000
+_TRANSFER_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
+# transfers in progress: the client's id -> {"store", "op", "done", "total", "t0"} (what GET remote reports)
+_running: dict[str, dict] = {}
 
 
 def _store_lock(loc: Location) -> threading.Lock:
@@ -72,15 +74,41 @@ def _no_remote(loc: Location) -> dict:
             "problem": f"no versions for notebook {loc.path!r} yet (no jupyter_mv store beside it)"}
 
 
+def _transfer_id(value) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not _TRANSFER_ID.fullmatch(value):
+        raise ApiError(400, "'transfer' must be 8 to 64 letters, digits, '-' or '_' (an id the client chose)")
+    return value
+
+
+def progress_of(transfer: str, loc: Location) -> dict | None:
+    """{"op", "done", "total" (bytes), "seconds", "rate" (bytes/s), "eta" (seconds, None when unknown)} of
+    the transfer the client named `transfer`, while it runs on this notebook's store; None otherwise."""
+    t = _running.get(transfer)
+    if t is None or t["store"] != str(loc.store):
+        return None
+    seconds = max(time.monotonic() - t["t0"], 1e-6)
+    done, total = t["done"], t["total"]
+    rate = done / seconds
+    eta = (total - done) / rate if rate > 0 and total >= done else None
+    return {"op": t["op"], "done": done, "total": total, "seconds": round(seconds, 3), "rate": round(rate, 1),
+            "eta": None if eta is None else round(eta, 1)}
+
+
 class RemoteStatusHandler(_Handler):
-    """GET remote?notebook=PATH: the store's default remote (URL without credentials) and which of the
-    notebook's versions it holds, from the store alone."""
+    """GET remote?notebook=PATH[&transfer=ID]: the store's default remote (URL without credentials) and which
+    of the notebook's versions it holds, from the store alone; with `transfer`, the progress of the push or
+    pull the client started under that id (bytes done and total, rate, ETA) while it runs."""
 
     @tornado.web.authenticated
     async def get(self):
         loc = self.location(self.get_query_argument("notebook", None))
+        transfer = _transfer_id(self.get_query_argument("transfer", None))
         reply = await self.with_store(loc, lambda st: {"notebook": loc.path, "key": loc.key, **remote_status(st, loc.key)},
                                       missing=lambda: _no_remote(loc))
+        if transfer is not None:
+            reply["transfer"] = progress_of(transfer, loc)
         self.reply(reply)
 
 
@@ -97,12 +125,28 @@ class _Transfer(_Handler):
     """Shared by push and pull: run `work(store)` off the event loop, one transfer per store at a time,
     credential warnings collected as lines of the reply."""
 
-    async def transfer(self, loc: Location, work) -> dict:
+    async def transfer(self, loc: Location, op: str, work) -> dict:
+        """`work(store, progress)`; progress(done, total) is reported by GET remote under the body's
+        optional "transfer" id while this runs."""
+        tid = _transfer_id(self.body().get("transfer"))
+
         def run(st):
             notes: list[str] = []
             t0 = time.monotonic()
-            with _store_lock(loc), redaction.reported(notes.append):
-                out = work(st)
+            entry = {"store": str(loc.store), "op": op, "done": 0, "total": 0, "t0": t0}
+
+            def progress(done: int, total: int) -> None:
+                entry["done"], entry["total"] = done, total
+
+            if tid is not None:
+                _running[tid] = entry
+            try:
+                with _store_lock(loc), redaction.reported(notes.append):
+                    entry["t0"] = time.monotonic()  # waiting for another transfer is not this one's rate
+                    out = work(st, progress)
+            finally:
+                if tid is not None:
+                    _running.pop(tid, None)
             out["notes"] = notes + out.get("notes", [])
             out["seconds"] = round(time.monotonic() - t0, 3)
             out["remote"], _ = _default_remote(st) if out.get("remote") is None else (out["remote"], None)
@@ -146,16 +190,16 @@ class PushHandler(_Transfer):
 
         settings = self.settings.get("jupyter_mv_config")  # c.JupyterMV.author in jupyter_server_config.py
 
-        def work(st):
+        def work(st, progress):
             from ..remotes.push import identity
 
-            result = api.push(*refs, notebook=loc.key, store=st, author=identity(settings))
+            result = api.push(*refs, notebook=loc.key, store=st, author=identity(settings), progress=progress)
             return {"op": "push", "versions": [v.label for v in result.pushed if v.notebook == loc.key]
                     + [f"{v.notebook}:{v.label}" for v in result.pushed if v.notebook != loc.key],
                     "already": [v.label for v in result.already], "bytes": result.bytes_sent,
                     "lines": result.lines(), "remote": None}
 
-        self.reply(await self.transfer(loc, work))
+        self.reply(await self.transfer(loc, "push", work))
 
 
 class PullHandler(_Transfer):
@@ -167,13 +211,13 @@ class PullHandler(_Transfer):
         data = self.body()
         loc = self.location(data.get("notebook"))
 
-        def work(st):
-            result = api.pull(notebook=loc.key, store=st)
+        def work(st, progress):
+            result = api.pull(notebook=loc.key, store=st, progress=progress)
             return {"op": "pull", "versions": [v.label for v in result.pulled],
                     "already": [v.label for v in result.already], "bytes": result.bytes_received,
                     "lines": result.lines(), "remote": None}
 
-        self.reply(await self.transfer(loc, work))
+        self.reply(await self.transfer(loc, "pull", work))
 
 
 ROUTES: list[tuple[str, type]] = [
@@ -181,5 +225,3 @@ ROUTES: list[tuple[str, type]] = [
     ("push", PushHandler),
     ("pull", PullHandler),
 ]
-# one route table (handlers.ROUTES): the OpenAPI file and the schema test read it
-handlers.ROUTES.extend(r for r in ROUTES if r not in handlers.ROUTES)
