@@ -54,7 +54,8 @@ FALLBACK = "stored pickled, not in its own safe format ({reason}); from a bundle
 
 # the files of a tokenizer directory we keep (save_pretrained writes these; all JSON or plain text)
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-                    "chat_template.jinja", "chat_template.json")
+                    "chat_template.jinja", "chat_template.json",
+                    "vocab.json", "merges.txt", "vocab.txt")  # the legacy text vocabularies transformers 4 adds
 
 
 def match(obj) -> bool:
