@@ -274,3 +274,23 @@ def test_missing_bucket_is_named(moto_s3):
     st = open_remote("s3://mv-no-such-bucket-here/team", **moto_s3.options)
     with pytest.raises(RemoteError, match="bucket does not exist"):
         st.put("k", b"1")
+
+
+def test_a_child_forked_after_using_a_remote_is_told_to_spawn(tmp_path):
+    import multiprocessing as mp
+
+    open_remote(f"file://{tmp_path / 'r'}").put("k", b"1")  # this process has used obstore
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_forked_child, args=(f"file://{tmp_path / 'r'}", q))
+    p.start()
+    p.join(30)
+    assert "'spawn'" in q.get(timeout=5)
+
+
+def _forked_child(url, q):
+    try:
+        open_remote(url)
+        q.put("opened")
+    except RemoteError as exc:
+        q.put(str(exc))

@@ -73,6 +73,19 @@ class _Unsupported(RemoteError):
 _probe_cache: dict[str, bool] = {}
 _probe_lock = threading.Lock()
 
+# obstore's Rust runtime (its threads, connection pools) does not survive fork(): a child forked
+# after this process used a remote would hang on its first request. Say so instead.
+_state = {"used": False, "forked_after_use": False}
+
+
+def _after_fork_in_child() -> None:
+    if _state["used"]:
+        _state["forked_after_use"] = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 @dataclass(frozen=True)
 class ObjectMeta:
@@ -139,6 +152,8 @@ def _reason(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
         line = re.sub(r"^(Generic \w+ error: )", "", line)
     if len(line) > 300:
         line = line[:297] + "..."
+    if "PermanentRedirect" in text or "AuthorizationHeaderMalformed" in text:
+        line += " (the bucket is in another region: set AWS_REGION)"
     return _redact(line, secrets)
 
 
@@ -312,6 +327,7 @@ def _meta_from(m: dict, generations: bool = False) -> ObjectMeta:
 class _ObstoreRemote(ObjectStore):
     def __init__(self, url: str, store, secrets: tuple[str, ...] = (), generations: bool = False):
         import obstore  # noqa: F401  (import errors surface here, not at module import)
+        _state["used"] = True
         self.url = redact_url(url)
         self._store = store
         self._secrets = tuple(s for s in secrets if s)
@@ -988,6 +1004,9 @@ def open_remote(url: str, **options) -> ObjectStore:
     configuration is unusable; it does not contact the remote."""
     if not isinstance(url, str) or not url.strip():
         raise RemoteError("a remote URL is needed (s3://bucket/prefix, gs://, az://, file:///path, ...)")
+    if _state["forked_after_use"]:
+        raise RemoteError("this process was forked after using a remote, which obstore does not survive: "
+                          "start worker processes with multiprocessing's 'spawn' method")
     url = url.strip()
     if url.startswith("/"):
         url = "file://" + url
