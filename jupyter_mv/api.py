@@ -779,14 +779,16 @@ def remote_gc(remote: str | None = None, grace="24h", dry_run: bool = False, pro
 
 
 def push(*refs, notebook: str | None = None, all: bool = False, remote: str | None = None,
-         include_secrets: bool = False, store: Store | None = None, author: str | None = None):
+         include_secrets: bool = False, store: Store | None = None, author: str | None = None,
+         progress: Callable[[int, int], None] | None = None):
     """Send versions to REMOTE (default: the default remote): the REFs named, else every version of
     `notebook` (default: this session's), or of every notebook with `all=True`. Only what the remote
     lacks is sent; a version's manifest is written after all it references. Credentials are withheld
     as in `export` (a CredentialsWithheld warning names them) unless `include_secrets=True`. Returns a
     remotes.push.PushResult (`lines()` describes it). Raises RemoteError, RemoteConflict (a tag moved
     by someone else meanwhile), UnknownRef, UsageError. `author`: who pushes (default: the `author`
-    setting, JUPYTER_MV_AUTHOR, else the git user, else user@host)."""
+    setting, JUPYTER_MV_AUTHOR, else the git user, else user@host). `progress(done_bytes, total_bytes)`:
+    called as data is handled (beside the CLI/magic progress bar), e.g. by the server for the lab's sidebar."""
     from .remotes import push as push_mod
 
     st = store or session().store()
@@ -801,6 +803,7 @@ def push(*refs, notebook: str | None = None, all: bool = False, remote: str | No
     r, obj = _open_remote(st, remote)
     total = sum(v.nbytes for v in vs)
     bar, tick = _progress(total, "push")
+    tick = _reporting(tick, progress, total)
     try:
         return push_mod.push(st, vs, obj, include_secrets=include_secrets, progress=tick,
                              conditional=r.conditional, author=author)
@@ -810,13 +813,15 @@ def push(*refs, notebook: str | None = None, all: bool = False, remote: str | No
         obj.close()
 
 
-def pull(*refs, notebook: str | None = None, remote: str | None = None, store: Store | None = None):
+def pull(*refs, notebook: str | None = None, remote: str | None = None, store: Store | None = None,
+         progress: Callable[[int, int], None] | None = None):
     """Import versions from REMOTE (default: the default remote) this store lacks: all of them, those
     of `notebook`, or the REFs named (a global id or a prefix of one, a remote tag, a name, or a vN
     unique there). Pulled versions are untrusted like imported bundles (restoring pickled variables
     needs trust=True) and take the next free numbers of their notebooks. Returns a
     remotes.pull.PullResult; raises RemoteCorrupt naming the object and chunk when a version's data is
-    missing or damaged on the remote (nothing of that version is imported; the others are)."""
+    missing or damaged on the remote (nothing of that version is imported; the others are).
+    `progress(done_bytes, total_bytes)`: as for `push`."""
     from .errors import RemoteCorrupt
     from .remotes import pull as pull_mod
 
@@ -825,7 +830,9 @@ def pull(*refs, notebook: str | None = None, remote: str | None = None, store: S
     try:
         found = pull_mod.listing(obj, notebook)
         chosen = pull_mod.select(found, list(refs), registry_url(obj)) if refs else found
-        bar, tick = _progress(sum(rv.bytes for rv in chosen if st.version_by_gid(rv.gid) is None), "pull")
+        total = sum(rv.bytes for rv in chosen if st.version_by_gid(rv.gid) is None)
+        bar, tick = _progress(total, "pull")
+        tick = _reporting(tick, progress, total)
         try:
             result = pull_mod.pull(st, obj, list(refs), notebook, progress=tick, found=found)
         finally:
@@ -839,6 +846,27 @@ def pull(*refs, notebook: str | None = None, remote: str | None = None, store: S
             if result.pulled else ""
         raise RemoteCorrupt(first + more)
     return result
+
+
+def _reporting(tick, progress, total: int):
+    """`tick(n)` (the progress bar's, or None) that also calls `progress(done, total)` with the running
+    count; transfer workers tick from several threads, hence the lock."""
+    if progress is None:
+        return tick
+    import threading
+
+    lock, done = threading.Lock(), [0]
+    progress(0, total)
+
+    def both(n: int) -> None:
+        with lock:
+            done[0] += n
+            now = done[0]
+        if tick is not None:
+            tick(n)
+        progress(now, total)
+
+    return both
 
 
 def registry_url(obj) -> str:

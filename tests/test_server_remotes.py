@@ -183,34 +183,60 @@ async def test_no_credentials_in_replies(jp_fetch, jp_root_dir, tmp_path):
     assert s["remote"]["url"].startswith("sftp://me@example.invalid/data")
 
 
-async def test_push_does_not_block_the_server(jp_fetch, jp_root_dir, tmp_path, monkeypatch):
-    """The transfer runs in a worker thread: other requests are answered while it is in progress."""
+async def test_push_does_not_block_the_server_and_reports_progress(jp_fetch, jp_root_dir, tmp_path, monkeypatch):
+    """The transfer runs in a worker thread: other requests are answered while it is in progress, and
+    GET remote?transfer=ID reports its bytes, rate and ETA until it ends."""
     import threading
 
     from jupyter_mv.remotes import push as push_mod
 
+    import numpy as np
+
     store = make_history(jp_root_dir)
     add_remote(store, (tmp_path / "remote").as_uri())
+    s = api.Session(namespace={"arr": np.arange(20_000.0)})  # v3: 160 kB
+    s.told_notebook = str(jp_root_dir / "nb.ipynb")
+    api.set_session(s)
+    st = Store(store)
+    try:
+        total = api.take_snapshot(["arr"], message="big", store=st).version.nbytes
+    finally:
+        st.close()
+        api.set_session(None)
     started, release = threading.Event(), threading.Event()
     real = push_mod.push
 
     def slow_push(*a, **kw):
+        kw["progress"](1000)  # 1000 bytes handled, then a pause
         started.set()
         assert release.wait(30)
         return real(*a, **kw)
 
     monkeypatch.setattr(push_mod, "push", slow_push)
-    pushing = asyncio.ensure_future(post(jp_fetch, "push", notebook="nb.ipynb", versions=["v2"]))
+    pushing = asyncio.ensure_future(post(jp_fetch, "push", notebook="nb.ipynb", versions=["v3"],
+                                         transfer="lab-transfer-1"))
     for _ in range(200):
         if started.is_set():
             break
         await asyncio.sleep(0.05)
     assert started.is_set()
     s = await status(jp_fetch)  # answered while the push waits
-    assert s["on_remote"] == [] and not pushing.done()
+    assert s["on_remote"] == [] and not pushing.done() and "transfer" not in s
+    q = {"notebook": "nb.ipynb", "transfer": "lab-transfer-1"}
+    code, s = await fetch_json(jp_fetch, "remote", params=q)
+    p = valid("remote-status", s)["transfer"]
+    assert (p["op"], p["done"], p["total"]) == ("push", 1000, total) and total > 100_000
+    assert p["rate"] > 0 and p["eta"] == pytest.approx((total - 1000) / p["rate"], rel=0.2)
+    # another notebook's store, or an unknown id: no progress; a malformed id: 400
+    code, s = await fetch_json(jp_fetch, "remote", params={**q, "transfer": "someone-else"})
+    assert s["transfer"] is None
+    code, body = await fetch_error(jp_fetch, "remote", params={**q, "transfer": "a b"})
+    assert code == 400
     release.set()
     r = await pushing
-    assert r["versions"] == ["v2"] and (await status(jp_fetch))["on_remote"] == ["v2"]
+    assert r["versions"] == ["v3"] and (await status(jp_fetch))["on_remote"] == ["v3"]
+    code, s = await fetch_json(jp_fetch, "remote", params=q)
+    assert s["transfer"] is None  # finished
 
 
 def test_author_is_a_setting_the_environment_overrides(monkeypatch, tmp_path):

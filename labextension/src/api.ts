@@ -97,16 +97,17 @@ export function serverVersion(): Promise<IServerVersion> {
 
 /** The store's default remote and which of the notebook's versions it holds (GET remote: read from the
  * store, the remote itself is not asked, so it is cheap on every refresh). */
-export function remoteStatus(notebook: string): Promise<IRemoteStatus> {
-  return request<IRemoteStatus>('remote', {}, { notebook });
+export function remoteStatus(notebook: string, transfer?: string): Promise<IRemoteStatus> {
+  return request<IRemoteStatus>('remote', {}, transfer ? { notebook, transfer } : { notebook });
 }
 
-/** Push versions to the default remote (POST push; the reply comes when the transfer is done). */
-export function push(notebook: string, versions: string[]): Promise<IRemoteTransfer> {
-  return request('push', { method: 'POST', body: JSON.stringify({ notebook, versions }) });
+/** Push versions to the default remote (POST push; the reply comes when the transfer is done). While it
+ * runs, `remoteStatus(notebook, transfer)` reports its progress. */
+export function push(notebook: string, versions: string[], transfer?: string): Promise<IRemoteTransfer> {
+  return request('push', { method: 'POST', body: JSON.stringify({ notebook, versions, transfer }) });
 }
 
 /** Pull the notebook's versions the default remote holds and this store lacks (POST pull). */
-export function pull(notebook: string): Promise<IRemoteTransfer> {
-  return request('pull', { method: 'POST', body: JSON.stringify({ notebook }) });
+export function pull(notebook: string, transfer?: string): Promise<IRemoteTransfer> {
+  return request('pull', { method: 'POST', body: JSON.stringify({ notebook, transfer }) });
 }

@@ -9,7 +9,7 @@ import { ICommandPalette, Notification } from '@jupyterlab/apputils';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import * as api from './api';
 import { VersionsPanel } from './panel';
-import { el } from './render/index';
+import { el, humanBytes } from './render/index';
 
 export const PUSH = 'jupyter-mv:push';
 export const PULL = 'jupyter-mv:pull';
@@ -157,18 +157,19 @@ export class RemoteViews {
     if (!refs.length) {
       return;
     }
-    await this.transfer(`Pushing ${refs.join(', ')} to ${this._status?.remote?.name || 'the remote'}`, () => api.push(path, refs));
+    await this.transfer(path, `Pushing ${refs.join(', ')} to ${this._status?.remote?.name || 'the remote'}`, id => api.push(path, refs, id));
   }
 
   async pull(): Promise<void> {
     const path = await this.notebookPath();
     if (path) {
-      await this.transfer(`Pulling from ${this._status?.remote?.name || 'the remote'}`, () => api.pull(path));
+      await this.transfer(path, `Pulling from ${this._status?.remote?.name || 'the remote'}`, id => api.pull(path, id));
     }
   }
 
-  /** Run one transfer: busy (elapsed seconds) while it runs, then its summary line or its error line. */
-  private async transfer(what: string, run: () => Promise<api.IRemoteTransfer>): Promise<void> {
+  /** Run one transfer: busy while it runs (elapsed time; bytes, rate and ETA as the server reports them),
+   * then its summary line or its error line. */
+  private async transfer(path: string, what: string, run: (id: string) => Promise<api.IRemoteTransfer>): Promise<void> {
     if (this._busy) {
       return;
     }
@@ -177,14 +178,29 @@ export class RemoteViews {
     this.app.commands.notifyCommandChanged(PUSH);
     this.app.commands.notifyCommandChanged(PULL);
     const t0 = Date.now();
+    const id = `lab-${t0.toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+    let progress = '';
+    let asking = false;
     const tick = () => {
       this._state.className = 'jp-mv-remote-state jp-mv-busy';
-      this._state.textContent = `${what}… ${Math.round((Date.now() - t0) / 1000)} s`;
+      this._state.textContent = `${what}… ${Math.round((Date.now() - t0) / 1000)} s${progress}`;
+      if (asking) {
+        return;
+      }
+      asking = true;
+      api.remoteStatus(path, id)
+        .then(s => {
+          progress = s.transfer ? progressText(s.transfer) : progress;
+        })
+        .catch(() => undefined)
+        .finally(() => {
+          asking = false;
+        });
     };
     tick();
     const timer = window.setInterval(tick, 1000);
     try {
-      const r = await run();
+      const r = await run(id);
       this._state.className = 'jp-mv-remote-state jp-mv-remote-done';
       this._state.textContent = r.summary;
       this._state.title = [...r.lines, ...r.notes].join('\n');
@@ -223,4 +239,16 @@ export class RemoteViews {
   private readonly _state: HTMLElement;
   private readonly _push: HTMLButtonElement;
   private readonly _pull: HTMLButtonElement;
+}
+
+/** " · 12.3 MB of 1.07 GB · 45.1 MB/s · ETA 20 s": a transfer's progress as the server reports it. */
+export function progressText(p: { done: number; total: number; rate: number; eta?: number | null }): string {
+  const parts = [`${humanBytes(p.done)}${p.total ? ` of ${humanBytes(p.total)}` : ''}`];
+  if (p.rate > 0) {
+    parts.push(`${humanBytes(p.rate)}/s`);
+  }
+  if (typeof p.eta === 'number' && p.done < p.total) {
+    parts.push(`ETA ${p.eta < 90 ? `${Math.ceil(p.eta)} s` : `${Math.round(p.eta / 60)} min`}`);
+  }
+  return ' · ' + parts.join(' · ');
 }
