@@ -241,3 +241,54 @@ def any_remote(request, tmp_path):
         return f"file://{root}", {}, {}
     server = request.getfixturevalue("moto_s3" if request.param == "moto" else "seaweed_s3")
     return server.bucket("team"), server.options, server.env
+
+
+# -- SFTP (the fsspec fallback) ----------------------------------------------------------------------
+SFTP_USER, SFTP_PASSWORD = "alice", "sftp-test-password-4e1d"
+
+
+@pytest.fixture(scope="session")
+def sftp_server(tmp_path_factory):
+    """An SFTP server (asyncssh, in this process, its own event loop in a thread) with password login,
+    chrooted to a temp dir. Yields (host, port, root)."""
+    import asyncio
+
+    import asyncssh
+
+    root = tmp_path_factory.mktemp("sftp")
+    key = asyncssh.generate_private_key("ssh-ed25519")
+
+    class Server(asyncssh.SSHServer):
+        def begin_auth(self, username):
+            return True
+
+        def password_auth_supported(self):
+            return True
+
+        def validate_password(self, username, password):
+            return username == SFTP_USER and password == SFTP_PASSWORD
+
+    loop = asyncio.new_event_loop()
+    ready, info = threading.Event(), {}
+
+    def run():
+        asyncio.set_event_loop(loop)
+
+        async def start():
+            info["server"] = await asyncssh.listen(
+                "127.0.0.1", 0, server_host_keys=[key], server_factory=Server, allow_scp=False,
+                sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(root)))
+            info["port"] = info["server"].sockets[0].getsockname()[1]
+            ready.set()
+        loop.run_until_complete(start())
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True, name="sftp")
+    thread.start()
+    assert ready.wait(10), "the SFTP server did not start"
+    try:
+        yield "127.0.0.1", info["port"], root
+    finally:
+        loop.call_soon_threadsafe(info["server"].close)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)

@@ -13,7 +13,8 @@ import pytest
 from jupyter_mv.errors import MVError, RemoteConflict, RemoteError, RemoteExists, RemoteMissing
 from jupyter_mv.remotes import objects
 from jupyter_mv.remotes.objects import ObjectMeta, open_remote, redact_url
-from remote_servers import SECRET, any_remote, moto_s3, noconditional_s3, seaweed_s3  # noqa: F401
+from remote_servers import (SECRET, SFTP_PASSWORD, SFTP_USER, any_remote, moto_s3,  # noqa: F401
+                            noconditional_s3, seaweed_s3, sftp_server)
 
 
 def _race(n, fn):
@@ -294,3 +295,30 @@ def _forked_child(url, q):
         q.put("opened")
     except RemoteError as exc:
         q.put(str(exc))
+
+
+def test_sftp_through_fsspec(sftp_server, tmp_path):
+    host, port, root = sftp_server
+    st = open_remote(f"sftp://{SFTP_USER}:{SFTP_PASSWORD}@{host}:{port}/team")
+    assert st.url == f"sftp://{SFTP_USER}@{host}:{port}/team" and SFTP_PASSWORD not in repr(st)
+    st.put("chunks/ab/1", b"one")
+    with pytest.raises(RemoteExists):
+        st.put("chunks/ab/1", b"two")
+    st.put("tags/t.json", b"v2", mode="overwrite")
+    assert st.get("chunks/ab/1") == b"one" and st.head("chunks/ab/1").size == 3
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(200_000))
+    st.put_file("files/f", src)
+    st.get_file("files/f", tmp_path / "g.bin")
+    assert (tmp_path / "g.bin").read_bytes() == src.read_bytes()
+    assert sorted(m.key for m in st.list()) == ["chunks/ab/1", "files/f", "tags/t.json"]
+    assert (root / "team" / "chunks" / "ab" / "1").read_bytes() == b"one"  # plain files on the server
+    with pytest.raises(RemoteMissing):
+        st.get("nope")
+    st.delete("chunks/ab/1")
+    assert st.head("chunks/ab/1") is None
+    assert st.conditional_writes() is False  # check-then-rename: never claimed atomic
+    # a wrong password: one line, no password in it
+    with pytest.raises(RemoteError) as info:
+        open_remote(f"sftp://{SFTP_USER}:wrong-{SFTP_PASSWORD}@{host}:{port}/team").get("x")
+    assert SFTP_PASSWORD not in str(info.value) and "\n" not in str(info.value)
