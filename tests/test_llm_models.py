@@ -205,6 +205,20 @@ def test_a_model_holding_more_than_config_and_weights_is_stored_whole(two_stores
     assert torch.equal(logits(got.eval()), logits(model.eval()))
 
 
+def test_a_merged_adapter_is_never_restored_unmerged(two_stores):
+    """merge_adapter() folds the adapter into the base weights and flags the layers merged: rebuilt from
+    its config the flag would be lost and the adapter applied twice, so it is stored whole, named."""
+    a, _ = two_stores
+    model = lora()
+    train_step(model)
+    model.merge_adapter()
+    r = snap({"model": model}, a)
+    (var,) = a.variables(r.version)
+    assert var.codec == "torch.module" and "merged_adapters" in r.notes[0].reason
+    got = loading.load(a, r.version)["model"]
+    assert torch.equal(logits(got.eval()), logits(model.eval()))
+
+
 def test_model_and_its_optimizer_restore_together_sharing_parameters(two_stores):
     a, _ = two_stores
     model = gpt2()

@@ -621,6 +621,14 @@ _REFERENCE: dict = {}
 _LOCK = threading.Lock()
 
 
+def _small_plain(v) -> bool:
+    """A short list/tuple/set/dict of scalars (a dict's keys too): compared by value, not only by type."""
+    if type(v) not in (list, tuple, set, frozenset, dict) or len(v) > 64:
+        return False
+    items = list(v.items()) if type(v) is dict else [(None, x) for x in v]
+    return all(type(a) in _SCALARS and type(b) in _SCALARS for a, b in items)
+
+
 def _structure(model) -> list:
     """What of `model` a rebuild from its config must reproduce besides weights: per module its type,
     parameter and buffer names, non-persistent buffers, hooks, and attributes (names; values when
@@ -635,8 +643,8 @@ def _structure(model) -> list:
                     or k.startswith("_forward") \
                     or k.startswith("_backward") or k.startswith("_state_dict") or k.startswith("_load_state"):
                 continue
-            if type(v) in _SCALARS:
-                attrs.append((k, repr(v)))
+            if type(v) in _SCALARS or _small_plain(v):  # values too: peft's merged_adapters, scaling, r
+                attrs.append((k, repr(sorted(v, key=repr) if type(v) in (set, frozenset) else v)))
             elif type(v) is enum.Enum or isinstance(v, enum.Enum):
                 attrs.append((k, repr(v)))
             else:
