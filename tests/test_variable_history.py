@@ -255,6 +255,9 @@ def test_widget_graph_and_variable_history(shell, run, registry):
     w.variable = "x"
     assert changes(w.var_history)[-1] == ("v4", "changed")
     assert w.graph[-1]["parent"] == ids["v3"]
+    w.act("goto", label="v2")  # stepping to a change selects it, in either view
+    assert w.selected == [ids["v2"]] and w.details["id"] == "v2"
+    assert w.act("goto", label="v99")["kind"] == "error"
     w.variable = "nope"
     assert w.message["kind"] == "error" and "nope" in w.message["text"]
     w.close()

@@ -341,6 +341,15 @@ class HistoryWidget(anywidget.AnyWidget):
         self._load()
         self._say("ok", f"{self.count} version(s)")
 
+    def _do_goto(self, req) -> None:
+        """Select version `req["label"]` (vN of this notebook): a variable's history stepping to it."""
+        label = str(req.get("label") or "")
+        v = next((x for x in reversed(self._versions) if x.label == label), None)
+        if v is None:
+            raise LookupError(f"{label or 'that version'} is not in this history (refresh it)")
+        self.selected = [v.id]
+        self._say("info", f"{label} selected")
+
     def _do_restore(self, req) -> None:
         """Restore the selected version (or `req["version"]`, the id a trust choice was offered for).
         An imported version whose variables need unpickling is never trusted silently: the message

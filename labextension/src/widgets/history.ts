@@ -140,10 +140,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
   /** Go to a version of the variable's history: it becomes the selection (its details show). */
   function step(label: string) {
     ui.current = label;
-    const node = (model.get('graph') || []).find(n => n.label === label);
-    if (node) {
-      commit({ selected: [node.key] });
-    }
+    send('goto', { label }); // the kernel side selects it (the table shows one page, the graph may be off)
     drawVar();
     drawGraph();
     markRows();
