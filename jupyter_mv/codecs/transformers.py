@@ -183,6 +183,9 @@ def _encode_model(obj, peft_model: bool) -> Encoded:
     storages: dict = {}
     for path, mod in obj.named_modules(remove_duplicate=False):
         reach[id(mod)] = mod
+        loose = next((k for k, v in mod.__dict__.items() if isinstance(v, torch.Tensor)), None)
+        if loose is not None:  # a tensor outside parameters and buffers: a rebuild would make a fresh one
+            raise NotStorable(f"{path or 'the model'} holds tensor {loose!r} outside its parameters and buffers")
         for kind in ("_parameters", "_buffers"):
             for name, t in getattr(mod, kind).items():
                 if t is None:
