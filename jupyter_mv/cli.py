@@ -186,7 +186,8 @@ def cmd_mlflow_push(args, st):
     if info.get("note"):
         print(f"note: {info['note']}")
     for p in info.get("prompts") or []:
-        print(f"prompt {p['variable']}: registered {p['name']!r} version {p['version']} ({p['uri']})")
+        how = "unchanged since" if p.get("unchanged") else "registered"
+        print(f"prompt {p['variable']}: {how} {p['name']!r} version {p['version']} ({p['uri']})")
     if info.get("prompts_note"):
         print(f"note: {info['prompts_note']}")
     return 0

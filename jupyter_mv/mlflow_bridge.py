@@ -333,14 +333,30 @@ def _log_prompts(mlflow, store, version, held: set, experiment: str, link_tags: 
         name = _PROMPT_NAME.sub("_", f"{experiment}.{r.name}")[:200]
         tags = {**link_tags, "jupyter_mv.variable": r.name, "jupyter_mv.prompt_kind": str(rec.get("kind")),
                 "jupyter_mv.placeholders": ",".join(rec.get("placeholders") or [])}
+        template = mlflow_template(rec, value)
         try:
-            pv = register(name=name, template=mlflow_template(rec, value),
-                          commit_message=f"{version.notebook}@{version.label}" + (f": {version.message}" if version.message else ""),
-                          tags=tags)
+            # the same text as the registry's latest version: that version, not a copy of it
+            pv = _latest_prompt(mlflow, name)
+            unchanged = pv is not None and pv.template == template
+            if not unchanged:
+                pv = register(name=name, template=template, tags=tags,
+                              commit_message=f"{version.notebook}@{version.label}" + (f": {version.message}" if version.message else ""))
         except Exception as e:  # a server without the prompt registry (older, or a plain file store)
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             note = f"prompts logged as run artifacts (prompts/) only: the tracking server did not register them ({msg[:200]})"
             break
-        registered.append({"variable": r.name, "name": pv.name, "version": pv.version,
-                           "uri": f"prompts:/{pv.name}/{pv.version}"})
+        uri = f"prompts:/{pv.name}/{pv.version}"
+        registered.append({"variable": r.name, "name": pv.name, "version": pv.version, "uri": uri, "unchanged": unchanged})
+        mlflow.set_tag(f"jupyter_mv.prompt.{r.name}", uri)  # the run names the prompt versions it used
     return {"prompts": registered, **({"prompts_note": note} if note else {})}
+
+
+def _latest_prompt(mlflow, name: str):
+    """The registry's latest version of prompt `name`, or None (no such prompt, or no way to ask)."""
+    load = getattr(getattr(mlflow, "genai", None), "load_prompt", None)
+    if load is None:
+        return None
+    try:
+        return load(f"prompts:/{name}@latest", allow_missing=True, link_to_model=False, cache_ttl_seconds=0)
+    except TypeError:  # an older signature
+        return load(f"prompts:/{name}@latest", allow_missing=True)

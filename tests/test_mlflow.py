@@ -310,8 +310,13 @@ def test_push_transformers_flavor_and_prompt_registry(mlflow_server, tmp_path, m
         ns["qa_prompt"] = "Answer briefly from the context.\nContext: {context}\nQuestion: {question}"
         v2 = api.take_snapshot(message="briefer", store=st).version
         info2 = mlflow_bridge.push(st, v2, tracking_uri=mlflow_server, experiment="rag")
-        reg2 = {p["variable"]: p for p in info2["prompts"]}["qa_prompt"]
+        regs2 = {p["variable"]: p for p in info2["prompts"]}
+        reg2 = regs2["qa_prompt"]
         assert reg2["name"] == "rag.qa_prompt" and int(reg2["version"]) == int(regs["qa_prompt"]["version"]) + 1
+        assert reg2["unchanged"] is False and regs2["chat"]["unchanged"] is True
+        assert regs2["chat"]["uri"] == regs["chat"]["uri"]  # an unchanged prompt is not registered again
+        tags = client.get_run(info2["run_id"]).data.tags
+        assert tags["jupyter_mv.prompt.qa_prompt"] == reg2["uri"] and tags["jupyter_mv.prompt.chat"] == regs["chat"]["uri"]
 
 
 def test_prompt_with_a_credential_stays_home_and_old_servers_get_a_note(mlflow_server, tmp_path, monkeypatch):
@@ -335,7 +340,8 @@ def test_prompt_with_a_credential_stays_home_and_old_servers_get_a_note(mlflow_s
         r = cli_in_process("--store", tmp_path / ".jupyter_mv", "mlflow", "push", "v1", "--tracking-uri", mlflow_server,
                            "--experiment", "leaky")
         assert r.returncode == 0, r.stderr
-        assert "prompt qa_prompt: registered 'leaky.qa_prompt' version 2 (prompts:/leaky.qa_prompt/2)" in r.stdout
+        # the same text again: the registry's version 1, not a copy
+        assert "prompt qa_prompt: unchanged since 'leaky.qa_prompt' version 1 (prompts:/leaky.qa_prompt/1)" in r.stdout
         assert token not in r.stdout + r.stderr and "system_prompt" in r.stderr
 
         # a tracking server without the prompt registry answers the registration with an error (as an
@@ -346,6 +352,7 @@ def test_prompt_with_a_credential_stays_home_and_old_servers_get_a_note(mlflow_s
                                                     "create failed with error code 404", error_code="ENDPOINT_NOT_FOUND")
 
         monkeypatch.setattr(mlflow.genai, "register_prompt", refuse)
+        monkeypatch.setattr(mlflow.genai, "load_prompt", lambda *a, **kw: refuse())
         with pytest.warns(CredentialsWithheld):
             info = mlflow_bridge.push(st, v, tracking_uri=mlflow_server, experiment="leaky")
         assert info["prompts"] == [] and "did not register them" in info["prompts_note"]
