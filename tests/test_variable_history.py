@@ -276,3 +276,24 @@ def test_graph_of_ten_thousand_versions(big_store):
     w.filter = "acc>0.9"
     assert time.perf_counter() - t0 < 1.0
     w.close()
+
+
+def test_widget_graph_of_all_notebooks(session, tmp_path):
+    from jupyter_mv.widgets import HistoryWidget
+
+    session.namespace["x"] = 1
+    for nb, count in (("a.ipynb", 2), ("b.ipynb", 2)):
+        api.set_notebook(str(tmp_path / nb))
+        for i in range(count):
+            session.namespace["x"] = i + 5
+            api.take_snapshot()
+    w = HistoryWidget(all=True)
+    w.view = "graph"
+    ids = {(n["notebook"], n["label"]): n["key"] for n in w.graph}
+    # each notebook its own line: b's v2 descends from b's v1, not a's
+    assert [(n["notebook"], n["label"], n["parent"]) for n in w.graph] == [
+        ("a.ipynb", "v1", None), ("a.ipynb", "v2", ids[("a.ipynb", "v1")]),
+        ("b.ipynb", "v1", None), ("b.ipynb", "v2", ids[("b.ipynb", "v1")])]
+    w.variable = "x"  # a variable's history is per notebook
+    assert w.var_history == {} and w.message["kind"] == "error" and "one notebook" in w.message["text"]
+    w.close()

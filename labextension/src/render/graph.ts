@@ -16,6 +16,8 @@ export interface IGraphNode {
   kind?: string;
   message?: string;
   created?: string;
+  /** Shown before the label when the graph holds several notebooks (`notebooks` option). */
+  notebook?: string;
 }
 
 export interface IGraphOptions {
@@ -33,6 +35,8 @@ export interface IGraphOptions {
   minFold?: number;
   /** A tick box per node (select two for Diff without a keyboard). */
   pick?: boolean;
+  /** Nodes of several notebooks: each row names its notebook. */
+  notebooks?: boolean;
 }
 
 interface IItem {
@@ -78,7 +82,7 @@ export function foldRuns(nodes: IGraphNode[], opts: IGraphOptions = {}): IItem[]
       members.push(next);
       cur = next;
     }
-    const id = `fold:${n.label}`;
+    const id = `fold:${n.key}`;
     if (members.length >= minFold && !opts.expanded?.has(id)) {
       const fold = { id, members };
       for (const m of members) {
@@ -197,7 +201,7 @@ export function renderGraph(nodes: IGraphNode[], opts: IGraphOptions = {}): HTML
     if (change) {
       pic.append(svg('circle', { cx: x, cy: y, r: 8, class: `mv-graph-ring mv-var-${change}`, fill: 'none', 'stroke-width': 2 }));
     }
-    const unfold = opts.expanded && [...opts.expanded].find(id => id === `fold:${node.label}`);
+    const unfold = opts.expanded?.has(`fold:${node.key}`) ? `fold:${node.key}` : undefined;
     const cls = ['mv-graph-row', 'mv-graph-node', sel.has(node.key) ? 'mv-selected' : '', branch ? 'mv-graph-branch' : '',
       change ? `mv-var-hl mv-var-${change}` : '', isCurrent ? 'mv-var-current' : '', node.kind === 'auto' ? 'mv-graph-auto' : '']
       .filter(Boolean).join(' ');
@@ -211,6 +215,7 @@ export function renderGraph(nodes: IGraphNode[], opts: IGraphOptions = {}): HTML
       }
     },
     opts.pick ? h('input', { type: 'checkbox', class: 'mv-row-pick', checked: sel.has(node.key) || undefined, title: 'select (two for Diff)', onchange: () => opts.onSelect?.(node.key, true) }) : '',
+    opts.notebooks && node.notebook ? h('span', { class: 'mv-graph-notebook' }, node.notebook) : '',
     h('span', { class: 'mv-graph-label' }, node.label),
     branch && parentLabel ? h('span', { class: 'mv-branch-from', title: `a branch: taken after restoring ${parentLabel}` }, `from ${parentLabel}`) : '',
     node.name ? h('b', { class: 'mv-graph-name' }, node.name) : '',

@@ -172,7 +172,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
     }
     const hist = model.get('variable') ? varHistory() : null;
     graphBox.replaceChildren(renderGraph(model.get('graph') || [], {
-      selected: new Set(model.get('selected') || []), onSelect: select, pick: true,
+      selected: new Set(model.get('selected') || []), onSelect: select, pick: true, notebooks: model.get('all_notebooks'),
       highlight: changeMap(hist), current: ui.current, expanded: ui.expanded,
       onToggleFold: id => {
         if (ui.expanded.has(id)) {
