@@ -24,7 +24,7 @@ import os
 import threading
 import warnings
 
-from traitlets import Bool, Int, Unicode, observe
+from traitlets import Bool, Float, Int, Unicode, observe
 from traitlets.config import Configurable
 
 from .errors import UsageError
@@ -43,6 +43,7 @@ ENV = {
     "auto_keep": "JUPYTER_MV_AUTO_KEEP",
     "undo_depth": "JUPYTER_MV_UNDO_DEPTH",
     "author": "JUPYTER_MV_AUTHOR",
+    "lease_ttl": "JUPYTER_MV_LEASE_TTL",
     "debug": "JUPYTER_MV_DEBUG",
 }
 _FALSE = ("0", "false", "no", "off")
@@ -89,6 +90,11 @@ class JupyterMV(Configurable):
         Empty: the git user (`git config user.email`, else user.name), else user@host. Environment variable:
         JUPYTER_MV_AUTHOR.""").tag(config=True)
 
+    lease_ttl = Float(120.0, min=1.0, help="""Seconds a push's lease on a remote lives without renewal (a push renews
+        it every quarter of that while it runs). `remote gc` waits while a live lease exists and a push waits
+        while a gc sweeps; a pusher killed mid-push stops blocking gc once its lease is this old. Every client
+        of one remote should use the same value. Environment variable: JUPYTER_MV_LEASE_TTL.""").tag(config=True)
+
     trust_imported = Bool(False, help="""Trust the data of imported (bundle) versions: unpickle it without
         `--trust` / `trust=True`. Default False: data made elsewhere is never unpickled without the user's
         say-so. Recorded outputs of imported versions are always shown sanitized, whatever this says. No
@@ -126,6 +132,16 @@ def _from_env(name: str, raw: str, trait):
         if value < (trait.min or 0):
             raise UsageError(f"{env}={raw!r} must be at least {trait.min}; unset it or set e.g. "
                              f"{env}={trait.default_value}")
+        return value
+    if isinstance(trait, Float):
+        try:
+            value = float(raw.strip().replace("_", ""))
+        except ValueError:
+            raise UsageError(f"{env}={raw!r} is not a number of seconds; unset it or set e.g. "
+                             f"{env}={trait.default_value:g}") from None
+        if not value >= (trait.min or 0) or value == float("inf"):  # NaN and inf too
+            raise UsageError(f"{env}={raw!r} must be a number of seconds of at least {trait.min:g}; unset it or "
+                             f"set e.g. {env}={trait.default_value:g}")
         return value
     return raw
 

@@ -273,3 +273,32 @@ def test_author_is_a_setting_the_environment_overrides(monkeypatch, tmp_path):
     finally:
         config.use(before)
     assert ls == {"v1": "carol@team", "v2": "dave@team"}
+
+
+def test_lease_ttl_is_a_setting_the_environment_overrides(monkeypatch):
+    """JupyterMV.lease_ttl (config files, %config) sets the push lease's time-to-live; JUPYTER_MV_LEASE_TTL
+    overrides it; a bad value is one line naming the variable."""
+    from jupyter_mv import config
+    from jupyter_mv.config import JupyterMV
+    from jupyter_mv.errors import UsageError
+    from jupyter_mv.remotes import leases
+
+    monkeypatch.delenv("JUPYTER_MV_LEASE_TTL", raising=False)
+    assert leases.lease_ttl() == leases.DEFAULT_TTL == JupyterMV().lease_ttl == 120.0
+    before = config.use(JupyterMV(lease_ttl=30))
+    try:
+        assert leases.lease_ttl() == 30.0
+        monkeypatch.setenv("JUPYTER_MV_LEASE_TTL", "2.5")
+        assert leases.lease_ttl() == 2.5 and config.current().source("lease_ttl") == "JUPYTER_MV_LEASE_TTL"
+        for bad, why in (("soon", "not a number of seconds"), ("0.5", "at least 1"), ("nan", "at least 1"),
+                         ("inf", "at least 1")):
+            monkeypatch.setenv("JUPYTER_MV_LEASE_TTL", bad)
+            with pytest.raises(UsageError, match=f"JUPYTER_MV_LEASE_TTL='{bad}' .*{why}.*unset it") as e:
+                leases.lease_ttl()
+            assert "\n" not in str(e.value)
+    finally:
+        config.use(before)
+    from traitlets import TraitError
+
+    with pytest.raises(TraitError):
+        JupyterMV(lease_ttl=0.5)

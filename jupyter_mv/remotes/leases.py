@@ -49,12 +49,12 @@ MAX_BODY = 64 * 1024
 
 
 def lease_ttl() -> float:
-    """The lease time-to-live in seconds: JUPYTER_MV_LEASE_TTL, else DEFAULT_TTL (at least 1 s)."""
-    raw = os.environ.get("JUPYTER_MV_LEASE_TTL", "")
-    try:
-        return max(1.0, float(raw)) if raw else DEFAULT_TTL
-    except ValueError:
-        return DEFAULT_TTL
+    """The lease time-to-live in seconds (at least 1): the `lease_ttl` setting (JupyterMV.lease_ttl,
+    default DEFAULT_TTL); JUPYTER_MV_LEASE_TTL overrides it (UsageError, one line, when it is not a
+    number of seconds >= 1)."""
+    from .. import config
+
+    return float(config.current().lease_ttl)
 
 
 def default_who() -> str:
