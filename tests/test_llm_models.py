@@ -503,13 +503,18 @@ def test_a_lora_step_writes_only_the_adapter_and_restores_exactly(two_stores):
 def test_a_base_variable_and_its_adapter_model_restore_sharing_the_base(two_stores):
     a, _ = two_stores
     base = gpt2()
-    model = lora(base)  # peft wraps (and changes) `base` in place: both names are one model
+    lcfg = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn"], task_type="CAUSAL_LM")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = peft.get_peft_model(base, lcfg)  # wraps (and changes) `base` in place, and keeps `lcfg` itself
     train_step(model)
-    r = snap({"base": base, "model": model}, a)
-    assert {x.name: x.codec for x in a.variables(r.version)} == {"base": "peft.model", "model": "peft.model"}
+    r = snap({"base": base, "lcfg": lcfg, "model": model}, a)
+    assert {x.name: x.codec for x in a.variables(r.version)} == {
+        "base": "peft.model", "lcfg": "peft.model", "model": "peft.model"}
     got = loading.load(a, r.version, ["model"])
-    assert sorted(got) == ["base", "model"]
+    assert sorted(got) == ["base", "lcfg", "model"]
     assert got["model"].base_model.model is got["base"]
+    assert got["model"].peft_config["default"] is got["lcfg"] and type(got["lcfg"]) is peft.LoraConfig
     assert torch.equal(logits(got["model"].eval()), logits(model.eval()))
 
 

@@ -497,7 +497,7 @@ def _part(owner, path, owner_name: str):
         if not (step.isdigit() or step.isidentifier()) or step.startswith("_"):  # "h.0.attn": ModuleList items
             raise DecodeError(f"malformed part reference {path[:60]!r}")
         try:
-            obj = getattr(obj, step)
+            obj = obj[step] if type(obj) is dict else getattr(obj, step)  # a dict: a PEFT model's peft_config
         except Exception:
             raise DecodeError(f"{owner_name} restored has no part {path[:60]!r}") from None
     return obj

@@ -214,8 +214,6 @@ def _encode_model(obj, peft_model: bool) -> Encoded:
                     buffers.append(buf)
                     reach[id(t)] = t
                 keys[key] = i
-    reach[id(obj.config if not peft_model else obj.base_model.model.config)] = (
-        obj.config if not peft_model else obj.base_model.model.config)
     _check_structure(obj, desc)
     differ = [p for p, m in obj.named_modules() if m.training != obj.training]
     # transformers marks the modules whose weights it initialised (init_weights skips them afterwards)
@@ -245,6 +243,19 @@ def _encode_model(obj, peft_model: bool) -> Encoded:
     for key, i in keys.items():
         if not any(s.startswith("_") for s in key.split(".")):
             parts.setdefault(id(reach_tensors[i]), key)
+    held = {}  # objects the model holds that other variables may hold too: they group with it (codecs.groups)
+    for path, mod in obj.named_modules():
+        if isinstance(mod, pretrained):
+            for attr in ("config", "generation_config"):
+                sub = mod.__dict__.get(attr)
+                if sub is not None:
+                    held[id(sub)] = sub
+    if peft_model:  # `lcfg = LoraConfig(...); model = get_peft_model(base, lcfg)`: the model holds lcfg itself
+        for name, c in obj.peft_config.items():
+            held[id(c)] = c
+            if isinstance(name, str) and name.isidentifier() and not name.startswith("_"):
+                parts.setdefault(id(c), f"peft_config.{name}")
+    reach.update(held)
     nparams = sum(t.numel() for t in obj.parameters())
     summary = {"class": desc["class"], "architecture": base["class"], "model_type": base["config"].get("model_type"),
                "parameters": int(nparams), "dtype": str(_first_dtype(obj)).removeprefix("torch.")}
