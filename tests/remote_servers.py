@@ -207,7 +207,7 @@ def start_seaweed(workdir: Path, *, timeout: float = 30.0, attempts: int = 3):
     raise RuntimeError(f"SeaweedFS did not start: {last}")
 
 
-def stop_process(proc: subprocess.Popen, timeout: float = 3.0) -> None:
+def stop_process(proc: subprocess.Popen, timeout: float = 1.5) -> None:
     """SIGTERM the process group (weed mini runs several components), then SIGKILL if it lingers
     (its data directory is thrown away: a clean shutdown buys nothing)."""
     if proc.poll() is not None:
