@@ -447,6 +447,25 @@ def test_a_bundle_restores_models_tokenizers_and_adapters_without_trust(two_stor
     assert got["gen"].temperature == 0.5
 
 
+def test_a_pulled_model_and_adapter_restore_without_trust(two_stores, tmp_path):
+    a, b = two_stores
+    model, adapted = gpt2(), lora(gpt2(width=64), r=8)
+    train_step(adapted)
+    raw, tok = trained_tokenizer()
+    v = snap({"model": model, "adapted": adapted, "tok": tok}, a).version
+    url = (tmp_path / "remote").as_uri()
+    api.remote_add("origin", url, store=a)
+    api.push(v.label, notebook=v.notebook, store=a)
+    api.remote_add("origin", url, store=b)
+    api.pull(store=b)
+    (pulled,) = b.versions(v.notebook)
+    assert b.is_imported(pulled)
+    got = loading.load(b, pulled, None, trust=False)
+    assert torch.equal(logits(got["model"].eval()), logits(model.eval()))
+    assert torch.equal(logits(got["adapted"].eval()), logits(adapted.eval()))
+    assert got["tok"]("a model")["input_ids"] == tok("a model")["input_ids"]
+
+
 def test_bundle_import_refuses_a_malformed_model_row(two_stores, tmp_path):
     import json
     import zipfile
