@@ -68,21 +68,22 @@ def test_mark_and_sweep_with_grace(any_remote):
     st.put("files/nb", b"notebook")
     st.put("chunks/aa/orphan", b"orphan!")
     st.put("packs/p2.pack", b"orphan pack")
+    st.put("packs/p2.idx", b"its index")
     st.put("tags/x/y.json", b"{}")  # never swept
     _manifest(st, ["chunks/aa/kept", "packs/p1.pack", "packs/p1.idx", "files/nb"])
     _age_past_now()
     # young orphans are kept under a grace period
     rep = gc(st, grace="1h")
-    assert rep.deleted == 0 and rep.kept_young == 2 and rep.manifests == 1 and rep.referenced == 4
+    assert rep.deleted == 0 and rep.kept_young == 3 and rep.manifests == 1 and rep.referenced == 4
     # dry run: reports, deletes nothing
     rep = gc(st, grace=0, dry_run=True)
-    assert rep.deleted == 2 and rep.deleted_bytes == len(b"orphan!") + len(b"orphan pack")
+    assert rep.deleted == 3 and rep.deleted_bytes == len(b"orphan!") + len(b"orphan pack") + len(b"its index")
     assert "chunks/aa/orphan" in _keys(st)
     rep = gc(st, grace=0)
-    assert rep.deleted == 2 and not rep.missing
-    assert "deleted 2 unreferenced objects" in rep.summary()
+    assert rep.deleted == 3 and not rep.missing
+    assert "deleted 3 unreferenced objects" in rep.summary()
     left = _keys(st)
-    assert "chunks/aa/orphan" not in left and "packs/p2.pack" not in left
+    assert not {"chunks/aa/orphan", "packs/p2.pack", "packs/p2.idx"} & set(left)
     for k in ("chunks/aa/kept", "packs/p1.pack", "packs/p1.idx", "files/nb", "tags/x/y.json"):
         assert k in left
     assert not [k for k in _keys(st, "leases/")]  # the lock is gone

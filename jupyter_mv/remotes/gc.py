@@ -191,8 +191,13 @@ def gc(remote: ObjectStore | str, grace: _dt.timedelta | str | float = DEFAULT_G
                 candidates.append(meta)
         report.missing = sorted(k for k in referenced
                                 if k.startswith(SWEPT_PREFIXES) and k not in present)
-        for start in range(0, len(candidates), SWEEP_BATCH):
-            batch = candidates[start:start + SWEEP_BATCH]
+        # pack indexes go first, in batches of their own: an index whose pack is gone would tell a
+        # later push that chunks are there (push checks, but a gc cut off here leaves the safe state)
+        indexes = [m for m in candidates if m.key.endswith(".idx")]
+        others = [m for m in candidates if not m.key.endswith(".idx")]
+        batches = [indexes[i:i + SWEEP_BATCH] for i in range(0, len(indexes), SWEEP_BATCH)]
+        batches += [others[i:i + SWEEP_BATCH] for i in range(0, len(others), SWEEP_BATCH)]
+        for batch in batches:
             lock.ensure()  # a lapsed lock lets pushers in: stop deleting
             if not dry_run:
                 store.delete_many([m.key for m in batch])
