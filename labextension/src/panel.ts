@@ -304,7 +304,7 @@ export class VersionsPanel extends Widget {
     const q = this._filter.value.trim();
     const shown = this._versions.filter(v => this.matches(v, q)).reverse(); // newest first
     const columns = historyColumns(shown);
-    for (const [col, after] of this._columns) {
+    for (const [col, after] of this._columns.filter(([c]) => c.always || shown.some(r => c.text(r) !== ''))) {
       const i = columns.findIndex(c => c.key === after);
       columns.splice(i < 0 ? columns.length : i + 1, 0, col);
     }

@@ -34,7 +34,7 @@ export class RemoteViews {
     panel.addColumn({
       key: 'remote',
       label: '☁',
-      fit: true,
+      // no `fit` (at least 3 characters wide): one mark needs less; style/remote.css sets its width
       text: r => (this._on.has(r.id) ? '☁' : ''),
       title: r => (this._on.has(r.id) ? `on ${this.remoteText()}` : `not on ${this.remoteText()}`),
       node: r => (this._on.has(r.id) ? el('span', { class: 'jp-mv-on-remote', 'data-remote': this._status?.remote?.name ?? '' }, '☁') : '')

@@ -24,6 +24,10 @@ def marked(page) -> list[str]:
         "rows => rows.filter(r => r.querySelector('.jp-mv-on-remote')).map(r => r.dataset.version)")
 
 
+def headers(page) -> list[str]:
+    return page.locator(f"{PANEL} table.jp-mv-versions th").all_inner_texts()
+
+
 def colleague_pushes(tmp_path, url: str, notebook: str, monkeypatch) -> str:
     """Another store (bob's) with one version of `notebook`, pushed to `url`; returns its global id."""
     monkeypatch.setenv("JUPYTER_MV_AUTHOR", "bob@elsewhere")
@@ -47,23 +51,32 @@ def test_push_marks_and_pull_brings_in(lab, lab_page, tmp_path, monkeypatch):
     url = remote_dir.as_uri()
     # its own directory, so its store (and remote) is not the other browser tests' one
     lab.write_notebook("remotes/team.ipynb", [
-        "%load_ext jupyter_mv\nx = 1\n%mv_snapshot x -m one",
-        "x = 2\n%mv_snapshot x -m two",
+        "%load_ext jupyter_mv\nx = 1\n%mv_snapshot x -m one --params \"{'lr': 0.1}\" --metrics \"{'acc': 0.5}\"",
+        "x = 2\n%mv_snapshot x -m two --params \"{'lr': 0.05}\" --metrics \"{'acc': 0.75}\"",
         f"import jupyter_mv as mv\nprint(mv.remote_add('team', {url!r}))",
     ])
     lp.open("remotes/team.ipynb")
     page.locator(".jp-SideBar li[data-id='jupyter-mv-versions']").click()
     page.locator(PANEL).wait_for(state="visible")
-    for i in range(3):
+    for i in range(2):
         lp.run_cell(i)
-    assert "team" in lp.cell_output(2)
     page.locator(f"{PANEL} .jp-mv-action-refresh").click()
     row(page, "v2").wait_for()
+    # no remote yet: no remote line, Push / Pull disabled, their tooltip says how to add one
+    push = page.locator(f"{PANEL} .jp-mv-action-push")
+    page.wait_for_function("(sel) => { const b = document.querySelector(sel); return b && b.title.includes('remote add'); }",
+                           arg=f"{PANEL} .jp-mv-action-push")
+    assert push.is_disabled() and page.locator(f"{PANEL} .jp-mv-action-pull").is_disabled()
+    assert not page.locator(f"{PANEL} .jp-mv-remote").is_visible()
+    lp.run_cell(2)
+    assert "team" in lp.cell_output(2)
+    page.locator(f"{PANEL} .jp-mv-action-refresh").click()
     where = page.locator(f"{PANEL} .jp-mv-remote:not(.jp-mv-remote-none) .jp-mv-remote-where")
     where.wait_for()
     assert where.inner_text() == f"☁ team {url}"
-    assert marked(page) == []  # nothing pushed yet: no mark (and no ☁ column)
+    assert marked(page) == []  # nothing pushed yet: no mark, and no ☁ column
     assert page.locator(f"{PANEL} .jp-mv-on-remote").count() == 0
+    assert "☁" not in headers(page)
 
     # the commands are in the palette under their names
     labels = page.evaluate("() => ['jupyter-mv:push', 'jupyter-mv:pull'].map(c => window.jupyterapp.commands.label(c))")
@@ -77,6 +90,14 @@ def test_push_marks_and_pull_brings_in(lab, lab_page, tmp_path, monkeypatch):
     assert state.inner_text().startswith("pushed v1 to team: ")
     page.locator(f"{PANEL} tr.mv-row[data-version='v1'] .jp-mv-on-remote").wait_for()
     assert marked(page) == ["v1"]
+    assert headers(page)[:2] == ["version", "☁"]
+    # the column is narrow: the table still fits the sidebar and every column stays readable
+    widths = page.locator(f"{PANEL} table.jp-mv-versions th").evaluate_all(
+        "ths => ths.filter(th => getComputedStyle(th).display !== 'none').map(th => th.getBoundingClientRect().width)")
+    assert min(widths) >= 14 and sorted(widths)[1] >= 24, widths
+    list_width, table_width = page.locator(f"{PANEL} .jp-mv-list").evaluate(
+        "l => [l.clientWidth, l.querySelector('table').scrollWidth]")
+    assert table_width <= list_width + 1
     assert lab.api("jupyter-mv/api/remote?notebook=remotes/team.ipynb")["on_remote"] == ["v1"]
     assert (remote_dir / "versions").is_dir()
     lp.screenshot("1-pushed-v1")
