@@ -615,7 +615,7 @@ def variable_history(name: str, notebook: str | None = None, store: Store | None
             typ = ref.type_name if has else before.type_name if had else ""
             shown = has and not ref.credential  # a value holding a credential is never shown
             text = credentials.mask_json(str(ref.summary.get("repr", ""))[:80]) if shown else ""
-            number = _scalar_value(ref) if has else None
+            number = _scalar_value(ref) if shown else None
         change = "added" if has and not had else "removed" if had and not has else "changed" if differs else None
         if change:
             changes.append({"id": v.label, "change": change, "type": typ, "text": text})
