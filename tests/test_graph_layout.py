@@ -99,3 +99,13 @@ def test_stepping_through_a_variables_changes(render_js):
             .map(([cur, dir]) => R.stepChange(h, cur, dir));""")
     # by version number: v10 comes after v3 (not between v1 and v3 as text would sort it)
     assert got == ["v1", "v10", "v3", "v10", None, "v3", None, "v3", "v3"]
+
+
+def test_hidden_versions_keep_the_lines_of_descent(render_js):
+    """The sidebar hides automatic versions (a setting) or filters: a node links to its nearest shown ancestor."""
+    nodes = [node(1, None), node(2, 1, "auto"), node(3, 2, "auto"), node(4, 3), node(5, 2), node(6, 5, "auto")]
+    got = run_js(render_js, f"""
+        return R.linkShown({json.dumps(nodes)}, new Set(['v1', 'v4', 'v5'])).map(n => [n.label, n.parent]);""")
+    assert got == [["v1", None], ["v4", "v1"], ["v5", "v1"]]
+    got = run_js(render_js, f"""return R.linkShown({json.dumps(nodes)}, new Set(['v4', 'v6'])).map(n => [n.label, n.parent]);""")
+    assert got == [["v4", None], ["v6", None]]  # no shown ancestor: roots

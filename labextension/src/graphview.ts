@@ -4,7 +4,7 @@
 // rendering layer's (render/graph.ts, render/varhistory.ts); this wires them into the panel.
 import * as api from './api';
 import { VersionsPanel } from './panel';
-import { changeMap, el, IGraphNode, IVariableHistory, IVariableNames, parsePick, renderGraph, renderVariableHistory, renderVariablePicker, stepChange } from './render/index';
+import { changeMap, el, IGraphNode, IVariableHistory, IVariableNames, linkShown, parsePick, renderGraph, renderVariableHistory, renderVariablePicker, stepChange } from './render/index';
 
 export class GraphViews {
   constructor(private readonly panel: VersionsPanel) {
@@ -73,18 +73,10 @@ export class GraphViews {
   /** Graph nodes of the versions shown (oldest first); a parent hidden (by the filter or the automatic
    * versions setting) is skipped to its nearest shown ancestor. */
   private nodes(shown: api.IVersion[]): IGraphNode[] {
-    const all = new Map(this.panel.allVersions.map(v => [v.id, v]));
-    const ids = new Set(shown.map(v => v.id));
-    const shownParent = (v: api.IVersion): string | null => {
-      let p = v.parent;
-      for (let guard = 0; p && !ids.has(p) && guard < 100000; guard++) {
-        p = all.get(p)?.parent ?? null;
-      }
-      return p && ids.has(p) ? p : null;
-    };
-    return [...shown].reverse().map(v => ({
-      key: v.id, label: v.id, parent: shownParent(v), tags: v.tags, name: v.name, kind: v.kind, message: v.message, created: v.created
+    const all = this.panel.allVersions.map(v => ({
+      key: v.id, label: v.id, parent: v.parent ?? null, tags: v.tags, name: v.name, kind: v.kind, message: v.message, created: v.created
     }));
+    return linkShown(all, new Set(shown.map(v => v.id)));
   }
 
   private onChanged(): void {
@@ -173,6 +165,10 @@ export class GraphViews {
     this._current = label;
     this.drawVar();
     this.panel.select([label]); // re-draws the list
+    if (!this.panel.versions.some(v => v.id === label)) {
+      this._var.append(el('div', { class: 'jp-mv-muted jp-mv-var-hidden' },
+        `${label} is not listed: an automatic version (setting "Show automatic versions")`));
+    }
   }
 
   private onKey(e: KeyboardEvent): void {

@@ -52,6 +52,20 @@ const LANE = 14;
 const PAD = 9;
 const COLORS = ['#1976d2', '#ef6c00', '#2e7d32', '#8e24aa', '#c62828', '#00838f', '#6d4c41', '#5c6bc0'];
 
+/** The nodes among `all` (oldest first) whose key `shown` holds, each linked to its nearest shown
+ * ancestor (a host hiding some versions, by a filter or a setting, keeps the lines of descent). */
+export function linkShown(all: IGraphNode[], shown: Set<string | number>): IGraphNode[] {
+  const byKey = new Map(all.map(n => [n.key, n]));
+  const nearest = (n: IGraphNode): string | number | null => {
+    let p = n.parent;
+    for (let hops = 0; p !== null && !shown.has(p) && hops < all.length; hops++) {
+      p = byKey.get(p)?.parent ?? null;
+    }
+    return p !== null && shown.has(p) ? p : null;
+  };
+  return all.filter(n => shown.has(n.key)).map(n => ({ ...n, parent: nearest(n) }));
+}
+
 /** The rows of the graph (oldest first) after folding runs of plain automatic versions. */
 export function foldRuns(nodes: IGraphNode[], opts: IGraphOptions = {}): IItem[] {
   const byKey = new Map(nodes.map(n => [n.key, n]));
