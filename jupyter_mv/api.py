@@ -43,6 +43,9 @@ class Session:
         self.unloadable: dict[str, str] = {}  # content hash -> why it failed its trial load
         self.restore_defined: list[str] = []  # names the last restore defined for the code it restored
         self.journal = undo_journal.Journal()  # the variables before each executed cell, for undo()
+        # True while a cell runs (the magics' hooks say so); a restore outside one (the sidebar, a widget)
+        # records the variables before it in the journal itself, so undo() can take it back too
+        self.in_cell = True
         self._stores: dict[Path, Store] = {}
         self._lock = threading.RLock()
 
@@ -396,6 +399,8 @@ def restore(ref, names: Iterable[str] | None = None, prefix: str = "", trust: bo
     # are defined in it (codecs.notebook) and listed in session().restore_defined
     ctx = loading.codecs.DecodeContext()
     ctx.namespace = s.namespace
+    if not s.in_cell:  # no cell recorded the variables before this restore: record them here
+        s.journal.record(s.namespace, s.hidden, f"the restore of {v.label}", "")
     try:
         objs, failed = loading.load_each(st, v, names, trust, tick, ctx)
     finally:

@@ -208,3 +208,19 @@ def test_journal_is_removed_with_the_session(shell, run):
     assert d is not None and d.exists()
     api.session().close()
     assert not d.exists()
+
+
+def test_a_restore_outside_a_cell_can_be_undone(shell, run, capsys):
+    """The sidebar's Restore and Resume run %mv_restore silently (no cell, no pre-cell record): the
+    restore records the variables before it itself."""
+    run("w = [1, 2]; keep = 'k'")
+    run("%mv_snapshot w -m base")
+    run("w.append(3); extra = 1")
+    # as the lab runs it: a silent execution triggers no pre_run_cell/post_run_cell
+    shell.run_cell("%mv_restore v1", silent=True)
+    ns = shell.user_ns
+    assert ns["w"] == [1, 2] and ns["extra"] == 1
+    _out(capsys)
+    run("%mv_undo")
+    assert "undid the restore of v1: restored w" in _out(capsys).out
+    assert ns["w"] == [1, 2, 3] and ns["extra"] == 1 and ns["keep"] == "k"

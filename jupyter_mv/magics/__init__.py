@@ -52,6 +52,7 @@ def ensure_loaded(ip) -> api.Session:
     recorder.session = sess
     recorder.install()
     sess.recorder = recorder
+    sess.in_cell = False  # until the next cell's pre_run_cell: a restore from the sidebar records for undo
     setattr(ip, _STATE_ATTR, sess)
     config.register(ip)  # c.JupyterMV.* from ipython_config.py; %config JupyterMV.x = … from now on
     ip.register_magics(MVMagics)

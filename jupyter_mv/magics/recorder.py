@@ -97,9 +97,12 @@ class Recorder:
         with self.lock:
             self.log.start(info.raw_cell, count, getattr(info, "cell_id", None), self._current_msg_id())
         if self.session is not None:  # the variables before this cell, for %mv_undo (never raises)
+            self.session.in_cell = True
             api.undo_checkpoint(info.raw_cell or "", f"In [{count}]" if count is not None else "the cell")
 
     def post_run_cell(self, result):
+        if self.session is not None:
+            self.session.in_cell = False
         with self.lock:
             self.log.finish(result.execution_count if result.info.store_history else None)
         if self.kernel_session is None:  # the kernel path saw every output as a message
