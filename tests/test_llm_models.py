@@ -415,6 +415,26 @@ def test_tokenizers_round_trip_and_encode_identically(two_stores):
     assert got["raw"].to_str() == raw.to_str()
 
 
+def test_a_tokenizer_snapshot_imports_no_model_code(tmp_path):
+    """transformers' top-level names are lazy: a notebook that only made a tokenizer must not pay for
+    importing torch and every modeling module at its first snapshot (seconds)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from tokenizers import Tokenizer, models\n"
+            "from transformers import PreTrainedTokenizerFast\n"
+            "tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({'a': 0, '<unk>': 1}, "
+            "unk_token='<unk>')))\n"
+            "from jupyter_mv import codecs\n"
+            "assert codecs.encode(tok).codec == 'transformers.tokenizer'\n"
+            "codecs.encode(object())\n"
+            "print(sorted(m for m in ('torch', 'transformers.modeling_utils') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_generation_config_round_trip(two_stores):
     a, _ = two_stores
     gen = transformers.GenerationConfig(do_sample=True, temperature=0.3, top_k=20, repetition_penalty=1.1,

@@ -58,17 +58,18 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_m
                     "vocab.json", "merges.txt", "vocab.txt")  # the legacy text vocabularies transformers 4 adds
 
 
+# (module, class): an object of these classes exists only once its module is loaded, so a snapshot never
+# imports them itself. transformers' top-level names are lazy: touching `transformers.PreTrainedModel` in
+# a notebook that only imported a tokenizer would import torch and every modeling module (seconds)
+_CLASSES = (("transformers.modeling_utils", "PreTrainedModel"), ("transformers.configuration_utils", "PretrainedConfig"),
+            ("transformers.generation.configuration_utils", "GenerationConfig"),
+            ("transformers.tokenization_utils_base", "PreTrainedTokenizerBase"), ("peft.peft_model", "PeftModel"))
+
+
 def match(obj) -> bool:
-    if loaded("transformers"):
-        import transformers
-
-        if isinstance(obj, (transformers.PreTrainedModel, transformers.PretrainedConfig, transformers.GenerationConfig,
-                            transformers.PreTrainedTokenizerBase)):
-            return True
-    if loaded("peft"):
-        import peft
-
-        if isinstance(obj, peft.PeftModel):
+    for module, name in _CLASSES:
+        cls = _loaded_class(module, name)
+        if cls is not None and isinstance(obj, cls):
             return True
     if loaded("tokenizers"):
         import tokenizers
@@ -78,24 +79,27 @@ def match(obj) -> bool:
     return False
 
 
+def _loaded_class(module: str, name: str):
+    mod = sys.modules.get(module)
+    cls = getattr(mod, name, None) if mod is not None else None
+    return cls if isinstance(cls, type) else None
+
+
 def encode(obj) -> Encoded:
-    if loaded("peft"):
-        import peft
+    def isa(i: int) -> bool:
+        cls = _loaded_class(*_CLASSES[i])
+        return cls is not None and isinstance(obj, cls)
 
-        if isinstance(obj, peft.PeftModel):
-            return _encode_model(obj, peft_model=True)
-    import_ok = loaded("transformers")
-    if import_ok:
-        import transformers
-
-        if isinstance(obj, transformers.PreTrainedModel):
-            return _encode_model(obj, peft_model=False)
-        if isinstance(obj, transformers.GenerationConfig):
-            return _encode_generation_config(obj)
-        if isinstance(obj, transformers.PretrainedConfig):
-            return _encode_config(obj)
-        if isinstance(obj, transformers.PreTrainedTokenizerBase):
-            return _encode_tokenizer(obj)
+    if isa(4):
+        return _encode_model(obj, peft_model=True)
+    if isa(0):
+        return _encode_model(obj, peft_model=False)
+    if isa(2):  # before PretrainedConfig: not a subclass of it, but checked first all the same
+        return _encode_generation_config(obj)
+    if isa(1):
+        return _encode_config(obj)
+    if isa(3):
+        return _encode_tokenizer(obj)
     return _encode_raw_tokenizer(obj)
 
 
