@@ -342,3 +342,28 @@ def test_cli_remote_gc(moto_s3, tmp_path):
         lock.release()
     assert r.returncode != 0 and "another remote gc is running (by bob@laptop" in r.stderr
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_a_lease_removed_or_taken_over_is_lost_not_retaken(any_remote):
+    url, options, _ = any_remote
+    st = open_remote(url, **options)
+    with leases.push_lease(st) as lease:
+        st.delete(lease.key)  # a gc judged it expired (this process was paused) and removed it
+        time.sleep(TTL / 4 + 1.0)  # the next refresh finds it gone
+        with pytest.raises(RemoteConflict, match="lease lapsed"):
+            lease.ensure()
+        assert st.head(lease.key) is None  # not written again behind the gc's back
+    # a gc lock taken over by another gc: the first one's release leaves the new holder's lock alone
+    first = leases.GcLock(st)
+    first.acquire()
+    st.delete(leases.GC_KEY)
+    second = leases.GcLock(st, who="second")
+    second.acquire()
+    time.sleep(TTL / 4 + 1.0)
+    with pytest.raises(RemoteConflict, match="lost its lock"):
+        first.ensure()
+    first.release()
+    body = json.loads(st.get(leases.GC_KEY))
+    assert body["who"] == "second"
+    second.release()
+    assert st.head(leases.GC_KEY) is None

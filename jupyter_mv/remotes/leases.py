@@ -40,7 +40,7 @@ import uuid
 from typing import Callable
 
 from ..errors import RemoteConflict, RemoteError, RemoteExists, RemoteMissing
-from .objects import ObjectMeta, ObjectStore
+from .objects import ObjectMeta, ObjectStore, _Unsupported
 
 PUSH_PREFIX = "leases/push/"
 GC_KEY = "leases/gc.json"
@@ -75,6 +75,7 @@ class _Held:
         self.server_start: _dt.datetime | None = None  # Last-Modified of the first write
         self._last_ok = 0.0  # time.monotonic() just before the last successful (re)write was sent
         self._error: BaseException | None = None
+        self._lost: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._mono_at_start = 0.0
@@ -103,24 +104,34 @@ class _Held:
         while not self._stop.wait(self.ttl / 4):
             sent = time.monotonic()
             try:
-                # overwrite, not If-Match: a lease only this process writes; an etag from a server
-                # that changes it on every write would make If-Match fail for no reason
-                self.etag = self.store.put(self.key, self._data(), mode="overwrite")
+                # If-Match on the last ETag: if the object was removed as expired (this process was
+                # paused) or another holder took it over, this one is lost, not silently re-taken
+                try:
+                    self.etag = self.store.put(self.key, self._data(), mode="overwrite",
+                                               if_match=self.etag or None)
+                except _Unsupported:
+                    self.etag = self.store.put(self.key, self._data(), mode="overwrite")
                 self._last_ok = sent
+            except (RemoteConflict, RemoteMissing) as exc:
+                self._lost = exc
+                return
             except RemoteError as exc:  # retried at the next tick; ensure() reports a lapse
                 self._error = exc
 
     def lapsed(self) -> bool:
-        """True if no rewrite succeeded for long enough that others may count this as expired
-        (a margin of a quarter ttl, at least 1 s, for clock granularity: Last-Modified has 1 s)."""
-        return time.monotonic() - self._last_ok > self.ttl - max(1.0, self.ttl / 4)
+        """True if this was lost (removed or taken over) or no rewrite succeeded for long enough that
+        others may count it as expired (a margin of a quarter ttl, at least 1 s, for clock
+        granularity: Last-Modified has 1 s)."""
+        return self._lost is not None or \
+            time.monotonic() - self._last_ok > self.ttl - max(1.0, self.ttl / 4)
 
     def release(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        with contextlib.suppress(RemoteError):
-            self.store.delete(self.key)
+        if self._lost is None and self.etag is not None:
+            # only if it is still ours: a gc lock taken over by another gc stays its
+            _delete_if_unchanged(self.store, ObjectMeta(self.key, 0, self.etag or None, self.server_start))
 
 
 def _read_body(store: ObjectStore, meta: ObjectMeta) -> dict | None:

@@ -466,7 +466,8 @@ class _ObstoreRemote(ObjectStore):
 
 class _LocalRemote(_ObstoreRemote):
     """file:// remotes. obstore's LocalStore has create-only writes (an atomic no-clobber link) but not
-    If-Match; compare-and-swap takes an exclusive flock on a lock file per key under .mv-locks/."""
+    If-Match; compare-and-swap takes an exclusive flock on one of 256 lock files under .mv-locks/
+    (chosen by the key's hash)."""
 
     def __init__(self, url: str, root: Path):
         from obstore.store import LocalStore
@@ -479,7 +480,8 @@ class _LocalRemote(_ObstoreRemote):
         import fcntl
         lockdir = self.root / LOCK_PREFIX
         lockdir.mkdir(exist_ok=True)
-        name = hashlib.sha256(key.encode()).hexdigest()
+        # 256 lock stripes, not one file per key: keys like leases' are unique, files would pile up
+        name = hashlib.sha256(key.encode()).hexdigest()[:2]
         with open(lockdir / name, "a+b") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             try:
