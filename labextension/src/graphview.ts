@@ -4,7 +4,7 @@
 // rendering layer's (render/graph.ts, render/varhistory.ts); this wires them into the panel.
 import * as api from './api';
 import { VersionsPanel } from './panel';
-import { changeMap, el, IGraphNode, IVariableHistory, IVariableNames, linkShown, parsePick, renderGraph, renderVariableHistory, renderVariablePicker, stepChange } from './render/index';
+import { changeMap, el, IGraphNode, IVariableHistory, IVariableNames, keepGraphFocus, linkShown, parsePick, renderGraph, renderVariableHistory, renderVariablePicker, stepChange } from './render/index';
 
 export class GraphViews {
   constructor(private readonly panel: VersionsPanel) {
@@ -54,6 +54,7 @@ export class GraphViews {
       return table;
     }
     const view = el('div', { class: 'jupyter-mv-view jp-mv-graph' });
+    requestAnimationFrame(keepGraphFocus(this.panel.node)); // the panel puts the new graph in place right after this
     view.append(renderGraph(this.nodes(shown), {
       selected: new Set(this.panel.selected.map(v => v.id)),
       onSelect: (key, additive) => this.panel.pick(String(key), additive),

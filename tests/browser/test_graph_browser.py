@@ -75,6 +75,11 @@ def test_sidebar_branch_graph_and_variable_history(lab, lab_page):
     assert "x" in diff.locator(".mv-variables").inner_text()
     lp.screenshot("2-diff-of-two-nodes")
     page.locator(".lm-TabBar-tab:has-text('branches.ipynb')").first.click()
+    # the keyboard: Enter on a focused node selects it, and the focus stays on it
+    panel.locator(".mv-graph-node[data-version='v2']").focus()
+    page.keyboard.press("Enter")
+    wait_shown(page, f"{nodes}.mv-selected", ["v2"])
+    page.wait_for_function("() => document.activeElement && document.activeElement.dataset.version === 'v2'")
 
     # a variable's history: x changed in v1 (added), v2, v3 and v5; v4 holds v1's x again (its parent)
     panel.locator(".jp-mv-var-picker select").select_option("x")

@@ -154,6 +154,21 @@ function title(n: IGraphNode, parentLabel: string | null, branch: boolean): stri
     .filter(Boolean).join(' · ');
 }
 
+/** Keep the keyboard where it was across a re-draw: call before replacing a graph inside `scope` (an
+ * element that stays), then call what it returns once the new one is in place (the row with the same
+ * key gets the focus back). */
+export function keepGraphFocus(scope: HTMLElement): () => void {
+  const active = document.activeElement as HTMLElement | null;
+  const row = scope.contains(active) ? (active?.closest?.('.mv-graph-row') as HTMLElement | null) : null;
+  const key = row?.dataset.key ?? row?.dataset.fold;
+  return () => {
+    if (key !== undefined) {
+      const again = [...scope.querySelectorAll<HTMLElement>('.mv-graph-row')].find(r => (r.dataset.key ?? r.dataset.fold) === key);
+      again?.focus();
+    }
+  };
+}
+
 /** The graph of `nodes` (oldest first), newest at the top. Rows carry class mv-graph-node and
  * data-version (vN) / data-key; fold rows class mv-graph-fold and data-fold. */
 export function renderGraph(nodes: IGraphNode[], opts: IGraphOptions = {}): HTMLElement {
@@ -220,7 +235,13 @@ export function renderGraph(nodes: IGraphNode[], opts: IGraphOptions = {}): HTML
       change ? `mv-var-hl mv-var-${change}` : '', isCurrent ? 'mv-var-current' : '', node.kind === 'auto' ? 'mv-graph-auto' : '']
       .filter(Boolean).join(' ');
     rows.append(h('div', {
-      class: cls, 'data-version': node.label, 'data-key': node.key, title: title(node, parentLabel, branch),
+      class: cls, 'data-version': node.label, 'data-key': node.key, title: title(node, parentLabel, branch), tabindex: 0,
+      onkeydown: (e: KeyboardEvent) => {
+        if ((e.key === 'Enter' || e.key === ' ') && (e.target as HTMLElement).tagName !== 'INPUT') {
+          e.preventDefault();
+          opts.onSelect?.(node.key, e.ctrlKey || e.metaKey || e.shiftKey);
+        }
+      },
       onclick: (e: MouseEvent) => {
         const t = e.target as HTMLElement;
         if (t.tagName !== 'INPUT' && !t.classList.contains('mv-graph-refold')) {

@@ -1,7 +1,7 @@
 // The history widget's ES module (anywidget `_esm`, bundled to jupyter_mv/widgets/static/history.js).
 // State lives in the Python model (widgets/history.py); this draws it with the rendering layer and
 // turns clicks into traitlet changes.
-import { changeMap, h, historyColumns, IHistoryRow, renderCells, renderChart, renderDetails, renderDiff, renderGraph, renderHistoryTable, renderVariableHistory, renderVariablePicker, stepChange } from '../render';
+import { changeMap, h, historyColumns, IHistoryRow, keepGraphFocus, renderCells, renderChart, renderDetails, renderDiff, renderGraph, renderHistoryTable, renderVariableHistory, renderVariablePicker, stepChange } from '../render';
 import { sanitizedOutput } from '../render/sanitize';
 import type { Diff, HistoryChart, HistoryWidgetRow, HistoryWidgetState, Replay, VariableHistory, VariableNames, VersionDetails, WidgetMessage } from '../schema.generated';
 import { filled, IModel } from './model';
@@ -171,6 +171,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
       return;
     }
     const hist = model.get('variable') ? varHistory() : null;
+    const refocus = keepGraphFocus(graphBox);
     graphBox.replaceChildren(renderGraph(model.get('graph') || [], {
       selected: new Set(model.get('selected') || []), onSelect: select, pick: true, notebooks: model.get('all_notebooks'),
       highlight: changeMap(hist), current: ui.current, expanded: ui.expanded,
@@ -183,6 +184,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
         drawGraph();
       }
     }));
+    refocus();
   }
 
   /** The table's rows of versions where the picked variable changed: marked as in the graph. */
