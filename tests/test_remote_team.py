@@ -7,6 +7,9 @@
   bytes); every object any manifest references is on the remote;
 - a corrupted object on the remote is detected on pull, named, and nothing of its version imported;
 - a remote that ignores conditional writes is detected, and tags are not moved there.
+
+The team test catches the bug it is for: run with gc blind to the push leases (leases.push_leases
+patched to return nothing in the gc process), it failed on a version referencing a swept chunk.
 """
 
 from __future__ import annotations
