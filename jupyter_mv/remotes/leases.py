@@ -120,10 +120,10 @@ class _Held:
 
     def lapsed(self) -> bool:
         """True if this was lost (removed or taken over) or no rewrite succeeded for long enough that
-        others may count it as expired (a margin of a quarter ttl, at least 1 s, for clock
-        granularity: Last-Modified has 1 s)."""
+        others may count it as expired (a margin of a quarter ttl, at least 1 s — Last-Modified has
+        whole seconds — but at most half the ttl, refreshes coming every quarter)."""
         return self._lost is not None or \
-            time.monotonic() - self._last_ok > self.ttl - max(1.0, self.ttl / 4)
+            time.monotonic() - self._last_ok > self.ttl - min(max(1.0, self.ttl / 4), self.ttl / 2)
 
     def release(self) -> None:
         self._stop.set()
