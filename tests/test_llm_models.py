@@ -360,6 +360,19 @@ def test_a_model_loaded_with_from_pretrained_is_stored_safe_and_exact(two_stores
     assert m.name_or_path == model.name_or_path
 
 
+def test_a_model_pickled_with_what_reaches_inside_it_is_named(two_stores):
+    """A variable holding a module's own dict (not a layer, a weight or the config) shares what a part
+    reference cannot restore: the two are pickled together, exact, and the model's note says so."""
+    a, _ = two_stores
+    model = gpt2()
+    holder = {"blocks": model.transformer.h._modules}
+    r = snap({"model": model, "holder": holder}, a)
+    assert {x.name: x.codec for x in a.variables(r.version)} == {"model": "pickle", "holder": "pickle"}
+    assert any("model: stored pickled together with holder" in n.reason for n in r.notes)
+    got = loading.load(a, r.version, ["model"])
+    assert got["holder"]["blocks"] is got["model"].transformer.h._modules
+
+
 def test_hub_base_name_and_revision_become_params(two_stores):
     a, _ = two_stores
     model = gpt2()

@@ -319,6 +319,10 @@ def link(items: list, objs: dict) -> list:
             continue
         for n in members:
             e = enc[n]
+            if getattr(e, "parts", None):  # a model that had its own safe format: say why it is pickled now
+                e.notes.append(("", f"stored pickled together with {', '.join(m for m in members if m != n)}, "
+                                    "which share objects with it beyond its parameters, layers and config; "
+                                    "from a bundle it restores only with --trust"))
             codec = e.codec if e.codec in pickled.NAMES else "pickle"
             meta = {**g.meta, "members": members, "key": n, "group": unit}
             if leaves:
