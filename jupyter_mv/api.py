@@ -568,7 +568,7 @@ def _scalar_value(ref) -> float | int | None:
 
 
 def variable_history(name: str, notebook: str | None = None, store: Store | None = None,
-                     kind: str | None = None) -> dict:
+                     kind: str | None = None, versions: list[Version] | None = None) -> dict:
     """Where variable (or metric) `name` changed among `notebook`'s versions, each compared with its
     parent version (so along a branch: a version taken after restoring v1 is compared with v1).
 
@@ -579,12 +579,13 @@ def variable_history(name: str, notebook: str | None = None, store: Store | None
     deleted, or a snapshot that named other variables); `values`: {"id", "value"} for every version
     holding it as a number (ints, floats, numpy scalars, metrics), oldest first, [] otherwise.
     `kind=None` looks for a variable first, then a metric. Raises UnknownVariable (one line naming
-    what exists) when no version has it, UsageError for another `kind`."""
+    what exists) when no version has it, UsageError for another `kind`. `versions`: the notebook's
+    versions, all of them oldest first, when the caller has them loaded (saves reading them again)."""
     if kind not in (None, "variable", "metric"):
         raise UsageError(f"bad kind {kind!r}: use 'variable' or 'metric'")
     st = store or session().store()
     nb = _notebook(notebook, st)
-    vs = st.versions(nb)
+    vs = list(versions) if versions is not None else st.versions(nb)
     held = {} if kind == "metric" else st.variable_across(nb, name)
     if kind == "metric" or (not held and kind is None):
         if any(name in v.metrics for v in vs):

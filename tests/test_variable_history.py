@@ -258,6 +258,10 @@ def test_widget_graph_and_variable_history(shell, run, registry):
     w.act("goto", label="v2")  # stepping to a change selects it, in either view
     assert w.selected == [ids["v2"]] and w.details["id"] == "v2"
     assert w.act("goto", label="v99")["kind"] == "error"
+    last = HistoryWidget(n=1)  # the last version only: the history still compares with its parent
+    last.variable = "x"
+    assert last.var_history == api.variable_history("x") and changes(last.var_history)[-1] == ("v4", "changed")
+    last.close()
     w.variable = "nope"
     assert w.message["kind"] == "error" and "nope" in w.message["text"]
     w.close()

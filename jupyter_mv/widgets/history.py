@@ -120,6 +120,7 @@ class HistoryWidget(anywidget.AnyWidget):
 
     # -- data ---------------------------------------------------------------------------------
     def _load(self, versions=None) -> None:
+        self._complete = versions is None and not self._n  # all of the store's versions (for _variable_history)
         if versions is None:
             versions = api.versions(self._notebook, all=self.all_notebooks, store=self._store)
         versions = list(versions)
@@ -221,7 +222,9 @@ class HistoryWidget(anywidget.AnyWidget):
             raise ValueError("a variable's history is per notebook: open the history of one notebook")
         kind, name = ("metric", picked[7:]) if picked.startswith("metric:") else ("variable", picked)
         nb = self._versions[-1].notebook if self._versions else self._notebook
-        self.var_history = api.variable_history(name, nb, store=self._store, kind=kind)
+        # the loaded versions when they are all of the notebook's (not the last -n N): no second read
+        loaded = self._versions if getattr(self, "_complete", False) and self._versions else None
+        self.var_history = api.variable_history(name, nb, store=self._store, kind=kind, versions=loaded)
 
     def _row(self, v: Version) -> dict:
         parent_ok = v.parent is None or v.parent == v.n - 1
