@@ -333,7 +333,8 @@ COMMANDS: dict[str, Command] = {
         "whether this store has it; with no remote recorded, say so")),
     "remote gc": Command(add_remote_gc_args, cli=(
         "delete the objects on a remote that no version references (left by interrupted pushes), older "
-        "than --grace; waits for pushes in progress and never deletes what they send")),
+        "than --grace; waits for pushes in progress and never deletes what they send; exit 3 when objects "
+        "a version references are missing")),
     "clone": Command(add_clone_args, cli=(
         "make a new store in DIR/.jupyter_mv holding every version on the remote at URL, which it keeps as "
         "its default remote 'origin'"),

@@ -261,7 +261,7 @@ def cmd_remote_gc(args, st):
                   file=sys.stderr)
     report = api.remote_gc(args.remote, grace=args.grace, dry_run=args.dry_run, progress=progress, store=st)
     print(report.summary())
-    return 0
+    return EXIT_DAMAGED if report.missing else 0  # as verify: referenced objects are missing
 
 
 def cmd_push(args, st):

@@ -342,6 +342,10 @@ def test_cli_remote_gc(moto_s3, tmp_path):
         lock.release()
     assert r.returncode != 0 and "another remote gc is running (by bob@laptop" in r.stderr
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    # a referenced object missing: reported, exit 3 (as verify)
+    st.delete("chunks/aa/kept")
+    r = cli("remote", "gc", cwd=tmp_path, env=env)
+    assert r.returncode == 3 and "1 referenced object is missing (first: chunks/aa/kept)" in r.stdout, r.stdout
 
 
 def test_a_lease_removed_or_taken_over_is_lost_not_retaken(any_remote):
