@@ -26,11 +26,21 @@ parameter and buffer of the skeleton was filled. Class names are looked up only 
 names of transformers / peft, never imported from a module named by the data, and `trust_remote_code`
 is never passed.
 
+Also kept: what from_pretrained leaves on a model (each weight's `_is_hf_initialized`, `_use_kernels`
+False, no weight conversions), torch.nn.Buffer's persistence flags, activation checkpointing (the
+checkpointed layers, torch checkpoint's arguments, input-embedding hooks), each module's name_or_path.
+
 Exactness: a model holds more than config + weights when a user sets attributes, registers hooks or
 monkey-patches a module. Encoding compares the model's structure (module types, parameter and buffer
-names, scalar attributes, hooks) with that of a skeleton built from the stored config (built once per
-config on the meta device, cached); a model that differs is not this codec's, and the torch module
-codec (pickle) stores it whole instead, so a restore never silently drops state.
+names, scalar attributes and short scalar lists/dicts by value, hooks) with that of a skeleton built
+from the stored description (built once per description on the meta device, cached); a model that
+differs (a merged adapter, a tensor outside parameters and buffers, an attribute you set) is not this
+codec's: the torch module codec (pickle) stores it whole instead, with a note naming why (FALLBACK),
+so a restore never silently drops state.
+
+Other variables that are parts of a model (its config, the base a PEFT model wraps, a layer, a weight,
+a LoraConfig it holds) are listed in `Encoded.parts`; codecs.groups stores them as references to those
+attributes of the restored model, and lets an optimizer's pickle refer to the model's parameters.
 """
 
 from __future__ import annotations
