@@ -150,7 +150,8 @@ def test_snapshot_in_a_real_shell_and_restore_in_another(shell, tmp_path):
                     " bos_token_id=0, eos_token_id=0)\n"
                     "model = transformers.AutoModelForCausalLM.from_config(cfg)\n"
                     "model.train()\n"
-                    "gen = transformers.GenerationConfig(do_sample=True, temperature=0.7, top_p=0.9, max_new_tokens=12)")
+                    "gen = transformers.GenerationConfig(do_sample=True, temperature=0.7, top_p=0.9,"
+                    " max_new_tokens=12)")
     run_cell(shell, "%mv_snapshot model gen -m 'tiny gpt2'")
     want = logits(shell.user_ns["model"].eval())
     shell.user_ns["model"].train()

@@ -71,7 +71,8 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_m
 # (module, class): an object of these classes exists only once its module is loaded, so a snapshot never
 # imports them itself. transformers' top-level names are lazy: touching `transformers.PreTrainedModel` in
 # a notebook that only imported a tokenizer would import torch and every modeling module (seconds)
-_CLASSES = (("transformers.modeling_utils", "PreTrainedModel"), ("transformers.configuration_utils", "PretrainedConfig"),
+_CLASSES = (("transformers.modeling_utils", "PreTrainedModel"),
+            ("transformers.configuration_utils", "PretrainedConfig"),
             ("transformers.generation.configuration_utils", "GenerationConfig"),
             ("transformers.tokenization_utils_base", "PreTrainedTokenizerBase"), ("peft.peft_model", "PeftModel"))
 
@@ -627,7 +628,8 @@ def _load_marks(model) -> dict:
             raise NotStorable(f"{path or 'the model'} runs hub kernels (use_kernels=True)")
         conv = marks.get("_weight_conversions")
         if conv is not None and not (isinstance(conv, list) and not conv):
-            raise NotStorable(f"{path or 'the model'}'s weights were converted when loaded (save_pretrained undoes that)")
+            raise NotStorable(f"{path or 'the model'}'s weights were converted when loaded "
+                              "(save_pretrained undoes that)")
         out[path] = {k: (False if k == "_use_kernels" else []) for k in marks}
     return out
 
