@@ -301,3 +301,19 @@ def test_widget_graph_of_all_notebooks(session, tmp_path):
     w.variable = "x"  # a variable's history is per notebook
     assert w.var_history == {} and w.message["kind"] == "error" and "one notebook" in w.message["text"]
     w.close()
+
+
+def test_history_after_retention_drops_automatic_versions(shell, run):
+    """`%mv_auto on --keep 1` drops older automatic versions and re-parents their children: a change is then
+    counted against the nearest version still kept (the state it descends from)."""
+    run("x = 1")
+    run("%mv_snapshot -m base")
+    run("%mv_auto on --keep 1")
+    run("x = 2")
+    run("x = 3")  # v3; v2 (auto) dropped, v3's parent is now v1
+    run("%mv_auto off")
+    run("%mv_snapshot -t keep")  # v4: nothing changed since v3
+    assert parents() == {"v1": None, "v3": "v1", "v4": "v3"}
+    h = api.variable_history("x")
+    assert changes(h) == [("v1", "added"), ("v3", "changed")]
+    assert [v["id"] for v in h["values"]] == ["v1", "v3", "v4"]
