@@ -4,8 +4,6 @@ edits kept), resume from the newest version after a kernel restart."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -34,6 +32,17 @@ def kernel_eval(page, code: str) -> str:
 def sources(page) -> list[str]:
     return page.evaluate(
         "() => window.jupyterapp.shell.currentWidget.content.model.sharedModel.cells.map(c => c.getSource())")
+
+
+def wait_sources(page, want: list[str]) -> None:
+    """Until the open notebook's cell sources are exactly `want`."""
+    page.wait_for_function(
+        """(want) => {
+            const got = window.jupyterapp.shell.currentWidget.content.model.sharedModel.cells.map(c => c.getSource());
+            return got.length === want.length && got.every((s, i) => s === want[i]);
+        }""",
+        arg=want,
+    )
 
 
 def open_panel(page) -> None:
@@ -138,8 +147,7 @@ def test_checkout_code_and_data_then_undo_keeps_unsaved_edits(lab, lab_page):
 
     # one undo: the notebook as it was, unsaved edits included; the file on disk never written
     lp.command("jupyter-mv:undo-checkout")
-    page.wait_for_function("(want) => JSON.stringify(window.jupyterapp.shell.currentWidget.content.model"
-                           ".sharedModel.cells.map(c => c.getSource())) === want", arg=json.dumps(edited))
+    wait_sources(page, edited)
     assert path.read_text() == on_disk
     lp.screenshot("3-undo-checkout")
 
@@ -151,8 +159,7 @@ def test_checkout_code_and_data_then_undo_keeps_unsaved_edits(lab, lab_page):
     assert kernel_eval(page, "print(lr)").strip() == "0.1"  # from the first checkout's variables
     command_mode(lp, 0)
     page.keyboard.press("z")
-    page.wait_for_function("(want) => JSON.stringify(window.jupyterapp.shell.currentWidget.content.model"
-                           ".sharedModel.cells.map(c => c.getSource())) === want", arg=json.dumps(edited))
+    wait_sources(page, edited)
     assert path.read_text() == on_disk
 
 
