@@ -16,7 +16,7 @@ Conditional writes (what lets several people push without a lock):
   CompleteMultipartUpload carries `If-None-Match: *` (an upload that loses is aborted).
 - `put(if_match=etag)` / `delete(if_match=etag)` send `If-Match` (S3: RFC 9110 semantics, AWS supports
   it on PUT since 2024-11 and on DeleteObject since 2025-09); on local files they hold an advisory lock
-  (`fcntl.flock`) on a lock file under `.mv-locks/` of the remote, so compare-and-swap is atomic between
+  (`fcntl.flock`) on the remote's lock file `.mv-lock`, so compare-and-swap is atomic between
   jupyter_mv processes.
 - `conditional_writes()` probes the remote once per process (a create-only write twice, an If-Match
   with a wrong ETag): servers that ignore the headers (s3rver, old MinIO/Ceph) answer False, and callers
@@ -62,7 +62,7 @@ TRANSFER_CONCURRENCY = 4
 MULTIPART_THRESHOLD = 32 * 1024 * 1024
 PART_SIZE = 16 * 1024 * 1024
 PROBE_PREFIX = ".mv-probe/"
-LOCK_PREFIX = ".mv-locks/"  # local remotes: lock files for If-Match (never listed)
+LOCK_KEY = ".mv-lock"  # local remotes: the lock file of If-Match writes (never listed)
 
 Progress = Callable[[int, int], None]  # progress(bytes_done, bytes_total)
 
@@ -231,8 +231,8 @@ class ObjectStore:
     # -- shared
     def list(self, prefix: str = "") -> Iterator[ObjectMeta]:
         """Every object whose key starts with `prefix` (a plain string prefix: "chunks/ab" matches
-        "chunks/abc"), in no guaranteed order. Keys under .mv-locks/ and .mv-probe/ are internal and
-        never listed. Listing is cheapest with a prefix ending in "/"."""
+        "chunks/abc"), in no guaranteed order. The local remotes' .mv-lock and keys under .mv-probe/
+        are internal and never listed. Listing is cheapest with a prefix ending in "/"."""
         if "/" in prefix and not prefix.endswith("/"):
             base = prefix.rsplit("/", 1)[0] + "/"
         elif prefix.endswith("/"):
@@ -242,7 +242,7 @@ class ObjectStore:
         for meta in self._list_raw(base):
             if not meta.key.startswith(prefix):
                 continue
-            if meta.key.startswith(LOCK_PREFIX) or meta.key.startswith(PROBE_PREFIX):
+            if meta.key == LOCK_KEY or meta.key.startswith(PROBE_PREFIX):
                 continue
             yield meta
 
@@ -466,8 +466,7 @@ class _ObstoreRemote(ObjectStore):
 
 class _LocalRemote(_ObstoreRemote):
     """file:// remotes. obstore's LocalStore has create-only writes (an atomic no-clobber link) but not
-    If-Match; compare-and-swap takes an exclusive flock on one of 256 lock files under .mv-locks/
-    (chosen by the key's hash)."""
+    If-Match; compare-and-swap takes an exclusive flock on the remote's lock file (.mv-lock)."""
 
     def __init__(self, url: str, root: Path):
         from obstore.store import LocalStore
@@ -477,12 +476,10 @@ class _LocalRemote(_ObstoreRemote):
 
     @contextlib.contextmanager
     def _locked(self, key: str):
+        # one lock for the whole remote: If-Match writes (tag moves, lease refreshes) are rare and
+        # quick, and one file is all it leaves behind (a file per key would pile up: leases' are unique)
         import fcntl
-        lockdir = self.root / LOCK_PREFIX
-        lockdir.mkdir(exist_ok=True)
-        # 256 lock stripes, not one file per key: keys like leases' are unique, files would pile up
-        name = hashlib.sha256(key.encode()).hexdigest()[:2]
-        with open(lockdir / name, "a+b") as fh:
+        with open(self.root / LOCK_KEY, "a+b") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             try:
                 yield
