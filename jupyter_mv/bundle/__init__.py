@@ -20,15 +20,13 @@ from __future__ import annotations
 
 from .exporting import bundle_size, export
 from .importing import ImportResult, import_
-from .layout import EXTENSION, FORMAT, MANIFEST, NOTEBOOK, REQUIREMENTS, SCHEMA, requirements_txt, version_hash
+from .layout import (EXTENSION, FORMAT, MANIFEST, NOTEBOOK, REQUIREMENTS, SCHEMA, manifest_record, requirements_txt,
+                     version_hash)
 from .notebook import cells_of, notebook_of
 from .validation import (MAX_BYTES, MAX_CHUNK, MAX_NOTEBOOK, MAX_REQUIREMENTS, Bundle, check_manifest,
                          check_notebook, read)
 
-# the names remotes/manifest.py (issue 14, in progress) reads from when bundle was one module
-_check_manifest, _check_notebook = check_manifest, check_notebook
-
 __all__ = ["export", "import_", "read", "Bundle", "ImportResult", "notebook_of", "version_hash",
            "SCHEMA", "MAX_BYTES", "bundle_size", "cells_of", "requirements_txt", "FORMAT", "EXTENSION",
            "MANIFEST", "NOTEBOOK", "REQUIREMENTS", "MAX_CHUNK", "MAX_NOTEBOOK", "MAX_REQUIREMENTS",
-           "check_manifest", "check_notebook"]
+           "check_manifest", "check_notebook", "manifest_record"]

@@ -19,7 +19,7 @@ from ..errors import BundleError, MVError
 from ..model import Version
 from ..store import Store
 from ..store.blobs import blob_size
-from .layout import EXTENSION, FORMAT, MANIFEST, NOTEBOOK, REQUIREMENTS, SCHEMA, requirements_txt, version_hash
+from .layout import EXTENSION, MANIFEST, NOTEBOOK, REQUIREMENTS, manifest_record, requirements_txt
 from .notebook import notebook_of
 
 
@@ -92,30 +92,7 @@ def export(store: Store, version: Version, path: str | os.PathLike,
                 put(f"blobs/{bid}", buf, _compressible(buf))
                 if progress:
                     progress(len(buf))
-            manifest = {
-                "format": FORMAT,
-                "schema": SCHEMA,
-                "jupyter_mv": _package_version(),
-                "version": {
-                    "label": version.label, "n": version.n, "notebook": version.notebook,
-                    "name": version.name, "message": version.message, "created": version.created,
-                    "kind": version.kind, "tags": list(version.tags), "params": version.params,
-                    "metrics": version.metrics, "content_hash": version_hash(store, original),
-                },
-                "environment": {
-                    "python": env.get("python", ""), "implementation": env.get("implementation", ""),
-                    "platform": env.get("platform", ""), "packages": env.get("packages") or {},
-                    "git": env.get("git"),
-                },
-                "variables": [{
-                    "name": sv.name, "type_name": sv.type_name, "codec": sv.codec,
-                    "content_hash": sv.content_hash, "nbytes": sv.nbytes, "safe": bool(sv.safe),
-                    "summary": sv.summary, "manifest": sv.manifest,
-                    **({"credential": shared.included[sv.name]} if sv.name in shared.included else {}),
-                } for sv in stored],
-                "withheld": shared.withheld,
-                "members": members,
-            }
+            manifest = manifest_record(store, original, shared, members)
             # RFC 8259: a NaN/±inf metric or param is written "NaN"/"Infinity"/"-Infinity" (jsondata)
             man = jsondata.dumps(manifest, indent=1, sort_keys=True).encode()
             info = zipfile.ZipInfo(MANIFEST, date_time=(1980, 1, 1, 0, 0, 0))
@@ -132,12 +109,6 @@ def export(store: Store, version: Version, path: str | os.PathLike,
             tmp.unlink()
     redaction.warn(shared, f"the bundle {path.name}")
     return path
-
-
-def _package_version() -> str:
-    from .. import __version__
-
-    return __version__
 
 
 def bundle_size(store: Store, version: Version) -> int:

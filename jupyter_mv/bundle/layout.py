@@ -52,3 +52,39 @@ def requirements_txt(env: dict) -> str:
     lines = [f"# environment of a jupyter_mv bundle: Python {env.get('python', '?')} on {env.get('platform', '?')}"]
     lines += [f"{name}=={ver}" for name, ver in sorted((env.get("packages") or {}).items())]
     return "\n".join(lines) + "\n"
+
+
+def manifest_record(store: Store, original: Version, shared, members: dict) -> dict:
+    """The bundle manifest (manifest.json) of version `original` in its shareable form `shared`
+    (redaction.plan: the version, its variables, what was withheld and the credentials included),
+    with `members` {member name: {"size": bytes, "sha256": hex}} (notebook.ipynb,
+    requirements.txt, blobs/<blob id>). One builder for bundle export and remote push, so both
+    write exactly what bundle.validation.check_manifest accepts. Reads only metadata."""
+    from .. import __version__
+
+    version = shared.version
+    env = store.environment(version)
+    return {
+        "format": FORMAT,
+        "schema": SCHEMA,
+        "jupyter_mv": __version__,
+        "version": {
+            "label": version.label, "n": version.n, "notebook": version.notebook,
+            "name": version.name, "message": version.message, "created": version.created,
+            "kind": version.kind, "tags": list(version.tags), "params": version.params,
+            "metrics": version.metrics, "content_hash": version_hash(store, original),
+        },
+        "environment": {
+            "python": env.get("python", ""), "implementation": env.get("implementation", ""),
+            "platform": env.get("platform", ""), "packages": env.get("packages") or {},
+            "git": env.get("git"),
+        },
+        "variables": [{
+            "name": sv.name, "type_name": sv.type_name, "codec": sv.codec,
+            "content_hash": sv.content_hash, "nbytes": sv.nbytes, "safe": bool(sv.safe),
+            "summary": sv.summary, "manifest": sv.manifest,
+            **({"credential": shared.included[sv.name]} if sv.name in shared.included else {}),
+        } for sv in shared.variables],
+        "withheld": shared.withheld,
+        "members": members,
+    }

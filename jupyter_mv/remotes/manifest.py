@@ -20,43 +20,15 @@ NOTEBOOK, REQUIREMENTS = _bundle.NOTEBOOK, _bundle.REQUIREMENTS
 MAX_NOTEBOOK, MAX_REQUIREMENTS, MAX_CHUNK = _bundle.MAX_NOTEBOOK, _bundle.MAX_REQUIREMENTS, _bundle.MAX_CHUNK
 notebook_of, requirements_txt, version_hash, cells_of = (_bundle.notebook_of, _bundle.requirements_txt,
                                                          _bundle.version_hash, _bundle.cells_of)
-from ..bundle.importing import variables_of  # noqa: E402 - the importer's own StoredVariable builder
+from ..bundle.importing import variables_of  # noqa: E402,F401 - the importer's own StoredVariable builder
 
 _MEMBER_NAME = "manifest"  # what the bundle checks call the file they refuse (reworded below)
 
 
 def bundle_record(store, original, shared, members: dict) -> dict:
-    """The `bundle` part of a version manifest: what bundle.export writes as manifest.json for the
-    shareable form `shared` (redaction.plan) of version `original`, with `members` {member name:
-    {"size", "sha256"}} (notebook.ipynb, requirements.txt, blobs/<blob id>)."""
-    from .. import __version__
-
-    version = shared.version
-    env = store.environment(version)
-    return {
-        "format": FORMAT,
-        "schema": SCHEMA,
-        "jupyter_mv": __version__,
-        "version": {
-            "label": version.label, "n": version.n, "notebook": version.notebook,
-            "name": version.name, "message": version.message, "created": version.created,
-            "kind": version.kind, "tags": list(version.tags), "params": version.params,
-            "metrics": version.metrics, "content_hash": version_hash(store, original),
-        },
-        "environment": {
-            "python": env.get("python", ""), "implementation": env.get("implementation", ""),
-            "platform": env.get("platform", ""), "packages": env.get("packages") or {},
-            "git": env.get("git"),
-        },
-        "variables": [{
-            "name": sv.name, "type_name": sv.type_name, "codec": sv.codec,
-            "content_hash": sv.content_hash, "nbytes": sv.nbytes, "safe": bool(sv.safe),
-            "summary": sv.summary, "manifest": sv.manifest,
-            **({"credential": shared.included[sv.name]} if sv.name in shared.included else {}),
-        } for sv in shared.variables],
-        "withheld": shared.withheld,
-        "members": members,
-    }
+    """The `bundle` part of a version manifest: exactly the manifest.json bundle.export writes
+    (bundle.layout.manifest_record), so a pulled version passes the importer's own checks."""
+    return _bundle.manifest_record(store, original, shared, members)
 
 
 def dumps(doc: dict) -> bytes:
