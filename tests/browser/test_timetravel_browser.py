@@ -184,3 +184,34 @@ def test_resume_after_kernel_restart(lab, lab_page):
     assert kernel_eval(page, "print(acc, weights)").strip() == "0.93 [0.1, 0.2]"
     offer.wait_for(state="detached")
     lp.screenshot("2-resumed")
+
+
+def test_checkout_of_an_imported_version_lands_untrusted(lab, lab_page, tmp_path):
+    """A version made elsewhere: its checked-out cells are untrusted, so none of its recorded outputs runs
+    script (every payload of tests/hostile_outputs.py would set window.__mv_pwned), while a DataFrame still
+    renders as a table."""
+    import hostile_outputs as H
+
+    lp, page = lab_page, lab_page.page
+    H.import_into(lab.root, H.make_bundles(tmp_path / "sender"))
+    lab.write_notebook(H.NOTEBOOK, ["# the notebook as the receiver has it\nx = 1"])
+    lp.open(H.NOTEBOOK)
+    # the control: this payload, put into the page the unsafe way, does run here
+    page.evaluate("(html) => { const d = document.createElement('div'); d.id = 'mv-control'; d.innerHTML = html;"
+                  " document.body.append(d); }", H.HTML_IMG_ONERROR)
+    page.wait_for_function("() => window.__mv_pwned === 'img-onerror'", timeout=10_000)
+    page.evaluate("() => { document.getElementById('mv-control').remove(); delete window.__mv_pwned; }")
+
+    open_panel(page)
+    page.locator(f"{PANEL} tr[data-version='v2']").click()
+    page.locator(f"{PANEL} .jp-mv-action-checkout").click()
+    page.locator(".jp-Dialog button.jp-mv-checkout-code").click()
+    page.locator(".jp-Notification-Toast-info", has_text="not made here").first.wait_for()
+    page.locator(".jp-NotebookPanel:visible table", has_text=H.BENIGN_CELL_TEXT).first.wait_for()
+    page.wait_for_timeout(1500)  # payloads fire on load/error within milliseconds
+    assert page.evaluate("() => window.__mv_pwned ?? null") is None
+    trusted = page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets"
+                            ".filter(w => w.model.type === 'code' && w.model.sharedModel.getSource().trim()"
+                            " !== '# the notebook as the receiver has it\\nx = 1').map(w => w.model.trusted)")
+    assert trusted and not any(trusted)
+    lp.screenshot("1-imported-checked-out")
