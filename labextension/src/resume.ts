@@ -3,13 +3,39 @@
 // version made elsewhere asks for trust first, as Restore does). One click; the offer stays until used,
 // dismissed, or the kernel starts again.
 import { NotebookPanel } from '@jupyterlab/notebook';
-import { Kernel } from '@jupyterlab/services';
+import { Kernel, KernelMessage } from '@jupyterlab/services';
 import * as api from './api';
 import { VersionsPanel } from './panel';
 import { el, relTime } from './render/index';
 import { restoreVariables } from './restoring';
 
 const STARTING: Kernel.Status[] = ['starting', 'restarting', 'autorestarting'];
+
+/** Does the notebook's kernel hold no variables of the user's yet (a fresh start: nothing to lose by
+ * resuming)? False for a kernel that is not IPython or does not answer. */
+async function holdsNoVariables(nb: NotebookPanel): Promise<boolean> {
+  const kernel = nb.sessionContext.session?.kernel;
+  if (!kernel) {
+    return false;
+  }
+  let text = '';
+  const future = kernel.requestExecute({
+    code: "print(len([k for k in get_ipython().user_ns if not k.startswith('_') and k not in get_ipython().user_ns_hidden]))",
+    silent: true, store_history: false, allow_stdin: false
+  });
+  future.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
+    if (msg.header.msg_type === 'stream') {
+      text += (msg.content as any).text;
+    }
+  };
+  try {
+    await future.done;
+  } catch {
+    return false;
+  }
+  const n = parseInt(text.trim(), 10);
+  return n === 0;
+}
 
 /** The offers of the open notebooks, shown for the one the sidebar follows. */
 export class ResumeOffers {
@@ -44,6 +70,9 @@ export class ResumeOffers {
 
   private async offer(nb: NotebookPanel): Promise<void> {
     try {
+      if (!(await holdsNoVariables(nb))) {
+        return; // a kernel with variables (the page reloaded, already resumed): nothing to resume
+      }
       const { versions } = await api.listVersions(nb.context.path);
       const newest = versions[versions.length - 1];
       if (!newest || nb.isDisposed) {

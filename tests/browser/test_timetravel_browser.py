@@ -185,6 +185,14 @@ def test_resume_after_kernel_restart(lab, lab_page):
     offer.wait_for(state="detached")
     lp.screenshot("2-resumed")
 
+    # the page reloaded onto the same kernel, which has run cells: nothing to resume, no offer
+    lp.open("resume.ipynb")
+    open_panel(page)
+    page.locator(f"{PANEL} tr[data-version='v1']").wait_for()
+    page.wait_for_timeout(3000)
+    assert page.locator(f"{PANEL} .jp-mv-action-resume").count() == 0
+    assert kernel_eval(page, "print(acc)").strip() == "0.93"
+
 
 def test_checkout_of_an_imported_version_lands_untrusted(lab, lab_page, tmp_path):
     """A version made elsewhere: its checked-out cells are untrusted, so none of its recorded outputs runs
