@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,8 +137,11 @@ class Journal:
 
     # -- recording ---------------------------------------------------------------------------
     def _encode(self, namespace: dict, hidden: set):
-        # every candidate, credentials included: the journal is private and undo must not lose them
-        enc = capture.encode_all(capture.select(namespace, None, hidden))
+        # every candidate, credentials included: the journal is private and undo must not lose them.
+        # Warnings a library gives while pickling would repeat before every cell: the journal is silent
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            enc = capture.encode_all(capture.select(namespace, None, hidden))
         buffers, slots = capture.unique_buffers(enc.items)
         return enc, buffers, slots
 

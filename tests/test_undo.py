@@ -224,3 +224,16 @@ def test_a_restore_outside_a_cell_can_be_undone(shell, run, capsys):
     run("%mv_undo")
     assert "undid the restore of v1: restored w" in _out(capsys).out
     assert ns["w"] == [1, 2, 3] and ns["extra"] == 1 and ns["keep"] == "k"
+
+
+def test_the_journal_is_silent(shell, run, recwarn, capsys):
+    """Recording before each cell never prints or warns, even for a variable it cannot hold or whose
+    pickling warns."""
+    run("import warnings\nclass Noisy:\n    def __reduce__(self):\n        warnings.warn('pickling Noisy')\n"
+        "        return (Noisy, ())\nn = Noisy()\ngen = (i for i in range(3))")
+    _out(capsys)
+    recwarn.clear()
+    run("z = 1")
+    out = _out(capsys)
+    assert out.out == "" and out.err == ""
+    assert not [w for w in recwarn if "Noisy" in str(w.message)]
