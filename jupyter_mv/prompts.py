@@ -6,13 +6,16 @@ the placeholders added and removed. Generation settings (temperature, top_p, ...
 ``GenerationConfig`` or of a dict holding those names become version params.
 
 What counts as a prompt (strings need more than braces, so a JSON document, a format spec like
-``"{:.2f}"``, a path template or a short log line is not one):
+``"{:.2f}"``, a path template, a SQL statement or a short log line is not one):
 
 - a ``str`` with named placeholders, ``{name}`` (``str.format``, LangChain f-string) or ``{{ name }}``
   (Jinja2, Mustache), holding at least ``MIN_WORDS`` words of prose outside them (``MIN_CUE_WORDS`` when a
   word typical of instructions, such as *answer* or *context*, is among them), or any number when the
   variable's name says it is one (``*prompt*``, ``*template*``, ``*system*``, ``*instruction*``); a
-  ``*prompt*``/``*system*``/``*instruction*`` string of three words or more is one even without placeholders;
+  ``*prompt*``/``*system*``/``*instruction*`` string of three words or more is one even without placeholders.
+  Text that formats values for display (a field with a format spec or a conversion, ``{loss:.4f}``,
+  ``{x!r}``: a log or report line, an f-string that lost its ``f``) counts only when the name says so;
+  a SQL statement (``SELECT ... FROM ... WHERE id = {id}``) never does;
 - a chat message list ``[{"role": ..., "content": ...}, ...]`` (OpenAI / transformers chat templates) or
   LangChain-style ``[("system", "..."), ("human", "{question}")]``;
 - ``string.Template``; LangChain ``PromptTemplate`` / ``ChatPromptTemplate`` (when langchain_core is
@@ -40,6 +43,12 @@ _JINJA_BLOCK = re.compile(r"\{%-?\s*\w+")
 # the format-spec mini-language (https://docs.python.org/3/library/string.html#formatspec), without nesting
 _SPEC = re.compile(r"(?:.?[<>=^])?[+\- ]?z?#?0?\d*[,_]?(?:\.\d+)?[bcdeEfFgGnosxX%]?\Z")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*[.,:;!?)\"']*\Z")
+# a SQL statement: its verb (after comments), then a clause keyword; lower-case SQL also needs an operator,
+# so prose that starts "Select the answer from ..." stays prose
+_SQL_VERB = re.compile(r"\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*(select|insert|update|delete|with|create|alter|drop|"
+                       r"merge|upsert|replace|explain|pragma)\b", re.I | re.S)
+_SQL_CLAUSE = re.compile(r"\b(from|into|set|table|view|index|where|values|join|as)\b", re.I)
+_SQL_CODE = re.compile(r"[=*;<>]|\b(group|order)\s+by\b|\blimit\s+\{?\w", re.I)
 ROLES = {"system", "user", "assistant", "human", "ai", "tool", "developer", "function", "model", "placeholder"}
 GENERATION_KEYS = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "seed", "do_sample",
                    "num_beams")
@@ -127,9 +136,29 @@ def _is_json(text: str) -> bool:
     return True
 
 
+def _is_sql(text: str) -> bool:
+    """A SQL statement (a query template with ``{placeholders}`` is still code, not a prompt)."""
+    m = _SQL_VERB.match(text)
+    if m is None or not _SQL_CLAUSE.search(text, m.end()):
+        return False
+    verb = m.group(1)
+    if verb.isupper():
+        return True
+    return verb.islower() and bool(_SQL_CODE.search(text, m.end()))
+
+
+def _formats_values(text: str) -> bool:
+    """A str.format field with a format spec or a conversion (``{loss:.4f}``, ``{x!r}``): text that
+    formats values for display (a log or report line), which prompts rarely do."""
+    try:
+        return any(field is not None and (spec or conv) for _, field, spec, conv in string.Formatter().parse(text))
+    except ValueError:
+        return False
+
+
 def describe_text(name: str, text: str) -> dict | None:
     """The prompt record of a str variable, or None when it is not a prompt (rules: module docstring)."""
-    if len(text) > 20 * MAX_TEXT or _is_json(text):
+    if len(text) > 20 * MAX_TEXT or _is_json(text) or _is_sql(text):
         return None
     found = placeholders(text)
     words = _prose_words(text)
@@ -139,6 +168,8 @@ def describe_text(name: str, text: str) -> dict | None:
             return _record("text", [], text)
         return None
     style, names = found
+    if not hinted and style == "format" and _formats_values(text):
+        return None
     if not hinted:
         cue = any(w.strip(".,:;!?)\"'").lower() in _CUES for w in words)
         if len(words) < (MIN_CUE_WORDS if cue else MIN_WORDS):

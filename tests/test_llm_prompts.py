@@ -50,6 +50,26 @@ NOT_PROMPTS = [
     ("unbalanced", "an unbalanced { brace in a long enough sentence with words {name"),
     ("title", "Results"),
     ("template_name", "report.html"),  # a name hint alone is not enough: no placeholder
+    # SQL statements with placeholders, upper or lower case, even when the name says template
+    ("query", "SELECT * FROM users WHERE id = {user_id} AND name = '{name}' ORDER BY created_at DESC LIMIT 10"),
+    ("sql", "select name, score from results where run_id = {run_id} and split = '{split}' order by score desc"),
+    ("sql_template", "SELECT id, text FROM documents WHERE project = {project} LIMIT {n}"),
+    ("cte", "-- recent events\nWITH recent AS (SELECT * FROM events WHERE day > '{day}') "
+            "SELECT user_id, count(*) FROM recent GROUP BY user_id"),
+    ("upsert", "INSERT INTO runs (name, lr, epochs) VALUES ('{name}', {lr}, {epochs}) ON CONFLICT DO NOTHING"),
+    # text formatting values for display: an f-string that lost its f, a log line, a report line
+    ("msg2", "Training finished after {n_epochs} epochs with final accuracy {acc:.2%} on the validation set"),
+    ("logline", "epoch {epoch} of {total}: the loss is {loss:.4f} and the learning rate is {lr:.2e} now"),
+    ("report", "Your score is {score:>10} and your answer was {answer!r} for the given question today"),
+]
+
+# prose that starts with a SQL verb, and a value format in a variable named as a prompt, stay prompts
+PROMPTS += [
+    ("ask", "Select the best answer from the options below for the question: {question}", "format", ["question"]),
+    ("guide", "With the context below, answer the question as briefly as you can.\n{context}\n{question}",
+     "format", ["context", "question"]),
+    ("judge_prompt", "Rate the answer from 0 to 1; the last score was {last:.2f}. Answer: {answer}", "format",
+     ["last", "answer"]),
 ]
 
 
