@@ -66,6 +66,7 @@ def _id_column(df, loose: bool):
 def describe(name: str, df, forced: bool = False) -> dict | None:
     """The eval record of a DataFrame, or None when it is not an eval table. With `forced` (the user
     named it as one) a frame that cannot be one raises UsageError saying why."""
+    import numpy as np
     import pandas as pd
 
     if not is_frame(df):
@@ -91,17 +92,32 @@ def describe(name: str, df, forced: bool = False) -> dict | None:
             raise UsageError(f"--eval {name}: not an eval table: {why}")
         return None
     rest = [c for c in df.columns if c != id_col and c not in scores]
-    outputs = [c for c in rest if _OUTPUT.search(str(c))]
+    # a column named like a score that is not numeric ("good"/"bad" grades, a judge's verdict) is a result of
+    # the run like an output: not part of the dataset, so a new grade does not make the datasets differ
+    outputs = [c for c in rest if _OUTPUT.search(str(c)) or _grade_named(str(c))]
     inputs = [c for c in rest if c not in outputs]
     means = {}
     for c in scores:
-        m = pd.to_numeric(df[c], errors="coerce").astype("float64").mean()
-        if m == m and math.isfinite(m):
-            means[str(c)] = float(m)
+        col = pd.to_numeric(df[c], errors="coerce").astype("float64").to_numpy()
+        col = col[~np.isnan(col)]
+        if len(col) and np.isfinite(col).all():
+            # fsum is exactly rounded, so independent of row order: reordered rows keep the same mean
+            means[str(c)] = math.fsum(col.tolist()) / len(col)
     return {"id_column": None if id_col == "" else str(id_col), "scores": [str(c) for c in scores],
             "lower_is_better": [str(c) for c in scores if _LOWER_BETTER.search(str(c))],
             "inputs": [str(c) for c in inputs], "outputs": [str(c) for c in outputs], "rows": int(len(df)),
             "means": means, "dataset_hash": dataset_hash(df, id_col, inputs)}
+
+
+_GRADE_WORD = re.compile(r"scores?|acc(uracy)?|correct(ness)?|exact|em|f1|bleu|rouge\w*|chrf|meteor|bertscore|"
+                         r"pass(ed)?|reward|rating|judge(ment)?|judgment|verdict|grade[ds]?|win|precision|recall|"
+                         r"similarity|faithful(ness)?|relevan(ce|cy)|toxic(ity)?|match(es)?", re.I)
+
+
+def _grade_named(name: str) -> bool:
+    """A column name with a whole word naming a score or verdict ("score", "judge_verdict", "exact_match";
+    not "passage", whose text merely contains one)."""
+    return any(_GRADE_WORD.fullmatch(w) for w in re.split(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[A-Z])", name) if w)
 
 
 def dataset_hash(df, id_col, inputs: list) -> str:

@@ -304,6 +304,30 @@ def test_eval_dataset_change_is_named_and_rows_order_is_not_one(shell, run):
     assert mv.diff("v3", "v4").to_dict()["variables"]["changed"][0]["analysis"]["comparable"] is False
 
 
+def test_reordered_rows_and_new_grades_are_the_same_dataset_and_means(shell, run):
+    """Reordering an eval table's rows changes nothing: not its dataset, not a mean (an exactly rounded
+    sum, so no 1e-17 "change" in the metrics); a non-numeric column named like a score (a judge's verdict)
+    is a result, not an input: a new verdict keeps the dataset comparable, and shows beside the example."""
+    run("import numpy as np, pandas as pd\nrng = np.random.default_rng(0)\n"
+        "eval_df = pd.DataFrame({'id': [f'q{i}' for i in range(2000)], 'question': ['x'] * 2000,"
+        " 'score': rng.random(2000) * 1e3, 'verdict': ['good'] * 2000, 'passage': ['text'] * 2000})")
+    run("%mv_snapshot")
+    rec = _summary("eval_df")["eval"]
+    assert rec["inputs"] == ["question", "passage"] and rec["outputs"] == ["verdict"]
+    run("eval_df = eval_df.sample(frac=1, random_state=3)")
+    run("%mv_snapshot")
+    assert api.resolve("v1").metrics == api.resolve("v2").metrics
+    d = mv.diff("v1", "v2").to_dict()
+    assert d["metrics"]["changed"] == {}
+    a = d["variables"]["changed"][0]["analysis"]
+    assert a["comparable"] is True and a["counts"]["unchanged"] == 2000 and a["mean_delta"]["score"]["delta"] == 0
+    run("eval_df = eval_df.copy(); eval_df.loc[eval_df.id == 'q5', ['score', 'verdict']] = [-1.0, 'bad']")
+    run("%mv_snapshot")
+    a = mv.diff("v2", "v3").to_dict()["variables"]["changed"][0]["analysis"]
+    assert a["comparable"] is True and a["note"] == ""
+    assert [e["id"] for e in a["regressions"]] == ["q5"] and a["regressions"][0]["outputs"]["verdict"] == ["good", "bad"]
+
+
 def test_eval_detection_and_eval_flag(shell, run):
     run("import pandas as pd")
     # an id column and numeric columns not named as scores: ordinary data, no metrics
