@@ -539,3 +539,62 @@ def test_a_failed_pull_never_removes_a_chunk_another_version_uses(alice, bob, re
     bob.discard_chunks(used + [stray.name])  # as a failed pull that had written all of them would
     assert not stray.exists() and api.load(w, "big", store=bob).tobytes() == big.tobytes()
     assert bob.verify() == [] and v.gid == w.gid
+
+
+# -- adversarial regressions ---------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [
+    "s3://AKIAEXAMPLEKEYID:wJalr/XUtnFEMI+K7MDENG@bucket/p",  # an AWS secret holding '/': urlsplit ends
+    "gs://ya29tokenvalue@bucket/p",                            # the netloc early and sees no password
+    "az://accountkey@container/p",
+    "sftp://user:pa/ss@host/x",
+])
+def test_urls_with_credentials_are_refused_whatever_the_secret_holds(store, bad):
+    with pytest.raises(UsageError, match="credentials are never stored") as e:
+        api.remote_add("x", bad, store=store)
+    msg = str(e.value)
+    for secret in ("AKIAEXAMPLEKEYID", "wJalr", "MDENG", "ya29tokenvalue", "accountkey", "pa/ss", "ss@"):
+        assert secret not in msg
+    assert registry.remotes(store) == []
+
+
+def test_one_folder_is_one_remote_however_its_path_is_written(store, tmp_path, monkeypatch):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "r")
+    monkeypatch.chdir(tmp_path / "sub")
+    want = (tmp_path / "r").resolve().as_uri()
+    for i, spelled in enumerate(["../r", "../r/", "./../sub/../r", str(tmp_path / "link"),
+                                 (tmp_path / "sub" / ".." / "r").as_uri() + "/"]):
+        assert api.remote_add(f"r{i}", spelled, store=store).url == want, spelled
+    assert {u for (u,) in store.db.conn.execute("select url from remotes")} == {want}
+
+
+def test_a_failed_clone_leaves_nothing_behind(tmp_path, run_cli):
+    (tmp_path / "remote").mkdir()
+    for url in ["htps://bucket/x", (tmp_path / "nope").as_uri()]:
+        r = run_cli("clone", url, str(tmp_path / "new" / "deeper"))
+        assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+        assert not (tmp_path / "new").exists(), url
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    r = run_cli("clone", "htps://bucket/x", str(tmp_path / "mine"))
+    assert r.returncode == 1 and sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+
+
+def test_a_child_pulled_before_its_parent_gets_its_parent_when_it_arrives(alice, bob, url):
+    a1 = _snap(alice, {"x": np.arange(3)}, message="one")
+    a2 = _snap(alice, {"x": np.arange(4)}, message="two")
+    a3 = _snap(alice, {"x": np.arange(5)}, message="three")
+    assert (a2.parent, a3.parent) == (a1.n, a2.n)
+    api.push(store=alice)
+    api.pull(a3.gid, store=bob)
+    (b3,) = bob.versions()
+    assert b3.parent is None  # its parent is not here yet
+    api.pull(a1.gid, store=bob)
+    api.pull(store=bob)
+    by_gid = {v.gid: v for v in bob.versions()}
+    assert by_gid[a2.gid].parent == by_gid[a1.gid].n
+    assert by_gid[a3.gid].parent == by_gid[a2.gid].n
+    assert by_gid[a1.gid].parent is None
+    again = api.pull(store=bob)  # idempotent: nothing new, no duplicates
+    assert again.pulled == [] and len(bob.versions()) == 3

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,7 +211,30 @@ def pull(store: Store, remote, refs: list[str] = (), notebook: str | None = None
         result.bytes_received += got
         result.notes.extend(f"{v.label}: {n}" for n in notes)
     registry.mark(store, url, [v.gid for v in result.pulled + result.already])
+    if result.pulled:
+        _link_parents(store, found)
     return result
+
+
+def _link_parents(store: Store, found: list[RemoteVersion]) -> None:
+    """Give pulled versions whose parent arrived after them (`pull CHILD`, then `pull`) their parent,
+    so the history's lineage does not depend on the order of pulls. Only versions without a parent
+    here are linked, and only to a parent of the same notebook."""
+    links = []
+    for rv in found:
+        parent_gid = rv.doc.get("parent_gid") if rv.doc else None
+        if not parent_gid:
+            continue
+        child, parent = store.version_by_gid(rv.gid), store.version_by_gid(parent_gid)
+        if child is None or parent is None or child.parent is not None or child.notebook != parent.notebook:
+            continue
+        if not store.is_imported(child):  # this store's own lineage is its own (a deleted parent stays so)
+            continue
+        links.append((parent.id, child.id))
+    if links:
+        with store.write():
+            store.db.conn.executemany("update versions set parent_id = ? where id = ? and parent_id is null",
+                                      links)
 
 
 def _refused(rv: RemoteVersion, url: str, why: str) -> RemoteCorrupt:
@@ -357,6 +381,9 @@ def clone(url: str, directory, progress: Progress | None = None, probe: bool = T
         with Store(root) as existing:
             if existing.versions():
                 raise UsageError(f"{root} already holds a store with versions; clone into a new folder")
+    # what this clone creates (the folders and the store) is removed again when it fails, as git
+    # clone does: a typo'd or unreachable URL must not leave an empty store behind
+    created = next((p for p in reversed([root, *root.parents]) if not p.exists()), None)
     root.parent.mkdir(parents=True, exist_ok=True)
     st = Store(root)
     try:
@@ -368,5 +395,7 @@ def clone(url: str, directory, progress: Progress | None = None, probe: bool = T
             remote.close()
     except BaseException:
         st.close()
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         raise
     return st, result

@@ -16,6 +16,8 @@ from ..store import Store, now
 __all__ = ["Remote", "add", "remove", "remotes", "get", "safe_url", "normalize_url", "check_name"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# scheme://USERINFO@ up to the last '@' before a '?' or '#' (USERINFO may hold '/')
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^?#]*@")
 _SECRET_QUERY = re.compile(r"(?i)(sig|signature|token|key|secret|password|credential|sas)")
 
 
@@ -54,10 +56,18 @@ def normalize_url(url: str) -> str:
                          "or another fsspec URL")
     parts = urllib.parse.urlsplit(url)
     if not parts.scheme or len(parts.scheme) == 1:  # a path (a Windows drive letter reads as a scheme)
-        return Path(url).expanduser().absolute().as_uri()
-    if parts.password is not None or (parts.username and parts.scheme in ("s3", "gs", "gcs", "az", "abfs",
-                                                                           "abfss", "file")):
-        raise UsageError(f"the remote URL {safe_url(url)} holds a user name or password: credentials are "
+        return _local_uri(url)
+    bucket_store = parts.scheme.lower() in ("s3", "gs", "gcs", "az", "abfs", "abfss", "file")
+    # an AWS secret key may hold '/', which ends urlsplit's netloc early (s3://KEY:ab/cd@bucket reads
+    # as host KEY, port "ab"): any user info before an '@' in the authority counts, whatever it holds
+    port = parts.netloc.rpartition(":")[2] if ":" in parts.netloc else ""
+    hidden_userinfo = ":" in parts.netloc and (bucket_store or not port.isdigit())
+    if parts.password is not None or hidden_userinfo or (parts.username and bucket_store):
+        # a bucket store's user name is an access key id or a token: shown neither; nor is user info
+        # urlsplit misread
+        shown = safe_url(url) if not (bucket_store or hidden_userinfo) else (
+            _USERINFO.sub(r"\1***@", url, count=1) if _USERINFO.match(url) else f"{parts.scheme}://***")
+        raise UsageError(f"the remote URL {safe_url(shown)} holds a user name or password: credentials are "
                          "never stored; put them in AWS_* variables or ~/.aws (S3), "
                          "GOOGLE_APPLICATION_CREDENTIALS (gs://), AZURE_* (az://) or your SSH config")
     if parts.query or parts.fragment:
@@ -67,8 +77,14 @@ def normalize_url(url: str) -> str:
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise UsageError(f"file URLs name a local folder: file:///PATH (got {url})")
-        return Path(urllib.parse.unquote(parts.path)).absolute().as_uri()
+        return _local_uri(urllib.parse.unquote(parts.path))
     return url.rstrip("/") if parts.path not in ("", "/") else url
+
+
+def _local_uri(path: str) -> str:
+    # one folder, one URL: `../r`, `r/`, `./r` and a symlink to it are the same remote (the record of
+    # which versions a remote holds is keyed by its URL)
+    return Path(path).expanduser().resolve().as_uri()
 
 
 def _rows(st: Store) -> list[tuple]:
