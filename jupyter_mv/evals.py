@@ -131,7 +131,7 @@ def dataset_hash(df, id_col, inputs: list) -> str:
     part.insert(0, "__id", df.index if id_col == "" else df[id_col])
     try:
         rows = pd.util.hash_pandas_object(part, index=False).to_numpy()
-    except TypeError:  # unhashable cells (lists, dicts): by their text
+    except (TypeError, ValueError):  # unhashable cells (lists, dicts; tuples make numpy raise ValueError): by text
         rows = pd.util.hash_pandas_object(part.astype(str), index=False).to_numpy()
     h = xxhash.xxh3_128()
     h.update(json.dumps(["" if id_col == "" else str(id_col)] + [str(c) for c in inputs]).encode())

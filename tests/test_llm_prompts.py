@@ -407,6 +407,21 @@ def test_odd_frames_are_data_not_errors(shell, run):
     assert "eval" not in _summary("dup")  # repeated ids: not an example id
 
 
+def test_ids_of_mixed_types_and_cells_pandas_cannot_hash(shell, run):
+    """Ids of several types (an int, its text, a float, a tuple) and input cells of lists, dicts and
+    tuples: still an eval table (recognised, named with --eval), diffed by id with each id's own type."""
+    run("import pandas as pd\neval_df = pd.DataFrame({'id': [1, '1', 2.5, 'x', (1, 2)],"
+        " 'q': [(1,), 'a', [1], {'k': 1}, None], 'score': [1, 0, 1, 0, 1]})")
+    run("%mv_snapshot")
+    assert api.resolve("v1").metrics == {"eval_df.score": 0.6}
+    run("eval_df['score'] = [0, 0, 1, 1, 1]")
+    run("%mv_snapshot --eval eval_df")
+    a = mv.diff("v1", "v2").to_dict()["variables"]["changed"][0]["analysis"]
+    assert a["comparable"] is True
+    assert [e["id"] for e in a["regressions"]] == [1] and [e["id"] for e in a["improvements"]] == ["x"]
+    assert a["counts"]["unchanged"] == 3
+
+
 def test_prompt_and_eval_analyses_follow_the_diff_schema(shell, run):
     from importlib import resources
 
