@@ -798,6 +798,7 @@ def push(*refs, notebook: str | None = None, all: bool = False, remote: str | No
     from .remotes import push as push_mod
 
     st = store or session().store()
+    refs = _ref_args(refs)
     if all and refs:
         raise UsageError("give REFs or all=True (--all), not both")
     if all:
@@ -819,6 +820,21 @@ def push(*refs, notebook: str | None = None, all: bool = False, remote: str | No
         obj.close()
 
 
+def _ref_args(refs: tuple) -> tuple:
+    """push/pull REFs given one by one or as one list (`mv.pull(["v1", "best"])`); anything else than
+    a str or int (a label, id, tag or name) is a UsageError naming it, not "no version '[...]'"."""
+    out = []
+    for r in refs:
+        for one in (r if isinstance(r, (list, tuple, set)) else [r]):
+            if isinstance(one, Version):  # push resolves it as is; pull asks for its global id
+                out.append(one)
+                continue
+            if not isinstance(one, (str, int)) or isinstance(one, bool):
+                raise UsageError(f"a REF is a version label, id, tag or name, not {type(one).__name__} {one!r}")
+            out.append(one)
+    return tuple(out)
+
+
 def pull(*refs, notebook: str | None = None, remote: str | None = None, store: Store | None = None,
          progress: Callable[[int, int], None] | None = None):
     """Import versions from REMOTE (default: the default remote) this store lacks: all of them, those
@@ -832,6 +848,7 @@ def pull(*refs, notebook: str | None = None, remote: str | None = None, store: S
     from .remotes import pull as pull_mod
 
     st = store or session().store()
+    refs = tuple(r.gid if isinstance(r, Version) else r for r in _ref_args(refs))
     _, obj = _open_remote(st, remote)
     try:
         found = pull_mod.listing(obj, notebook)

@@ -598,3 +598,20 @@ def test_a_child_pulled_before_its_parent_gets_its_parent_when_it_arrives(alice,
     assert by_gid[a1.gid].parent is None
     again = api.pull(store=bob)  # idempotent: nothing new, no duplicates
     assert again.pulled == [] and len(bob.versions()) == 3
+
+
+def test_push_and_pull_take_refs_one_by_one_or_as_one_list(alice, bob):
+    a1 = _snap(alice, {"x": np.arange(3)}, tags=["first"])
+    a2 = _snap(alice, {"x": np.arange(4)})
+    _snap(alice, {"x": np.arange(5)})
+    r = api.push(["v1", a2], store=alice)
+    assert [v.gid for v in r.pushed] == [a1.gid, a2.gid]
+    r = api.pull(["first"], store=bob)
+    assert [v.gid for v in r.pulled] == [a1.gid]
+    r = api.pull(a2, store=bob)  # a Version stands for its global id
+    assert [v.gid for v in r.pulled] == [a2.gid]
+    for bad in ([None], 1.5, {"v": 1}, True):
+        with pytest.raises(UsageError, match="a REF is a version label"):
+            api.pull(bad, store=bob)
+        with pytest.raises(UsageError, match="a REF is a version label"):
+            api.push(bad, store=alice)
