@@ -231,6 +231,37 @@ def test_a_merged_adapter_is_never_restored_unmerged(two_stores):
     assert torch.equal(logits(got.eval()), logits(model.eval()))
 
 
+def test_disabled_and_second_adapters_restore_from_a_bundle_without_trust(two_stores, tmp_path):
+    """disable_adapter_layers() (or a snapshot inside `with model.disable_adapter():`) is a flag on every
+    adapter layer: kept in the safe format, so a bundle restores without --trust, runs as the base does,
+    and enable_adapter_layers() brings the trained adapter back. A second adapter and the active one too."""
+    a, b = two_stores
+    model = lora()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.add_adapter("second", peft.LoraConfig(r=2, lora_alpha=4, target_modules=["c_attn"], task_type="CAUSAL_LM"))
+    train_step(model)
+    model.set_adapter("second")
+    train_step(model, seed=2)
+    enabled = logits(model.eval())
+    model.base_model.disable_adapter_layers()
+    base_only = logits(model)
+    assert not torch.equal(base_only, enabled)
+    with model.disable_adapter():  # the context manager of the same flag, inside a loop of evals say
+        v_ctx = snap({"model": model}, a).version
+    v = snap({"model": model}, a).version
+    assert {x.codec for x in a.variables(v)} == {x.codec for x in a.variables(v_ctx)} == {"peft.model"}
+    got = loading.load(b, api.import_bundle(api.export(v, tmp_path / "off.mvz", store=a), store=b).version,
+                       trust=False)["model"]
+    assert got.active_adapter == "second" and set(got.peft_config) == {"default", "second"}
+    assert torch.equal(logits(got.eval()), base_only)
+    got.base_model.enable_adapter_layers()
+    assert torch.equal(logits(got), enabled)
+    model.base_model.enable_adapter_layers()  # an enabled one is stored enabled (the flag is not sticky)
+    got = loading.load(a, snap({"model": model}, a).version)["model"]
+    assert torch.equal(logits(got.eval()), enabled)
+
+
 def test_model_and_its_optimizer_restore_together_sharing_parameters(two_stores):
     a, _ = two_stores
     model = gpt2()

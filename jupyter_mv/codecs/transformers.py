@@ -8,7 +8,8 @@ Models ("transformers.model", "peft.model"). Stored as
 - meta["model"]: the architecture (the public name of the class in `transformers`), its config
   (`config.to_dict()`, the same JSON as `config.json`), the attention implementation, the
   GenerationConfig, `name_or_path`, and for a PeftModel the PEFT class and each adapter's config (the
-  JSON of `adapter_config.json`) and the active adapter;
+  JSON of `adapter_config.json`), the active adapter and whether the adapters are disabled
+  (`disable_adapter_layers()`, or a snapshot inside `with model.disable_adapter():`);
 - meta["tensors"]: one entry per distinct tensor (dtype, shape, requires_grad, Parameter or buffer),
   in the order of `model.named_modules()`, and buffer i its raw bytes: row-major, little-endian,
   exactly the bytes safetensors writes for it (https://huggingface.co/docs/safetensors, "Format").
@@ -334,8 +335,17 @@ def _describe(obj, peft_model: bool) -> dict:
             if not base.get("revision") and c.get("revision"):
                 base["revision"] = c["revision"]
         active = obj.active_adapter
-        return {"class": name, "tuner": tuner, "base": base, "adapters": adapters,
-                "active": active if isinstance(active, str) else list(active)}
+        out = {"class": name, "tuner": tuner, "base": base, "adapters": adapters,
+               "active": active if isinstance(active, str) else list(active)}
+        # disable_adapter_layers() (or a snapshot inside `with model.disable_adapter():`) flags every adapter
+        # layer: kept, so the rebuilt model runs as the base did. Layers flagged differently fail the
+        # structure check and the model is stored whole instead.
+        flags = {m.__dict__["_disable_adapters"] for m in obj.modules() if "_disable_adapters" in m.__dict__}
+        if flags == {True}:
+            out["disabled"] = True
+        if obj.__dict__.get("_adapters_disabled") is True:  # inside `with model.disable_adapter():`
+            out["adapters_disabled"] = True
+        return out
     name = _public("transformers", type(obj))
     if name is None:
         raise NotStorable(f"{type_name(obj)} is not an architecture class transformers exports "
@@ -458,6 +468,12 @@ def _build(desc: dict, on_meta: bool = False):
         active = desc.get("active")
         if isinstance(active, str) and active in adapters and active != model.active_adapter:
             model.set_adapter(active)
+        if desc.get("disabled") is True:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # peft's note that a LoRA bias stays on
+                model.base_model.disable_adapter_layers()
+        if desc.get("adapters_disabled") is True:
+            model._adapters_disabled = True
         return model
     cls = _class("transformers", desc.get("class"), transformers.PreTrainedModel, "model")
     cfg_cls = _class("transformers", desc.get("config_class"), transformers.PretrainedConfig, "config")
