@@ -744,13 +744,15 @@ def _open_remote(st: Store, remote: str | None):
 def remote_ls(remote: str | None = None, notebook: str | None = None, store: Store | None = None) -> list[dict]:
     """The versions on REMOTE (default: the default remote), oldest first per notebook: one dict each
     (gid, notebook, label, name, message, created, tags, remote_tags, author, pushed_by, pushed_at,
-    bytes, variables, problem, here: this store's label of it or None). Credentials masked."""
+    bytes, variables, problem, here: this store's label of it or None). Credentials masked.
+    `notebook`: its path or a unique trailing part; UsageError when the remote has other notebooks
+    but none it names."""
     from .remotes import pull as pull_mod
 
     st = store or session().store()
     _, obj = _open_remote(st, remote)
     try:
-        found = pull_mod.listing(obj, notebook)
+        found = pull_mod.listing(obj, notebook, strict=True)
     finally:
         obj.close()
     out = []
@@ -836,14 +838,16 @@ def _ref_args(refs: tuple) -> tuple:
 
 
 def pull(*refs, notebook: str | None = None, remote: str | None = None, store: Store | None = None,
-         progress: Callable[[int, int], None] | None = None):
+         progress: Callable[[int, int], None] | None = None, strict: bool = True):
     """Import versions from REMOTE (default: the default remote) this store lacks: all of them, those
     of `notebook`, or the REFs named (a global id or a prefix of one, a remote tag, a name, or a vN
     unique there). Pulled versions are untrusted like imported bundles (restoring pickled variables
     needs trust=True) and take the next free numbers of their notebooks. Returns a
     remotes.pull.PullResult; raises RemoteCorrupt naming the object and chunk when a version's data is
     missing or damaged on the remote (nothing of that version is imported; the others are).
-    `progress(done_bytes, total_bytes)`: as for `push`."""
+    `progress(done_bytes, total_bytes)`: as for `push`. `notebook`: its path or a unique trailing
+    part; with `strict` (the default) a UsageError when the remote has other notebooks but none it
+    names, else nothing is pulled (the sidebar's Pull of a notebook nobody pushed)."""
     from .errors import RemoteCorrupt
     from .remotes import pull as pull_mod
 
@@ -851,7 +855,7 @@ def pull(*refs, notebook: str | None = None, remote: str | None = None, store: S
     refs = tuple(r.gid if isinstance(r, Version) else r for r in _ref_args(refs))
     _, obj = _open_remote(st, remote)
     try:
-        found = pull_mod.listing(obj, notebook)
+        found = pull_mod.listing(obj, notebook, strict=strict)
         chosen = pull_mod.select(found, list(refs), registry_url(obj)) if refs else found
         total = sum(rv.bytes for rv in chosen if st.version_by_gid(rv.gid) is None)
         bar, tick = _progress(total, "pull")

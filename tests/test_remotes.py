@@ -615,3 +615,22 @@ def test_push_and_pull_take_refs_one_by_one_or_as_one_list(alice, bob):
             api.pull(bad, store=bob)
         with pytest.raises(UsageError, match="a REF is a version label"):
             api.push(bad, store=alice)
+
+
+def test_pull_notebook_by_a_trailing_part_and_a_typo_is_an_error_not_nothing_new(alice, bob, url, run_cli):
+    a = _snap(alice, {"x": np.arange(3)}, nb="projects/churn.ipynb")
+    _snap(alice, {"y": np.arange(4)}, nb="other/eval.ipynb")
+    api.push(all=True, store=alice)
+    with pytest.raises(UsageError, match=r"no notebook 'churn.ipnyb' on .*notebooks there: other/eval.ipynb, "
+                                         r"projects/churn.ipynb"):
+        api.pull(notebook="churn.ipnyb", store=bob)
+    with pytest.raises(UsageError, match="no notebook 'churn.ipnyb'"):
+        api.remote_ls(notebook="churn.ipnyb", store=bob)
+    assert bob.versions() == []
+    assert [d["gid"] for d in api.remote_ls(notebook="churn.ipynb", store=bob)] == [a.gid]
+    r = api.pull(notebook="churn.ipynb", store=bob)  # a unique trailing part, as NB names a local notebook
+    assert [v.gid for v in r.pulled] == [a.gid] and r.pulled[0].notebook == "projects/churn.ipynb"
+    # the sidebar's Pull of a notebook nobody pushed: nothing new, not an error
+    assert api.pull(notebook="fresh.ipynb", store=bob, strict=False).pulled == []
+    r = run_cli("--store", str(bob.root), "pull", "--notebook", "eval.ipnyb")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no notebook 'eval.ipnyb'" in r.stderr

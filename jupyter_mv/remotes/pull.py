@@ -71,10 +71,13 @@ class RemoteVersion:
         }
 
 
-def listing(remote, notebook: str | None = None) -> list[RemoteVersion]:
+def listing(remote, notebook: str | None = None, strict: bool = False) -> list[RemoteVersion]:
     """The versions on `remote` (of `notebook` only, when given), oldest first by their creation
     time; each manifest read and validated (a refused one is listed with its `problem`), the
-    remote's tags attached."""
+    remote's tags attached. `notebook` is a recorded path or a unique trailing part of one
+    (`churn.ipynb` for `projects/churn.ipynb`), as locally. UsageError when it is ambiguous, or,
+    with `strict`, when it names no notebook of a remote that holds others (a typo must not read as
+    "nothing new")."""
     url = registry.safe_url(remote.url)
     metas = [m for m in remote.list("versions/") if layout.gid_of_key(layout.relative(m.key))]
 
@@ -96,8 +99,25 @@ def listing(remote, notebook: str | None = None) -> list[RemoteVersion]:
         if rv is not None and rv.notebook == tag["notebook"]:
             rv.tags.append(tag["tag"])
     if notebook is not None:
+        notebook = _remote_notebook(found, str(notebook), url, strict)
         found = [rv for rv in found if rv.doc is None or rv.notebook == notebook]
     return sorted(found, key=lambda rv: (rv.notebook, rv.record.get("created", ""), rv.gid))
+
+
+def _remote_notebook(found: list[RemoteVersion], text: str, url: str, strict: bool) -> str:
+    names = sorted({rv.notebook for rv in found if rv.doc is not None})
+    if text in names:
+        return text
+    tail = text.strip().strip("/")
+    hits = [n for n in names if tail and n.endswith("/" + tail)]
+    if len(hits) > 1:
+        raise UsageError(f"notebook {text!r} is ambiguous on {url}: {', '.join(hits[:5])}; write its whole path")
+    if hits:
+        return hits[0]
+    if strict and names:
+        raise UsageError(f"no notebook {text!r} on {url} (notebooks there: {', '.join(names[:5])}"
+                         f"{' …' if len(names) > 5 else ''})")
+    return text
 
 
 def remote_tags(remote) -> list[dict]:

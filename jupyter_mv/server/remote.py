@@ -212,7 +212,7 @@ class PullHandler(_Transfer):
         loc = self.location(data.get("notebook"))
 
         def work(st, progress):
-            result = api.pull(notebook=loc.key, store=st, progress=progress)
+            result = api.pull(notebook=loc.key, store=st, progress=progress, strict=False)
             return {"op": "pull", "versions": [v.label for v in result.pulled],
                     "already": [v.label for v in result.already], "bytes": result.bytes_received,
                     "lines": result.lines(), "remote": None}
