@@ -43,6 +43,10 @@ class Checkpoint:
     hashes: dict = field(default_factory=dict)  # {name: content hash} of the variables stored
     unstored: dict = field(default_factory=dict)  # {name: why not}: variables the journal cannot hold
     error: str = ""  # why recording failed (version None)
+    # the notebook's classes then, by name: a class is stored as its name + definition and restores as the
+    # notebook's class of that name, so undoing a redefinition must put the earlier class object itself back
+    # (instances made before keep it as their type)
+    classes: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -176,14 +180,16 @@ class Journal:
         with st.blobs.writing():
             manifests, _ = st.blobs.put(buffers)
             hashes = capture.content_hashes(enc.items, manifests, slots)
+            classes = {n: namespace[n] for n, _ in enc.items if n in namespace and _notebook_class(namespace[n])}
             if last is not None and State(hashes, unstored).same_as(last):
-                return Checkpoint(label, source, last.version, hashes, unstored)  # nothing changed since
+                # nothing changed since
+                return Checkpoint(label, source, last.version, hashes, unstored, classes=classes)
             stored = [StoredVariable(name=n, type_name=e.type_name, codec=e.codec, content_hash=hashes[n],
                                      nbytes=e.nbytes, safe=e.safe, summary={},
                                      manifest={"meta": e.meta, "buffers": [manifests[j] for j in slots[n]]})
                       for n, e in enc.items]
             version = st.commit_version(JOURNAL_NOTEBOOK, stored, kind="auto", message=f"before {label}", env={})
-        return Checkpoint(label, source, version, hashes, unstored)
+        return Checkpoint(label, source, version, hashes, unstored, classes=classes)
 
     def _trim(self, depth: int) -> None:
         while len(self.entries) > depth:
@@ -230,6 +236,9 @@ class Journal:
         names = loading.with_groups(st, e.version, changed) if changed else []
         ctx = codecs.DecodeContext()
         ctx.namespace = namespace  # restored notebook functions keep this namespace as their globals
+        for n in names:  # an earlier class (redefined or deleted since) is what its name and instances resolve to
+            if n in e.classes:
+                namespace[n] = e.classes[n]
         objs, failed = loading.load_each(st, e.version, names, True, None, ctx) if names else ({}, {})
         for n, o in objs.items():
             namespace[n] = o
@@ -248,6 +257,10 @@ class Journal:
         self.entries.pop()
         return UndoResult(e.label, e.source, tuple(objs), tuple(removed), fails, left, plan.passed,
                           defined=tuple(n for n in ctx.defined if n not in objs))
+
+
+def _notebook_class(o) -> bool:
+    return isinstance(o, type) and getattr(o, "__module__", None) == "__main__"
 
 
 def _reason(e: Exception, label: str, name: str) -> str:

@@ -116,6 +116,23 @@ def test_undo_of_a_deletion_and_of_a_numpy_view(shell, run):
     np.testing.assert_array_equal(ns["view"], [2.0, 3.0, 4.0, 5.0])
 
 
+def test_undo_of_a_class_redefinition_or_deletion_brings_the_earlier_class_back(shell, run, capsys):
+    """A notebook class restores as the notebook's class of that name: undoing a cell that redefined it
+    must put the earlier class object back (not the new one under the old label), still the type of the
+    instances made before it; and after `del` too."""
+    run("class K:\n    v = 1\n    def f(self):\n        return 'old'\nk = K()\nbox = {'cls': K}")
+    run("class K:\n    v = 2\n    def f(self):\n        return 'new'\nk2 = K()")
+    _out(capsys)
+    run("%mv_undo")
+    assert "restored K" in _out(capsys).out
+    ns = shell.user_ns
+    assert ns["K"].v == 1 and ns["K"]().f() == "old" and "k2" not in ns
+    assert type(ns["k"]) is ns["K"] and ns["box"]["cls"] is ns["K"]
+    run("del K, k")
+    run("%mv_undo")
+    assert ns["K"].v == 1 and type(ns["k"]) is ns["K"] and ns["box"]["cls"] is ns["K"]
+
+
 def test_undo_keeps_credentials_and_types(shell, run):
     run("key = 'sk-live-abcdefghijklmnopqrstuvwxyz0123456789'; n = 3; f = 2.5; t = (1, 'a')")
     run("key = 'other'; n = 3.0; f = 2; t = [1, 'a']")
