@@ -634,3 +634,37 @@ def test_pull_notebook_by_a_trailing_part_and_a_typo_is_an_error_not_nothing_new
     assert api.pull(notebook="fresh.ipynb", store=bob, strict=False).pulled == []
     r = run_cli("--store", str(bob.root), "pull", "--notebook", "eval.ipnyb")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no notebook 'eval.ipnyb'" in r.stderr
+
+
+@pytest.mark.parametrize("author", ["alice\nsmith", "bob\x1b[31m", "\tcarol\r\n", "dave\x7f"])
+def test_an_author_with_control_characters_never_poisons_the_remote(alice, bob, monkeypatch, author):
+    """A manifest is immutable: one pullers refuse (manifest.validate) must never be written."""
+    monkeypatch.setenv("JUPYTER_MV_AUTHOR", author)
+    v = _snap(alice, {"x": np.arange(3)})
+    r = api.push(store=alice)
+    assert [p.gid for p in r.pushed] == [v.gid]
+    (row,) = api.remote_ls(store=bob)
+    assert row["problem"] in (None, "") and all(ord(c) >= 32 and ord(c) != 127 for c in row["author"] + row["pushed_by"])
+    api.pull(store=bob)
+    (w,) = bob.versions()
+    assert w.gid == v.gid and w.author == row["author"] and w.author.strip()
+
+
+def test_push_checks_its_manifest_as_pullers_will_before_publishing_it(alice, bob, remote_dir, monkeypatch):
+    from jupyter_mv.errors import StoreError
+
+    v = _snap(alice, {"x": np.arange(3)})
+    real = push_mod._push_data
+
+    def bad_author(*a, **kw):  # whatever makes a manifest pullers refuse (here a control character)
+        doc = real(*a, **kw)
+        doc["pushed_by"] = "x\x00y"
+        return doc
+
+    monkeypatch.setattr(push_mod, "_push_data", bad_author)
+    with pytest.raises(StoreError, match=r"cannot push nb.ipynb v1: pullers would refuse its manifest "
+                                         r"\(its pushed_by is malformed\); nothing of it was published"):
+        api.push(store=alice)
+    assert not (remote_dir / layout.version_key(v.gid)).exists()
+    monkeypatch.setattr(push_mod, "_push_data", real)
+    assert [p.gid for p in api.push(store=alice).pushed] == [v.gid]

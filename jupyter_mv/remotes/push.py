@@ -19,6 +19,7 @@ import getpass
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -36,27 +37,35 @@ Progress = Callable[[int], None]  # progress(bytes just sent)
 _HEADS = 8  # HEAD requests in flight (latency-bound, tiny)
 
 
+def person(text) -> str:
+    """`text` as a manifest's author / pushed_by may hold it: control characters (a newline or an
+    escape sequence in $JUPYTER_MV_AUTHOR or a git user name) become spaces, at most 200 characters.
+    Pullers refuse a manifest whose names hold control characters (manifest.validate), and a
+    manifest is immutable once written: what would be refused must never be sent."""
+    return "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in str(text or "")).strip()[:200]
+
+
 def identity(settings=None) -> str:
     """Who pushes: the `author` setting (JupyterMV.author; $JUPYTER_MV_AUTHOR overrides it) of `settings`
     (a config.JupyterMV, e.g. the server extension's; None: config.current()), else the git user
     (`git config user.email`, or user.name), else user@host."""
     from .. import config
 
-    given = str(config.view(settings).author or "").strip()
+    given = person(config.view(settings).author)
     if given:
-        return given[:200]
+        return given
     for key in ("user.email", "user.name"):
         try:
             out = subprocess.run(["git", "config", "--get", key], capture_output=True, text=True, timeout=5)
-            if out.returncode == 0 and out.stdout.strip():
-                return out.stdout.strip()[:200]
+            if out.returncode == 0 and person(out.stdout):
+                return person(out.stdout)
         except (OSError, subprocess.SubprocessError):
             break
     try:
         user = getpass.getuser()
     except Exception:  # no user name in this environment
         user = "someone"
-    return f"{user}@{socket.gethostname()}"[:200]
+    return person(f"{user}@{socket.gethostname()}")
 
 
 @dataclass
@@ -191,7 +200,7 @@ def push(store: Store, versions: list[Version], remote, *, include_secrets: bool
     result = PushResult(url)
     index = _PackIndex(remote)
     indexed = False
-    who = (author or "").strip()[:200] or identity()
+    who = person(author) or identity()
     from .leases import push_lease
 
     # remote gc waits while this lease is live, and a push waits while a gc sweeps (leases.py): so
@@ -217,8 +226,15 @@ def push(store: Store, versions: list[Version], remote, *, include_secrets: bool
             except CorruptBlob as e:
                 raise StoreError(f"cannot push {v.notebook} {v.label}: {e}; run `jupyter-mv verify` "
                                  "(nothing of it was published)") from None
+            raw = manifest.dumps(doc)
+            try:  # pullers' own checks first: an immutable manifest they refuse would poison the remote
+                manifest.validate(raw, v.gid, url)
+            except MVError as e:
+                why = re.sub(r"^refused version \S+ from .*?: |; nothing of it was imported$", "", str(e))
+                raise StoreError(f"cannot push {v.notebook} {v.label}: pullers would refuse its manifest ({why}); "
+                                 "nothing of it was published") from None
             lease.ensure()  # lapsed (paused past its ttl): a gc may have swept; push again instead
-            if _put_new(remote, key, manifest.dumps(doc)):
+            if _put_new(remote, key, raw):
                 result.objects_sent += 1
             result.pushed.append(v)
             registry.mark(store, url, [v.gid])
@@ -332,7 +348,7 @@ def _push_data(store, v, shared, remote, index: _PackIndex, result: PushResult, 
             parent = store.resolve(v.notebook, v.parent).gid or None
     doc = {
         "format": layout.VERSION_FORMAT, "schema": layout.SCHEMA, "gid": v.gid,
-        "author": v.author or (who if v.is_local else ""), "pushed_by": who, "pushed_at": now(),
+        "author": person(v.author) or (who if v.is_local else ""), "pushed_by": who, "pushed_at": now(),
         "parent_gid": parent,
         "bundle": manifest.bundle_record(store, v, shared, dict(sorted(members.items()))),
         "locations": locations,
