@@ -238,7 +238,10 @@ class Journal:
         ctx.namespace = namespace  # restored notebook functions keep this namespace as their globals
         for n in names:  # an earlier class (redefined or deleted since) is what its name and instances resolve to
             if n in e.classes:
-                namespace[n] = e.classes[n]
+                live = e.classes[n]
+                if namespace.get(n) is live:  # the same class, changed in place (K.v = 5): its attributes go back
+                    _reset_class(st, e.version, n, live, namespace)
+                namespace[n] = live
         objs, failed = loading.load_each(st, e.version, names, True, None, ctx) if names else ({}, {})
         for n, o in objs.items():
             namespace[n] = o
@@ -257,6 +260,68 @@ class Journal:
         self.entries.pop()
         return UndoResult(e.label, e.source, tuple(objs), tuple(removed), fails, left, plan.passed,
                           defined=tuple(n for n in ctx.defined if n not in objs))
+
+
+def _reset_class(st: Store, version: Version, name: str, live: type, namespace: dict) -> None:
+    """Set the attributes of notebook class `live` (changed in place since `version`) back to the ones
+    `version` stored for `name`, keeping the class object (instances keep it as their type). The stored
+    definition is read with the name absent, so it is not resolved to the live class; methods that did not
+    change are kept, changed ones get the namespace as globals and `live` as their `__class__` (super())."""
+    import types
+
+    before = set(namespace)
+    namespace.pop(name, None)
+    ctx = codecs.DecodeContext()
+    ctx.namespace = namespace
+    try:
+        objs, _ = loading.load_each(st, version, [name], True, None, ctx)
+    except Exception:  # undo then leaves the class as it is (its value restores as the live class)
+        objs = {}
+    finally:
+        for n in set(namespace) - before:  # what the scratch read defined
+            del namespace[n]
+        namespace[name] = live
+    fresh = objs.get(name)
+    if not isinstance(fresh, type) or fresh is live:
+        return
+
+    def rebound(f):
+        cells = f.__closure__
+        if cells is not None:
+            cells = tuple(types.CellType(live) if c.cell_contents is fresh else c for c in cells)
+        g = types.FunctionType(f.__code__, namespace, f.__name__, f.__defaults__, cells)
+        g.__kwdefaults__, g.__qualname__, g.__doc__ = f.__kwdefaults__, f.__qualname__, f.__doc__
+        g.__dict__.update(f.__dict__)
+        g.__annotations__ = dict(f.__annotations__)
+        g.__module__ = f.__module__
+        return g
+
+    def same_function(a, b) -> bool:
+        return (type(a) is type(b) is types.FunctionType and a.__code__ == b.__code__
+                and a.__defaults__ == b.__defaults__ and a.__kwdefaults__ == b.__kwdefaults__)
+
+    skip = {"__dict__", "__weakref__"}
+    for k in [k for k in live.__dict__ if k not in fresh.__dict__ and k not in skip]:
+        try:
+            delattr(live, k)
+        except (AttributeError, TypeError):
+            pass
+    for k, v in fresh.__dict__.items():
+        old = live.__dict__.get(k)
+        if k in skip or old is v:
+            continue
+        if type(v) is types.FunctionType:
+            if same_function(old, v):
+                continue
+            v = rebound(v)
+        elif type(v) in (staticmethod, classmethod) and type(v.__func__) is types.FunctionType:
+            if type(old) is type(v) and same_function(old.__func__, v.__func__):
+                continue
+            v = type(v)(rebound(v.__func__))
+        try:
+            setattr(live, k, v)
+        except (AttributeError, TypeError):
+            pass
 
 
 def _notebook_class(o) -> bool:

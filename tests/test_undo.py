@@ -133,6 +133,22 @@ def test_undo_of_a_class_redefinition_or_deletion_brings_the_earlier_class_back(
     assert ns["K"].v == 1 and type(ns["k"]) is ns["K"] and ns["box"]["cls"] is ns["K"]
 
 
+def test_undo_of_a_class_changed_in_place_sets_its_attributes_back(shell, run, capsys):
+    """`K.v = 5`, a registry appended to, a method patched, an attribute added: undo sets the class's
+    attributes back (same class object, instances keep it; super() in its methods still works)."""
+    run("class B:\n    def f(self):\n        return 'b'\nclass K(B):\n    v = 1\n    seen = []\n"
+        "    def f(self):\n        return 'k' + super().f()\nk = K()")
+    K = shell.user_ns["K"]
+    run("K.v = 5; K.seen.append(1); K.extra = 3\ndef h(self):\n    return 'patched'\nK.f = h")
+    _out(capsys)
+    run("%mv_undo")
+    assert "restored K" in _out(capsys).out
+    ns = shell.user_ns
+    assert ns["K"] is K and type(ns["k"]) is K
+    assert K.v == 1 and K.seen == [] and not hasattr(K, "extra") and "h" not in ns
+    assert ns["k"].f() == "kb" and K().f() == "kb"
+
+
 def test_undo_keeps_credentials_and_types(shell, run):
     run("key = 'sk-live-abcdefghijklmnopqrstuvwxyz0123456789'; n = 3; f = 2.5; t = (1, 'a')")
     run("key = 'other'; n = 3.0; f = 2; t = [1, 'a']")
