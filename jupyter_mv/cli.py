@@ -231,6 +231,8 @@ def cmd_remote_ls(args, st):
         print(jsondata.dumps(rows, indent=1))
         return 0
     print(f"{r.name or r.url}: {r.url}  ({len(rows)} version{'s' if len(rows) != 1 else ''})")
+    # a tag the team moved (tags/ on the remote) shows where it is now, not also where a manifest had it
+    held = {(d["notebook"], t) for d in rows for t in d["remote_tags"]}
     for d in rows:
         if d["problem"]:
             print(f"{d['gid'][:12]}  DAMAGED  {d['problem']}")
@@ -239,7 +241,7 @@ def cmd_remote_ls(args, st):
                 f"by {d['author'] or '?'}", f"pushed {d['pushed_at'][:19].replace('T', ' ')}"
                 + (f" by {d['pushed_by']}" if d["pushed_by"] != d["author"] else ""),
                 human_bytes(d["bytes"])]
-        tags = list(dict.fromkeys(d["remote_tags"] + d["tags"]))
+        tags = list(dict.fromkeys(d["remote_tags"] + [t for t in d["tags"] if (d["notebook"], t) not in held]))
         if tags:
             bits.append("[" + ", ".join(tags) + "]")
         if d["name"]:

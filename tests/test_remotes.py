@@ -668,3 +668,21 @@ def test_push_checks_its_manifest_as_pullers_will_before_publishing_it(alice, bo
     assert not (remote_dir / layout.version_key(v.gid)).exists()
     monkeypatch.setattr(push_mod, "_push_data", real)
     assert [p.gid for p in api.push(store=alice).pushed] == [v.gid]
+
+
+def test_a_tag_the_team_moved_comes_in_where_it_is_now(alice, bob, tmp_path, url, run_cli):
+    a1 = _snap(alice, {"x": np.arange(3)}, tags=["best"])
+    api.push(store=alice)
+    api.pull(store=bob)
+    b1 = _snap(bob, {"x": np.arange(4)}, tags=["best"])  # moves the tag locally off alice's pulled v1
+    api.push(store=bob)
+    remote = open_remote(url)
+    assert json.loads(remote.get(layout.tag_key("nb.ipynb", "best")))["gid"] == b1.gid
+    # a1's manifest still records "best" (immutable): a fresh clone must put it on b1 all the same
+    api.clone(url, tmp_path / "carol")
+    with Store(tmp_path / "carol" / ".jupyter_mv") as carol:
+        tagged = {v.gid: v.tags for v in carol.versions()}
+        assert tagged[b1.gid] == ("best",) and tagged[a1.gid] == ()
+        r = run_cli("--store", str(carol.root), "remote", "ls")
+    rows = {line.split()[0]: line for line in r.stdout.splitlines()[1:]}
+    assert "[best]" in rows[b1.gid[:12]] and "[best]" not in rows[a1.gid[:12]]

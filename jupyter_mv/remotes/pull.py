@@ -208,6 +208,9 @@ def pull(store: Store, remote, refs: list[str] = (), notebook: str | None = None
     result = PullResult(url)
     found = listing(remote, notebook) if found is None else found
     chosen = select(found, list(refs), url) if refs else found
+    # the team's tags (tags/ on the remote) are where a tag is now; the tags a manifest recorded are
+    # where it was at push time: one the team moved to another version is not brought in with this one
+    moved = {(rv.notebook, t): rv.gid for rv in found if rv.doc is not None for t in rv.tags}
     for rv in chosen:
         if rv.doc is None:
             result.failed[rv.gid] = rv.problem
@@ -217,7 +220,7 @@ def pull(store: Store, remote, refs: list[str] = (), notebook: str | None = None
             result.already.append(here)
             continue
         try:
-            v, got, notes = _pull_one(store, remote, rv, url, progress)
+            v, got, notes = _pull_one(store, remote, rv, url, progress, moved)
         except RemoteCorrupt as e:
             result.failed[rv.gid] = str(e)
             continue
@@ -269,7 +272,8 @@ def _fetch(remote, key: str, rv, url) -> bytes:
         raise _refused(rv, url, f"object {key} is missing on the remote") from None
 
 
-def _pull_one(store: Store, remote, rv: RemoteVersion, url: str, progress) -> tuple[Version, int, list]:
+def _pull_one(store: Store, remote, rv: RemoteVersion, url: str, progress,
+              moved: dict | None = None) -> tuple[Version, int, list]:
     doc = rv.doc
     rec = doc["bundle"]
     ver = rec["version"]
@@ -325,7 +329,9 @@ def _pull_one(store: Store, remote, rv: RemoteVersion, url: str, progress) -> tu
     env = dict(rec.get("environment") or {})
     env.setdefault("packages", {})
     nbpath = ver["notebook"]
-    name, tags, notes = store.importable_labels(nbpath, ver.get("name", ""), ver.get("tags", []))
+    wanted = [t for t in ver.get("tags", []) if (moved or {}).get((nbpath, t), rv.gid) == rv.gid]
+    wanted += [t for t in rv.tags if t not in wanted]
+    name, tags, notes = store.importable_labels(nbpath, ver.get("name", ""), wanted)
     held = [str(w.get("name")) for w in rec.get("withheld", []) if w.get("kind") in ("variable", "param")]
     if held:
         notes.append(f"left out by the sender (credentials): {', '.join(held[:10])}"
