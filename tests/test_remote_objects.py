@@ -262,6 +262,29 @@ def test_aws_profile_and_config_files(moto_s3, tmp_path, monkeypatch):
     assert open_remote(url).get("x") == b"1"
 
 
+def test_half_set_or_broken_aws_credentials_are_one_line_errors(tmp_path, monkeypatch, run_cli):
+    """botocore's PartialCredentialsError / ProfileNotFound surfaced as 'internal error' before."""
+    for var in [v for v in os.environ if v.startswith("AWS_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none-credentials"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    cases = [({"AWS_ACCESS_KEY_ID": "AKIAHALFSETKEY", "AWS_SECRET_ACCESS_KEY": ""}, "AWS_SECRET_ACCESS_KEY is not set"),
+             ({"AWS_SECRET_ACCESS_KEY": "half-set-secret-value"}, "AWS_ACCESS_KEY_ID is not set"),
+             ({"AWS_PROFILE": "nosuchprofile"}, "nosuchprofile")]
+    for env, said in cases:
+        with monkeypatch.context() as m:
+            for k, v in env.items():
+                m.setenv(k, v)
+            with pytest.raises(RemoteError, match=said) as info:
+                open_remote("s3://bucket/team")
+            msg = str(info.value)
+            assert "\n" not in msg and "half-set-secret-value" not in msg and msg.startswith("no AWS credentials")
+            r = run_cli("clone", "s3://bucket/team", str(tmp_path / "c"))
+            assert r.returncode == 1 and r.stderr.count("\n") == 1 and "internal error" not in r.stderr, r.stderr
+
+
 def test_bad_urls_are_one_line_errors(tmp_path):
     for bad in ("", "just-a-name", "file://relative/path", "s3:///nobucket"):
         with pytest.raises(RemoteError) as info:

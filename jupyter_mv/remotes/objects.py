@@ -824,8 +824,19 @@ def _s3_config(options: dict) -> tuple[dict, object | None]:
                               "~/.aws/credentials")
         raise RemoteError(f"no AWS credentials for the S3 remote: {what}") from None
     import boto3
-    session = boto3.Session(profile_name=profile_name if prof or explicit_profile else None)
-    if session.get_credentials() is None:
+    from botocore.exceptions import BotoCoreError
+
+    half = [k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if not env.get(k)]
+    if len(half) == 1 and not explicit_profile:  # one of the pair set (or set empty): botocore's PartialCredentialsError, said plainly
+        raise RemoteError(f"no AWS credentials for the S3 remote: {half[0]} is not set (or empty) while "
+                          f"{({'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'} - set(half)).pop()} is; set both, "
+                          "or neither to use a profile in ~/.aws/credentials")
+    try:  # a broken ~/.aws file, an unknown profile, a failing credential_process: one line, no values
+        session = boto3.Session(profile_name=profile_name if prof or explicit_profile else None)
+        creds = session.get_credentials()
+    except BotoCoreError as e:
+        raise RemoteError(f"no AWS credentials for the S3 remote: {_redact(str(e))[:300]}") from None
+    if creds is None:
         raise RemoteError("no AWS credentials for the S3 remote: set AWS_ACCESS_KEY_ID and "
                           "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials")
     return cfg, Boto3CredentialProvider(session)
