@@ -251,6 +251,7 @@ def test_disabled_and_second_adapters_restore_from_a_bundle_without_trust(two_st
         v_ctx = snap({"model": model}, a).version
     v = snap({"model": model}, a).version
     assert {x.codec for x in a.variables(v)} == {x.codec for x in a.variables(v_ctx)} == {"peft.model"}
+    assert a.variables(v)[0].summary["adapters_disabled"] is True  # a diff names it
     got = loading.load(b, api.import_bundle(api.export(v, tmp_path / "off.mvz", store=a), store=b).version,
                        trust=False)["model"]
     assert got.active_adapter == "second" and set(got.peft_config) == {"default", "second"}
@@ -258,7 +259,9 @@ def test_disabled_and_second_adapters_restore_from_a_bundle_without_trust(two_st
     got.base_model.enable_adapter_layers()
     assert torch.equal(logits(got), enabled)
     model.base_model.enable_adapter_layers()  # an enabled one is stored enabled (the flag is not sticky)
-    got = loading.load(a, snap({"model": model}, a).version)["model"]
+    v_on = snap({"model": model}, a).version
+    assert "adapters_disabled" not in a.variables(v_on)[0].summary
+    got = loading.load(a, v_on)["model"]
     assert torch.equal(logits(got.eval()), enabled)
 
 

@@ -285,6 +285,8 @@ def _encode_model(obj, peft_model: bool) -> Encoded:
         summary["adapters"] = {n: {"peft_type": c.get("peft_type"), "r": c.get("r"),
                                    "target_modules": c.get("target_modules")} for n, c in desc["adapters"].items()}
         summary["trainable_parameters"] = int(trainable)
+        if desc.get("disabled") or desc.get("adapters_disabled"):  # shown in a diff: "adapters_disabled: None -> True"
+            summary["adapters_disabled"] = True
         params["adapter"] = desc["active"] if isinstance(desc["active"], str) else ",".join(desc["active"])
     enc = Encoded(codec, meta, buffers, type_name(obj), summary, params, reach=reach)
     enc.parts = parts
