@@ -579,6 +579,13 @@ def test_a_failed_clone_leaves_nothing_behind(tmp_path, run_cli):
     (tmp_path / "mine" / "notes.txt").write_text("keep")
     r = run_cli("clone", "htps://bucket/x", str(tmp_path / "mine"))
     assert r.returncode == 1 and sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+    # DIR a file, below a file, empty: one line, not "internal error FileExistsError"
+    good = (tmp_path / "remote").as_uri()
+    for bad, said in [(tmp_path / "mine" / "notes.txt", "cannot clone into"),
+                      (tmp_path / "mine" / "notes.txt" / "sub", "cannot clone into"), (" ", "needs a folder")]:
+        r = run_cli("clone", good, str(bad))
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and said in r.stderr, r.stderr
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
 
 def test_a_child_pulled_before_its_parent_gets_its_parent_when_it_arrives(alice, bob, url):

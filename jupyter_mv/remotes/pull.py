@@ -402,6 +402,8 @@ def clone(url: str, directory, progress: Progress | None = None, probe: bool = T
         folder = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
         if not folder.is_dir():
             raise UsageError(f"no remote at {url}: the folder {folder} does not exist")
+    if not str(directory).strip():
+        raise UsageError("clone needs a folder to clone into (DIR): it gets DIR/.jupyter_mv")
     root = Path(directory).expanduser() / ".jupyter_mv"
     if (root / "store.db").exists():
         with Store(root) as existing:
@@ -410,8 +412,14 @@ def clone(url: str, directory, progress: Progress | None = None, probe: bool = T
     # what this clone creates (the folders and the store) is removed again when it fails, as git
     # clone does: a typo'd or unreachable URL must not leave an empty store behind
     created = next((p for p in reversed([root, *root.parents]) if not p.exists()), None)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    st = Store(root)
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        st = Store(root)
+    except OSError as e:  # DIR is a file, on a read-only or missing mount...
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise UsageError(f"cannot clone into {directory}: {e.strerror or e} ({e.filename or root}); "
+                         "give a folder you can write") from None
     try:
         r = registry.add(st, "origin", url, default=True, probe=probe)
         remote = open_remote(r.url)
