@@ -693,3 +693,12 @@ def test_a_tag_the_team_moved_comes_in_where_it_is_now(alice, bob, tmp_path, url
         r = run_cli("--store", str(carol.root), "remote", "ls")
     rows = {line.split()[0]: line for line in r.stdout.splitlines()[1:]}
     assert "[best]" in rows[b1.gid[:12]] and "[best]" not in rows[a1.gid[:12]]
+
+
+def test_one_bucket_prefix_is_one_remote_however_its_url_is_written():
+    for spelled in ["s3://ml-bucket/churn", "s3://ml-bucket/churn/", "S3://ml-bucket/churn//"]:
+        assert registry.normalize_url(spelled) == "s3://ml-bucket/churn"
+    assert registry.normalize_url("s3://ml-bucket/") == registry.normalize_url("s3://ml-bucket") == "s3://ml-bucket"
+    assert registry.normalize_url("gs://b/x/") == "gs://b/x"
+    # an sftp URL's lone '/' is the root folder, not the home one: kept
+    assert registry.normalize_url("sftp://host/") == "sftp://host/" and registry.normalize_url("sftp://host") == "sftp://host"

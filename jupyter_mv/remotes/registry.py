@@ -78,7 +78,12 @@ def normalize_url(url: str) -> str:
         if parts.netloc not in ("", "localhost"):
             raise UsageError(f"file URLs name a local folder: file:///PATH (got {url})")
         return _local_uri(urllib.parse.unquote(parts.path))
-    return url.rstrip("/") if parts.path not in ("", "/") else url
+    # one remote, one URL (versions it holds are recorded by URL): s3://b/p, s3://b/p/, S3://b/p and
+    # s3://b/ vs s3://b are the same remote
+    path = parts.path.rstrip("/")
+    if not path and parts.path and not bucket_store:  # sftp://host/ (the root) is not sftp://host (home)
+        path = "/"
+    return f"{parts.scheme.lower()}://{parts.netloc}{path}"
 
 
 def _local_uri(path: str) -> str:
