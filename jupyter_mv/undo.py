@@ -47,6 +47,9 @@ class Checkpoint:
     # notebook's class of that name, so undoing a redefinition must put the earlier class object itself back
     # (instances made before keep it as their type)
     classes: dict = field(default_factory=dict)
+    # imported code bound to a name then (a module, a library function or class): not stored, only referred
+    # to, so undoing `np = 5` or `del pd` puts the module back (an import itself is not undone)
+    code: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,12 @@ class State:
 
     hashes: dict
     unstored: dict
+    code: dict = field(default_factory=dict)  # {name: id(object)} of imported code bound to a name
 
     def same_as(self, c: Checkpoint) -> bool:
-        return c.version is not None and c.hashes == self.hashes and set(c.unstored) == set(self.unstored)
+        # imported code: only names rebound or deleted since count (a new import is not a change undo takes back)
+        return (c.version is not None and c.hashes == self.hashes and set(c.unstored) == set(self.unstored)
+                and all(self.code.get(n) == id(o) for n, o in c.code.items()))
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,8 @@ class Journal:
         """The current variables' hashes, as a checkpoint would record them, writing nothing."""
         enc, buffers, slots = self._encode(namespace, hidden)
         hashes = capture.content_hashes(enc.items, BlobStore.plan(buffers), slots)
-        return State(hashes, {sk.name: sk.reason for sk in enc.skipped})
+        code = {n: id(o) for n, o in _code(namespace, hidden).items()}
+        return State(hashes, {sk.name: sk.reason for sk in enc.skipped}, code)
 
     def record(self, namespace: dict, hidden: set, label: str, source: str) -> None:
         """Record the variables before the cell `label` runs. Never raises: a failure is recorded (undo
@@ -181,15 +188,16 @@ class Journal:
             manifests, _ = st.blobs.put(buffers)
             hashes = capture.content_hashes(enc.items, manifests, slots)
             classes = {n: namespace[n] for n, _ in enc.items if n in namespace and _notebook_class(namespace[n])}
-            if last is not None and State(hashes, unstored).same_as(last):
+            code = _code(namespace, hidden)
+            if last is not None and State(hashes, unstored, {n: id(o) for n, o in code.items()}).same_as(last):
                 # nothing changed since
-                return Checkpoint(label, source, last.version, hashes, unstored, classes=classes)
+                return Checkpoint(label, source, last.version, hashes, unstored, classes=classes, code=code)
             stored = [StoredVariable(name=n, type_name=e.type_name, codec=e.codec, content_hash=hashes[n],
                                      nbytes=e.nbytes, safe=e.safe, summary={},
                                      manifest={"meta": e.meta, "buffers": [manifests[j] for j in slots[n]]})
                       for n, e in enc.items]
             version = st.commit_version(JOURNAL_NOTEBOOK, stored, kind="auto", message=f"before {label}", env={})
-        return Checkpoint(label, source, version, hashes, unstored, classes=classes)
+        return Checkpoint(label, source, version, hashes, unstored, classes=classes, code=code)
 
     def _trim(self, depth: int) -> None:
         while len(self.entries) > depth:
@@ -245,12 +253,18 @@ class Journal:
         objs, failed = loading.load_each(st, e.version, names, True, None, ctx) if names else ({}, {})
         for n, o in objs.items():
             namespace[n] = o
-        created = [n for n in [*now.hashes, *now.unstored] if n not in e.hashes and n not in e.unstored]
+        created = [n for n in [*now.hashes, *now.unstored] if n not in e.hashes and n not in e.unstored
+                   and n not in e.code]  # `np = 5`: np gets its module back below, it is not removed
         removed = []
         for n in created:
             if n in namespace:
                 del namespace[n]
                 removed.append(n)
+        rebound = []
+        for n, o in e.code.items():  # imported code the cell rebound or deleted (`np = 5`, `del pd`)
+            if namespace.get(n, _GONE) is not o:
+                namespace[n] = o
+                rebound.append(n)
         fails = {n: _reason(x, e.version.label, n) for n, x in failed.items()}
         for n, why in e.unstored.items():
             if n not in namespace:  # gone since, and the journal never held it
@@ -258,7 +272,8 @@ class Journal:
         words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", e.source))
         left = {n: why for n, why in e.unstored.items() if n in namespace and n in words}
         self.entries.pop()
-        return UndoResult(e.label, e.source, tuple(objs), tuple(removed), fails, left, plan.passed,
+        return UndoResult(e.label, e.source, (*objs, *(n for n in rebound if n not in objs)), tuple(removed),
+                          fails, left, plan.passed,
                           defined=tuple(n for n in ctx.defined if n not in objs))
 
 
@@ -322,6 +337,17 @@ def _reset_class(st: Store, version: Version, name: str, live: type, namespace: 
             setattr(live, k, v)
         except (AttributeError, TypeError):
             pass
+
+
+_GONE = object()
+
+
+def _code(namespace: dict, hidden: set) -> dict:
+    """{name: object} of the user's names bound to imported code (modules, library functions and
+    classes): what capture.is_candidate leaves out of snapshots, referred to rather than stored."""
+    return {n: o for n, o in list(namespace.items())
+            if n not in hidden and not n.startswith("_") and n not in capture._IPYTHON_NAMES
+            and not capture.is_candidate(n, o)}
 
 
 def _notebook_class(o) -> bool:

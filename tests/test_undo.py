@@ -149,6 +149,26 @@ def test_undo_of_a_class_changed_in_place_sets_its_attributes_back(shell, run, c
     assert ns["k"].f() == "kb" and K().f() == "kb"
 
 
+def test_undo_puts_back_imported_names_a_cell_rebound_or_deleted(shell, run, capsys):
+    """Modules and library functions are not stored, only referred to: undoing `np = 5`, `del pd` or
+    `sqrt = 'x'` puts the very module / function back (`np` was deleted: the name looked 'created'). An
+    import itself is not undone (docs/timetravel.md): a cell that only imports changed no variable."""
+    run("import numpy as np\nimport pandas as pd\nfrom math import sqrt\narr = np.arange(3)")
+    run("np = 5; sqrt = 'oops'; del pd; arr = arr * 2")
+    _out(capsys)
+    run("%mv_undo")
+    out = _out(capsys).out
+    assert "restored" in out and "np" in out and "pd" in out and "sqrt" in out
+    ns = shell.user_ns
+    assert ns["np"] is np and ns["sqrt"](4) == 2 and ns["pd"].__name__ == "pandas"
+    np.testing.assert_array_equal(ns["arr"], [0, 1, 2])
+    run("del pd")  # deleting an imported name alone is a change undo takes back
+    run("import json")  # an import alone is not
+    _out(capsys)
+    run("%mv_undo")
+    assert "restored pd (In [" in _out(capsys).out and ns["pd"].__name__ == "pandas" and ns["json"].__name__ == "json"
+
+
 def test_undo_keeps_credentials_and_types(shell, run):
     run("key = 'sk-live-abcdefghijklmnopqrstuvwxyz0123456789'; n = 3; f = 2.5; t = (1, 'a')")
     run("key = 'other'; n = 3.0; f = 2; t = [1, 'a']")
