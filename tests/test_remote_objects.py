@@ -285,6 +285,19 @@ def test_half_set_or_broken_aws_credentials_are_one_line_errors(tmp_path, monkey
             assert r.returncode == 1 and r.stderr.count("\n") == 1 and "internal error" not in r.stderr, r.stderr
 
 
+def test_a_file_where_a_local_remote_folder_should_be_is_one_line(tmp_path, run_cli):
+    (tmp_path / "afile").write_text("not a folder")
+    for path in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        with pytest.raises(RemoteError, match="cannot use .* as a remote folder") as info:
+            open_remote(path.as_uri())
+        assert "\n" not in str(info.value)
+    r = run_cli("--store", str(tmp_path / "st"), "remote", "add", "r", str(tmp_path / "afile"))
+    assert r.returncode == 1 and "is a file, not a folder" in r.stderr and "internal error" not in r.stderr
+    r = run_cli("clone", str(tmp_path / "afile"), str(tmp_path / "c"))
+    assert r.returncode == 1 and "is a file, not a folder" in r.stderr and not (tmp_path / "c").exists()
+    assert (tmp_path / "afile").read_text() == "not a folder"
+
+
 def test_bad_urls_are_one_line_errors(tmp_path):
     for bad in ("", "just-a-name", "file://relative/path", "s3:///nobucket"):
         with pytest.raises(RemoteError) as info:

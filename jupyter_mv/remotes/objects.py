@@ -470,7 +470,11 @@ class _LocalRemote(_ObstoreRemote):
 
     def __init__(self, url: str, root: Path):
         from obstore.store import LocalStore
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a file where the folder should be, a read-only disk: one line
+            what = "is a file, not a folder" if root.is_file() else (e.strerror or str(e))
+            raise RemoteError(f"{url}: cannot use {e.filename or root} as a remote folder: {what}") from None
         super().__init__(url, LocalStore(str(root)))
         self.root = root
 

@@ -401,7 +401,8 @@ def clone(url: str, directory, progress: Progress | None = None, probe: bool = T
 
         folder = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
         if not folder.is_dir():
-            raise UsageError(f"no remote at {url}: the folder {folder} does not exist")
+            raise UsageError(f"no remote at {url}: " + (f"{folder} is a file, not a folder" if folder.exists()
+                                                         else f"the folder {folder} does not exist"))
     if not str(directory).strip():
         raise UsageError("clone needs a folder to clone into (DIR): it gets DIR/.jupyter_mv")
     root = Path(directory).expanduser() / ".jupyter_mv"
