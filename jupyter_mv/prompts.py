@@ -6,7 +6,7 @@ the placeholders added and removed. Generation settings (temperature, top_p, ...
 ``GenerationConfig`` or of a dict holding those names become version params.
 
 What counts as a prompt (strings need more than braces, so a JSON document, a format spec like
-``"{:.2f}"``, a path template, a SQL statement or a short log line is not one):
+``"{:.2f}"``, a path template, a SQL statement, LaTeX (``\\frac{a}{b}``) or a short log line is not one):
 
 - a ``str`` with named placeholders, ``{name}`` (``str.format``, LangChain f-string) or ``{{ name }}``
   (Jinja2, Mustache), holding at least ``MIN_WORDS`` words of prose outside them (``MIN_CUE_WORDS`` when a
@@ -40,6 +40,8 @@ _CUES = {"you", "your", "answer", "question", "questions", "context", "respond",
 _IDENT = re.compile(r"[A-Za-z_]\w*\Z")
 _DOUBLE = re.compile(r"\{\{\s*([#^/]?)\s*([A-Za-z_]\w*(?:\.\w+)*)\s*(?:\|[^{}]*)?\}\}")
 _JINJA_BLOCK = re.compile(r"\{%-?\s*\w+")
+# LaTeX: a command's argument (\mathrm{loss}, \frac{a}{b}) or braces inside $...$ math (x_{t}) are markup
+_LATEX = re.compile(r"\\[A-Za-z]+\*?\{|\$[^$\n]*\{[^$\n]*\$")
 # the format-spec mini-language (https://docs.python.org/3/library/string.html#formatspec), without nesting
 _SPEC = re.compile(r"(?:.?[<>=^])?[+\- ]?z?#?0?\d*[,_]?(?:\.\d+)?[bcdeEfFgGnosxX%]?\Z")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*[.,:;!?)\"']*\Z")
@@ -68,7 +70,7 @@ def placeholders(text: str) -> tuple[str, list[str]] | None:
         if names or _JINJA_BLOCK.search(text):
             return "jinja", names
         # no {{ name }}: "{{" may be str.format's escaped brace ("Reply as {{\"a\": 1}} to {question}")
-    if "{" not in text:
+    if "{" not in text or _LATEX.search(text):
         return None
     names = []
     try:

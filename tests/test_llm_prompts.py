@@ -61,6 +61,10 @@ NOT_PROMPTS = [
     ("msg2", "Training finished after {n_epochs} epochs with final accuracy {acc:.2%} on the validation set"),
     ("logline", "epoch {epoch} of {total}: the loss is {loss:.4f} and the learning rate is {lr:.2e} now"),
     ("report", "Your score is {score:>10} and your answer was {answer!r} for the given question today"),
+    # LaTeX (a plot label, a formula): braces are a command's argument or math, not placeholders
+    ("xlabel", r"$\mathrm{loss}$ of the model over {epoch} epochs for the given validation question set"),
+    ("formula", r"\frac{a}{b} is the ratio of the answer to the question given to you by the user here"),
+    ("subscript", r"the answer $x_{t}$ to the question at step {step} given the context you see here"),
 ]
 
 # prose that starts with a SQL verb, and a value format in a variable named as a prompt, stay prompts
