@@ -142,6 +142,11 @@ def encode_all(pairs: list[tuple[str, object]], evals_named: Iterable[str] = ())
     objects, named = dict(pairs), set(evals_named)
     for n, e in out.items:
         e.summary.update(describe_llm(n, objects[n], n in named))
+        if "eval" not in e.summary and evals.name_hinted(n) and evals.is_frame(objects[n]):
+            why = evals.why_not(n, objects[n])  # named like one (eval_*): say why it is not, once per session
+            if why:
+                out.notes.append(Skipped(n, f"{n}: named like an eval table but not one ({why}): no eval "
+                                            "metrics, and %mv_diff compares it as a plain table"))
     return out
 
 

@@ -120,6 +120,17 @@ def _grade_named(name: str) -> bool:
     return any(_GRADE_WORD.fullmatch(w) for w in re.split(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[A-Z])", name) if w)
 
 
+def why_not(name: str, df) -> str | None:
+    """Why DataFrame `df` is not an eval table (the reason `--eval NAME` would give), None when it is one."""
+    try:
+        describe(name, df, forced=True)
+    except UsageError as e:
+        return str(e).split(": not an eval table: ", 1)[-1]
+    except Exception as e:  # a frame that breaks the inspection
+        return f"it cannot be read as one: {type(e).__name__}"
+    return None
+
+
 def dataset_hash(df, id_col, inputs: list) -> str:
     """xxh3-128 hex of the id and input columns: their names and the multiset of their rows (pandas'
     per-row hash, sorted, so reordering the rows is the same dataset)."""

@@ -411,6 +411,25 @@ def test_odd_frames_are_data_not_errors(shell, run):
     assert "eval" not in _summary("dup")  # repeated ids: not an example id
 
 
+def test_a_table_named_like_an_eval_that_is_not_one_says_why(shell, run, capsys):
+    """eval_df with repeated ids or no score is stored as a plain table; the user is told why in one
+    note (once per session in auto mode), not left wondering where its metrics went."""
+    run("import pandas as pd\neval_df = pd.DataFrame({'id': [1, 1, 2], 'score': [1, 0, 1]})\n"
+        "eval_text = pd.DataFrame({'id': [1, 2], 'answer': ['a', 'b']})\n"
+        "table = pd.DataFrame({'id': [1, 1], 'x': [1, 2]})")
+    capsys.readouterr()
+    run("%mv_snapshot")
+    err = capsys.readouterr().err
+    assert "eval_df: named like an eval table but not one (its id column 'id' has repeated or missing values)" in err
+    assert "eval_text: named like an eval table but not one (no numeric score column)" in err
+    assert "note: table" not in err and api.resolve("latest").metrics == {}
+    run("%mv_auto on")
+    run("eval_df = eval_df.assign(score=0)")
+    assert capsys.readouterr().err.count("eval_df: named like an eval table") == 1
+    run("eval_df = eval_df.assign(score=1)")
+    assert "named like an eval table" not in capsys.readouterr().err
+
+
 def test_ids_of_mixed_types_and_cells_pandas_cannot_hash(shell, run):
     """Ids of several types (an int, its text, a float, a tuple) and input cells of lists, dicts and
     tuples: still an eval table (recognised, named with --eval), diffed by id with each id's own type."""
