@@ -24,7 +24,7 @@ import os
 import threading
 import warnings
 
-from traitlets import Bool, Float, Int, Unicode, observe
+from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
 from .errors import UsageError
@@ -63,9 +63,10 @@ class JupyterMV(Configurable):
         first; JPY_SESSION_NAME after it; empty and none of them: "unnamed notebook". Environment variable:
         JUPYTER_MV_NOTEBOOK.""").tag(config=True)
 
-    chunk_size = Int(4 * MiB, min=1, help="""Size in bytes of the chunks a variable's buffers are cut into
-        before hashing (only changed chunks are written again). Applies to the next snapshot; chunks already
-        stored stay valid (the manifest records each one). Environment variable: JUPYTER_MV_CHUNK.""").tag(config=True)
+    chunk_size = Int(4 * MiB, min=1, max=GiB, help="""Size in bytes of the chunks a variable's buffers are cut into
+        before hashing (only changed chunks are written again); at most 1 GiB, the largest chunk a bundle
+        import or a pull accepts. Applies to the next snapshot; chunks already stored stay valid (the manifest
+        records each one). Environment variable: JUPYTER_MV_CHUNK.""").tag(config=True)
 
     pack_max = Int(256 * KiB, min=0, help="""Chunks of at most this many bytes are appended to shared pack files
         instead of one file each (0: every chunk its own file). Environment variable: JUPYTER_MV_PACK_MAX."""
@@ -90,7 +91,7 @@ class JupyterMV(Configurable):
         Empty: the git user (`git config user.email`, else user.name), else user@host. Environment variable:
         JUPYTER_MV_AUTHOR.""").tag(config=True)
 
-    lease_ttl = Float(120.0, min=1.0, help="""Seconds a push's lease on a remote lives without renewal (a push renews
+    lease_ttl = Float(120.0, min=1.0, max=7 * 86400.0, help="""Seconds (1 to 604800, a week) a push's lease on a remote lives without renewal (a push renews
         it every quarter of that while it runs). `remote gc` waits while a live lease exists and a push waits
         while a gc sweeps; a pusher killed mid-push stops blocking gc once its lease is this old. Every client
         of one remote should use the same value. Environment variable: JUPYTER_MV_LEASE_TTL.""").tag(config=True)
@@ -107,6 +108,16 @@ class JupyterMV(Configurable):
 
     debug = Bool(False, help="""Show the full traceback of an unexpected error (magics, CLI, widgets) instead
         of one line. Environment variable: JUPYTER_MV_DEBUG (any value but '', 0, false, no, off).""").tag(config=True)
+
+    @validate("chunk_size", "pack_max", "max_bundle_bytes", "auto_keep", "undo_depth", "lease_ttl")
+    def _a_number(self, proposal):
+        # traitlets takes True for 1 (bool is an int) and NaN for a float (NaN < min is False): neither is
+        # a size, a count or a number of seconds
+        value = proposal["value"]
+        name = proposal["trait"].name
+        if isinstance(value, bool) or (isinstance(value, float) and value != value):
+            raise TraitError(f"JupyterMV.{name} must be a number, not {value!r}")
+        return value
 
     @observe(*ENV)
     def _overridden(self, change) -> None:
@@ -129,9 +140,9 @@ def _from_env(name: str, raw: str, trait):
             unit = "versions" if name == "auto_keep" else "bytes"
             raise UsageError(f"{env}={raw!r} is not a whole number of {unit}; "
                              f"unset it or set e.g. {env}={trait.default_value}") from None
-        if value < (trait.min or 0):
-            raise UsageError(f"{env}={raw!r} must be at least {trait.min}; unset it or set e.g. "
-                             f"{env}={trait.default_value}")
+        if value < (trait.min or 0) or (trait.max is not None and value > trait.max):
+            bound = f"at least {trait.min}" + (f" and at most {trait.max}" if trait.max is not None else "")
+            raise UsageError(f"{env}={raw!r} must be {bound}; unset it or set e.g. {env}={trait.default_value}")
         return value
     if isinstance(trait, Float):
         try:
@@ -139,8 +150,10 @@ def _from_env(name: str, raw: str, trait):
         except ValueError:
             raise UsageError(f"{env}={raw!r} is not a number of seconds; unset it or set e.g. "
                              f"{env}={trait.default_value:g}") from None
-        if not value >= (trait.min or 0) or value == float("inf"):  # NaN and inf too
-            raise UsageError(f"{env}={raw!r} must be a number of seconds of at least {trait.min:g}; unset it or "
+        if not (trait.min or 0) <= value <= (trait.max if trait.max is not None else float("inf")) \
+                or value == float("inf"):  # NaN and inf too
+            bound = f"at least {trait.min:g}" + (f" and at most {trait.max:g}" if trait.max is not None else "")
+            raise UsageError(f"{env}={raw!r} must be a number of seconds of {bound}; unset it or "
                              f"set e.g. {env}={trait.default_value:g}")
         return value
     return raw

@@ -122,6 +122,41 @@ def test_invalid_trait_values_are_refused():
         JupyterMV(auto_keep=-1)
 
 
+def test_numbers_out_of_range_bools_and_nan_are_refused_by_trait_and_env(monkeypatch):
+    """lease_ttl = inf / 1e300 crashed the push lease's refresh thread (OverflowError) and would block
+    remote gc for ever; chunk_size > 1 GiB makes chunks every pull and bundle import refuses."""
+    from traitlets import TraitError
+
+    for kw in ({"lease_ttl": math.inf}, {"lease_ttl": math.nan}, {"lease_ttl": 1e300},
+               {"chunk_size": 2**62}, {"chunk_size": True}, {"auto_keep": True}, {"undo_depth": False}):
+        with pytest.raises(TraitError):
+            JupyterMV(**kw)
+    assert JupyterMV(lease_ttl=7 * 86400.0).lease_ttl == 604800.0 and JupyterMV(chunk_size=2**30).chunk_size == 2**30
+    config.use(JupyterMV())
+    for env, bad, why in (("JUPYTER_MV_LEASE_TTL", "1e300", "at most 604800"),
+                          ("JUPYTER_MV_LEASE_TTL", "nan", "at least 1"),
+                          ("JUPYTER_MV_CHUNK", str(2**31), "at most 1073741824")):
+        monkeypatch.setenv(env, bad)
+        name = "lease_ttl" if env.endswith("TTL") else "chunk_size"
+        with pytest.raises(UsageError, match=f"{env}='{bad}' must be .*{why}.*unset it") as e:
+            getattr(config.current(), name)
+        assert "\n" not in str(e.value)
+        monkeypatch.delenv(env)
+
+
+def test_percent_config_lease_ttl_inf_is_refused_and_push_still_works(shell, run, tmp_path, capsys):
+    run("%load_ext jupyter_mv")
+    api.remote_add("team", str(tmp_path / "remote"))
+    run("%config JupyterMV.lease_ttl = float('inf')")
+    run("%config JupyterMV.lease_ttl = float('nan')")
+    assert config.current().lease_ttl == 120.0
+    shell.user_ns["w"] = np.arange(3.0)
+    run("%mv_snapshot w")
+    run("%mv_push")
+    out = capsys.readouterr()
+    assert "pushed" in out.out and "Traceback" not in out.err + out.out
+
+
 # -- kernel side: a real IPython shell ----------------------------------------------------------
 def test_percent_config_changes_the_next_snapshots_chunking(shell, monkeypatch):
     shell.user_ns["x"] = np.arange(300_000, dtype=np.float64)  # 2.4 MB: one 4 MiB chunk by default
