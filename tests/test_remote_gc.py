@@ -59,6 +59,21 @@ def test_parse_grace():
             parse_grace(bad)
 
 
+def test_grace_without_unit_huge_or_not_finite_is_a_usage_error(tmp_path, run_cli):
+    for bad, said in [("24", "give its unit"), ("1.5", "give its unit"), ("99999999999d", "at most a century"),
+                      ("9" * 400 + "w", "at most a century"), (float("inf"), "at least 0"),
+                      (float("nan"), "at least 0"), (-1, "at least 0")]:
+        with pytest.raises(UsageError, match=said):
+            parse_grace(bad)
+    assert parse_grace("0") == parse_grace(0) == dt.timedelta(0) and parse_grace("24s") == dt.timedelta(seconds=24)
+    assert parse_grace(dt.timedelta(days=10**6)) == dt.timedelta(days=36500)  # capped, not an OverflowError
+    st = str(tmp_path / "st")
+    assert run_cli("--store", st, "remote", "add", "r", str(tmp_path / "remote")).returncode == 0
+    for bad in ("99999999999d", "24"):
+        r = run_cli("--store", st, "remote", "gc", "--grace", bad, "--dry-run")
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and "internal error" not in r.stderr, r.stderr
+
+
 def test_mark_and_sweep_with_grace(any_remote):
     url, options, _ = any_remote
     st = open_remote(url, **options)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -87,22 +88,32 @@ def _human(n: int) -> str:
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 
 
+_MAX_GRACE = _dt.timedelta(days=36500)  # a century: beyond it the cutoff leaves datetime's range
+
+
 def parse_grace(text: str | float | int | _dt.timedelta) -> _dt.timedelta:
-    """A grace period from "24h", "90m", "2d", "1w", "30s" or a number of seconds ("0" allowed).
-    UsageError naming the accepted forms otherwise."""
+    """A grace period from "24h", "90m", "2d", "1w", "30s", "0", or (a number, not text) seconds.
+    Text other than "0" needs its unit: "--grace 24" would be 24 seconds to someone who meant the
+    default's 24 hours, and gc deletes what is older. UsageError naming the accepted forms otherwise
+    (also for a negative, non-finite or over-a-century period)."""
     if isinstance(text, _dt.timedelta):
         if text.total_seconds() < 0:
             raise UsageError("--grace cannot be negative")
-        return text
-    if isinstance(text, (int, float)):
-        if text < 0:
-            raise UsageError("--grace cannot be negative")
-        return _dt.timedelta(seconds=float(text))
+        return min(text, _MAX_GRACE)
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if not math.isfinite(text) or text < 0:
+            raise UsageError(f"--grace {text!r}: give a number of seconds of at least 0, or a duration like 24h")
+        return _dt.timedelta(seconds=min(float(text), _MAX_GRACE.total_seconds()))
     m = _DURATION.match(str(text))
     if not m:
         raise UsageError(f"--grace {text!r}: give a duration like 24h, 90m, 2d, 1w or 30s")
-    n, unit = float(m.group(1)), m.group(2) or "s"
-    return _dt.timedelta(seconds=n * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit])
+    n, unit = float(m.group(1)), m.group(2)
+    if not unit and n != 0:
+        raise UsageError(f"--grace {text!r}: give its unit, e.g. {m.group(1)}h or {m.group(1)}s (s, m, h, d, w)")
+    seconds = n * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
+    if seconds > _MAX_GRACE.total_seconds():
+        raise UsageError(f"--grace {text!r}: at most a century (36500d)")
+    return _dt.timedelta(seconds=seconds)
 
 
 def manifest_objects(raw: bytes, key: str) -> list[str]:
