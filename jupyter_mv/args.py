@@ -212,7 +212,8 @@ def add_pull_args(parser, adapter):
         "versions to pull: a global id or a unique prefix of one (6+ hex digits), a tag on the remote, a "
         "version name, or a vN only one version there has; default: every version this store lacks"))
     parser.add_argument("--notebook", metavar="NB", help=(
-        "only versions of this notebook, as recorded on the remote (e.g. projects/churn.ipynb)"))
+        "only versions of this notebook, as recorded on the remote (e.g. projects/churn.ipynb, or a unique tail "
+        "such as churn.ipynb); one the remote lacks is an error naming those it has"))
     add_remote_arg(parser, adapter)
 
 
@@ -231,13 +232,15 @@ def add_remote_remove_args(parser, adapter):
 
 
 def add_remote_ls_args(parser, adapter):
-    parser.add_argument("--notebook", metavar="NB", help="only versions of this notebook, as recorded on the remote")
+    parser.add_argument("--notebook", metavar="NB", help="only versions of this notebook, as recorded on the remote "
+                        "(or a unique tail such as churn.ipynb)")
     add_remote_arg(parser, adapter)
 
 
 def add_remote_gc_args(parser, adapter):
     parser.add_argument("--grace", default="24h", metavar="AGE", help=(
-        "keep unreferenced objects younger than this (24h, 90m, 2d, 1w, 30s; 0 for none; default 24h): "
+        "keep unreferenced objects younger than this (24h, 90m, 2d, 1w, 30s: the unit is required; 0 for none; "
+        "default 24h): "
         "what someone is pushing is kept anyway, through its push lease"))
     parser.add_argument("--dry-run", action="store_true", help="say what would be deleted, delete nothing")
     add_remote_arg(parser, adapter)
