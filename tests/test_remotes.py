@@ -702,3 +702,10 @@ def test_one_bucket_prefix_is_one_remote_however_its_url_is_written():
     assert registry.normalize_url("gs://b/x/") == "gs://b/x"
     # an sftp URL's lone '/' is the root folder, not the home one: kept
     assert registry.normalize_url("sftp://host/") == "sftp://host/" and registry.normalize_url("sftp://host") == "sftp://host"
+
+
+def test_cloning_an_empty_remote_says_so(tmp_path, run_cli):
+    (tmp_path / "empty").mkdir()
+    r = run_cli("clone", str(tmp_path / "empty"), str(tmp_path / "c"))
+    assert r.returncode == 0 and "holds no versions yet" in r.stdout and "typo" in r.stdout, r.stdout
+    assert (tmp_path / "c" / ".jupyter_mv" / "store.db").exists()

@@ -428,6 +428,9 @@ def clone(url: str, directory, progress: Progress | None = None, probe: bool = T
             result = pull(st, remote, progress=progress)
         finally:
             remote.close()
+        if not (result.pulled or result.already or result.failed):  # as git's "cloned an empty repository"
+            result.notes.append(f"{result.url} holds no versions yet (an empty remote, or a typo in the URL's "
+                                "prefix): this store will push there")
     except BaseException:
         st.close()
         if created is not None:
