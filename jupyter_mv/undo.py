@@ -31,6 +31,9 @@ from .store.blobs import BlobStore
 
 JOURNAL_NOTEBOOK = "undo journal"
 _GC_EVERY = 10  # dropped journal versions between two sweeps of their chunks
+# the journal's disk use (a temporary folder): older cells are dropped beyond it (the last one always stays),
+# so a training cell run 20 times over a large model does not write 20 copies of its weights to /tmp
+MAX_BYTES = 4 * 2**30
 
 
 @dataclass
@@ -50,6 +53,7 @@ class Checkpoint:
     # imported code bound to a name then (a module, a library function or class): not stored, only referred
     # to, so undoing `np = 5` or `del pd` puts the module back (an import itself is not undone)
     code: dict = field(default_factory=dict)
+    added: int = 0  # bytes its recording wrote to the journal (chunks no earlier checkpoint had)
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,7 @@ class Journal:
         self._dir: Path | None = None
         self._store: Store | None = None
         self._dropped = 0
+        self.trimmed_for_size = False  # checkpoints were dropped to stay under MAX_BYTES
 
     @property
     def store(self) -> Store:
@@ -185,7 +190,7 @@ class Journal:
         unstored = {sk.name: sk.reason for sk in enc.skipped}
         last = self.entries[-1] if self.entries else None
         with st.blobs.writing():
-            manifests, _ = st.blobs.put(buffers)
+            manifests, added = st.blobs.put(buffers)
             hashes = capture.content_hashes(enc.items, manifests, slots)
             classes = {n: namespace[n] for n, _ in enc.items if n in namespace and _notebook_class(namespace[n])}
             code = _code(namespace, hidden)
@@ -197,21 +202,40 @@ class Journal:
                                      manifest={"meta": e.meta, "buffers": [manifests[j] for j in slots[n]]})
                       for n, e in enc.items]
             version = st.commit_version(JOURNAL_NOTEBOOK, stored, kind="auto", message=f"before {label}", env={})
-        return Checkpoint(label, source, version, hashes, unstored, classes=classes, code=code)
+        return Checkpoint(label, source, version, hashes, unstored, classes=classes, code=code, added=added)
 
     def _trim(self, depth: int) -> None:
         while len(self.entries) > depth:
             self._forget(self.entries.pop(0))
+        dropped = False
+        while len(self.entries) > 1 and self._bytes() > MAX_BYTES:
+            self.trimmed_for_size = True
+            dropped = self._forget(self.entries.pop(0), sweep=False) or dropped
+        if dropped:  # free the disk now, not after the next _GC_EVERY drops
+            self.store.gc()
 
-    def _forget(self, old: Checkpoint) -> None:
-        """Drop a checkpoint's journal version once no remaining checkpoint shares it."""
+    def _bytes(self) -> int:
+        """What the kept checkpoints take on disk, about: the oldest one's variables whole (their chunks stay
+        while it refers to them) plus what each later one added."""
+        seen, total = set(), 0
+        for e in self.entries:
+            v = e.version
+            if v is None or v.id in seen:
+                continue
+            total += e.added if seen else max(v.nbytes, e.added)
+            seen.add(v.id)
+        return total
+
+    def _forget(self, old: Checkpoint, sweep: bool = True) -> bool:
+        """Drop a checkpoint's journal version once no remaining checkpoint shares it (True when dropped)."""
         if old.version is None or any(e.version is not None and e.version.id == old.version.id for e in self.entries):
-            return
+            return False
         st = self.store
         st.delete_versions([old.version])
         self._dropped += 1
-        if self._dropped % _GC_EVERY == 0:
+        if sweep and self._dropped % _GC_EVERY == 0:
             st.gc()
+        return True
 
     # -- undoing -----------------------------------------------------------------------------
     def plan(self, namespace: dict, hidden: set) -> Plan:
@@ -233,6 +257,9 @@ class Journal:
         if not self.recorded:
             raise NothingToUndo("nothing to undo: no cell has run since jupyter_mv was loaded")
         kept = f"the last {depth} cells: JupyterMV.undo_depth" if depth else "it is off now: JupyterMV.undo_depth = 0"
+        if depth and self.trimmed_for_size:
+            kept = (f"the last {depth} cells (JupyterMV.undo_depth), fewer when their variables would take more "
+                    f"than {MAX_BYTES / 2**30:g} GiB")
         raise NothingToUndo("nothing to undo: the variables are as they were before every cell the undo journal "
                             f"holds ({kept})")
 

@@ -249,6 +249,32 @@ def test_depth_bounds_the_journal(shell, run, capsys):
     assert config.current().undo_depth == 20
 
 
+def test_the_journal_stays_under_its_byte_budget(shell, run, capsys, monkeypatch):
+    """A cell that rewrites a large array (a training step over a big model) run again and again: the
+    journal drops its oldest cells beyond undo.MAX_BYTES (the last always stays) and frees their disk, and
+    the 'nothing to undo' line says why it holds fewer cells than undo_depth."""
+    import importlib
+
+    from mvtest import store_bytes
+
+    undo = importlib.import_module("jupyter_mv.undo")  # `jupyter_mv.undo` the attribute is mv.undo()
+    monkeypatch.setattr(undo, "MAX_BYTES", 3_500_000)
+    run("import numpy as np\nrng = np.random.default_rng(0)\nw = rng.random(125_000)")  # 1 MB, incompressible
+    for _ in range(8):
+        run("w = rng.random(125_000)")
+    journal = api.session().journal
+    assert 2 <= len(journal.entries) <= 4 and journal._bytes() <= 3_500_000
+    assert store_bytes(journal._dir / "store") < 6_000_000  # freed on disk, not only forgotten
+    want = shell.user_ns["w"].copy()
+    run("w = rng.random(125_000)")
+    run("%mv_undo")
+    np.testing.assert_array_equal(shell.user_ns["w"], want)  # the last cell is always undoable
+    for _ in range(5):
+        run("%mv_undo")
+    out = _out(capsys).out.strip().splitlines()[-1]
+    assert out.startswith("nothing to undo") and "fewer when their variables would take more than" in out
+
+
 def test_undo_takes_no_arguments(shell, run):
     with pytest.raises(UsageError, match="%mv_undo"):
         run("%mv_undo v1")
