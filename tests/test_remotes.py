@@ -709,3 +709,20 @@ def test_cloning_an_empty_remote_says_so(tmp_path, run_cli):
     r = run_cli("clone", str(tmp_path / "empty"), str(tmp_path / "c"))
     assert r.returncode == 0 and "holds no versions yet" in r.stdout and "typo" in r.stdout, r.stdout
     assert (tmp_path / "c" / ".jupyter_mv" / "store.db").exists()
+
+
+def test_a_version_imported_from_its_bundle_is_not_pulled_again(alice, bob, tmp_path):
+    v = _snap(alice, {"x": np.arange(7.0), "cfg": {"lr": 0.1}})
+    api.push(store=alice)
+    bundle = tmp_path / "v1.mvz"
+    api.export(v.label, bundle, store=alice)
+    api.import_bundle(bundle, store=bob)
+    (mine,) = bob.versions()
+    r = api.pull(store=bob)
+    assert r.pulled == [] and [w.id for w in r.already] == [mine.id] and len(bob.versions()) == 1
+    # the other way round: pulled first, then its bundle imported: still one version
+    with Store(tmp_path / "carol" / ".jupyter_mv") as carol:
+        api.remote_add("team", alice.root.parent.parent.joinpath("remote").as_uri(), store=carol)
+        api.pull(store=carol)
+        api.import_bundle(bundle, store=carol)
+        assert [w.gid for w in carol.versions()] == [v.gid]

@@ -215,7 +215,7 @@ def pull(store: Store, remote, refs: list[str] = (), notebook: str | None = None
         if rv.doc is None:
             result.failed[rv.gid] = rv.problem
             continue
-        here = store.version_by_gid(rv.gid)
+        here = store.version_by_gid(rv.gid) or _imported_copy(store, rv)
         if here is not None:
             result.already.append(here)
             continue
@@ -237,6 +237,22 @@ def pull(store: Store, remote, refs: list[str] = (), notebook: str | None = None
     if result.pulled:
         _link_parents(store, found)
     return result
+
+
+def _imported_copy(store: Store, rv: RemoteVersion) -> Version | None:
+    """This store's copy of remote version `rv` that came another way (a bundle of it imported, which
+    carries no global id): same notebook, created time and variables (names and content hashes), the
+    test bundle import uses (bundle.importing._same_version). Pulling it again would add a duplicate."""
+    created = rv.record.get("created")
+    try:
+        candidates = [v for v in store.versions(rv.notebook) if v.created == created]
+    except MVError:  # no such notebook here
+        return None
+    want = sorted((x["name"], x["content_hash"]) for x in rv.doc["bundle"]["variables"])
+    for v in candidates:
+        if sorted((x.name, x.content_hash) for x in store.variables(v)) == want:
+            return v
+    return None
 
 
 def _link_parents(store: Store, found: list[RemoteVersion]) -> None:
