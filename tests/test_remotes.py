@@ -726,3 +726,14 @@ def test_a_version_imported_from_its_bundle_is_not_pulled_again(alice, bob, tmp_
         api.pull(store=carol)
         api.import_bundle(bundle, store=carol)
         assert [w.gid for w in carol.versions()] == [v.gid]
+
+
+def test_a_remote_inside_the_store_folder_is_refused(store, tmp_path, run_cli):
+    """Its objects would be unreferenced blobs to the local gc, and mixed with the store's files."""
+    for inside in (store.root, store.root / "blobs", store.root / "sub" / "deeper"):
+        with pytest.raises(UsageError, match="inside this store's folder"):
+            api.remote_add("r", str(inside), store=store)
+        with pytest.raises(UsageError, match="inside this store's folder"):
+            registry.get(store, inside.as_uri())
+    assert registry.remotes(store) == []
+    assert api.remote_add("beside", str(store.root.parent / "team-remote"), store=store).name == "beside"

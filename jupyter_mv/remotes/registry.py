@@ -121,7 +121,9 @@ def get(st: Store, name: str | None = None) -> Remote:
         if r.name == name:
             return r
     if "://" in str(name):
-        return Remote("", normalize_url(name))
+        url = normalize_url(name)
+        _not_inside_store(st, url)
+        return Remote("", url)
     raise UsageError(f"no remote {name!r} in this store (remotes: {', '.join(r.name for r in rs) or 'none'}; "
                      "add one with `jupyter-mv remote add NAME URL`)")
 
@@ -133,6 +135,7 @@ def add(st: Store, name: str, url: str, default: bool | None = None, probe: bool
     it cannot be reached. UsageError when the name is taken by another URL."""
     name = check_name(name)
     url = normalize_url(url)
+    _not_inside_store(st, url)
     conditional = None
     if probe:
         from .objects import open_remote
@@ -159,6 +162,19 @@ def add(st: Store, name: str, url: str, default: bool | None = None, probe: bool
         c.execute("insert or replace into remotes (name, url, is_default, conditional, added) values (?,?,?,?,?)",
                   (name, url, int(make_default), None if conditional is None else int(conditional), now()))
     return get(st, name)
+
+
+def _not_inside_store(st: Store, url: str) -> None:
+    """A file:// remote in the store's own folder (`remote add r .jupyter_mv`, or its blobs/) would have
+    the local gc delete the remote's objects as unreferenced blobs, and the remote's files mixed with
+    the store's: refused."""
+    if not url.startswith("file:"):
+        return
+    folder = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).resolve()
+    root = Path(st.root).resolve()
+    if folder == root or root in folder.parents:
+        raise UsageError(f"remote {url} is inside this store's folder {root}: give a folder outside it "
+                         f"(e.g. {root.parent.parent / 'team-remote'})")
 
 
 def _is_default(st: Store, name: str) -> bool:
