@@ -868,11 +868,23 @@ def pull(*refs, notebook: str | None = None, remote: str | None = None, store: S
     finally:
         obj.close()
     if result.failed:
-        first = next(iter(result.failed.values()))
-        more = f" ({len(result.pulled)} other version{'s' if len(result.pulled) != 1 else ''} pulled)" \
-            if result.pulled else ""
-        raise RemoteCorrupt(first + more)
+        raise _refusal(result)
     return result
+
+
+def _refusal(result):
+    """RemoteCorrupt for a pull that refused versions: the first named, how many others were refused
+    and pulled; `.result` holds the PullResult (what was pulled, under which local labels)."""
+    from .errors import RemoteCorrupt
+
+    first = next(iter(result.failed.values()))
+    others = len(result.failed) - 1
+    more = [f"{others} other version{'s' if others != 1 else ''} refused"] if others else []
+    if result.pulled:
+        more.append(f"{len(result.pulled)} other version{'s' if len(result.pulled) != 1 else ''} pulled")
+    err = RemoteCorrupt(first + (f" ({'; '.join(more)})" if more else ""))
+    err.result = result
+    return err
 
 
 def _reporting(tick, progress, total: int):
@@ -912,5 +924,5 @@ def clone(url: str, directory: str | os.PathLike):
     st, result = pull_mod.clone(url, directory)
     st.close()
     if result.failed:
-        raise RemoteCorrupt(next(iter(result.failed.values())))
+        raise _refusal(result)
     return result

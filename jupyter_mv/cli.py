@@ -278,15 +278,39 @@ def cmd_push(args, st):
     return 0
 
 
+def _refused_but_pulled(e) -> None:
+    """A pull that refused some versions still imported others: say which (and their labels here) on
+    stdout before the error line."""
+    result = getattr(e, "result", None)
+    if result is not None:
+        for line in result.lines():
+            if line not in result.failed.values():
+                print(line)
+
+
 def cmd_pull(args, st):
-    result = api.pull(*args.refs, notebook=args.notebook, remote=args.remote, store=st)
+    from .errors import RemoteCorrupt
+
+    try:
+        result = api.pull(*args.refs, notebook=args.notebook, remote=args.remote, store=st)
+    except RemoteCorrupt as e:
+        _refused_but_pulled(e)
+        raise
     for line in result.lines():
         print(line)
     return 0
 
 
 def cmd_clone(args, st):
-    result = api.clone(args.url, args.directory)
+    from .errors import RemoteCorrupt
+
+    try:
+        result = api.clone(args.url, args.directory)
+    except RemoteCorrupt as e:
+        _refused_but_pulled(e)
+        print(f"cloned into {Path(args.directory) / '.jupyter_mv'} (default remote: origin), without the "
+              "versions refused")
+        raise
     for line in result.lines():
         print(line)
     print(f"cloned into {Path(args.directory) / '.jupyter_mv'} (default remote: origin)")

@@ -737,3 +737,29 @@ def test_a_remote_inside_the_store_folder_is_refused(store, tmp_path, run_cli):
             registry.get(store, inside.as_uri())
     assert registry.remotes(store) == []
     assert api.remote_add("beside", str(store.root.parent / "team-remote"), store=store).name == "beside"
+
+
+def test_a_pull_that_refuses_some_versions_still_says_which_it_pulled(alice, bob, remote_dir, run_cli, shell, run,
+                                                                        capsys):
+    from IPython.core.error import UsageError as IPyUsageError
+
+    good = [_snap(alice, {"x": np.arange(3.0) + i}) for i in range(2)]
+    bad = [_snap(alice, {"y": np.arange(9.0) + i}) for i in range(2)]
+    api.push(store=alice)
+    for v in bad:  # damaged on the remote: not valid JSON any more
+        (remote_dir / layout.version_key(v.gid)).write_bytes(b"{")
+    with pytest.raises(RemoteCorrupt, match=r"\(1 other version refused; 2 other versions pulled\)") as e:
+        api.pull(store=bob)
+    assert sorted(v.gid for v in e.value.result.pulled) == sorted(v.gid for v in good)
+    carol = tmp = remote_dir.parent / "carol-clone"
+    r = run_cli("clone", remote_dir.as_uri(), str(tmp))
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "2 other versions pulled" in r.stderr
+    assert r.stdout.count("pulled nb.ipynb v") == 2 and "without the versions refused" in r.stdout
+    with Store(carol / ".jupyter_mv") as st:
+        assert sorted(v.gid for v in st.versions()) == sorted(v.gid for v in good)
+    api.remote_add("team", remote_dir.as_uri())
+    capsys.readouterr()
+    with pytest.raises(IPyUsageError, match="2 other versions pulled"):
+        run("%mv_pull")
+    out = capsys.readouterr().out
+    assert out.count("pulled nb.ipynb v") == 2 and "%mv_restore" in out

@@ -220,7 +220,14 @@ class MVMagics(Magics):
     @line_magic
     @_magic(P_PULL)
     def mv_pull(self, args):
-        result = api.pull(*args.refs, notebook=args.notebook, remote=args.remote)
+        try:
+            result = api.pull(*args.refs, notebook=args.notebook, remote=args.remote)
+        except MVError as e:  # some versions refused, others pulled: which, and their labels here
+            done = getattr(e, "result", None)
+            if done is not None and done.pulled:
+                print("\n".join(line for line in done.lines() if line not in done.failed.values()))
+                print(_next_step(done.pulled[-1]))
+            raise
         print("\n".join(result.lines()))
         if result.pulled:
             print(_next_step(result.pulled[-1]))
