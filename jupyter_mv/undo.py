@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ class Checkpoint:
     # to, so undoing `np = 5` or `del pd` puts the module back (an import itself is not undone)
     code: dict = field(default_factory=dict)
     added: int = 0  # bytes its recording wrote to the journal (chunks no earlier checkpoint had)
+    grads: dict = field(default_factory=dict)  # {name: fingerprint} of torch gradients set then (see _grads)
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,12 @@ class State:
     hashes: dict
     unstored: dict
     code: dict = field(default_factory=dict)  # {name: id(object)} of imported code bound to a name
+    grads: dict = field(default_factory=dict)  # {name: fingerprint} of torch gradients set (see _grads)
 
     def same_as(self, c: Checkpoint) -> bool:
         # imported code: only names rebound or deleted since count (a new import is not a change undo takes back)
         return (c.version is not None and c.hashes == self.hashes and set(c.unstored) == set(self.unstored)
-                and all(self.code.get(n) == id(o) for n, o in c.code.items()))
+                and all(self.code.get(n) == id(o) for n, o in c.code.items()) and c.grads == self.grads)
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,7 @@ class Journal:
         enc, buffers, slots = self._encode(namespace, hidden)
         hashes = capture.content_hashes(enc.items, BlobStore.plan(buffers), slots)
         code = {n: id(o) for n, o in _code(namespace, hidden).items()}
-        return State(hashes, {sk.name: sk.reason for sk in enc.skipped}, code)
+        return State(hashes, {sk.name: sk.reason for sk in enc.skipped}, code, _grads(namespace, hashes))
 
     def record(self, namespace: dict, hidden: set, label: str, source: str) -> None:
         """Record the variables before the cell `label` runs. Never raises: a failure is recorded (undo
@@ -194,15 +197,18 @@ class Journal:
             hashes = capture.content_hashes(enc.items, manifests, slots)
             classes = {n: namespace[n] for n, _ in enc.items if n in namespace and _notebook_class(namespace[n])}
             code = _code(namespace, hidden)
-            if last is not None and State(hashes, unstored, {n: id(o) for n, o in code.items()}).same_as(last):
+            grads = _grads(namespace, hashes)
+            if last is not None and State(hashes, unstored, {n: id(o) for n, o in code.items()}, grads).same_as(last):
                 # nothing changed since
-                return Checkpoint(label, source, last.version, hashes, unstored, classes=classes, code=code)
+                return Checkpoint(label, source, last.version, hashes, unstored, classes=classes, code=code,
+                                  grads=grads)
             stored = [StoredVariable(name=n, type_name=e.type_name, codec=e.codec, content_hash=hashes[n],
                                      nbytes=e.nbytes, safe=e.safe, summary={},
                                      manifest={"meta": e.meta, "buffers": [manifests[j] for j in slots[n]]})
                       for n, e in enc.items]
             version = st.commit_version(JOURNAL_NOTEBOOK, stored, kind="auto", message=f"before {label}", env={})
-        return Checkpoint(label, source, version, hashes, unstored, classes=classes, code=code, added=added)
+        return Checkpoint(label, source, version, hashes, unstored, classes=classes, code=code, added=added,
+                          grads=grads)
 
     def _trim(self, depth: int) -> None:
         while len(self.entries) > depth:
@@ -296,10 +302,23 @@ class Journal:
         for n, why in e.unstored.items():
             if n not in namespace:  # gone since, and the journal never held it
                 fails[n] = f"the undo journal cannot hold it ({why})"
+        cleared = []
+        for n in dict.fromkeys([*e.grads, *now.grads]):  # torch gradients (.grad): not stored, only fingerprinted
+            before, after = e.grads.get(n), now.grads.get(n)
+            if n not in namespace or (before == after and n not in objs):
+                continue
+            if before is None:  # none were set before the cell (backward() ran in it): unset them again
+                if n not in objs:
+                    _clear_grads(namespace[n])
+                    cleared.append(n)
+            else:
+                fails[n] = ("its gradients (.grad) from before the cell cannot be put back: the undo journal does "
+                            "not keep gradients" + ("" if n in objs else "; they are left as they are"))
         words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", e.source))
         left = {n: why for n, why in e.unstored.items() if n in namespace and n in words}
         self.entries.pop()
-        return UndoResult(e.label, e.source, (*objs, *(n for n in rebound if n not in objs)), tuple(removed),
+        return UndoResult(e.label, e.source, (*objs, *(n for n in [*rebound, *cleared] if n not in objs)),
+                          tuple(removed),
                           fails, left, plan.passed,
                           defined=tuple(n for n in ctx.defined if n not in objs))
 
@@ -367,6 +386,52 @@ def _reset_class(st: Store, version: Version, name: str, live: type, namespace: 
 
 
 _GONE = object()
+
+
+def _grad_holders(o) -> list:
+    """The tensors whose .grad belongs to `o`: itself (a tensor), a module's parameters, an optimizer's."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return []
+    if isinstance(o, torch.Tensor):
+        return [o]
+    if isinstance(o, torch.nn.Module):
+        return list(o.parameters())
+    if isinstance(o, torch.optim.Optimizer):
+        return [p for g in o.param_groups for p in g["params"]]
+    return []
+
+
+def _grads(namespace: dict, names) -> dict:
+    """{name: xxh3-128 hex of its gradients} of variables holding torch tensors with `.grad` set (a
+    backward() changes only these: no variable's stored content). Names with none set are left out."""
+    if "torch" not in sys.modules:
+        return {}
+    import torch
+    import xxhash
+
+    out = {}
+    for n in names:
+        h = None
+        for i, t in enumerate(_grad_holders(namespace.get(n))):
+            if not t.is_leaf:  # reading a non-leaf's .grad warns (`loss`): only leaves accumulate gradients
+                continue
+            g = t.grad
+            if g is None:
+                continue
+            h = h or xxhash.xxh3_128()
+            b = g.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+            h.update(f"{i}:{g.dtype}:{tuple(g.shape)};".encode())
+            h.update(b.tobytes())
+        if h is not None:
+            out[n] = h.hexdigest()
+    return out
+
+
+def _clear_grads(o) -> None:
+    for t in _grad_holders(o):
+        if t.is_leaf:
+            t.grad = None
 
 
 def _code(namespace: dict, hidden: set) -> dict:

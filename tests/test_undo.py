@@ -275,6 +275,35 @@ def test_the_journal_stays_under_its_byte_budget(shell, run, capsys, monkeypatch
     assert out.startswith("nothing to undo") and "fewer when their variables would take more than" in out
 
 
+def test_a_backward_cell_is_the_one_undone_and_its_gradients_go(shell, run, capsys):
+    """`loss.backward()` changes only gradients (.grad), which no version stores: the journal still sees
+    the cell as a change, so undo takes back that cell (not the one before it) and unsets the gradients it
+    made; gradients it cannot put back (set before the cell) are named, never silently dropped."""
+    import warnings
+
+    torch = pytest.importorskip("torch")
+    run("import torch\ntorch.manual_seed(0)\nm = torch.nn.Linear(3, 2)\nopt = torch.optim.SGD(m.parameters(), lr=0.1)\n"
+        "w = torch.ones(3, requires_grad=True)")
+    run("loss = (m(torch.ones(1, 3)).sum() + (w * 2).sum())")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no "non-leaf .grad accessed" warning for `loss`
+        run("loss.backward()")
+    ns = shell.user_ns
+    assert ns["w"].grad is not None and ns["m"].weight.grad is not None
+    _out(capsys)
+    run("%mv_undo")
+    cap = _out(capsys)
+    assert "(loss.backward())" in cap.out and "loss" in ns  # that cell, not the one that made `loss`
+    assert ns["w"].grad is None and all(p.grad is None for p in ns["m"].parameters()) and cap.err == ""
+    run("loss = (w * 3).sum(); loss.backward()")  # gradients set before the next cell...
+    run("loss = (w * 5).sum(); loss.backward()")  # ...which accumulates into them
+    _out(capsys)
+    run("%mv_undo")
+    cap = _out(capsys)
+    assert "could not put back 'w'" in cap.err and "gradients (.grad)" in cap.err
+    assert ns["loss"].item() == 9.0
+
+
 def test_undo_takes_no_arguments(shell, run):
     with pytest.raises(UsageError, match="%mv_undo"):
         run("%mv_undo v1")
