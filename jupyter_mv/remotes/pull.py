@@ -235,7 +235,7 @@ def pull(store: Store, remote, refs: list[str] = (), notebook: str | None = None
         result.notes.extend(f"{v.label}: {n}" for n in notes)
     registry.mark(store, url, [v.gid for v in result.pulled + result.already])
     if result.pulled:
-        _link_parents(store, found)
+        _link_parents(store, found, {v.gid for v in result.pulled})
     return result
 
 
@@ -255,14 +255,14 @@ def _imported_copy(store: Store, rv: RemoteVersion) -> Version | None:
     return None
 
 
-def _link_parents(store: Store, found: list[RemoteVersion]) -> None:
+def _link_parents(store: Store, found: list[RemoteVersion], new: set[str]) -> None:
     """Give pulled versions whose parent arrived after them (`pull CHILD`, then `pull`) their parent,
-    so the history's lineage does not depend on the order of pulls. Only versions without a parent
+    so the history's lineage does not depend on the order of pulls (`new`: the gids just pulled). Only versions without a parent
     here are linked, and only to a parent of the same notebook."""
     links = []
     for rv in found:
         parent_gid = rv.doc.get("parent_gid") if rv.doc else None
-        if not parent_gid:
+        if not parent_gid or not (rv.gid in new or parent_gid in new):  # only links this pull can make
             continue
         child, parent = store.version_by_gid(rv.gid), store.version_by_gid(parent_gid)
         if child is None or parent is None or child.parent is not None or child.notebook != parent.notebook:
