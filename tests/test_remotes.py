@@ -763,3 +763,13 @@ def test_a_pull_that_refuses_some_versions_still_says_which_it_pulled(alice, bob
         run("%mv_pull")
     out = capsys.readouterr().out
     assert out.count("pulled nb.ipynb v") == 2 and "%mv_restore" in out
+
+
+def test_adls_container_at_account_urls_are_not_taken_for_credentials():
+    """abfs[s]://CONTAINER@ACCOUNT.dfs.core.windows.net/ is ADLS Gen2's own form (obstore, adlfs)."""
+    for url in ("abfss://models@myacct.dfs.core.windows.net/team/churn", "abfs://c@acct.blob.core.windows.net/x"):
+        assert registry.normalize_url(url + "/") == url
+    for bad in ("abfss://models:sas-secret@myacct.dfs.core.windows.net/x", "abfs://key@evil.example.com/x"):
+        with pytest.raises(UsageError, match="credentials are never stored") as e:
+            registry.normalize_url(bad)
+        assert "sas-secret" not in str(e.value) and "key@" not in str(e.value)

@@ -62,7 +62,10 @@ def normalize_url(url: str) -> str:
     # as host KEY, port "ab"): any user info before an '@' in the authority counts, whatever it holds
     port = parts.netloc.rpartition(":")[2] if ":" in parts.netloc else ""
     hidden_userinfo = ":" in parts.netloc and (bucket_store or not port.isdigit())
-    if parts.password is not None or hidden_userinfo or (parts.username and bucket_store):
+    # ADLS Gen2's own URL form names the container before the '@': abfs://CONTAINER@ACCOUNT.dfs.core.windows.net/
+    azure_container = (parts.scheme.lower() in ("abfs", "abfss", "az") and not hidden_userinfo
+                       and (parts.hostname or "").endswith((".dfs.core.windows.net", ".blob.core.windows.net")))
+    if parts.password is not None or hidden_userinfo or (parts.username and bucket_store and not azure_container):
         # a bucket store's user name is an access key id or a token: shown neither; nor is user info
         # urlsplit misread
         shown = safe_url(url) if not (bucket_store or hidden_userinfo) else (
