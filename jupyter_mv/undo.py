@@ -422,7 +422,7 @@ def _grads(namespace: dict, names) -> dict:
             h = h or xxhash.xxh3_128()
             b = g.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
             h.update(f"{i}:{g.dtype}:{tuple(g.shape)};".encode())
-            h.update(b.tobytes())
+            h.update(b)  # the tensor's memory itself (no copy for a contiguous CPU tensor)
         if h is not None:
             out[n] = h.hexdigest()
     return out
