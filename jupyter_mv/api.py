@@ -788,7 +788,7 @@ def remote_gc(remote: str | None = None, grace="24h", dry_run: bool = False, pro
 
 def push(*refs, notebook: str | None = None, all: bool = False, remote: str | None = None,
          include_secrets: bool = False, store: Store | None = None, author: str | None = None,
-         progress: Callable[[int, int], None] | None = None):
+         progress: Callable[[int, int], None] | None = None, force_tags: bool = False):
     """Send versions to REMOTE (default: the default remote): the REFs named, else every version of
     `notebook` (default: this session's), or of every notebook with `all=True`. Only what the remote
     lacks is sent; a version's manifest is written after all it references. Credentials are withheld
@@ -796,7 +796,9 @@ def push(*refs, notebook: str | None = None, all: bool = False, remote: str | No
     remotes.push.PushResult (`lines()` describes it). Raises RemoteError, RemoteConflict (a tag moved
     by someone else meanwhile), UnknownRef, UsageError. `author`: who pushes (default: the `author`
     setting, JUPYTER_MV_AUTHOR, else the git user, else user@host). `progress(done_bytes, total_bytes)`:
-    called as data is handled (beside the CLI/magic progress bar), e.g. by the server for the lab's sidebar."""
+    called as data is handled (beside the CLI/magic progress bar), e.g. by the server for the lab's sidebar.
+    An existing tag on the remote is moved only when the local tag was set after this store last saw the
+    team's (a pull); otherwise it is left and a note in `lines()` says why, unless `force_tags=True`."""
     from .remotes import push as push_mod
 
     st = store or session().store()
@@ -815,7 +817,7 @@ def push(*refs, notebook: str | None = None, all: bool = False, remote: str | No
     tick = _reporting(tick, progress, total)
     try:
         return push_mod.push(st, vs, obj, include_secrets=include_secrets, progress=tick,
-                             conditional=r.conditional, author=author)
+                             conditional=r.conditional, author=author, force_tags=force_tags)
     finally:
         if bar is not None:
             bar.close()

@@ -205,6 +205,9 @@ def add_push_args(parser, adapter):
     parser.add_argument("--all", action="store_true", help="push every version of every notebook in the store")
     add_remote_arg(parser, adapter)
     add_secrets_arg(parser, adapter)
+    parser.add_argument("--force-tags", action="store_true", help=(
+        "move the team's tags on the remote to these versions even where your local tag was not set after "
+        "you last saw the team's (by default such a tag is left, with a note: re-tag after pulling)"))
 
 
 def add_pull_args(parser, adapter):

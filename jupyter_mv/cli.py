@@ -272,7 +272,7 @@ def cmd_push(args, st):
     nb = None if args.all else _notebook(args, st, args.refs[0] if args.refs else None)
     with _credential_warnings(args):
         result = api.push(*args.refs, notebook=nb, all=args.all, remote=args.remote,
-                          include_secrets=args.include_secrets, store=st)
+                          include_secrets=args.include_secrets, store=st, force_tags=args.force_tags)
     for line in result.lines():
         print(line)
     return 0

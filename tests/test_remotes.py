@@ -353,6 +353,98 @@ def test_remote_tags_move_only_with_conditional_writes(alice, bob, url):
     assert json.loads(remote.get(layout.tag_key("nb.ipynb", "best")))["gid"] != b3.gid
 
 
+def _team_tag(url, tag="best"):
+    return json.loads(open_remote(url).get(layout.tag_key("nb.ipynb", tag)))["gid"]
+
+
+def test_a_local_tag_that_only_kept_its_place_never_takes_the_teams_over(alice, bob, url, run_cli):
+    a1 = _snap(alice, {"x": np.arange(3)}, tags=["best"])
+    api.push(notebook="nb.ipynb", store=alice)
+    b1 = _snap(bob, {"x": np.arange(4)}, tags=["best"])  # bob's own "best", before seeing the team's
+    pulled = api.pull(store=bob)
+    assert any("best" in n and "not moved" in n for n in pulled.notes)  # the pull kept bob's tag
+    res = api.push(notebook="nb.ipynb", store=bob)  # the If-Match ETag is the one bob saw: still refused
+    assert [v.gid for v in res.pushed] == [b1.gid]  # the version goes up all the same
+    assert _team_tag(url) == a1.gid
+    [note] = [n for n in res.notes if "'best'" in n]
+    assert "not moved" in note and "v1 (" in note and b1.label in note and "--force-tags" in note
+    assert "\n" not in note
+    # a second push (the version now already there) refuses it the same way, via the CLI too
+    r = run_cli("--store", str(bob.root), "push", "--notebook", "nb.ipynb")
+    assert r.returncode == 0 and "tag 'best' not moved" in r.stdout
+    assert _team_tag(url) == a1.gid
+    # not pulled: left, saying so
+    a2 = _snap(alice, {"x": np.arange(7)}, tags=["best"])
+    api.push(notebook="nb.ipynb", store=alice)
+    assert _team_tag(url) == a2.gid
+    res = api.push(notebook="nb.ipynb", store=bob, force_tags=False)
+    assert _team_tag(url) == a2.gid and any("you have not pulled" in n for n in res.notes), res.lines()
+    # alice moves the team's tag after bob's pull (back onto a1, which bob holds): bob re-tagging on
+    # what he saw then is refused too, since the ETag he saw is not the one there now
+    api.pull(store=bob)
+    alice.tag(a1, "best")
+    api.push(notebook="nb.ipynb", store=alice)
+    assert _team_tag(url) == a1.gid
+    bob.tag(b1, "best")
+    res = api.push(notebook="nb.ipynb", store=bob)
+    assert _team_tag(url) == a1.gid and any("since you last pulled" in n for n in res.notes)
+
+
+def test_a_tag_moved_after_pulling_moves_on_push(alice, bob, url):
+    a1 = _snap(alice, {"x": np.arange(3)}, tags=["best"])
+    api.push(notebook="nb.ipynb", store=alice)
+    b1 = _snap(bob, {"x": np.arange(4)}, tags=["best"])
+    api.pull(store=bob)
+    api.push(notebook="nb.ipynb", store=bob)
+    assert _team_tag(url) == a1.gid
+    bob.tag(b1, "best")  # deliberately, after seeing the team's position: b1 is already on the remote
+    res = api.push(notebook="nb.ipynb", store=bob)
+    assert _team_tag(url) == b1.gid and not any("not moved" in n for n in res.notes)
+    # and back onto alice's version (pulled): a tag moved onto a pulled version moves too
+    [a1_here] = [v for v in bob.versions() if v.gid == a1.gid]
+    bob.tag(a1_here, "best")
+    api.push(notebook="nb.ipynb", store=bob)
+    assert _team_tag(url) == a1.gid
+    # alice, who has not pulled since, does not take it back silently either
+    a2 = _snap(alice, {"x": np.arange(5)}, tags=["best"])
+    res = api.push(notebook="nb.ipynb", store=alice)
+    assert [v.gid for v in res.pushed] == [a2.gid] and _team_tag(url) == a1.gid
+    assert any("'best' not moved" in n for n in res.notes)
+
+
+def test_force_tags_moves_the_teams_tag(alice, bob, url, run_cli):
+    a1 = _snap(alice, {"x": np.arange(3)}, tags=["best"])
+    api.push(notebook="nb.ipynb", store=alice)
+    b1 = _snap(bob, {"x": np.arange(4)}, tags=["best"])
+    api.push(notebook="nb.ipynb", store=bob)  # not pulled: not moved
+    assert _team_tag(url) == a1.gid
+    r = run_cli("--store", str(bob.root), "push", "--notebook", "nb.ipynb", "--force-tags")
+    assert r.returncode == 0, r.stderr
+    assert _team_tag(url) == b1.gid
+    # the API's force_tags=, after alice re-took it
+    api.pull(store=alice)
+    [a1] = [v for v in alice.versions() if v.gid == a1.gid]
+    alice.tag(a1, "best")
+    res = api.push(notebook="nb.ipynb", store=alice)
+    assert _team_tag(url) == a1.gid, res.lines()
+    api.push(notebook="nb.ipynb", store=bob, force_tags=True)
+    assert _team_tag(url) == b1.gid
+    assert "--force-tags" in run_cli("push", "--help").stdout
+
+
+def test_a_new_tag_is_created_on_push(alice, bob, url):
+    a1 = _snap(alice, {"x": np.arange(3)}, tags=["best"])
+    api.push(notebook="nb.ipynb", store=alice)
+    api.pull(store=bob)
+    b1 = _snap(bob, {"x": np.arange(4)}, tags=["candidate"])
+    api.push(notebook="nb.ipynb", store=bob)
+    assert _team_tag(url, "candidate") == b1.gid and _team_tag(url) == a1.gid
+    [a1_here] = [v for v in bob.versions() if v.gid == a1.gid]
+    bob.tag(a1_here, "reviewed")  # a new tag on a version already on the remote
+    api.push(notebook="nb.ipynb", store=bob)
+    assert _team_tag(url, "reviewed") == a1.gid
+
+
 # -- identity ----------------------------------------------------------------------------------------
 def test_migration_5_gives_every_version_a_global_id(tmp_path):
     root = tmp_path / "old"

@@ -214,7 +214,7 @@ class MVMagics(Magics):
         nb = api.find_notebook(args.notebook) if args.notebook else None
         with _credential_warnings():
             result = api.push(*args.refs, notebook=nb, all=args.all, remote=args.remote,
-                              include_secrets=args.include_secrets)
+                              include_secrets=args.include_secrets, force_tags=args.force_tags)
         print("\n".join(result.lines()))
 
     @line_magic

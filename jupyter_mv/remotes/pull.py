@@ -41,6 +41,7 @@ class RemoteVersion:
     doc: dict | None = None
     problem: str = ""
     tags: list = field(default_factory=list)  # the team's tags on the remote pointing at it
+    tag_etags: dict = field(default_factory=dict)  # tag -> its object's ETag on the remote
     modified: str = ""  # when the manifest was written (the remote's clock)
 
     @property
@@ -98,6 +99,7 @@ def listing(remote, notebook: str | None = None, strict: bool = False) -> list[R
         rv = by_gid.get(tag["gid"])
         if rv is not None and rv.notebook == tag["notebook"]:
             rv.tags.append(tag["tag"])
+            rv.tag_etags[tag["tag"]] = tag["etag"]
     if notebook is not None:
         notebook = _remote_notebook(found, str(notebook), url, strict)
         found = [rv for rv in found if rv.doc is None or rv.notebook == notebook]
@@ -234,6 +236,13 @@ def pull(store: Store, remote, refs: list[str] = (), notebook: str | None = None
         result.bytes_received += got
         result.notes.extend(f"{v.label}: {n}" for n in notes)
     registry.mark(store, url, [v.gid for v in result.pulled + result.already])
+    # where the team's tags are, as seen now (after the imports set local tags): a later push moves
+    # one only if the local tag is set after this (push._push_tags), so a local tag that merely kept
+    # its place ("not moved" above) never takes the team's over
+    for rv in found:
+        for t in (rv.tags if rv.doc is not None else ()):
+            if store.version_by_gid(rv.gid) is not None:
+                registry.saw_tag(store, url, rv.notebook, t, rv.gid, rv.tag_etags.get(t, ""))
     if result.pulled:
         _link_parents(store, found, {v.gid for v in result.pulled})
     return result

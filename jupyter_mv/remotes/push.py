@@ -187,13 +187,15 @@ def _put_new(remote, key: str, data: bytes) -> bool:
 
 
 def push(store: Store, versions: list[Version], remote, *, include_secrets: bool = False,
-         progress: Progress | None = None, conditional: bool | None = None, author: str | None = None) -> PushResult:
+         progress: Progress | None = None, conditional: bool | None = None, author: str | None = None,
+         force_tags: bool = False) -> PushResult:
     """Send `versions` to `remote` (an objects.ObjectStore); see the module docstring for the order.
     `conditional`: whether the remote honours conditional writes (probed when None); tags are only
     set where it does. Raises RemoteError (one line) when the remote fails, StoreError/CorruptBlob
     when a local chunk is damaged (nothing of that version's manifest is written), RemoteConflict when
     another push moved a tag first. Warns CredentialsWithheld (redaction.warn) for what stayed home.
-    `author`: who pushes (default: identity())."""
+    `author`: who pushes (default: identity()). `force_tags`: move the remote's existing tags to these
+    versions even where the local tag was not set after the team's was last seen (_push_tags)."""
     from .. import redaction
 
     url = registry.safe_url(remote.url)
@@ -239,8 +241,9 @@ def push(store: Store, versions: list[Version], remote, *, include_secrets: bool
             result.pushed.append(v)
             registry.mark(store, url, [v.gid])
             redaction.warn(shared, f"the push of {v.label} to {url}")
-    for v in result.pushed:
-        _push_tags(store, v, remote, conditional, result, who)
+    # tags of versions already there too: a tag moved here onto one of them is pushed like any other
+    for v in result.pushed + [v for v in result.already if v.tags]:
+        _push_tags(store, v, remote, conditional, result, who, force_tags)
     return result
 
 
@@ -357,10 +360,15 @@ def _push_data(store, v, shared, remote, index: _PackIndex, result: PushResult, 
     return doc
 
 
-def _push_tags(store: Store, v: Version, remote, conditional: bool | None, result: PushResult, who: str) -> None:
-    """Point the remote's tags of `v` at it: create-only when the tag is new there; moved with If-Match
-    when it is on a version this store holds (one it has seen; else it is left, with a note: pull
-    first). RemoteConflict when another push moved it between our read and our write."""
+def _push_tags(store: Store, v: Version, remote, conditional: bool | None, result: PushResult, who: str,
+               force_tags: bool = False) -> None:
+    """Point the remote's tags of `v` at it: create-only when the tag is new there; an existing one is
+    moved (If-Match on the ETag just read) only when this store saw it where it is now (a pull or a
+    push recorded that ETag, registry.saw_tag) and the local tag was set after that sighting, i.e.
+    the user moved it knowing the team's position; otherwise it is left, with a one-line note saying
+    where it is on each side and what to do (git refuses such a non-fast-forward without --force).
+    `force_tags` moves it anyway (still If-Match: a concurrent move is not overwritten).
+    RemoteConflict when another push moved it between our read and our write."""
     from .. import credentials
 
     tags = [t for t in v.tags if credentials.mask_json(t) == t]  # a tag holding a credential stays home
@@ -379,7 +387,8 @@ def _push_tags(store: Store, v: Version, remote, conditional: bool | None, resul
         meta = remote.head(key)
         if meta is None:
             try:
-                remote.put(key, body, mode="create")
+                etag = remote.put(key, body, mode="create")
+                _saw(store, remote, result.url, v, t, etag)
                 continue
             except RemoteExists:
                 meta = remote.head(key)
@@ -391,14 +400,37 @@ def _push_tags(store: Store, v: Version, remote, conditional: bool | None, resul
         except (RemoteError, ValueError):
             cur_gid, cur = None, {}
         if cur_gid == v.gid:
+            registry.saw_tag(store, result.url, v.notebook, t, v.gid, meta.etag)
             continue
-        if cur_gid and store.version_by_gid(str(cur_gid)) is None:
-            by = str(cur.get("by", "someone"))[:80]
-            result.notes.append(f"tag {t!r} on {result.url} is on a version you have not pulled ({str(cur_gid)[:12]}, "
-                                f"by {by}): not moved; pull, then push again to move it")
-            continue
+        there = store.version_by_gid(str(cur_gid)) if cur_gid else None
+        where = f"{there.label} ({str(cur_gid)[:12]})" if there is not None else f"{str(cur_gid or '?')[:12]}"
+        if not force_tags:
+            if cur_gid and there is None:
+                by = str(cur.get("by", "someone"))[:80]
+                result.notes.append(f"tag {t!r} on {result.url} is on a version you have not pulled ({where}, "
+                                    f"by {by}): not moved; pull, then re-tag and push again to move it "
+                                    "(or push with --force-tags)")
+                continue
+            seen = registry.tag_seen(store, result.url, v.notebook, t)
+            set_at = registry.tag_set_at(store, v.notebook, t)
+            if seen is None or seen[1] != meta.etag or not set_at or set_at <= seen[2]:
+                why = ("it was moved there since you last pulled" if seen is not None and seen[1] != meta.etag
+                       else "your local tag was not set after you pulled it")
+                result.notes.append(f"tag {t!r} not moved on {result.url}: it is on {where} there, on {v.label} "
+                                    f"({v.gid[:12]}) here, and {why}; re-tag after pulling "
+                                    "(or push with --force-tags) to move the team's tag")
+                continue
         try:
-            remote.put(key, body, mode="overwrite", if_match=meta.etag)
+            etag = remote.put(key, body, mode="overwrite", if_match=meta.etag)
         except RemoteConflict:
             raise RemoteConflict(f"tag {t!r} on {result.url} was moved by someone else while pushing "
                                  f"{v.label}; the version is pushed, its tag is not: pull and push again") from None
+        _saw(store, remote, result.url, v, t, etag)
+
+
+def _saw(store: Store, remote, url: str, v: Version, tag: str, etag: str) -> None:
+    """Record the tag just written (its ETag: put's answer, else a HEAD)."""
+    if not etag:
+        meta = remote.head(layout.tag_key(v.notebook, tag))
+        etag = meta.etag if meta is not None else ""
+    registry.saw_tag(store, url, v.notebook, tag, v.gid, etag)

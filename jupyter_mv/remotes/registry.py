@@ -213,3 +213,29 @@ def mark(st: Store, url: str, gids) -> None:
 def on_remote(st: Store, url: str) -> set[str]:
     """The gids this store knows the remote at `url` holds."""
     return {r[0] for r in st._q("select gid from remote_versions where url = ?", (url,))}
+
+
+def saw_tag(st: Store, url: str, notebook: str, tag: str, gid: str, etag: str) -> None:
+    """Record that the tag `tag` of `notebook` on the remote at `url` was seen (pulled or pushed) on
+    the version `gid`, its object at ETag `etag`, now: a push moves that tag only when the local tag
+    was set after this (remotes/push.py)."""
+    from ..store import TAG_CLOCK
+
+    with st.write():
+        st.db.conn.execute("insert or replace into remote_tags (url, notebook, tag, gid, etag, seen)"
+                           f" values (?,?,?,?,?,{TAG_CLOCK})", (url, notebook, tag, str(gid), str(etag or "")))
+
+
+def tag_seen(st: Store, url: str, notebook: str, tag: str) -> tuple[str, str, int] | None:
+    """(gid, etag, when: store.TAG_CLOCK) of the last sighting of that remote tag (saw_tag), or None."""
+    rows = st._q("select gid, etag, seen from remote_tags where url = ? and notebook = ? and tag = ?",
+                 (url, notebook, tag))
+    return tuple(rows[0]) if rows else None
+
+
+def tag_set_at(st: Store, notebook: str, tag: str) -> int:
+    """When the local tag `tag` of `notebook` was last set here (store.TAG_CLOCK; 0 when unknown:
+    set before store migration 6, or absent)."""
+    rows = st._q("select t.seq from tags t join notebooks nb on nb.id = t.notebook_id where nb.path = ? and t.tag = ?",
+                 (notebook, tag))
+    return int(rows[0][0] or 0) if rows else 0

@@ -35,6 +35,11 @@ def default_root() -> Path:
     return Path(given).expanduser() if given else Path.cwd() / ".jupyter_mv"
 
 
+# the logical clock of tags.seq and remote_tags.seen (migration 6): evaluated inside the write, so
+# each tag set or remote tag seen is strictly later than every one before it
+TAG_CLOCK = "(select coalesce(max(m), 0) + 1 from (select max(seq) m from tags union all select max(seen) from remote_tags))"
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -240,8 +245,8 @@ class Store:
                 conn.executemany("insert into metrics (version_id, key, value) values (?,?,?)",
                                  [(vid, str(k), float(v)) for k, v in (metrics or {}).items()])
                 for t in tags:
-                    conn.execute("insert or replace into tags (notebook_id, tag, version_id) values (?,?,?)",
-                                 (nid, t, vid))
+                    conn.execute("insert or replace into tags (notebook_id, tag, version_id, seq)"
+                                 f" values (?,?,?,{TAG_CLOCK})", (nid, t, vid))
         except sqlite3.DatabaseError as e:
             if "full" in str(e).lower():
                 from ..errors import NoSpace
@@ -508,8 +513,9 @@ class Store:
                 self.db.conn.execute("delete from tags where notebook_id = ? and tag = ? and version_id = ?",
                                      (nid, tag, version.id))
             else:
-                self.db.conn.execute("insert or replace into tags (notebook_id, tag, version_id) values (?,?,?)",
-                                     (nid, tag, version.id))
+                # `seq`: a push moves the team's tag only when it was set here after the team's was seen
+                self.db.conn.execute("insert or replace into tags (notebook_id, tag, version_id, seq)"
+                                     f" values (?,?,?,{TAG_CLOCK})", (nid, tag, version.id))
 
     # -- maintenance -------------------------------------------------------------------------
     def _manifest_chunks(self) -> dict[str, list[str]]:

@@ -133,3 +133,17 @@ def manifest_key(manifest: dict) -> tuple[str, str]:
     # key order kept (not sorted): a codec's meta may rely on it (a state_dict's tensor order)
     body = json.dumps(manifest, separators=(",", ":"))
     return body, hashlib.sha256(body.encode()).hexdigest()
+
+
+@migration
+def m006_tag_times_and_remote_tags(db: sqlite_utils.Database) -> None:
+    """`tags.seq`: when the tag was last set here, on a logical clock this table shares with
+    `remote_tags.seen` (store.TAG_CLOCK: one more than both columns' largest value; 0 for tags set before
+    this migration). A wall clock would not do: a pull and a tag command land in the same millisecond.
+    `remote_tags` records where each tag on a remote was last seen by this store (its version's gid
+    and the object's ETag, and when): a push moves the team's tag only when the local tag was set
+    after that sighting (remotes/push.py), the way git refuses a non-fast-forward without --force."""
+    c = db.conn
+    c.execute("alter table tags add column seq integer not null default 0")
+    c.execute("create table remote_tags (url text not null, notebook text not null, tag text not null,"
+              " gid text not null, etag text not null, seen integer not null, primary key (url, notebook, tag))")
