@@ -79,9 +79,10 @@ def benign_cells():
             for i, (src, _) in enumerate(hostile_cells())]
 
 
-def make_bundles(tmp: Path) -> tuple[Path, Path]:
-    """Two bundles of NOTEBOOK made in a store under `tmp` (someone else's machine): v1 benign, v2
-    hostile. Returns their paths."""
+def make_bundles(tmp: Path, notebook: str = NOTEBOOK) -> tuple[Path, Path]:
+    """Two bundles of `notebook` made in a store under `tmp` (someone else's machine): v1 benign, v2
+    hostile. Returns their paths. Tests sharing one lab server give each their own notebook name, so
+    one test's imported versions never show up in another's history."""
     from jupyter_mv import api
     from jupyter_mv.model import Cell
     from jupyter_mv.store import Store
@@ -91,10 +92,10 @@ def make_bundles(tmp: Path) -> tuple[Path, Path]:
     try:
         paths = []
         for n, cells in ((1, benign_cells()), (2, hostile_cells())):
-            v = st.commit_version(NOTEBOOK, [], message=f"{'benign' if n == 1 else 'hostile'} outputs", cells=[
+            v = st.commit_version(notebook, [], message=f"{'benign' if n == 1 else 'hostile'} outputs", cells=[
                 Cell(source=src, execution_count=i + 1, cell_id=f"cell-{i}", outputs=tuple(outs))
                 for i, (src, outs) in enumerate(cells)])
-            paths.append(api.export(v, tmp / f"v{n}.mvz", notebook=NOTEBOOK, store=st))
+            paths.append(api.export(v, tmp / f"v{n}.mvz", notebook=notebook, store=st))
         return paths[0], paths[1]
     finally:
         st.close()
