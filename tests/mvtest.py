@@ -116,3 +116,18 @@ class hostile:
         if exc_type is not None:
             RELIABILITY["hostile_inputs_accepted"] += 1
         return False
+
+
+def two_stores_in(tmp_path: Path, monkeypatch, notebook: str):
+    """Generator for a `two_stores` fixture: (store A, store B), Alice's and Bob's (a colleague's store
+    on the same machine) under `tmp_path`, both versioning `notebook`; closed and the session reset after."""
+    from jupyter_mv import api
+    from jupyter_mv.store import Store
+
+    monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", notebook)
+    a = Store(tmp_path / "alice" / ".jupyter_mv")
+    b = Store(tmp_path / "bob" / ".jupyter_mv")
+    yield a, b
+    a.close()
+    b.close()
+    api.set_session(None)

@@ -22,7 +22,7 @@ from jupyter_mv import api, codecs  # noqa: E402
 from jupyter_mv import loading  # noqa: E402
 from jupyter_mv.errors import DecodeError  # noqa: E402
 from jupyter_mv.store import Store  # noqa: E402
-from mvtest import run_cell  # noqa: E402
+from mvtest import run_cell, two_stores_in  # noqa: E402
 
 transformers.logging.set_verbosity_error()
 VOCAB = 96
@@ -86,13 +86,8 @@ def trained_tokenizer():
 
 @pytest.fixture
 def two_stores(tmp_path, monkeypatch):
-    monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", "work/llm.ipynb")
-    a = Store(tmp_path / "alice" / ".jupyter_mv")
-    b = Store(tmp_path / "bob" / ".jupyter_mv")
-    yield a, b
-    a.close()
-    b.close()
-    api.set_session(None)
+    """(store A, store B): B is a colleague's store on the same machine."""
+    yield from two_stores_in(tmp_path, monkeypatch, "work/llm.ipynb")
 
 
 def snap(ns: dict, store: Store, names=(), message="v"):

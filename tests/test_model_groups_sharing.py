@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from mvtest import two_stores_in
 from jupyter_mv import api
 from jupyter_mv import loading as restore_mod
 from jupyter_mv.errors import BundleError, Untrusted
@@ -25,13 +26,8 @@ X, Y = make_classification(n_samples=200, n_features=6, n_informative=4, random_
 
 @pytest.fixture
 def two_stores(tmp_path, monkeypatch):
-    monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", "work/models.ipynb")
-    a = Store(tmp_path / "alice" / ".jupyter_mv")
-    b = Store(tmp_path / "bob" / ".jupyter_mv")
-    yield a, b
-    a.close()
-    b.close()
-    api.set_session(None)
+    """(store A, store B): B is a colleague's store on the same machine."""
+    yield from two_stores_in(tmp_path, monkeypatch, "work/models.ipynb")
 
 
 def _share(ns: dict, a: Store, b: Store, tmp_path: Path, file="m.mvz"):

@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from mvtest import two_stores_in
 from jupyter_mv import api, codecs
 from jupyter_mv import loading as restore_mod
 from jupyter_mv.compare import compare_values
@@ -47,13 +48,7 @@ def _models() -> dict:
 @pytest.fixture
 def two_stores(tmp_path, monkeypatch):
     """(store A, store B): B is a colleague's store on the same machine."""
-    monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", "work/models.ipynb")
-    a = Store(tmp_path / "alice" / ".jupyter_mv")
-    b = Store(tmp_path / "bob" / ".jupyter_mv")
-    yield a, b
-    a.close()
-    b.close()
-    api.set_session(None)
+    yield from two_stores_in(tmp_path, monkeypatch, "work/models.ipynb")
 
 
 def _share(ns: dict, a: Store, b: Store, tmp_path: Path, names=()):
