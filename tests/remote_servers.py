@@ -184,7 +184,7 @@ def start_seaweed(workdir: Path, *, timeout: float = 30.0, attempts: int = 3):
         logs.mkdir(parents=True, exist_ok=True)
         args = [weed, f"-logdir={logs}", "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
-                "-master.volumeSizeLimitMB=64",
+                "-master.volumeSizeLimitMB=64", "-volume.max=200",
                 f"-s3.localSocket={workdir / 's3.sock'}", f"-filer.localSocket={workdir / 'filer.sock'}",
                 *[f"-{n}={p}" for n, p in ports.items()]]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
