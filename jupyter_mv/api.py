@@ -14,7 +14,8 @@ import warnings
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import capture, config, credentials, jsondata, loading, undo as undo_journal
+from . import capture, config, credentials, jsondata, loading
+from . import journal as undo_journal
 from .diffing import compute as compute_diff
 from .diffview import Diff
 from .errors import PartialRestore, UnknownRef, UnknownVariable, UsageError

@@ -137,3 +137,28 @@ def test_modules_import_the_package_root_only_for_its_version(package_copy):
     finally:
         path.write_text(before)
     assert [g.split(" ")[1] for g in got] == ["snapshot", "jupyter_mv"], got
+
+
+def _shadowed(package_name: str) -> list[str]:
+    """Modules of the package whose name the package's public API uses for something else (as `mv.diff`
+    once hid `diff.py`): `from jupyter_mv import name` then gives the function, not the module."""
+    import importlib
+    import pkgutil
+    pkg = importlib.import_module(package_name)
+    out = []
+    for m in pkgutil.iter_modules(pkg.__path__):
+        mod = importlib.import_module(f"{package_name}.{m.name}")
+        if getattr(pkg, m.name) is not mod:
+            out.append(m.name)
+    return out
+
+
+def test_no_public_name_hides_a_module(tmp_path, monkeypatch):
+    assert _shadowed("jupyter_mv") == []
+    # the check sees a shadow: a package whose attribute `tool` hides its module tool.py
+    pkg = tmp_path / "shadowpkg"
+    pkg.mkdir()
+    (pkg / "tool.py").write_text("X = 1\n")
+    (pkg / "__init__.py").write_text("from . import tool as _t\n\ndef tool():\n    return _t.X\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _shadowed("shadowpkg") == ["tool"]

@@ -253,11 +253,9 @@ def test_the_journal_stays_under_its_byte_budget(shell, run, capsys, monkeypatch
     """A cell that rewrites a large array (a training step over a big model) run again and again: the
     journal drops its oldest cells beyond undo.MAX_BYTES (the last always stays) and frees their disk, and
     the 'nothing to undo' line says why it holds fewer cells than undo_depth."""
-    import importlib
-
     from mvtest import store_bytes
 
-    undo = importlib.import_module("jupyter_mv.undo")  # `jupyter_mv.undo` the attribute is mv.undo()
+    from jupyter_mv import journal as undo
     monkeypatch.setattr(undo, "MAX_BYTES", 3_500_000)
     run("import numpy as np\nrng = np.random.default_rng(0)\nw = rng.random(125_000)")  # 1 MB, incompressible
     for _ in range(8):
@@ -345,3 +343,59 @@ def test_the_journal_is_silent(shell, run, recwarn, capsys):
     out = _out(capsys)
     assert out.out == "" and out.err == ""
     assert not [w for w in recwarn if "Noisy" in str(w.message)]
+
+
+_JOURNAL_CHILD = """
+import sys, time
+from jupyter_mv import journal as undo
+j = undo.Journal()
+j.record({"a": 1}, set(), "In [1]", "a = 1")
+print(j._dir, flush=True)
+time.sleep(600)
+"""
+
+
+def _journal_child(tmp_path):
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    p = subprocess.Popen([sys.executable, "-c", _JOURNAL_CHILD], env=env, stdout=subprocess.PIPE, text=True)
+    from pathlib import Path
+    return p, Path(p.stdout.readline().strip())
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_a_journal_left_by_a_killed_kernel_is_removed_by_the_next_one(tmp_path, how):
+    import os
+    import signal
+    import time
+
+    from jupyter_mv import journal as undo
+    dead, dead_dir = _journal_child(tmp_path)
+    alive, alive_dir = _journal_child(tmp_path)
+    try:
+        assert dead_dir.parent == tmp_path and (dead_dir / "store").is_dir() and alive_dir.is_dir()
+        assert undo.remove_orphans(tmp_path) == []  # both processes alive: nothing removed
+        os.kill(dead.pid, getattr(signal, how))
+        dead.wait(10)
+        assert dead_dir.exists()  # a killed process runs no cleanup...
+        # ...an old folder of a jupyter_mv before the lock (no lock file), and a fresh one being created now
+        old, fresh = tmp_path / (undo.DIR_PREFIX + "old"), tmp_path / (undo.DIR_PREFIX + "fresh")
+        (old / "store").mkdir(parents=True)
+        fresh.mkdir()
+        os.utime(old, (time.time() - undo.UNLOCKED_AGE - 5,) * 2)
+        # ...so the next journal opened on the machine removes it, and only it and the old one
+        assert sorted(undo.remove_orphans(tmp_path)) == sorted([dead_dir, old])
+        assert not dead_dir.exists() and not old.exists() and alive_dir.is_dir() and fresh.is_dir()
+        j = undo.Journal()
+        try:
+            j.record({"b": 2}, set(), "In [1]", "b = 2")
+            assert alive_dir.is_dir() and j._dir.is_dir()
+            assert undo.remove_orphans(j._dir.parent) == []  # its own journal, held by this process
+        finally:
+            j.close()
+    finally:
+        alive.kill()
+        alive.wait(10)
+    assert [p.name for p in undo.remove_orphans(tmp_path)] == [alive_dir.name]

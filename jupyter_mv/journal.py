@@ -7,7 +7,10 @@ a cell, only when it changed something, without credential-holding variables, ar
 retention, and miss changes made between cells (a restore from the sidebar runs no cell). A record
 taken right before the cell is exactly "before the last cell", in auto mode or not.
 
-Storage: a private Store in a temporary directory (mode 0700, removed when the session closes),
+Storage: a private Store in a temporary directory (mode 0700, removed when the session closes; a
+journal whose process died without closing it, a kernel killed with SIGKILL or SIGTERM, is removed by the
+next journal opened on the machine: each journal holds an flock(2) on its `lock` file for its lifetime,
+and the kernel releases that lock when the process dies, whatever killed it),
 written with the store's own chunking: an unchanged variable costs one hash pass and no write, and
 consecutive cells that changed nothing share one journal version. Only the last
 `config.JupyterMV.undo_depth` cells are kept. Reading back goes through loading.load_each, as a
@@ -16,10 +19,12 @@ restore does, so variables that shared objects (codecs.groups) are restored toge
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +36,11 @@ from .store import Store, StoredVariable
 from .store.blobs import BlobStore
 
 JOURNAL_NOTEBOOK = "undo journal"
+DIR_PREFIX = "jupyter_mv_undo_"
+LOCK_NAME = "lock"
+# a journal folder without its lock file is one being created right now, or one left by a version of
+# jupyter_mv before the lock: the latter are removed once this old (seconds)
+UNLOCKED_AGE = 3600
 _GC_EVERY = 10  # dropped journal versions between two sweeps of their chunks
 # the journal's disk use (a temporary folder): older cells are dropped beyond it (the last one always stays),
 # so a training cell run 20 times over a large model does not write 20 copies of its weights to /tmp
@@ -120,6 +130,64 @@ class UndoResult:
         return text
 
 
+def _hold_lock(path: Path):
+    """Open `path` and take an exclusive flock(2) on it, held until the returned file is closed or the
+    process dies. None where flock does not exist (Windows): orphans are then left to the OS's temp cleanup."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    # locked under another name, then renamed into place (the lock is the inode's): a sweeper never sees
+    # `lock` unlocked in a live journal
+    fresh = path.with_name(path.name + ".new")
+    f = open(fresh, "a+b")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(fresh, path)
+    except OSError:
+        f.close()
+        raise
+    return f
+
+
+def remove_orphans(base: str | os.PathLike | None = None) -> list[Path]:
+    """Remove the journal folders under `base` (default: the temp dir) whose process is gone: this user's
+    `jupyter_mv_undo_*` folders whose lock nobody holds (flock(2) locks die with their process, so this
+    is right across PID namespaces and after pid reuse), or, with no lock file, unchanged for an hour
+    (left by a jupyter_mv before the lock). Never raises. Returns the folders removed."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return []
+    removed = []
+    try:
+        candidates = list(Path(base or tempfile.gettempdir()).glob(DIR_PREFIX + "*"))
+    except OSError:
+        return removed
+    uid = os.getuid()
+    for d in candidates:
+        try:
+            st = d.lstat()
+            if not d.is_dir() or d.is_symlink() or st.st_uid != uid:
+                continue
+            lock = d / LOCK_NAME
+            if not lock.exists():
+                if time.time() - st.st_mtime > UNLOCKED_AGE:
+                    shutil.rmtree(d, ignore_errors=True)
+                    removed.append(d)
+                continue
+            with open(lock, "rb") as f:
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:  # held: its journal is alive
+                    continue
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d)
+        except OSError:
+            continue
+    return removed
+
+
 def _only_undo(source: str) -> bool:
     """A cell that only undoes: recording before it would only record the state it is about to leave."""
     lines = [ln.strip() for ln in source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
@@ -133,6 +201,7 @@ class Journal:
         self.entries: list[Checkpoint] = []
         self.recorded = 0  # checkpoints ever taken (to tell "none yet" from "all undone")
         self._dir: Path | None = None
+        self._lock = None  # the open, flock'ed `lock` file of _dir (see remove_orphans)
         self._store: Store | None = None
         self._dropped = 0
         self.trimmed_for_size = False  # checkpoints were dropped to stay under MAX_BYTES
@@ -140,7 +209,9 @@ class Journal:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._dir = Path(tempfile.mkdtemp(prefix="jupyter_mv_undo_"))  # 0700: credentials stay private
+            remove_orphans()
+            self._dir = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))  # 0700: credentials stay private
+            self._lock = _hold_lock(self._dir / LOCK_NAME)
             self._store = Store(self._dir / "store")
         return self._store
 
@@ -151,6 +222,9 @@ class Journal:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+        lock, self._lock = getattr(self, "_lock", None), None
+        if lock is not None:
+            lock.close()
         self.entries.clear()
 
     # -- recording ---------------------------------------------------------------------------
