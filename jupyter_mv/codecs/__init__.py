@@ -63,6 +63,9 @@ class DecodeContext:
         self.defined: list[str] = []  # names the restored code needed and that had to be defined
         self.objects: dict = {}  # name -> object decoded so far (views and aliases resolve their base)
         self.groups: dict = {}  # decoded group payloads, so a group restored together is decoded once
+        # notebook classes rebuilt from their stored definition (codecs.notebook): one class object
+        # per definition for all the variables restored together
+        self.classes: dict = {}
 
 
 def type_name(obj) -> str:

@@ -37,17 +37,22 @@ _IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, range, type(Ell
 
 # -- where restored code lives -----------------------------------------------------------------
 @contextlib.contextmanager
-def restoring_into(namespace: dict | None):
+def restoring_into(namespace: dict | None, classes: dict | None = None):
     """While decoding: notebook functions get `namespace` as their globals (None: a private dict,
     nothing is changed) and classes are resolved by name in it. Yields the list of names that had
-    to be defined in `namespace` (globals or classes the restored code needs that it lacked)."""
+    to be defined in `namespace` (globals or classes the restored code needs that it lacked).
+    `classes` ({(qualname, definition): class}, one per restore: DecodeContext.classes) makes every
+    variable restored together that names the same stored class get the same class object."""
     prev = getattr(_LOCAL, "state", None)
+    prev_classes = getattr(_LOCAL, "classes", None)
     defined: list[str] = []
     _LOCAL.state = (namespace, defined)
+    _LOCAL.classes = classes if classes is not None else {}
     try:
         yield defined
     finally:
         _LOCAL.state = prev
+        _LOCAL.classes = prev_classes
 
 
 def _target() -> tuple[dict | None, list]:
@@ -297,7 +302,17 @@ def _resolve_class(qualname: str, definition: bytes):
     live = _lookup_namespace().get(qualname) if "." not in qualname else None
     if isinstance(live, type) and live.__qualname__ == qualname and live.__module__ == "__main__":
         return live  # the notebook's class of that name; never modified, its stored definition unread
-    cls = _DefinitionUnpickler(definition).load()
+    # variables of one restore are decoded one by one, and the name may hold something else now
+    # (`K = 3`, a nested class): each rebuilding the definition would give `k` and `K` (or `k1` and
+    # `k2`) different classes, `type(k) is K` false. One class per stored definition and restore.
+    classes = getattr(_LOCAL, "classes", None)
+    if classes is None:
+        classes = {}
+    key = (qualname, definition)
+    cls = classes.get(key)
+    if cls is not None:
+        return cls
+    cls = classes[key] = _DefinitionUnpickler(definition).load()
     ns, defined = _target()
     if ns is not None and "." not in qualname and "<" not in qualname and qualname not in ns:
         ns[qualname] = cls

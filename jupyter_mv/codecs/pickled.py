@@ -224,7 +224,7 @@ def decode(codec, meta, buffers, ctx):
 
     try:
         # notebook functions get the namespace restored into as their globals (codecs.notebook)
-        with notebook.restoring_into(getattr(ctx, "namespace", None)) as defined:
+        with notebook.restoring_into(getattr(ctx, "namespace", None), getattr(ctx, "classes", None)) as defined:
             obj = Unpickler(io.BytesIO(stream), buffers=oob).load()
         if hasattr(ctx, "defined"):
             ctx.defined.extend(n for n in defined if n not in ctx.defined)
