@@ -26,3 +26,33 @@ def test_notebook_enum_and_dataclass_keep_identity_after_their_names_moved(run):
     run("%mv_restore v1")
     assert run("c is Color.RED and favourite['c'] is c")
     assert run("type(p) is P and type(ps[0]) is P and p == P(1)")
+
+
+def test_numpy_views_of_a_view_stay_views_and_readonly_stays_readonly(run):
+    # numpy points `t = a.T` at the memory's owner (x), not at `a`: neither was in the other's base
+    # chain, so both were stored as copies and writing through one no longer showed in the other
+    run("import numpy as np\nx = np.arange(12.)\na = x.reshape(3, 4)\nt = a.T\nrow = a[1]\ndel x\n"
+        "frozen = np.arange(4); frozen.flags.writeable = False")
+    run("%mv_snapshot")
+    run("a = t = row = frozen = None")
+    run("%mv_restore v1")
+    assert run("np.shares_memory(a, t) and np.shares_memory(a, row) and t.flags.f_contiguous")
+    run("t[1, 0] = -5.0")
+    assert run("a[0, 1] == -5.0 and (t.T == a).all()")
+    assert run("not frozen.flags.writeable and frozen.tolist() == [0, 1, 2, 3]")
+    # undo goes through the same encoding
+    run("t[2, 2] = 99.0")
+    run("%mv_undo")
+    assert run("np.shares_memory(a, t) and a[2, 2] == 10.0")
+
+
+def test_views_no_variable_links_are_named(run, capsys):
+    run("import numpy as np\nx = np.arange(10.)\nv1 = x[:6]\nv2 = x[4:]\ndel x")
+    capsys.readouterr()
+    run("%mv_snapshot v1 v2")
+    err = capsys.readouterr().err
+    assert "v1: shares memory with v2" in err and "no longer share memory" in err
+    # interleaved views share no element: nothing to name
+    run("y = np.arange(10.)\nev = y[::2]\nod = y[1::2]\ndel y")
+    run("%mv_snapshot ev od")
+    assert "shares memory" not in capsys.readouterr().err

@@ -91,8 +91,10 @@ def encode(arr) -> Encoded:
         from .handles import memmap_note
 
         notes.append(("", memmap_note(arr)))
-    return Encoded("numpy", {"descr": descr, "shape": list(arr.shape), "order": order}, [buf],
-                   type_name(arr), summary, summarize=lambda: stats(arr), notes=notes)
+    meta = {"descr": descr, "shape": list(arr.shape), "order": order}
+    if not arr.flags.writeable:  # `a.flags.writeable = False` guards it: a restore keeps the guard
+        meta["readonly"] = True
+    return Encoded("numpy", meta, [buf], type_name(arr), summary, summarize=lambda: stats(arr), notes=notes)
 
 
 def decode(codec, meta, buffers, ctx):
@@ -102,11 +104,13 @@ def decode(codec, meta, buffers, ctx):
     shape = tuple(meta["shape"])
     buf = buffers[0]
     if len(buf) == 0:
-        return np.empty(shape, dtype=dtype, order=meta.get("order", "C"))
-    flat = np.frombuffer(buf, dtype=np.uint8).view(dtype)
-    if meta.get("order") == "F":
-        return flat.reshape(shape[::-1]).T
-    return flat.reshape(shape)
+        out = np.empty(shape, dtype=dtype, order=meta.get("order", "C"))
+    else:
+        flat = np.frombuffer(buf, dtype=np.uint8).view(dtype)
+        out = flat.reshape(shape[::-1]).T if meta.get("order") == "F" else flat.reshape(shape)
+    if meta.get("readonly"):
+        out.flags.writeable = False
+    return out
 
 
 def _tuplify(descr):

@@ -136,8 +136,26 @@ def _links(items: list, objs: dict) -> dict:
     if np is None:
         return links
     codec = dict((n, e.codec) for n, e in items)
+
+    def root(a):  # the array at the end of its base chain: the memory's owner, or its outermost view
+        while isinstance(a.base, np.ndarray):
+            a = a.base
+        return a
+
+    def holds(base_name, a) -> bool:  # can `a` be rebuilt as a view into this variable's restored array?
+        base = objs[base_name]
+        if codec[base_name] != "numpy" or base_name in links:
+            return False
+        if not (base.flags.c_contiguous or base.flags.f_contiguous) or base.dtype.hasobject:
+            return False
+        lo, hi = np.lib.array_utils.byte_bounds(a)
+        b0 = base.__array_interface__["data"][0]
+        return b0 <= lo and hi <= b0 + base.nbytes
+
+    roots = {n: root(objs[n]) for n, e in items if e.codec == "numpy" and n not in links}
+    bases: set = set()  # names other arrays are views of: they stay whole arrays
     for name, e in items:
-        if e.codec != "numpy" or name in links:
+        if e.codec != "numpy" or name in links or name in bases:
             continue
         a = objs[name]
         base_name, b = None, a.base
@@ -145,19 +163,56 @@ def _links(items: list, objs: dict) -> dict:
             if id(b) in first and isinstance(b, np.ndarray):
                 base_name = first[id(b)]
             b = getattr(b, "base", None)
-        if base_name is None or a.size == 0 or codec[base_name] != "numpy":
+        if a.size == 0:
+            continue
+        if (base_name is None or not holds(base_name, a)) and a.base is not None:
+            # numpy points every view at the memory's owner, not at the view it was taken from: of
+            # `a = x.reshape(2, 3); t = a.T` (x not a variable) neither is in the other's base chain,
+            # yet they share memory. Another array variable over the same memory that covers it
+            # (the largest) is its base.
+            near = [n for n in roots if n != name and roots[n] is roots[name] and holds(n, a)]
+            base_name = max(near, key=lambda n: objs[n].nbytes) if near else None
+        if base_name is None or not holds(base_name, a):
             continue
         base = objs[base_name]
-        if not (base.flags.c_contiguous or base.flags.f_contiguous) or base.dtype.hasobject:
-            continue
-        lo, hi = np.lib.array_utils.byte_bounds(a)
+        bases.add(base_name)
         b0 = base.__array_interface__["data"][0]
-        if lo < b0 or hi > b0 + base.nbytes:
-            continue
         start = a.__array_interface__["data"][0] - b0
         links[name] = {"view": {"of": base_name, "offset": int(start), "strides": [int(s) for s in a.strides],
                                 "readonly": not a.flags.writeable}}
     return links
+
+
+def _unkept_views(items: list, objs: dict, links: dict) -> None:
+    """Name the array variables that share memory no link keeps shared (`v1 = x[:3]; v2 = x[2:]`
+    with `x` no variable, or a view past the end of the variable it views): each is stored as its
+    own data, and writing into one after a restore no longer shows in the other."""
+    np = sys.modules.get("numpy")
+    if np is None:
+        return
+    by_root: dict = {}
+    for name, e in items:
+        a = objs[name]
+        if e.codec != "numpy" or name in links or a.size == 0:
+            continue
+        r = a
+        while isinstance(r.base, np.ndarray):
+            r = r.base
+        by_root.setdefault(id(r), []).append(name)
+    for names in by_root.values():
+        for n in names:
+            others = [m for m in names if m != n and _overlap(np, objs[n], objs[m])]
+            if others:
+                enc = dict(items)[n]
+                enc.notes.append(("", f"shares memory with {', '.join(others)} through an array no variable "
+                                      "holds: stored as its own data, restored they no longer share memory"))
+
+
+def _overlap(np, a, b) -> bool:
+    try:  # exact, but bounded: interleaved strides (`x[::2]`, `x[1::2]`) share no element
+        return bool(np.shares_memory(a, b, max_work=100_000))
+    except np.exceptions.TooHardError:
+        return bool(np.may_share_memory(a, b))
 
 
 def _part_links(items: list, objs: dict, links: dict) -> None:
@@ -242,6 +297,7 @@ def link(items: list, objs: dict) -> list:
         return items
     enc = dict(items)
     links = _links(items, objs)
+    _unkept_views(items, objs, links)
     uf = _Union()
     owner: dict = {}
     keep = []  # the reached objects stay alive until grouping is done: their ids cannot be reused
