@@ -56,3 +56,19 @@ def test_views_no_variable_links_are_named(run, capsys):
     run("y = np.arange(10.)\nev = y[::2]\nod = y[1::2]\ndel y")
     run("%mv_snapshot ev od")
     assert "shares memory" not in capsys.readouterr().err
+
+
+def test_object_columns_of_strings_and_missing_keep_none_and_dtype(run):
+    # pandas 3 infers its str dtype when an object array of str and None is inserted: None became
+    # NaN and the column's dtype object became str
+    run("import pandas as pd, numpy as np\n"
+        "s = pd.Series(['a', None, np.nan], dtype=object)\n"
+        "df = pd.DataFrame({'n': [1, 2, 3]}, index=['r', 'r', 'q'])\n"
+        "df.insert(0, 'name', pd.Series(['x', None, 'z'], dtype=object, index=df.index))")
+    assert run("df['name'].iloc[1] is None")
+    run("%mv_snapshot")
+    run("s = df = None")
+    run("%mv_restore v1")
+    assert run("s.dtype == object and s[0] == 'a' and s[1] is None and s[2] != s[2]")
+    assert run("df['name'].dtype == object and df['name'].iloc[1] is None and list(df.index) == ['r', 'r', 'q']")
+    assert run("df.dtypes.tolist() == [np.dtype(object), np.dtype('int64')]")

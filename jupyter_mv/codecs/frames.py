@@ -488,6 +488,10 @@ def decode(codec, meta, buffers, ctx):
                 idx = values
             df.index = idx
         else:
+            if p["enc"] == "cells":
+                # an object column by construction: pandas >= 3 infers its `str` dtype from an object
+                # array of str and None, which turns None into NaN and changes the column's dtype
+                values = pd.Series(values, dtype=object, index=df.index, copy=False)
             df.insert(p["pos"], p["name"], values)
     if "columns" in meta:
         df.columns = _unlabels(meta["columns"])
