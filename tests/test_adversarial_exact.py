@@ -72,3 +72,20 @@ def test_object_columns_of_strings_and_missing_keep_none_and_dtype(run):
     assert run("s.dtype == object and s[0] == 'a' and s[1] is None and s[2] != s[2]")
     assert run("df['name'].dtype == object and df['name'].iloc[1] is None and list(df.index) == ['r', 'r', 'q']")
     assert run("df.dtypes.tolist() == [np.dtype(object), np.dtype('int64')]")
+
+
+def test_memoryview_restores_as_memoryview_and_a_lost_view_is_named(run, capsys):
+    # cloudpickle writes a memoryview as bytes: it came back a bytes object, silently
+    run("import array\nro = memoryview(b'abcd')\n"
+        "grid = memoryview(array.array('d', [1.0, 2.0, 3.0, 4.0])).cast('B').cast('d', [2, 2])\n"
+        "buf = bytearray(b'xyz')\nmv_buf = memoryview(buf)")
+    capsys.readouterr()
+    run("%mv_snapshot ro grid mv_buf")
+    err = capsys.readouterr().err
+    assert "mv_buf: a memoryview over bytearray data" in err and "ro:" not in err
+    run("ro = grid = mv_buf = None")
+    run("%mv_restore v1")
+    assert run("type(ro) is memoryview and ro.readonly and ro.tobytes() == b'abcd'")
+    assert run("type(grid) is memoryview and grid.format == 'd' and grid.shape == (2, 2) "
+               "and grid.tolist() == [[1.0, 2.0], [3.0, 4.0]] and not grid.readonly")
+    assert run("type(mv_buf) is memoryview and bytes(mv_buf) == b'xyz' and not mv_buf.readonly")

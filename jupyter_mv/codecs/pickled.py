@@ -79,6 +79,8 @@ def dumps(obj, notes: list | None = None, reach: dict | None = None, refs: dict 
                 if notes is not None:
                     notes.append((o, handles.memmap_note(o)))
                 return np.asarray(o).__reduce_ex__(5)
+            if type(o) is memoryview:
+                return _reduce_memoryview(o, notes)
             last[0] = o
             ref = singletons.get(id(o))
             if ref is not None and ref[2] is o:  # a process-wide object: by reference, never a copy
@@ -118,6 +120,29 @@ def dumps(obj, notes: list | None = None, reach: dict | None = None, refs: dict 
         raw = pb.raw()  # contiguous view, no copy
         buffers.append(raw)
     return buffers, len(oob), tensors
+
+
+def _reduce_memoryview(m, notes: list | None):
+    """cloudpickle writes a memoryview as `bytes` of its data: it came back a bytes object, another
+    type. It is rebuilt as a memoryview with its format, shape and read-only flag over a copy of its
+    data; what that cannot keep is noted (viewing a mutable object: writes no longer reach it)."""
+    data = m.tobytes()
+    fmt, shape = m.format, tuple(m.shape or ())
+    try:
+        memoryview(data).cast(fmt, shape) if m.ndim != 1 or fmt != "B" else None
+    except (TypeError, ValueError):
+        fmt, shape = "B", (len(data),)
+        if notes is not None:
+            notes.append((m, f"a memoryview of format {m.format!r}: restored as a memoryview of its bytes"))
+    if notes is not None and m.obj is not None and not isinstance(m.obj, bytes):
+        notes.append((m, f"a memoryview over {type(m.obj).__name__} data: restored it views a copy of the data, "
+                         "so writes no longer reach that object"))
+    return _memoryview, (data, fmt, list(shape), bool(m.readonly))
+
+
+def _memoryview(data, fmt, shape, readonly):
+    m = memoryview(bytes(data) if readonly else bytearray(data))
+    return m if (fmt == "B" and len(shape) == 1) else m.cast(fmt, shape)
 
 
 # Process-wide objects that objects hold a reference to, and whose identity is the point: numpy's
