@@ -13,7 +13,7 @@ unless it says otherwise; PathRefused and ApiError set `status` per instance.
     UnknownVariable       404     1          a variable is not in the namespace or the version
     NotStorable           500     1          no codec can store an object (LiveHandle: a live handle)
     StoreError            500     1          the store cannot be opened, read or written
-      CorruptBlob, NoSpace                     (a damaged blob; a full disk)
+      CorruptBlob, NoSpace, StoreBusy 503      (a damaged blob; a full disk; locked by another writer)
     Untrusted             500     1          restoring would unpickle untrusted data
     BundleError           500     1          a bundle cannot be written, or is refused on import
     DecodeError           500     1          a stored variable cannot be turned back into an object
@@ -75,6 +75,12 @@ class CorruptBlob(StoreError):
         self.blob_id = blob_id
         self.reason = reason
         super().__init__(f"blob {blob_id[:12]} is damaged: {reason}")
+
+
+class StoreBusy(StoreError):
+    """The store's database stayed locked by another writer beyond the busy wait; nothing was written."""
+
+    status = 503
 
 
 class NoSpace(StoreError):

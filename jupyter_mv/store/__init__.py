@@ -119,6 +119,8 @@ class Store:
         try:
             return self.db.conn.execute(sql, params).fetchall()
         except sqlite3.DatabaseError as e:
+            if dbmod._locked(e):  # held exclusively by another program: damage is not the cause
+                raise dbmod.locked_error(self.root / "store.db") from None
             raise StoreError(f"the store database at {self.root} cannot be read: {e}; "
                              "run `jupyter-mv verify`") from None
 

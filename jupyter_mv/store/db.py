@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from ..errors import StoreError
+from ..errors import StoreBusy, StoreError
 from .migrations import MIGRATIONS
 
 BUSY_SECONDS = 120.0
@@ -67,9 +67,12 @@ def connect(path: Path, readonly: bool = False) -> sqlite_utils.Database:
         conn.execute("PRAGMA foreign_keys = ON")
         current = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as e:
+        if _locked(e):
+            raise locked_error(path) from None
         raise StoreError(f"the store database {path} cannot be opened ({e}); check its permissions and "
                          "disk, or restore the file from a backup") from None
     db.readonly = readonly
+    db.path = path  # named by locked_error
     if current > len(MIGRATIONS):
         raise StoreError(f"the store at {path.parent} was written by a newer jupyter_mv "
                          f"(schema {current}, this one knows {len(MIGRATIONS)}); upgrade jupyter_mv")
@@ -90,8 +93,21 @@ def migrate(db: sqlite_utils.Database) -> None:
             db.conn.execute(f"PRAGMA user_version = {number}")
 
 
-def _retry(fn, seconds: float = BUSY_SECONDS):
-    deadline = time.monotonic() + seconds
+def _locked(e: BaseException) -> bool:
+    return isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e))
+
+
+def locked_error(path) -> StoreBusy:
+    """The one line for SQLite's "database is locked" once the busy wait (BUSY_SECONDS) ran out: another
+    writer held the store that long. Nothing of the refused write was committed (SQLite rolls it back)."""
+    return StoreBusy(f"the store database {path} stayed locked by another process for {BUSY_SECONDS:g} s (a "
+                     "kernel or `jupyter-mv` writing to it, or a program holding it open); nothing was written: "
+                     "retry once it has finished, or close the program holding it")
+
+
+def _retry(fn, seconds: float | None = None):
+    # BUSY_SECONDS read at each call, not bound at import, so a test (or a caller) can shorten it
+    deadline = time.monotonic() + (BUSY_SECONDS if seconds is None else seconds)
     delay = 0.005
     while True:
         try:
@@ -103,25 +119,50 @@ def _retry(fn, seconds: float = BUSY_SECONDS):
             delay = min(delay * 2, 0.25)
 
 
+def write_error(path, e: sqlite3.DatabaseError) -> StoreError:
+    """SQLite's error of a refused write as the StoreError an adapter prints in one line: locked beyond the
+    busy wait (StoreBusy), a full disk (NoSpace), else the store cannot be written. The transaction was
+    rolled back: nothing of it is visible."""
+    from ..errors import NoSpace
+
+    if _locked(e):
+        return locked_error(path)
+    text = str(e)
+    if "full" in text.lower():
+        return NoSpace(f"no space left on the disk of the store {path}; free some space and try again "
+                       "(nothing was written; earlier versions are intact)")
+    return StoreError(f"cannot write the store database {path} ({text}); nothing was written: check the "
+                      "disk and its permissions, then `jupyter-mv verify`")
+
+
 @contextlib.contextmanager
 def write(db: sqlite_utils.Database):
-    """One immediate write transaction: all of it commits or none of it does."""
+    """One immediate write transaction: all of it commits or none of it does. SQLite errors leave it as
+    StoreError (write_error)."""
     conn = db.conn
     if conn.in_transaction:
         with db.atomic():
             yield db
         return
-    _retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+    path = getattr(db, "path", "")
+    try:
+        _retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+    except sqlite3.DatabaseError as e:
+        raise write_error(path, e) from None
     try:
         yield db
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
+        if isinstance(e, sqlite3.DatabaseError):
+            raise write_error(path, e) from None
         raise
     else:
         try:
             _retry(lambda: conn.execute("COMMIT"))
-        except BaseException:
+        except BaseException as e:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
+            if isinstance(e, sqlite3.DatabaseError):
+                raise write_error(path, e) from None
             raise
