@@ -53,6 +53,20 @@ SECRETS_HELP = {
 }
 
 
+def whole_number(minimum: int):
+    """An argparse `type`: a whole number of at least `minimum`, refused at parse time by every adapter
+    alike with the bound named (a bare `type=int` let `-n -5` through: the CLI's log then printed nothing)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
 # -- arguments several commands take --------------------------------------------------------------
 def add_ref_arg(parser: argparse.ArgumentParser, adapter: str, **kwargs) -> None:
     """REF: one version (vN, N, tag, name, latest, NB:REF); `kwargs` go to add_argument (nargs, default)."""
@@ -90,7 +104,7 @@ def add_snapshot_args(parser, adapter):
 def add_log_args(parser, adapter):
     add_notebook_arg(parser, adapter, help=_by(adapter, magic="the history of another notebook in this store",
                                                cli=NB_HELP[CLI]))
-    parser.add_argument("-n", type=int, default=None, metavar="N", help="only the last N versions")
+    parser.add_argument("-n", type=whole_number(1), default=None, metavar="N", help="only the last N versions")
     parser.add_argument("--all", action="store_true",
                         help=_by(adapter, magic="every notebook in the store", cli="every notebook"))
     parser.add_argument("--no-auto", action="store_true", help="hide automatic (per-cell) versions")
@@ -98,7 +112,7 @@ def add_log_args(parser, adapter):
 
 def add_auto_args(parser, adapter):
     parser.add_argument("state", choices=["on", "off"], nargs="?", help="turn automatic snapshots on or off")
-    parser.add_argument("--keep", type=int, default=None, metavar="N",
+    parser.add_argument("--keep", type=whole_number(1), default=None, metavar="N",
                         help="keep only the last N automatic versions (tagged, named and manual ones always stay)")
 
 
@@ -165,7 +179,7 @@ def add_verify_args(parser, adapter):
 
 
 def add_gc_args(parser, adapter):
-    parser.add_argument("--keep-auto", type=int, metavar="N", help="first drop all but the last N automatic versions "
+    parser.add_argument("--keep-auto", type=whole_number(0), metavar="N", help="first drop all but the last N automatic versions "
                         "of each notebook (tagged, named and manual versions are always kept)")
 
 

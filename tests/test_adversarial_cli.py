@@ -1,0 +1,125 @@
+"""An adversarial new user of the CLI and the magics, after the kinds of bugs users of DVC, MLflow,
+nbdime, %store and Kishu reported: a store locked by another process, odd paths and arguments, bad
+environment values. Each failure must be one readable line (CLI: exit code + one stderr line; magics:
+UsageError), never "internal error" or a traceback, and nothing already stored may be lost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from IPython.core.error import UsageError
+
+import jupyter_mv as mv
+from jupyter_mv.store import db as dbmod
+from mvtest import cli_in_process, run_cell
+
+
+def _one_line_error(r, code=1):
+    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
+    err = r.stderr.strip()
+    assert err and "\n" not in err, err
+    assert "internal error" not in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture
+def versions(session, tmp_path, monkeypatch):
+    """Three versions of 'nb.ipynb' (v2 tagged 'base') in tmp_path/.jupyter_mv."""
+    monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", "nb.ipynb")
+    for i in range(3):
+        session.namespace.update(x=np.arange(10 + i))
+        mv.snapshot("x", message=f"m{i}", tags=["base"] if i == 1 else [])
+    monkeypatch.delenv("JUPYTER_MV_NOTEBOOK")
+    mv._api.set_session(None)
+    return tmp_path / ".jupyter_mv"
+
+
+class _Locker:
+    """Another process holding the store's database locked (`sql` run first) until closed."""
+
+    def __init__(self, db_path, sql="BEGIN IMMEDIATE"):
+        code = textwrap.dedent(f"""
+            import sqlite3, sys, time
+            c = sqlite3.connect({str(db_path)!r}, isolation_level=None)
+            for s in {sql!r}.split(';'):
+                c.execute(s)
+            print('locked', flush=True)
+            sys.stdin.read()
+            """)
+        self.p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True)
+        assert self.p.stdout.readline().strip() == "locked"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.p.stdin.close()
+        self.p.wait(10)
+
+
+@pytest.fixture
+def short_busy(monkeypatch):
+    monkeypatch.setattr(dbmod, "BUSY_SECONDS", 0.5)
+
+
+def test_cli_write_on_locked_store_is_one_line(versions, tmp_path, short_busy):
+    """Another writer holding store.db past the busy wait: "database is locked" never surfaces raw, and
+    the write is refused whole (no remote recorded), later writes work."""
+    with _Locker(versions / "store.db"):
+        err = _one_line_error(cli_in_process("remote", "add", "o", str(tmp_path / "rem"), cwd=tmp_path))
+        assert "locked by another process" in err and "retry" in err
+        assert "OperationalError" not in err
+        assert "v3" in cli_in_process("log", cwd=tmp_path).stdout  # WAL: readers still read
+    assert "no remotes" in cli_in_process("remote", cwd=tmp_path).stdout
+    r = cli_in_process("remote", "add", "o", str(tmp_path / "rem"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+def test_cli_read_on_exclusively_locked_store_is_one_line(versions, tmp_path, short_busy):
+    sql = "PRAGMA locking_mode=EXCLUSIVE;BEGIN EXCLUSIVE;CREATE TABLE zz (a)"
+    with _Locker(versions / "store.db", sql):
+        for argv in (["log"], ["show", "v1"], ["verify"]):
+            err = _one_line_error(cli_in_process(*argv, cwd=tmp_path))
+            assert "locked by another process" in err, err
+            assert "backup" not in err  # a lock is no damage: no advice to restore the file
+    assert "v3" in cli_in_process("log", cwd=tmp_path).stdout
+
+
+def test_magics_on_locked_store_lose_nothing(shell, short_busy):
+    run_cell(shell, "import numpy as np\nw = np.arange(5)")
+    shell.run_line_magic("mv_snapshot", "w -m one")
+    root = mv._api.session().store().root
+    run_cell(shell, "w = w + 1")
+    with _Locker(root / "store.db"):
+        for magic, line in (("mv_snapshot", "w -m two"), ("mv_tag", "v1 best")):
+            with pytest.raises(UsageError) as e:
+                shell.run_line_magic(magic, line)
+            msg = str(e.value)
+            assert "\n" not in msg and "locked by another process" in msg and "internal error" not in msg, msg
+    shell.run_line_magic("mv_snapshot", "w -m two")
+    vs = mv.versions()
+    assert [v.message for v in vs] == ["one", "two"] and [v.n for v in vs] == [1, 2]
+    run_cell(shell, "w = None")
+    shell.run_line_magic("mv_restore", "v2 w")
+    assert shell.user_ns["w"].tolist() == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("argv, bound", [(["log", "-n", "-5"], "at least 1"), (["log", "-n", "0"], "at least 1"),
+                                         (["gc", "--keep-auto", "-1"], "at least 0"),
+                                         (["log", "-n", "many"], "not a whole number")])
+def test_cli_counts_out_of_range_are_refused(versions, tmp_path, argv, bound):
+    """`log -n -5` printed nothing with exit 0 (a slice from the end); counts are checked at parse time."""
+    err = _one_line_error(cli_in_process(*argv, cwd=tmp_path), code=2)
+    assert bound in err and argv[1] in err, err
+
+
+def test_magic_counts_out_of_range_are_refused(shell):
+    for magic, line in (("mv_log", "-n -2"), ("mv_auto", "on --keep 0")):
+        with pytest.raises(UsageError, match="at least 1"):
+            shell.run_line_magic(magic, line)
+    assert not mv._api.session().auto_on
