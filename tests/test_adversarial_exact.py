@@ -89,3 +89,55 @@ def test_memoryview_restores_as_memoryview_and_a_lost_view_is_named(run, capsys)
     assert run("type(grid) is memoryview and grid.format == 'd' and grid.shape == (2, 2) "
                "and grid.tolist() == [[1.0, 2.0], [3.0, 4.0]] and not grid.readonly")
     assert run("type(mv_buf) is memoryview and bytes(mv_buf) == b'xyz' and not mv_buf.readonly")
+
+
+SAME_STORAGE = "{0}.untyped_storage().data_ptr() == {1}.untyped_storage().data_ptr()"
+
+
+def test_torch_views_keep_sharing_storage(run):
+    # each tensor variable (and each tensor in a pickle) was stored as its own contiguous copy: after
+    # a restore an in-place update of `w` no longer reached `row`, `wt` or the dict's view
+    run("import torch\nw = torch.arange(12.).reshape(3, 4)\nrow = w[1]\nwt = w.t()\n"
+        "d = {'col': w[:, 2], 'w': w}\nlate = {'head': w[0, :2]}\n"
+        "inner = torch.arange(6.)\nboth = {'part': inner[2:4], 'whole': inner}\n"
+        "g = torch.ones(4, requires_grad=True)\nplain = g.detach()[1:3]")
+    run("%mv_snapshot")
+    run("w = row = wt = d = late = inner = both = g = plain = None")
+    run("%mv_restore v1")
+    for a, b in [("row", "w"), ("wt", "w"), ("d['col']", "w"), ("late['head']", "w"),
+                 ("both['part']", "both['whole']"), ("plain", "g")]:
+        assert run(SAME_STORAGE.format(a, b)), (a, b)
+    assert run("d['w'] is w and wt.stride() == (1, 4) and wt.shape == (4, 3)")
+    run("with torch.no_grad():\n    w[1, 2] = -1.0\n    both['whole'][3] = 50.0")
+    assert run("row[2].item() == -1.0 and wt[2, 1].item() == -1.0 and d['col'][1].item() == -1.0")
+    assert run("both['part'].tolist() == [2.0, 50.0]")
+    assert run("g.requires_grad and g.is_leaf and not plain.requires_grad")
+
+
+def test_torch_gradients_are_named_not_silently_dropped(run, capsys):
+    run("import torch\nt = torch.ones(3, requires_grad=True)\nm = torch.nn.Linear(2, 1)\n"
+        "(t * 2).sum().backward()\nm(torch.ones(1, 2)).sum().backward()\nfresh = torch.ones(2, requires_grad=True)")
+    capsys.readouterr()
+    run("%mv_snapshot t m fresh")
+    err = capsys.readouterr().err
+    assert "t.grad: gradients are not stored" in err
+    assert "m: the gradients of 2 parameters are not stored" in err and "fresh" not in err
+
+
+def test_ipython_history_and_shell_objects_are_named_not_stored(shell, run, capsys):
+    # a restore of a stored `Out` replaced the shell's own output history with a copy: later
+    # results went to the shell's dict, no longer to the notebook's `Out`
+    run("x = [1, 2]")
+    run("x")
+    capsys.readouterr()
+    run("%mv_snapshot In Out _oh exit x _ _i1")
+    err = capsys.readouterr().err
+    assert "skipped 'Out': IPython's output history" in err and "skipped 'In': IPython's input history" in err
+    assert "skipped 'exit': IPython's exit: part of the shell" in err
+    run("x = None")
+    run("%mv_restore v1")
+    assert shell.user_ns["Out"] is shell.history_manager.output_hist
+    assert shell.user_ns["In"] is shell.history_manager.input_hist_parsed
+    assert run("x == [1, 2] and _ is x and _i1 == 'x = [1, 2]'")
+    run("41 + 1")
+    assert 42 in shell.user_ns["Out"].values()

@@ -103,10 +103,22 @@ class _Union:
             self.parent[rb] = ra
 
 
+def storage_key(t) -> dict:
+    """{-data pointer: t} for a CPU tensor: tensors over one storage (`w` and a pickled `w[0]`) meet
+    under that key, as objects meet under their id (ids are positive, so the keys never collide)."""
+    try:
+        ptr = t.untyped_storage().data_ptr() if t.device.type == "cpu" and str(t.layout) == "torch.strided" else 0
+    except Exception:  # sparse, meta or exotic tensors have no plain storage
+        ptr = 0
+    return {-ptr: t} if ptr else {}
+
+
 def _reach(name: str, e, obj) -> dict:
     if e.reach is not None:
         return {k: o for k, o in e.reach.items() if shareable(o)} | ({id(obj): obj} if shareable(obj) else {})
-    if e.codec in ("numpy", "pandas", "torch.tensor", "plain"):
+    if e.codec == "torch.tensor":
+        return {id(obj): obj, **storage_key(obj)}
+    if e.codec in ("numpy", "pandas", "plain"):
         return {id(obj): obj} if shareable(obj) else {}
     # a codec that did not report what it reached (skops models): one pickling pass finds out
     from . import pickled
@@ -132,6 +144,7 @@ def _links(items: list, objs: dict) -> dict:
         elif not isinstance(objs[name], (str, bytes, int, float, bool, type(None), tuple, frozenset)):
             first[k] = name  # immutable values are equal copies anyway (`x = y = 0`)
     _part_links(items, objs, links)
+    _tensor_links(items, objs, links)
     np = sys.modules.get("numpy")
     if np is None:
         return links
@@ -183,29 +196,83 @@ def _links(items: list, objs: dict) -> dict:
     return links
 
 
+def _tensor_links(items: list, objs: dict, links: dict) -> None:
+    """Add {name: {"tview": {"of": base, "offset": elements, "stride": [...]}}} for torch tensor
+    variables over the storage of another tensor variable that holds all their elements (`v = a[2:5]`,
+    `t = w.T`): each was stored as its own copy, so an in-place update of `a` no longer reached `v`
+    after a restore. Rebuilt with `torch.as_strided` on the restored base."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    tensors = {}
+    for name, e in items:
+        t = objs[name]
+        if e.codec != "torch.tensor" or name in links or not isinstance(t, torch.Tensor):
+            continue
+        if t.device.type != "cpu" or t.layout != torch.strided or t.numel() == 0:
+            continue
+        tensors[name] = (t.untyped_storage().data_ptr(), t)
+    bases: set = set()
+    for name, (ptr, v) in tensors.items():
+        if name in bases or type(v) is not torch.Tensor:  # a Parameter is its own leaf
+            continue
+        best = None
+        for other, (optr, b) in tensors.items():
+            if other == name or other in links or optr != ptr or b.dtype != v.dtype:
+                continue
+            if not b.is_contiguous() or (v.requires_grad and not b.requires_grad):
+                continue
+            start = v.storage_offset() - b.storage_offset()
+            extent = sum((n - 1) * st for n, st in zip(v.shape, v.stride()))
+            if start < 0 or start + extent >= b.numel() or min(v.stride(), default=0) < 0:
+                continue
+            if best is None or b.numel() > tensors[best][1].numel():
+                best = other
+        if best is None:
+            continue
+        b = tensors[best][1]
+        bases.add(best)
+        links[name] = {"tview": {"of": best, "offset": int(v.storage_offset() - b.storage_offset()),
+                                 "stride": [int(x) for x in v.stride()]}}
+
+
 def _unkept_views(items: list, objs: dict, links: dict) -> None:
     """Name the array variables that share memory no link keeps shared (`v1 = x[:3]; v2 = x[2:]`
     with `x` no variable, or a view past the end of the variable it views): each is stored as its
     own data, and writing into one after a restore no longer shows in the other."""
     np = sys.modules.get("numpy")
-    if np is None:
-        return
+    torch = sys.modules.get("torch")
     by_root: dict = {}
     for name, e in items:
         a = objs[name]
-        if e.codec != "numpy" or name in links or a.size == 0:
+        if name in links:
             continue
-        r = a
-        while isinstance(r.base, np.ndarray):
-            r = r.base
-        by_root.setdefault(id(r), []).append(name)
-    for names in by_root.values():
+        if np is not None and e.codec == "numpy" and a.size:
+            r = a
+            while isinstance(r.base, np.ndarray):
+                r = r.base
+            by_root.setdefault(("numpy", id(r)), []).append(name)
+        elif torch is not None and e.codec == "torch.tensor" and isinstance(a, torch.Tensor) and a.numel() \
+                and a.layout == torch.strided:
+            by_root.setdefault(("torch", a.device.type, a.untyped_storage().data_ptr()), []).append(name)
+    for key, names in by_root.items():
         for n in names:
-            others = [m for m in names if m != n and _overlap(np, objs[n], objs[m])]
+            others = [m for m in names if m != n and (_overlap(np, objs[n], objs[m]) if key[0] == "numpy"
+                                                      else _tensor_overlap(objs[n], objs[m]))]
             if others:
                 enc = dict(items)[n]
                 enc.notes.append(("", f"shares memory with {', '.join(others)} through an array no variable "
                                       "holds: stored as its own data, restored they no longer share memory"))
+
+
+def _tensor_overlap(a, b) -> bool:
+    """Do two tensors over one storage span overlapping bytes?"""
+    def span(t):
+        lo = t.storage_offset() * t.element_size()
+        return lo, lo + (1 + sum((n - 1) * abs(s) for n, s in zip(t.shape, t.stride()))) * t.element_size()
+
+    (a0, a1), (b0, b1) = span(a), span(b)
+    return a0 < b1 and b0 < a1
 
 
 def _overlap(np, a, b) -> bool:
@@ -249,8 +316,9 @@ def _referable(members: list, enc: dict, objs: dict, reached_by: dict) -> list:
     for n in rest:
         others.update(reached_by.get(n, ()))
     seen: set = set()
+    others = {k for k in others if k > 0}  # storage keys (storage_key): a view is rebuilt on the leaf by name
     for n in leaves:
-        mine = set(reached_by.get(n, ())) | {id(objs[n])}
+        mine = {k for k in reached_by.get(n, ()) if k > 0} | {id(objs[n])}
         if (mine - {id(objs[n])}) & others or mine & seen:
             return []  # shares something inside the leaf, or with another leaf: only one pickle keeps that
         seen |= mine
@@ -322,7 +390,7 @@ def link(items: list, objs: dict) -> list:
         if name not in links:
             pickled_sets.setdefault(uf.find(name), []).append(name)
     for name, m in links.items():  # an alias, view or part belongs to the group of what it refers to
-        uf.union(m.get("alias") or (m["part"]["of"] if "part" in m else m["view"]["of"]), name)
+        uf.union(base_of(m), name)
     units: dict = {}
     for name, _ in items:
         units.setdefault(uf.find(name), []).append(name)
@@ -352,7 +420,8 @@ def link(items: list, objs: dict) -> list:
                 orefs.update((k, (n, path)) for k, path in enc[n].parts.items())
                 orefs[id(objs[n])] = n
             try:
-                g = pickled.encode_with({n: objs[n] for n in rest}, "pickle", refs=orefs)
+                g = pickled.encode_with({n: objs[n] for n in rest}, "pickle", refs=orefs,
+                                        ref_objs={n: objs[n] for n in leaves})
             except NotStorable:
                 g = None
             if g is not None and not (set(g.reach) & _internals([objs[n] for n in owners])):
@@ -367,7 +436,8 @@ def link(items: list, objs: dict) -> list:
                 g = None
         try:
             if g is None:
-                g = pickled.encode_with({n: objs[n] for n in members}, "pickle", refs=refs or None)
+                g = pickled.encode_with({n: objs[n] for n in members}, "pickle", refs=refs or None,
+                                        ref_objs={n: objs[n] for n in leaves})
         except NotStorable as err:
             for n in members:  # stored alone as before; the user is told sharing is not kept
                 enc[n].notes.append(("", f"shares objects with {', '.join(m for m in members if m != n)} "
@@ -476,7 +546,7 @@ def base_of(meta: dict) -> str | None:
     part = meta.get("part")
     if isinstance(part, dict):
         return part.get("of")
-    view = meta.get("view")
+    view = meta.get("view", meta.get("tview"))
     return view.get("of") if isinstance(view, dict) else None
 
 
@@ -529,6 +599,8 @@ def decode_link(meta: dict, ctx):
         return base
     if "part" in meta:
         return _part(base, meta["part"].get("path"), base_name)
+    if "tview" in meta:
+        return _tensor_view(base, meta, base_name)
     import numpy as np
 
     if not isinstance(base, np.ndarray):
@@ -544,6 +616,27 @@ def decode_link(meta: dict, ctx):
         raise DecodeError(f"its view of {base_name!r} does not fit that array ({e})") from None
     if view.get("readonly"):
         out.flags.writeable = False
+    return out
+
+
+def _tensor_view(base, meta: dict, base_name: str):
+    """The tensor a "tview" link stands for: a view on the storage of the restored `base`."""
+    import torch
+
+    if not isinstance(base, torch.Tensor):
+        raise DecodeError(f"it is a view of {base_name!r}, which is not restored with it")
+    view = meta["tview"]
+    shape, stride = tuple(int(n) for n in meta["shape"]), tuple(int(x) for x in view["stride"])
+    offset = int(view["offset"])
+    extent = sum((n - 1) * st for n, st in zip(shape, stride)) if all(shape) else -1
+    if offset < 0 or min(stride, default=0) < 0 or offset + extent >= base.numel() or not base.is_contiguous():
+        raise DecodeError(f"its view of {base_name!r} does not fit that tensor")
+    grad = bool(meta.get("requires_grad"))
+    if base.requires_grad and not grad:  # `v = w.detach()[0]`: the same memory, outside autograd
+        base = base.detach()
+    out = torch.as_strided(base, shape, stride, base.storage_offset() + offset)
+    if grad and not out.requires_grad:
+        out.requires_grad_(True)
     return out
 
 

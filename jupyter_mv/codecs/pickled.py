@@ -101,6 +101,12 @@ def dumps(obj, notes: list | None = None, reach: dict | None = None, refs: dict 
             reach.update((k, o) for k, (_, o) in pickler.memo.copy().items()
                          if k not in definitions and shareable(o))
             reach.update((id(t), t) for t in tensors)
+            # a view's base (`d = {'v': a[2:5]}`): the tensor whose storage it shares, maybe a variable
+            reach.update((id(t._base), t._base) for t in tensors if getattr(t, "_base", None) is not None)
+            from .groups import storage_key
+
+            for t in tensors:  # a tensor variable over the same storage: they are stored together
+                reach.update(storage_key(t))
             reach.update((id(s), s) for s in sets.keep)
     except _Handle as h:
         what, hint = h.kind
@@ -171,9 +177,10 @@ class _Handle(Exception):
 
 
 def encode_with(obj, codec: str, summary: dict | None = None, params: dict | None = None,
-                refs: dict | None = None) -> Encoded:
+                refs: dict | None = None, ref_objs: dict | None = None) -> Encoded:
     """`refs` ({id: variable name, or (variable name, attribute path)}): objects written as references
-    to those variables, or to parts of them (a model's parameter), by codecs.groups."""
+    to those variables, or to parts of them (a model's parameter), by codecs.groups. `ref_objs`
+    ({name: object} of those variables): a tensor viewing one of them is stored as that view."""
     from . import tensors as tensor_codec
 
     found: list = []
@@ -184,9 +191,13 @@ def encode_with(obj, codec: str, summary: dict | None = None, params: dict | Non
         path = handles.path_to(obj, m)
         notes.append((path or "", note))
     table = []
-    for t in tensor_objs:
+    for i, t in enumerate(tensor_objs):
         meta, buf = tensor_codec.describe(t)
         meta["uid"] = id(t)
+        view = tensor_codec.view_in(i, tensor_objs, ref_objs)
+        if view is not None:  # no bytes of its own: rebuilt on the tensor whose storage it shares
+            meta.update(view)
+            buf = memoryview(b"")
         table.append(meta)
         buffers.append(buf)
     meta = {"oob": n_oob, "tensors": table}
@@ -217,7 +228,18 @@ def decode(codec, meta, buffers, ctx):
         uid = m.get("uid")
         if uid is not None and uid in ctx.tensors:
             return ctx.tensors[uid]
-        t = tensor_codec.rebuild(m, tbufs[i])
+        if "view_of" in m or "view_of_var" in m:  # a view sharing storage with another tensor (view_in)
+            from .groups import _tensor_view
+
+            j = m.get("view_of")
+            if j is not None and not (isinstance(j, int) and 0 <= j < len(table) and "view_of" not in table[j]
+                                      and "view_of_var" not in table[j]):
+                raise DecodeError("malformed tensor view")
+            base = tensor(j) if j is not None else _variable(m["view_of_var"], ctx)
+            t = _tensor_view(base, m,
+                             str(m.get("view_of_var", "a tensor")))
+        else:
+            t = tensor_codec.rebuild(m, tbufs[i])
         if uid is not None:
             ctx.tensors[uid] = t
         return t

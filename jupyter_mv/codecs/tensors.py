@@ -40,6 +40,47 @@ def describe(t) -> tuple[dict, memoryview]:
     return meta, memoryview(d.reshape(-1).view(torch.uint8).numpy())
 
 
+def _covers(b, v) -> int | None:
+    """Offset in elements of view `v` inside the contiguous tensor `b` when `b`'s storage holds all
+    of `v`'s elements (same storage, dtype and device), else None."""
+    import torch
+
+    if (type(v) is not torch.Tensor or not isinstance(b, torch.Tensor) or b is v or b.device != v.device
+            or v.device.type != "cpu" or b.layout != torch.strided or v.layout != torch.strided
+            or b.dtype != v.dtype or not b.is_contiguous() or v.numel() == 0 or min(v.stride(), default=0) < 0
+            or b.untyped_storage().data_ptr() != v.untyped_storage().data_ptr()):
+        return None
+    start = v.storage_offset() - b.storage_offset()
+    extent = sum((n - 1) * st for n, st in zip(v.shape, v.stride()))
+    return start if 0 <= start and start + extent < b.numel() else None
+
+
+def view_in(i: int, tensors: list, refs: dict | None) -> dict | None:
+    """How a pickle's tensor `tensors[i]` is a view on another one, so a restore keeps them sharing
+    storage (`d = {'w': w, 'row': w[0]}`, or `row` of a tensor variable stored on its own): {"view_of":
+    index of the largest tensor of the pickle whose storage holds all its elements (the earliest of
+    equal ones: it is never a view itself)} or {"view_of_var": name} (a tensor variable of `refs`,
+    {name: object}, stored in its own codec, holds its elements: codecs.groups), with {"tview":
+    {"offset", "stride"}}; None when it is not one."""
+    t = tensors[i]
+    best, best_off = None, None
+    for name, b in (refs or {}).items():
+        off = _covers(b, t)
+        if off is not None and (best is None or b.numel() > refs[best].numel()):
+            best, best_off = name, off
+    if best is not None:
+        return {"view_of_var": best, "tview": {"offset": best_off, "stride": list(t.stride())}}
+    for j, b in enumerate(tensors):
+        if j == i or (b.numel() == t.numel() and j > i):
+            continue
+        off = _covers(b, t)
+        if off is not None and (best is None or b.numel() > tensors[best].numel()):
+            best, best_off = j, off
+    if best is None:
+        return None
+    return {"view_of": best, "tview": {"offset": best_off, "stride": list(t.stride())}}
+
+
 def rebuild(meta: dict, buf):
     import torch
 
@@ -64,9 +105,14 @@ def encode(obj) -> Encoded:
     if isinstance(obj, torch.Tensor) and type(obj) in (torch.Tensor, torch.nn.Parameter):
         meta, buf = describe(obj)
         summary = {"shape": meta["shape"], "dtype": meta["dtype"]}
-        return Encoded("torch.tensor", meta, [buf], type_name(obj), summary)
+        notes = [(".grad", GRAD_NOTE)] if obj.is_leaf and obj.grad is not None else []
+        return Encoded("torch.tensor", meta, [buf], type_name(obj), summary, notes=notes)
     if isinstance(obj, torch.nn.Module):
         enc = pickled.encode_with(obj, "torch.module")
+        with_grad = sum(1 for p in obj.parameters() if p.grad is not None)
+        if with_grad:
+            enc.notes.append(("", f"the gradients of {with_grad} parameter{'s' * (with_grad > 1)} are not "
+                                  "stored: restored, their .grad is None (call backward() again)"))
         enc.meta["weights"] = weight_table(obj, enc.meta["tensors"])
         enc.summarize = lambda: module_summary(obj)  # only when the module's content changed
         return enc
@@ -74,6 +120,9 @@ def encode(obj) -> Encoded:
         hp = optimizer_params(obj)
         return pickled.encode_with(obj, "torch.optimizer", {"class": type(obj).__name__, **hp}, hp)
     return pickled.encode_with(obj, "pickle")
+
+
+GRAD_NOTE = "gradients are not stored: restored, .grad is None (call backward() again)"
 
 
 def decode(codec, meta, buffers, ctx):
