@@ -133,8 +133,10 @@ def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "
     if name or tags:  # a refused name or tag fails before any data is written
         st.check_new_labels(s.notebook(st), name, tags)
     pairs = capture.select(s.namespace, names, s.hidden)
+    pairs, shell_skipped = capture.shell_own(pairs, s.hidden)  # `%mv_snapshot In Out`: named, not stored
     # credentials: kept (marked) only when named, never silently by an argument-less snapshot
     pairs, held, cred_skipped = capture.withhold_credentials(pairs, named=bool(names))
+    cred_skipped = shell_skipped + cred_skipped
     enc = capture.encode_all(pairs, evals)
     more = capture.companions(s.namespace, pairs, enc, s.hidden) if names else []
     if more:  # variables sharing objects with the named ones are stored with them (codecs.groups)

@@ -105,6 +105,33 @@ def select(namespace: dict, names: list[str] | None, hidden: set | None = None) 
     return [(n, o) for n, o in list(namespace.items()) if n not in hidden and is_candidate(n, o)]
 
 
+# the shell's own objects under their IPython names: its live history (restoring a copy would
+# detach `Out` from the shell: later results no longer reach it) and its callables
+_SHELL_OWN = {"In": "IPython's input history", "_ih": "IPython's input history",
+              "Out": "IPython's output history", "_oh": "IPython's output history",
+              "_dh": "IPython's directory history", "exit": "IPython's exit", "quit": "IPython's exit",
+              "get_ipython": "IPython's get_ipython", "open": "IPython's open"}
+
+
+def shell_own(pairs: list, hidden: set | None) -> tuple[list, list]:
+    """(pairs without the shell's own objects, [Skipped] naming them): `%mv_snapshot In Out` stores
+    neither. Only names the shell defined itself (`hidden`, IPython's user_ns_hidden) count."""
+    hidden = hidden or set()
+    keep, skipped = [], []
+    for n, o in pairs:
+        if n in _SHELL_OWN and n in hidden and not isinstance(o, (str, int, float)):
+            what = _SHELL_OWN[n]
+            if "history" in what:
+                why = (f"{what}: the shell keeps it and a restored copy would replace it (later results would "
+                       f"not reach it); to keep its contents, store a copy (`saved = {n}.copy()`)")
+            else:
+                why = f"{what}: part of the shell, not notebook state; every kernel has its own"
+            skipped.append(Skipped(n, why))
+        else:
+            keep.append((n, o))
+    return keep, skipped
+
+
 @dataclass
 class Encoding:
     """The variables a snapshot could encode, and those it had to skip."""
