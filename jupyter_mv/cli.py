@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import __version__, api, config, credentials, jsondata, redaction
 from . import args as shared_args
-from .errors import EXIT_DAMAGED, EXIT_ERROR, EXIT_USAGE, MVError
+from .errors import EXIT_DAMAGED, EXIT_ERROR, EXIT_USAGE, MVError, not_utf8
 from .model import human_bytes
 from .render import version_text
 
@@ -387,6 +387,10 @@ def main(argv=None) -> int:
     if not getattr(args, "fn", None):
         parser.print_help()
         return EXIT_USAGE
+    bad = _not_utf8_argument(args)
+    if bad:
+        print(f"jupyter-mv {args.command}: {bad}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         st = _store(args)
         try:
@@ -404,6 +408,23 @@ def main(argv=None) -> int:
         return code
 
 
+# arguments that are file names or URLs: bytes that are not UTF-8 are legal there (POSIX file names)
+_PATH_ARGS = {"path", "directory", "bundle", "report", "store", "url"}
+
+
+def _not_utf8_argument(args) -> str | None:
+    """The one-line refusal of a text argument (a REF, tag, notebook, remote name...) holding bytes that are
+    not UTF-8 (lone surrogates, PEP 383): they name nothing in the store and SQLite refuses to bind them."""
+    for dest, value in vars(args).items():
+        if dest in _PATH_ARGS:
+            continue
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and any("\udc80" <= c <= "\udcff" for c in v):
+                return (f"the argument {v!r} ({dest.upper()}) holds bytes that are not UTF-8; "
+                        "retype it as UTF-8 text")
+    return None
+
+
 def _error_answer(command: str, e: BaseException) -> tuple[str | None, int] | None:
     """The CLI's one error translator: (the line `jupyter-mv COMMAND` prints on stderr, or None for
     none; its exit status) for exception `e`, or None to let `e` propagate (JUPYTER_MV_DEBUG). An
@@ -414,6 +435,8 @@ def _error_answer(command: str, e: BaseException) -> tuple[str | None, int] | No
         return "interrupted", 130
     if isinstance(e, BrokenPipeError):  # the reader left (`jupyter-mv log | head`): nothing to say
         return None, 0
+    if not_utf8(e):  # a path's undecodable bytes reached text that must be UTF-8 (SQLite, JSON, a report)
+        return f"jupyter-mv {command}: {not_utf8(e)}", EXIT_ERROR
     if config.current().debug:  # $JUPYTER_MV_DEBUG (config.JupyterMV.debug)
         return None
     # a bug of ours: still one line, with a way to see more

@@ -156,6 +156,10 @@ def _from_env(name: str, raw: str, trait):
             raise UsageError(f"{env}={raw!r} must be a number of seconds of {bound}; unset it or "
                              f"set e.g. {env}={trait.default_value:g}")
         return value
+    if name != "store" and any("\udc80" <= c <= "\udcff" for c in raw):
+        # undecodable bytes (PEP 383 surrogates) are a legal store folder name, but a notebook path or an
+        # author is text written to SQLite and JSON, which refuse them
+        raise UsageError(f"{env}={raw!r} holds bytes that are not UTF-8; unset it or set it to UTF-8 text")
     return raw
 
 

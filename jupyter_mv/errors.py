@@ -33,6 +33,17 @@ from __future__ import annotations
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DAMAGED = 0, 1, 2, 3
 
 
+def not_utf8(e: BaseException) -> str | None:
+    """For a UnicodeEncodeError over lone surrogates (the bytes of a command-line argument, environment
+    variable or file name that are not UTF-8, which Python keeps as U+DC80..U+DCFF: PEP 383), the
+    readable reason an adapter prints in its one line; None for any other exception."""
+    if not (isinstance(e, UnicodeEncodeError) and "surrogates not allowed" in str(e)):
+        return None
+    bad = e.object[e.start:e.end] if isinstance(e.object, str) else ""
+    return (f"a command-line argument, environment variable or file name holds bytes that are not UTF-8 "
+            f"({bad!r}); use UTF-8 text (rename the file, or retype the argument)")
+
+
 class MVError(Exception):
     """Base class: every error jupyter_mv raises on purpose.
 

@@ -123,3 +123,53 @@ def test_magic_counts_out_of_range_are_refused(shell):
         with pytest.raises(UsageError, match="at least 1"):
             shell.run_line_magic(magic, line)
     assert not mv._api.session().auto_on
+
+
+BAD = b"d\xff".decode("utf-8", "surrogateescape")  # how Python hands over a non-UTF-8 argv word (PEP 383)
+
+
+@pytest.mark.parametrize("argv", [["show", BAD], ["log", "--notebook", BAD], ["diff", "v1", BAD],
+                                  ["export", BAD, "out.mvz"], ["remote", "add", BAD, "rem"]])
+def test_cli_text_argument_not_utf8_is_refused(versions, tmp_path, argv):
+    err = _one_line_error(cli_in_process(*argv, cwd=tmp_path), code=2)
+    assert "not UTF-8" in err and "UnicodeEncodeError" not in err, err
+    assert not (tmp_path / "out.mvz").exists()
+
+
+def test_cli_path_not_utf8_still_works(versions, tmp_path):
+    """A file name that is not UTF-8 is legal on POSIX: export/import and --store keep working with one."""
+    d = tmp_path / BAD
+    d.mkdir()
+    r = cli_in_process("export", "v1", str(d / "b.mvz"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (d / "b.mvz").stat().st_size > 0
+    r = cli_in_process("--store", str(tmp_path), "log", cwd=d)
+    assert r.returncode == 0 and "v3" in r.stdout, r.stderr
+
+
+def test_cli_surrogates_reaching_text_is_one_line():
+    from jupyter_mv import cli
+    try:
+        ("reproduce " + BAD).encode("utf-8")
+    except UnicodeEncodeError as e:
+        line, code = cli._error_answer("reproduce", e)
+    assert code == 1 and "not UTF-8" in line and "internal error" not in line, line
+
+
+def test_env_notebook_not_utf8_is_one_line(shell, monkeypatch):
+    monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", "n" + BAD[1:] + ".ipynb")
+    run_cell(shell, "z = 1")
+    with pytest.raises(UsageError) as e:
+        shell.run_line_magic("mv_snapshot", "z")
+    msg = str(e.value)
+    assert "JUPYTER_MV_NOTEBOOK" in msg and "not UTF-8" in msg and "internal error" not in msg, msg
+    monkeypatch.delenv("JUPYTER_MV_NOTEBOOK")
+    shell.run_line_magic("mv_snapshot", "z")
+    assert len(mv.versions()) == 1
+
+
+def test_magic_expanded_surrogate_is_one_line(shell):
+    run_cell(shell, "z = 1\nbad = chr(0xdcff)")
+    with pytest.raises(UsageError) as e:
+        shell.run_line_magic("mv_snapshot", "z -m {bad}")
+    assert "not UTF-8" in str(e.value) and "internal error" not in str(e.value), str(e.value)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from IPython.core.error import UsageError
 
 from .. import config
-from ..errors import MVError
+from ..errors import MVError, not_utf8
 
 
 def usage_error(prog: str, e: Exception) -> UsageError | None:
@@ -18,6 +18,8 @@ def usage_error(prog: str, e: Exception) -> UsageError | None:
         return None
     if isinstance(e, MVError):
         return UsageError(f"{prog}: {e}")
+    if not_utf8(e):  # undecodable bytes of a file name or environment variable met SQLite or JSON
+        return UsageError(f"{prog}: {not_utf8(e)}")
     # a bug of ours: still one line, with a way to see more
     if config.current().debug:
         return None
