@@ -141,3 +141,25 @@ def test_ipython_history_and_shell_objects_are_named_not_stored(shell, run, caps
     assert run("x == [1, 2] and _ is x and _i1 == 'x = [1, 2]'")
     run("41 + 1")
     assert 42 in shell.user_ns["Out"].values()
+
+
+def test_numpy_views_inside_pickled_objects_keep_sharing(run):
+    # numpy pickles a view as a copy of its data: a dict of rows of `m`, an object holding `a[::2]`
+    # came back detached from the array variable (and from an array of the same dict)
+    run("import numpy as np\nclass Holder:\n    pass\n"
+        "m = np.arange(6.).reshape(3, 2)\nrows = list(m)\n"
+        "a = np.arange(8.)\nh = Holder(); h.even = a[::2]\n"
+        "d = {'whole': np.arange(5.)}\nd['part'] = d['whole'][1:3]\n"
+        "ro = a[1:3]; ro.flags.writeable = False; keep = {'ro': ro}")
+    run("%mv_snapshot")
+    run("m = rows = a = h = d = ro = keep = None")
+    run("%mv_restore v1")
+    run("m[1, 0] = -1.0\na[2] = -2.0\nd['whole'][2] = -3.0")
+    assert run("rows[1][0] == -1.0 and h.even[1] == -2.0 and d['part'][1] == -3.0")
+    assert run("not keep['ro'].flags.writeable and np.shares_memory(keep['ro'], a)")
+    assert run("type(h) is Holder and len(rows) == 3 and rows[2].tolist() == [4.0, 5.0]")
+    # the array variables keep their own safe codec: the pickles refer to them
+    import jupyter_mv as mv
+
+    codecs = {v.name: v.codec for v in mv.open_store().variables(mv.versions()[-1])}
+    assert codecs["m"] == "numpy" and codecs["a"] == "numpy"

@@ -103,6 +103,34 @@ class _Union:
             self.parent[rb] = ra
 
 
+def array_key(a) -> dict:
+    """{-id(root): root} for a numpy array, root the array at the end of its base chain (the memory's
+    owner, or the outermost array over it): arrays over one memory meet under that key (negative,
+    like storage_key's: a meeting that never puts the array variable's own codec in question)."""
+    np = sys.modules.get("numpy")
+    if np is None or not isinstance(a, np.ndarray):
+        return {}
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return {-id(a): a}
+
+
+def view_into(base, a):
+    """(descr, shape, offset, strides, readonly) of array `a` as a view into the contiguous array
+    `base` when `base`'s memory holds all of `a` (see decode_link), else None."""
+    np = sys.modules.get("numpy")
+    if base is a or not isinstance(base, np.ndarray) or a.size == 0 or base.dtype.hasobject:
+        return None
+    if not (base.flags.c_contiguous or base.flags.f_contiguous):
+        return None
+    lo, hi = np.lib.array_utils.byte_bounds(a)
+    b0 = base.__array_interface__["data"][0]
+    if not (b0 <= lo and hi <= b0 + base.nbytes):
+        return None
+    return (np.lib.format.dtype_to_descr(a.dtype), list(a.shape), int(a.__array_interface__["data"][0] - b0),
+            [int(s) for s in a.strides], not a.flags.writeable)
+
+
 def storage_key(t) -> dict:
     """{-data pointer: t} for a CPU tensor: tensors over one storage (`w` and a pickled `w[0]`) meet
     under that key, as objects meet under their id (ids are positive, so the keys never collide)."""
@@ -118,7 +146,9 @@ def _reach(name: str, e, obj) -> dict:
         return {k: o for k, o in e.reach.items() if shareable(o)} | ({id(obj): obj} if shareable(obj) else {})
     if e.codec == "torch.tensor":
         return {id(obj): obj, **storage_key(obj)}
-    if e.codec in ("numpy", "pandas", "plain"):
+    if e.codec == "numpy":
+        return {id(obj): obj, **array_key(obj)}
+    if e.codec in ("pandas", "plain"):
         return {id(obj): obj} if shareable(obj) else {}
     # a codec that did not report what it reached (skops models): one pickling pass finds out
     from . import pickled
@@ -381,6 +411,8 @@ def link(items: list, objs: dict) -> list:
         for k in reached:
             first = owner.setdefault(k, name)
             if first != name:
+                if k < 0 and enc[first].codec in _LEAF_CODECS and e.codec in _LEAF_CODECS:
+                    continue  # two arrays (tensors) over one memory: a view link keeps them, or a note names them
                 if library is None:
                     library = library_objects()
                 if k not in library:
@@ -583,15 +615,16 @@ def decode_payload(codec: str, meta: dict, buffers: list, ctx) -> dict:
 _MISSING = object()
 
 
-def decode_link(meta: dict, ctx):
+def decode_link(meta: dict, ctx, base=_MISSING):
     """A variable that is another variable (the object restored for that one), or an array view on
-    the array restored for the variable it refers to."""
+    the array restored for the variable it refers to (or on `base`: a view inside a pickle)."""
 
     from .arrays import _tuplify
 
     base_name = base_of(meta)
-    base = ctx.objects.get(base_name, _MISSING)
-    if base is _MISSING and getattr(ctx, "resolve", None) is not None:
+    if base is _MISSING:
+        base = ctx.objects.get(base_name, _MISSING)
+    if base is _MISSING and ctx is not None and getattr(ctx, "resolve", None) is not None:
         base = ctx.objects[base_name] = ctx.resolve(base_name)
     if base is _MISSING:
         raise DecodeError(f"it is {base_name!r} under another name, which is not restored with it")

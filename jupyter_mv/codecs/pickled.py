@@ -31,7 +31,8 @@ def _tensor_types():
     return torch.Tensor
 
 
-def dumps(obj, notes: list | None = None, reach: dict | None = None, refs: dict | None = None):
+def dumps(obj, notes: list | None = None, reach: dict | None = None, refs: dict | None = None,
+          ref_objs: dict | None = None):
     """(pickle stream and out-of-band buffers, number of out-of-band buffers, tensors).
 
     Raises LiveHandle when `obj` holds a live handle at any depth (the path to it included), and
@@ -41,15 +42,27 @@ def dumps(obj, notes: list | None = None, reach: dict | None = None, refs: dict 
     tensors included: what capture uses to find variables that share objects.
 
     Notebook functions and classes are written by codecs.notebook (bound to the notebook's globals,
-    resolved by name), and sets of strings in sorted order, so equal state gives equal bytes."""
+    resolved by name), and sets of strings in sorted order, so equal state gives equal bytes.
+
+    A numpy view is written as a view (offset, strides) of the array it views when that array is a
+    variable of `ref_objs` ({name: object} stored in its own codec, see codecs.groups) or an array
+    owning its memory written earlier in this pickle, so a restore keeps them sharing memory."""
     import cloudpickle
 
     oob: list = []
+    arrays: dict = {}  # array_key -> [arrays written whole that own that memory, or variables of ref_objs]
+    roots: dict = {}  # array_key of the arrays views were taken from: reached, so variables over them group
     tensors: list = []  # (uid, tensor)
     index: dict[int, int] = {}
     tensor_type = _tensor_types()
     np = sys.modules.get("numpy")
     memmap = np.memmap if np is not None else None
+    if np is not None and ref_objs:
+        from .groups import array_key
+
+        for a in ref_objs.values():
+            if type(a) is np.ndarray:
+                arrays.setdefault(next(iter(array_key(a))), []).append(a)
     last = [None]  # the object being reduced when pickling failed: the likely culprit
 
     sets = notebook.SetTable()
@@ -79,6 +92,18 @@ def dumps(obj, notes: list | None = None, reach: dict | None = None, refs: dict 
                 if notes is not None:
                     notes.append((o, handles.memmap_note(o)))
                 return np.asarray(o).__reduce_ex__(5)
+            if np is not None and type(o) is np.ndarray and not o.dtype.hasobject:
+                from .groups import array_key, view_into
+
+                key = array_key(o)
+                if o.base is not None:
+                    roots.update(key)
+                    for b in arrays.get(next(iter(key)), ()):
+                        spec = view_into(b, o)
+                        if spec is not None:  # shares memory with an array written (or stored) whole
+                            return _array_view, (b, *spec)
+                elif not key or next(iter(key)) not in arrays:  # owns its memory: later views refer to it
+                    arrays.setdefault(next(iter(key)), []).append(o)
             if type(o) is memoryview:
                 return _reduce_memoryview(o, notes)
             last[0] = o
@@ -107,6 +132,7 @@ def dumps(obj, notes: list | None = None, reach: dict | None = None, refs: dict 
 
             for t in tensors:  # a tensor variable over the same storage: they are stored together
                 reach.update(storage_key(t))
+            reach.update(roots)  # likewise an array variable over the memory of a pickled view
             reach.update((id(s), s) for s in sets.keep)
     except _Handle as h:
         what, hint = h.kind
@@ -126,6 +152,14 @@ def dumps(obj, notes: list | None = None, reach: dict | None = None, refs: dict 
         raw = pb.raw()  # contiguous view, no copy
         buffers.append(raw)
     return buffers, len(oob), tensors
+
+
+def _array_view(base, descr, shape, offset, strides, readonly):
+    """A numpy view into `base` (see dumps): the view codecs.groups restores for array variables."""
+    from .groups import decode_link
+
+    return decode_link({"view": {"of": "", "offset": offset, "strides": strides, "readonly": readonly},
+                        "descr": descr, "shape": shape}, None, base=base)
 
 
 def _reduce_memoryview(m, notes: list | None):
@@ -185,7 +219,7 @@ def encode_with(obj, codec: str, summary: dict | None = None, params: dict | Non
 
     found: list = []
     reach: dict = {}
-    buffers, n_oob, tensor_objs = dumps(obj, found, reach, refs)
+    buffers, n_oob, tensor_objs = dumps(obj, found, reach, refs, ref_objs)
     notes = []
     for m, note in found:
         path = handles.path_to(obj, m)
