@@ -173,3 +173,60 @@ def test_magic_expanded_surrogate_is_one_line(shell):
     with pytest.raises(UsageError) as e:
         shell.run_line_magic("mv_snapshot", "z -m {bad}")
     assert "not UTF-8" in str(e.value) and "internal error" not in str(e.value), str(e.value)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 4 MB tmpfs at tmp_path/small and a function filling it (mounting needs root; CI runs as root, as
+    test_reliability's disk-full test needs too)."""
+    import contextlib
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root (CI runs as root)")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    assert r.returncode == 0, f"root cannot mount a tmpfs here: {r.stderr}"
+
+    def fill():
+        with open(mnt / "filler", "wb") as f, contextlib.suppress(OSError):
+            f.write(b"\0" * shutil.disk_usage(mnt).free)
+            f.flush()
+            os.fsync(f.fileno())
+        assert shutil.disk_usage(mnt).free < 64 * 1024
+    try:
+        yield mnt, fill
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_full_disk_store_stays_readable_and_writable_again(full_disk, shell, monkeypatch):
+    """On a full disk SQLite cannot even create store.db-shm: every command said "cannot be opened (disk
+    I/O error) ... restore the file from a backup" and the versions were unreachable. Now browsing and
+    exporting work, writes are one "no space" line, and the same kernel snapshots once space is freed."""
+    mnt, fill = full_disk
+    monkeypatch.chdir(mnt)
+    run_cell(shell, "import numpy as np\nq = np.arange(100)")
+    shell.run_line_magic("mv_snapshot", "q -m before")
+    mv._api.session().close()  # as a new kernel: its first open meets the full disk
+    mv._api.set_session(None)
+    fill()
+    r = cli_in_process("log", "--all", cwd=mnt)
+    assert r.returncode == 0 and "before" in r.stdout, r.stderr
+    out = mnt.parent / "out.mvz"
+    r = cli_in_process("export", "v1", str(out), cwd=mnt)
+    assert r.returncode == 0 and out.stat().st_size > 0, r.stderr
+    err = _one_line_error(cli_in_process("remote", "add", "o", str(mnt.parent / "rem"), cwd=mnt))
+    assert "no space" in err and "backup" not in err, err
+    run_cell(shell, "q = q + 1")
+    for _ in range(2):
+        with pytest.raises(UsageError, match="no space left") as e:
+            shell.run_line_magic("mv_snapshot", "q -m during")
+        assert "\n" not in str(e.value) and "internal error" not in str(e.value)
+    assert [v.message for v in mv.versions()] == ["before"]
+    (mnt / "filler").unlink()
+    shell.run_line_magic("mv_snapshot", "q -m after")
+    assert [v.message for v in mv.versions()] == ["before", "after"]
+    assert cli_in_process("verify", cwd=mnt).returncode == 0

@@ -110,7 +110,7 @@ class Store:
         return getattr(self.db, "readonly", False)
 
     def write(self):
-        if self.readonly:
+        if self.readonly and not getattr(self.db, "full", False):  # full: dbmod.write says NoSpace or reopens
             raise StoreError(f"the store at {self.root} is read-only: snapshots, tags and gc need write access "
                              "(browsing and restoring still work)")
         return dbmod.write(self.db)
@@ -196,11 +196,11 @@ class Store:
     ) -> Version:
         """Write one version's metadata in a single transaction. `parent` is a per-notebook number.
         `gid`: the version's global id when it was made elsewhere (a pull); a new UUID4 otherwise."""
-        conn = self.db.conn
         tags = [validate_tag(t) for t in tags]
         name = validate_name(name) if name else ""
         try:
             with self.write():
+                conn = self.db.conn  # after write(): a store opened on a full disk gets a new connection there
                 nid = self._notebook_id(notebook, create=True)
                 self._check_labels(nid, name, tags)
                 # the packs this snapshot wrote are indexed with it: one transaction, one fsync

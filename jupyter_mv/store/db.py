@@ -46,11 +46,18 @@ def _open_readonly(path: Path) -> sqlite3.Connection:
                                check_same_thread=False)
 
 
-def connect(path: Path, readonly: bool = False) -> sqlite_utils.Database:
-    """Open (and create or migrate) the metadata database at `path`. A store on a read-only mount
-    or in a directory we may not write opens read-only: browsing and restoring work, writes say why not."""
-    if not readonly and path.exists() and not writable_dir(path.parent):
-        readonly = True
+def disk_full(d: Path, need: int = 256 * 1024) -> bool:
+    """True when the file system holding `d` has less than `need` bytes free: SQLite cannot even map its
+    WAL index (store.db-shm) there, and fails with a bare "disk I/O error"."""
+    try:
+        st = os.statvfs(d)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < need
+
+
+def _open(path: Path, readonly: bool):
+    conn = None
     try:
         if readonly:
             conn = _open_readonly(path)
@@ -66,11 +73,41 @@ def connect(path: Path, readonly: bool = False) -> sqlite_utils.Database:
             conn.execute("PRAGMA journal_size_limit = 1048576")
         conn.execute("PRAGMA foreign_keys = ON")
         current = conn.execute("PRAGMA user_version").fetchone()[0]
+        return db, current
+    except BaseException:
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        raise
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite_utils.Database:
+    """Open (and create or migrate) the metadata database at `path`. A store on a read-only mount
+    or in a directory we may not write opens read-only: browsing and restoring work, writes say why not.
+    So does one on a full disk (`db.full`): its writes are NoSpace."""
+    if not readonly and path.exists() and not writable_dir(path.parent):
+        readonly = True
+    full = False
+    try:
+        try:
+            db, current = _open(path, readonly)
+        except sqlite3.DatabaseError:
+            if readonly or not path.exists() or not disk_full(path.parent):
+                raise
+            # a full disk: the database is intact, only a writer's files cannot grow; browse it read-only
+            db, current = _open(path, True)
+            readonly = full = True
     except sqlite3.DatabaseError as e:
         if _locked(e):
             raise locked_error(path) from None
+        if disk_full(path.parent):
+            from ..errors import NoSpace
+
+            raise NoSpace(f"no space left on the disk of the store {path.parent} to open it; free some space "
+                          "and try again (the versions in it are intact)") from None
         raise StoreError(f"the store database {path} cannot be opened ({e}); check its permissions and "
                          "disk, or restore the file from a backup") from None
+    db.full = full
     db.readonly = readonly
     db.path = path  # named by locked_error
     if current > len(MIGRATIONS):
@@ -129,16 +166,36 @@ def write_error(path, e: sqlite3.DatabaseError) -> StoreError:
         return locked_error(path)
     text = str(e)
     if "full" in text.lower():
-        return NoSpace(f"no space left on the disk of the store {path}; free some space and try again "
+        return NoSpace(f"no space left on the disk holding {path}; free some space and try again "
                        "(nothing was written; earlier versions are intact)")
     return StoreError(f"cannot write the store database {path} ({text}); nothing was written: check the "
                       "disk and its permissions, then `jupyter-mv verify`")
+
+
+def _writable_again(db: sqlite_utils.Database) -> None:
+    """A store opened read-only because its disk was full (`db.full`): NoSpace while it still is, else swap
+    in a writable connection, so a kernel that opened it then can snapshot once space is freed."""
+    from ..errors import NoSpace
+
+    if disk_full(db.path.parent):
+        raise NoSpace(f"no space left on the disk of the store {db.path.parent}; free some space and try again "
+                      "(nothing was written; browsing and restoring still work)")
+    try:
+        fresh, _ = _open(db.path, False)
+    except sqlite3.DatabaseError as e:
+        raise write_error(db.path, e) from None
+    old, db.conn = db.conn, fresh.conn
+    db.readonly = db.full = False
+    with contextlib.suppress(sqlite3.Error):
+        old.close()
 
 
 @contextlib.contextmanager
 def write(db: sqlite_utils.Database):
     """One immediate write transaction: all of it commits or none of it does. SQLite errors leave it as
     StoreError (write_error)."""
+    if getattr(db, "full", False):
+        _writable_again(db)
     conn = db.conn
     if conn.in_transaction:
         with db.atomic():
