@@ -292,3 +292,38 @@ def test_bit_flip_among_many_small_chunks_is_caught_on_restore(st):
     assert [(p["variable"], p["blob"], p["problem"]) for p in st.verify()] == [
         ("d", bid, "content does not match its hash")]
     assert np.array_equal(api.load(st.versions()[-1], "other", store=st), np.arange(1000.0))
+
+
+def test_blob_file_chunks_of_many_buffers_read_together(st, monkeypatch):
+    """read_buffers hands the blob-file chunks of all the buffers of a variable to the pool at once
+    (a model's weights): buffers of one chunk, of several, of packed and blob-file chunks mixed, and
+    inline ones all come back exact; a damaged chunk of one buffer still refuses the variable with one
+    line, and the variable's other chunks being read meanwhile changes nothing."""
+    monkeypatch.setenv("JUPYTER_MV_CHUNK", str(512 * 1024))  # 512 KiB chunks: blob files (> pack_max 256 KiB)
+    rng = np.random.default_rng(3)
+    d = {"one": rng.random(60_000),  # 480 kB: one blob-file chunk
+         "many": rng.random(400_000),  # 3.2 MB: 6 blob-file chunks + a 53 kB tail in a pack
+         "mixed": np.concatenate([rng.random(70_000), np.zeros(70_000)]),  # a blob file, then a packed zero chunk
+         "small": rng.random(1000), "tiny": np.arange(5.0)}  # a packed chunk; inline in the manifest
+    st.ns["d"] = d
+    v = api.take_snapshot(["d"], store=st).version
+    manifests = st.stored_variable(v, "d").manifest["buffers"]
+    chunks = [b for m in manifests for b in m.get("c", [])]
+    packed = st.blobs.locate(chunks)
+    files = [b for b in chunks if b not in packed]
+    assert len(files) >= 9 and len(packed) >= 3 and any("i" in m for m in manifests)
+    for _ in range(3):
+        got = api.load(v, "d", store=st)
+        assert set(got) == set(d) and all(np.array_equal(got[k], d[k]) and got[k].dtype == d[k].dtype for k in d)
+    bad = files[len(files) // 2]
+    path = st.blobs.path(bad)
+    data = bytearray(path.read_bytes())
+    data[2 + 1000] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(Exception) as e:
+        api.load(v, "d", store=st)
+    assert "'d'" in str(e.value) and "damaged" in str(e.value) and bad[:12] in str(e.value) and "\n" not in str(e.value)
+    assert [(p["blob"], p["problem"]) for p in st.verify()] == [(bad, "content does not match its hash")]
+    path.unlink()  # a missing chunk file: named the same way
+    with pytest.raises(Exception, match="damaged.*file is missing"):
+        api.load(v, "d", store=st)

@@ -606,6 +606,7 @@ class BlobStore:
                     continue  # read chunk by chunk below, which reports what is wrong
                 if len(data) == hi - lo:
                     fds[pack] = (lo, memoryview(data))
+        futs: list = []
         try:
             out = []
             for m in manifests:
@@ -623,12 +624,39 @@ class BlobStore:
                             raise CorruptBlob(c[0], "content does not match its hash")
                         out.append(buf)
                         continue
+                if c and "i" not in m and any(b not in where for b in c):
+                    out.append(self._fill(m, where, fds, futs))  # its blob-file chunks go to the pool
+                    continue
                 out.append(self.read_buffer(m, where=where, fds=fds))
+            for f in futs:  # in order: the first damaged chunk is the one reported
+                f.result()
             return out
         finally:
+            for f in futs:
+                f.cancel()  # after an error: reads not yet started are not needed
             for fd in fds.values():
                 if isinstance(fd, int):
                     os.close(fd)
+
+    def _fill(self, manifest: dict, where: dict, fds: dict, futs: list) -> memoryview:
+        """A fresh buffer for `manifest`, its packed chunks copied in here (they share `fds`), its chunks
+        in blob files submitted to the pool (their futures appended to `futs`, to be waited for). All the
+        blob-file chunks of one read_buffers call are read at once, not buffer after buffer: a restore
+        of a model's 48 one-chunk weights spends most of its time faulting in fresh pages, which the
+        cores do in parallel."""
+        n, chunks = manifest["n"], manifest["c"]
+        sizes = [blob_size(bid) for bid in chunks]
+        if sum(sizes) != n:
+            raise CorruptBlob(chunks[0], "chunks do not add up to the buffer")
+        out = _empty(n)
+        off = 0
+        for bid, size in zip(chunks, sizes):
+            if bid in where:
+                self.read_into(bid, out[off: off + size], where[bid], fds)
+            else:
+                futs.append(self.pool.submit(self.read_into, bid, out[off: off + size], ()))
+            off += size
+        return out
 
     def read_buffer(self, manifest: dict, out: memoryview | None = None, where: dict | None = None,
                     fds: dict | None = None) -> memoryview:
