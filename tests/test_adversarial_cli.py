@@ -230,3 +230,47 @@ def test_full_disk_store_stays_readable_and_writable_again(full_disk, shell, mon
     shell.run_line_magic("mv_snapshot", "q -m after")
     assert [v.message for v in mv.versions()] == ["before", "after"]
     assert cli_in_process("verify", cwd=mnt).returncode == 0
+
+
+def test_interrupt_during_pre_cell_recording_stops_the_cell(shell, monkeypatch, capsys):
+    """Ctrl-C while the %mv_undo journal records the variables (seconds for a large model) was swallowed by
+    IPython's callback runner: "Error in callback ..." and a traceback, then the cell ran anyway (a
+    snapshot the user meant to stop was taken). Now the cell is stopped before it runs; the next runs."""
+    from jupyter_mv import api
+
+    run_cell(shell, "import numpy as np\nw = np.arange(3)")
+    shell.run_line_magic("mv_snapshot", "w -m one")
+    real = api.undo_checkpoint
+    calls = []
+
+    def interrupted_once(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(api, "undo_checkpoint", interrupted_once)
+    capsys.readouterr()
+    result = shell.run_cell("w = w + 100\nget_ipython().run_line_magic('mv_snapshot', 'w -m two')", store_history=True)
+    out = capsys.readouterr()
+    assert isinstance(result.error_in_exec, KeyboardInterrupt), result
+    assert "Error in callback" not in out.out + out.err
+    assert shell.user_ns["w"].tolist() == [0, 1, 2]  # nothing of the cell ran
+    assert [v.message for v in mv.versions()] == ["one"]
+    run_cell(shell, "w = w + 1")  # the next cell runs normally, and undo takes it back
+    assert shell.user_ns["w"].tolist() == [1, 2, 3]
+    shell.run_line_magic("mv_undo", "")
+    assert shell.user_ns["w"].tolist() == [0, 1, 2]
+
+
+def test_interrupt_during_auto_snapshot_is_one_line(shell, monkeypatch, capsys):
+    from jupyter_mv import api
+
+    shell.run_line_magic("mv_auto", "on")
+    monkeypatch.setattr(api, "auto_snapshot", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    capsys.readouterr()
+    result = shell.run_cell("v = 41 + 1", store_history=True)
+    out = capsys.readouterr()
+    assert result.success and shell.user_ns["v"] == 42
+    assert "Error in callback" not in out.out + out.err and "Traceback" not in out.out + out.err
+    lines = [ln for ln in out.err.splitlines() if "interrupted" in ln]
+    assert len(lines) == 1 and "no version" in lines[0], out.err

@@ -3,6 +3,7 @@ messages in a kernel, the display publisher in plain IPython), and the auto-snap
 
 from __future__ import annotations
 
+import ast
 import sys
 import threading
 
@@ -32,6 +33,25 @@ def _to_output(msg_type: str, content: dict) -> dict | None:
     return None
 
 
+class _StopInterruptedCell(ast.NodeTransformer):
+    """IPython AST transformer: a cell whose pre-cell recording (the %mv_undo journal) was interrupted with
+    Ctrl-C / the kernel's interrupt runs nothing but `raise KeyboardInterrupt`. IPython catches anything a
+    pre_run_cell callback raises, prints "Error in callback" with a traceback and runs the cell anyway, so
+    the user's interrupt was lost (a snapshot they meant to stop went ahead). AST transformers run after
+    pre_run_cell and before the cell's code."""
+
+    def __init__(self, recorder: "Recorder"):
+        self.recorder = recorder
+
+    def visit_Module(self, node):
+        if not self.recorder.interrupted:
+            return node
+        self.recorder.interrupted = False
+        node.body = ast.parse("raise KeyboardInterrupt('interrupted while jupyter_mv recorded the variables for "
+                              "%mv_undo, before the cell ran: nothing of it ran')").body
+        return ast.fix_missing_locations(node)
+
+
 class Recorder:
     """Hooks that feed the session's CellLog, in a kernel (iopub messages) or plain IPython."""
 
@@ -44,8 +64,11 @@ class Recorder:
         self._orig_send = None
         self._orig_publish = None
         self._orig_clear = None
+        self.interrupted = False  # the pre-cell recording was interrupted: the cell must not run
+        self._stopper = _StopInterruptedCell(self)
 
     def install(self):
+        self.shell.ast_transformers.append(self._stopper)
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
         self.shell.events.register("post_run_cell", self.post_run_cell)
         kernel = getattr(self.shell, "kernel", None)
@@ -62,6 +85,8 @@ class Recorder:
             pub.clear_output = self._clear_output
 
     def uninstall(self):
+        if self._stopper in self.shell.ast_transformers:
+            self.shell.ast_transformers.remove(self._stopper)
         for name, fn in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
             try:
                 self.shell.events.unregister(name, fn)
@@ -98,9 +123,13 @@ class Recorder:
             self.log.start(info.raw_cell, count, getattr(info, "cell_id", None), self._current_msg_id())
         if self.session is not None:  # the variables before this cell, for %mv_undo (never raises)
             self.session.in_cell = True
-            api.undo_checkpoint(info.raw_cell or "", f"In [{count}]" if count is not None else "the cell")
+            try:
+                api.undo_checkpoint(info.raw_cell or "", f"In [{count}]" if count is not None else "the cell")
+            except KeyboardInterrupt:  # honoured: the cell is stopped before it runs (_StopInterruptedCell)
+                self.interrupted = True
 
     def post_run_cell(self, result):
+        self.interrupted = False  # a cell that never reached its AST (a syntax error) must not stop the next
         if self.session is not None:
             self.session.in_cell = False
         with self.lock:
@@ -119,6 +148,10 @@ class Recorder:
             res = api.auto_snapshot(source, result.execution_count)
         except MVError as e:
             print(f"jupyter_mv auto-snapshot failed: {e}", file=sys.stderr)
+            return
+        except KeyboardInterrupt:  # IPython would print "Error in callback" and a traceback
+            print("jupyter_mv auto-snapshot interrupted: no version of this cell's state was made (the cell "
+                  "itself ran; %mv_snapshot takes one)", file=sys.stderr)
             return
         except Exception as e:  # never break the user's cell
             print(f"jupyter_mv auto-snapshot failed: {type(e).__name__}: {e}", file=sys.stderr)
