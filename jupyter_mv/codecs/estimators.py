@@ -261,7 +261,33 @@ def group_to_skops(payload: dict) -> Encoded | list | None:
         back = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
     except Exception:
         return None
-    return enc if _same(payload, back, {}, 0) else None
+    seen: dict = {}
+    return enc if _same(payload, back, seen, 0) and _views_kept(seen.get(_ARRAYS, [])) else None
+
+
+_ARRAYS = "arrays"  # `_same`'s seen: besides {id: object}, the (array, array loaded back) pairs met
+
+
+def _views_kept(pairs: list) -> bool:
+    """Do the arrays that share memory in the group (a view and its base, `rows = list(m)`), and the
+    read-only ones, load back from skops the same? skops writes each array as its own .npy: a view
+    comes back a copy, so such a group stays pickled (restorable with --trust) rather than losing it."""
+    import numpy as np
+
+    from .groups import _overlap, array_key
+
+    by_root: dict = {}
+    for a, b in pairs:
+        if a.flags.writeable != b.flags.writeable:
+            return False
+        if a.size:
+            by_root.setdefault(next(iter(array_key(a))), []).append((a, b))
+    for group in by_root.values():
+        for i, (a1, b1) in enumerate(group[:200]):
+            for a2, b2 in group[i + 1: 200]:
+                if a1 is not a2 and _overlap(np, a1, a2) and not np.shares_memory(b1, b2):
+                    return False
+    return True
 
 
 def _same(a, b, seen: dict, depth: int) -> bool:
@@ -289,6 +315,7 @@ def _same(a, b, seen: dict, depth: int) -> bool:
         if isinstance(a, np.ndarray):
             if a.dtype != b.dtype or a.shape != b.shape:
                 return False
+            seen.setdefault(_ARRAYS, []).append((a, b))
             return a.dtype != object or all(_same(x, y, seen, depth + 1) for x, y in zip(a.flat, b.flat))
         if isinstance(a, np.generic):
             return bool(a == b) or bool(a != a and b != b)
