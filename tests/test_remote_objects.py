@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -283,6 +284,91 @@ def test_half_set_or_broken_aws_credentials_are_one_line_errors(tmp_path, monkey
             assert "\n" not in msg and "half-set-secret-value" not in msg and msg.startswith("no AWS credentials")
             r = run_cli("clone", "s3://bucket/team", str(tmp_path / "c"))
             assert r.returncode == 1 and r.stderr.count("\n") == 1 and "internal error" not in r.stderr, r.stderr
+
+
+def _aws_home(tmp_path, monkeypatch, config: str, credentials: str | None = None, via_env: bool = False):
+    """A temporary HOME with ~/.aws/config (and credentials), no AWS_* variables of the test's process;
+    `via_env`: the files sit elsewhere and AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE point at them."""
+    for var in [v for v in os.environ if v.startswith("AWS_")]:
+        monkeypatch.delenv(var)
+    home = tmp_path / "home"
+    folder = tmp_path / "elsewhere" if via_env else home / ".aws"
+    folder.mkdir(parents=True)
+    (folder / "config").write_text(config)
+    if credentials is not None:
+        (folder / "credentials").write_text(credentials)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    if via_env:
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(folder / "config"))
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "credentials"))
+
+
+@pytest.mark.parametrize("via_env", [False, True])
+def test_a_profile_with_endpoint_and_keys_in_the_config_file_works(moto_s3, tmp_path, monkeypatch, via_env):
+    """botocore reads the profile: keys in ~/.aws/config itself (no credentials file), endpoint_url in
+    the profile; obstore's requests and our signed ones (conditional delete, multipart) both use it."""
+    url = moto_s3.bucket("team")  # (before the variables change: the helper's boto3 client reads them)
+    _aws_home(tmp_path, monkeypatch, via_env=via_env, credentials="" if via_env else None, config=(
+        f"[default]\nregion = eu-west-3\nendpoint_url = http://127.0.0.1:9\n\n"
+        f"[profile team]\nregion = {moto_s3.region}\nendpoint_url = {moto_s3.endpoint}\n"
+        f"aws_access_key_id = {moto_s3.key}\naws_secret_access_key = {moto_s3.secret}\n"))
+    st = open_remote(url, profile="team")
+    etag = st.put("x", b"1")
+    assert st.get("x") == b"1"
+    with pytest.raises(RemoteConflict):
+        st.delete("x", if_match='"00000000000000000000000000000000"')
+    st.delete("x", if_match=etag)  # a SigV4 request botocore signed with the profile's keys
+    assert st.head("x") is None
+    status, _, _ = st._request("POST", "chunks/open", {"uploads": ""})
+    assert status == 200 and [u.key for u in st.multipart_uploads()] == ["chunks/open"]
+    assert moto_s3.secret not in repr(st) and moto_s3.secret not in st.url
+    monkeypatch.setenv("AWS_PROFILE", "team")  # the same profile chosen by the variable
+    assert [u.key for u in open_remote(url).multipart_uploads()] == ["chunks/open"]
+
+
+def test_a_credential_process_profile_is_used_and_refreshed(moto_s3, tmp_path, monkeypatch):
+    """Profiles whose keys come from elsewhere go through botocore's chain: a credential_process whose
+    credentials expire within botocore's refresh window is run again for later signed requests."""
+    url = moto_s3.bucket("team")
+    calls = tmp_path / "calls"
+    script = tmp_path / "creds.py"
+    script.write_text(
+        "import datetime, json, pathlib\n"
+        f"p = pathlib.Path({str(calls)!r}); p.write_text(p.read_text() + 'x' if p.exists() else 'x')\n"
+        "exp = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=2)\n"
+        f"print(json.dumps({{'Version': 1, 'AccessKeyId': {moto_s3.key!r}, "
+        f"'SecretAccessKey': {moto_s3.secret!r}, 'Expiration': exp.isoformat()}}))\n")
+    _aws_home(tmp_path, monkeypatch, config=(
+        f"[profile proc]\nregion = {moto_s3.region}\nendpoint_url = {moto_s3.endpoint}\n"
+        f"credential_process = {sys.executable} {script}\n"))
+    monkeypatch.setenv("AWS_PROFILE", "proc")
+    st = open_remote(url)
+    st.put("k", b"v")
+    assert st.get("k") == b"v"
+    before = len(calls.read_text())
+    assert st.multipart_uploads() == [] and st.multipart_uploads() == []
+    assert len(calls.read_text()) > before  # expiring within 10 minutes: fetched again
+
+
+def test_a_wrong_secret_in_a_profile_is_one_line_without_it(seaweed_s3, tmp_path, monkeypatch, run_cli):
+    wrong = "Pr0fileWrongSecret-never-print-me"
+    url = seaweed_s3.bucket("team")
+    _aws_home(tmp_path, monkeypatch, via_env=True,
+              config=f"[profile team]\nregion = {seaweed_s3.region}\nendpoint_url = {seaweed_s3.endpoint}\n",
+              credentials=f"[team]\naws_access_key_id = {seaweed_s3.key}\naws_secret_access_key = {wrong}\n")
+    monkeypatch.setenv("AWS_PROFILE", "team")
+    st = open_remote(url)
+    for op in (lambda: st.put("k", b"1"), lambda: st.get("k"), lambda: st.delete("k", if_match='"x"'),
+               lambda: st.multipart_uploads()):
+        with pytest.raises(RemoteError) as info:
+            op()
+        text = str(info.value)
+        assert wrong not in text and "\n" not in text and url in text, text
+        assert "SignatureDoesNotMatch" in text or "refused" in text or "403" in text, text
+    r = run_cli("clone", url, str(tmp_path / "c"))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and wrong not in r.stderr + r.stdout, r.stderr
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
 
 
 def test_a_file_where_a_local_remote_folder_should_be_is_one_line(tmp_path, run_cli):

@@ -22,9 +22,11 @@ Conditional writes (what lets several people push without a lock):
   with a wrong ETag): servers that ignore the headers (s3rver, old MinIO/Ceph) answer False, and callers
   refuse what needs them (tag moves). fsspec remotes answer False: their writes are not atomic.
 
+S3 endpoint, region and credentials come from botocore's session (the AWS CLI's chain: AWS_* variables,
+~/.aws profiles, SSO, credential_process...), handed to obstore through its Boto3CredentialProvider.
 S3 requests obstore does not offer (multipart with a condition, conditional delete, listing and
-aborting multipart uploads) are signed here with AWS Signature Version 4 as specified in
-https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html .
+aborting multipart uploads) are signed by botocore (S3SigV4Auth, AWS Signature Version 4) and sent
+with http.client.
 
 obstore's Rust runtime does not survive fork(): processes that use this module must start workers with
 multiprocessing's "spawn" method.
@@ -32,11 +34,8 @@ multiprocessing's "spawn" method.
 
 from __future__ import annotations
 
-import configparser
 import contextlib
 import datetime as _dt
-import hashlib
-import hmac
 import http.client
 import os
 import re
@@ -517,81 +516,69 @@ class _LocalRemote(_ObstoreRemote):
 
 
 class _S3Remote(_ObstoreRemote):
-    """s3:// remotes: obstore for ordinary requests; SigV4-signed requests of our own for multipart
-    uploads completed with If-None-Match, conditional deletes and listing/aborting uploads."""
+    """s3:// remotes: obstore for ordinary requests; for multipart uploads completed with
+    If-None-Match, conditional deletes and listing/aborting uploads, requests of our own signed by
+    botocore (S3SigV4Auth) and sent with http.client. Credentials come from a botocore session (the
+    standard AWS chain) through obstore's Boto3CredentialProvider, so temporary ones are refreshed."""
 
-    def __init__(self, url: str, bucket: str, prefix: str, cfg: dict, credential_provider=None):
+    def __init__(self, url: str, bucket: str, prefix: str, cfg: _S3Config):
+        from obstore.auth.boto3 import Boto3CredentialProvider
         from obstore.store import S3Store
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self._cfg = cfg
-        self._provider = credential_provider
-        kwargs = {k: v for k, v in cfg.items() if k in (
-            "access_key_id", "secret_access_key", "session_token", "region", "endpoint")}
-        kwargs["virtual_hosted_style_request"] = False
-        client = {"allow_http": cfg["endpoint"].startswith("http://")}
-        store = S3Store(bucket, prefix=self.prefix or None, config=kwargs, client_options=client,
-                        credential_provider=credential_provider)
-        super().__init__(url, store, (cfg.get("secret_access_key", ""), cfg.get("session_token", "")))
+        # obstore keeps what the provider returns for `ttl`; botocore refreshes temporary credentials
+        # 10-15 minutes before they expire, so 5 minutes never hands obstore expired ones
+        provider = Boto3CredentialProvider(cfg.session, ttl=_dt.timedelta(minutes=5))
+        config = {"region": cfg.region, "endpoint": cfg.endpoint, "virtual_hosted_style_request": False}
+        store = S3Store(bucket, prefix=self.prefix or None, config=config, credential_provider=provider,
+                        client_options={"allow_http": cfg.endpoint.startswith("http://")})
+        super().__init__(url, store)
         self._local = threading.local()
+        self._frozen()  # the secrets to mask in messages, from the start
 
     # -- signed raw requests
-    def _credentials(self) -> tuple[str, str, str | None]:
-        if self._provider is not None:
-            c = self._provider()
-            return c["access_key_id"], c["secret_access_key"], c.get("token")
-        return self._cfg["access_key_id"], self._cfg["secret_access_key"], self._cfg.get("session_token")
+    def _frozen(self):
+        """The session's current credentials (botocore refreshes temporary ones); their secret parts
+        join the strings masked in messages. RemoteError if a refresh fails (an expired SSO login...)."""
+        from botocore.exceptions import BotoCoreError
+        try:
+            creds = self._cfg.session.get_credentials().get_frozen_credentials()
+        except BotoCoreError as e:
+            raise RemoteError(f"{self.url}: no AWS credentials: {_redact(str(e), self._secrets)[:300]}") from None
+        new = tuple(s for s in (creds.secret_key, creds.token) if s and s not in self._secrets)
+        if new:
+            self._secrets = self._secrets + new
+        return creds
 
     def _conn(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            u = urllib.parse.urlsplit(self._cfg["endpoint"])
+            u = urllib.parse.urlsplit(self._cfg.endpoint)
             cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
             conn = cls(u.hostname, u.port, timeout=120)
             self._local.conn = conn
         return conn
 
-    def _object_path(self, key: str) -> str:
-        full = f"{self.prefix}/{key}" if self.prefix else key
-        base = urllib.parse.urlsplit(self._cfg["endpoint"]).path.rstrip("/")
-        return f"{base}/{self.bucket}/{full}" if full else f"{base}/{self.bucket}"
-
     def _request(self, method: str, key: str | None, query: dict[str, str], *, body: bytes = b"",
                  headers: dict[str, str] | None = None, bucket_level: bool = False
                  ) -> tuple[int, dict[str, str], bytes]:
-        """One SigV4-signed request (payload hashed, so it is signed too). Returns (status, headers
-        lowercased, body). Retries once on a dropped keep-alive connection."""
-        ak, sk, token = self._credentials()
-        region = self._cfg["region"]
-        if bucket_level:
-            path = urllib.parse.urlsplit(self._cfg["endpoint"]).path.rstrip("/") + f"/{self.bucket}"
-        else:
-            path = self._object_path(key or "")
-        canonical_uri = urllib.parse.quote(path, safe="/~")
-        now = _dt.datetime.now(_dt.timezone.utc)
-        amzdate, datestamp = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
-        payload_hash = hashlib.sha256(body).hexdigest()
-        host = urllib.parse.urlsplit(self._cfg["endpoint"]).netloc
-        hdrs = {"host": host, "x-amz-date": amzdate, "x-amz-content-sha256": payload_hash}
-        if token:
-            hdrs["x-amz-security-token"] = token
-        for k, v in (headers or {}).items():
-            hdrs[k.lower()] = v
-        cq = "&".join(f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
-                      for k, v in sorted(query.items()))
-        signed = ";".join(sorted(hdrs))
-        canon_headers = "".join(f"{k}:{' '.join(str(hdrs[k]).split())}\n" for k in sorted(hdrs))
-        creq = "\n".join([method, canonical_uri, cq, canon_headers, signed, payload_hash])
-        scope = f"{datestamp}/{region}/s3/aws4_request"
-        sts = "\n".join(["AWS4-HMAC-SHA256", amzdate, scope, hashlib.sha256(creq.encode()).hexdigest()])
-        k = hmac.new(("AWS4" + sk).encode(), datestamp.encode(), hashlib.sha256).digest()
-        for part in (region, "s3", "aws4_request"):
-            k = hmac.new(k, part.encode(), hashlib.sha256).digest()
-        sig = hmac.new(k, sts.encode(), hashlib.sha256).hexdigest()
-        hdrs["authorization"] = (f"AWS4-HMAC-SHA256 Credential={ak}/{scope}, SignedHeaders={signed}, "
-                                 f"Signature={sig}")
-        target = canonical_uri + (f"?{cq}" if cq else "")
-        send_headers = {k: v for k, v in hdrs.items() if k != "host"}
+        """One path-style request signed by botocore's S3SigV4Auth (payload hashed, so signed too).
+        Returns (status, headers lowercased, body). Retries once on a dropped keep-alive connection."""
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        full = f"{self.prefix}/{key}" if self.prefix else (key or "")
+        path = urllib.parse.urlsplit(self._cfg.endpoint).path.rstrip("/") + f"/{self.bucket}"
+        if full and not bucket_level:
+            path += f"/{full}"
+        target = urllib.parse.quote(path, safe="/~")
+        if query:
+            target += "?" + urllib.parse.urlencode(sorted(query.items()), quote_via=urllib.parse.quote,
+                                                   safe="-_.~")
+        origin = "{0.scheme}://{0.netloc}".format(urllib.parse.urlsplit(self._cfg.endpoint))
+        req = AWSRequest(method, origin + target, data=body, headers=headers or {})
+        S3SigV4Auth(self._frozen(), "s3", self._cfg.region).add_auth(req)
+        send_headers = dict(req.headers.items())
         send_headers["Content-Length"] = str(len(body))
         for attempt in (0, 1):
             conn = self._conn()
@@ -751,99 +738,62 @@ def _parse_time(s: str | None) -> _dt.datetime:
 
 
 # ---------------------------------------------------------------------------------------------------
-# S3 configuration: the AWS CLI's variables and files
+# S3 configuration: botocore's session (the AWS CLI's variables and files, SSO, credential_process...)
 
 
-def _aws_profile_sections(profile: str) -> dict[str, str]:
-    """The settings of `profile` from ~/.aws/credentials then ~/.aws/config (AWS_SHARED_CREDENTIALS_FILE,
-    AWS_CONFIG_FILE), the files' format as in the AWS CLI docs ("[default]", "[profile NAME]")."""
-    out: dict[str, str] = {}
-    cfg_path = os.path.expanduser(os.environ.get("AWS_CONFIG_FILE", "~/.aws/config"))
-    cred_path = os.path.expanduser(os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"))
-    for path, section in ((cfg_path, "default" if profile == "default" else f"profile {profile}"),
-                          (cred_path, profile)):
-        if not os.path.exists(path):
-            continue
-        parser = configparser.RawConfigParser()
-        try:
-            parser.read(path)
-        except configparser.Error as exc:
-            raise RemoteError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
-        for sec in (section, profile) if path == cfg_path else (section,):
-            if parser.has_section(sec):
-                out.update({k: v.strip() for k, v in parser.items(sec)})  # credentials file wins (later)
-                break
-    return out
+@dataclass(frozen=True)
+class _S3Config:
+    session: object  # botocore.session.Session: credentials (refreshed by botocore)
+    region: str
+    endpoint: str  # http(s)://host[:port][/path], no trailing "/"
 
 
-_INDIRECT = ("role_arn", "sso_session", "sso_start_url", "credential_process", "web_identity_token_file",
-             "credential_source")
+def _s3_config(options: dict) -> _S3Config:
+    """Endpoint, region and credentials for an s3:// remote, as the AWS CLI finds them (botocore's
+    session does the finding): explicit options (endpoint=, region=, profile=, access_key_id=,
+    secret_access_key=, session_token=), else AWS_ENDPOINT_URL(_S3), AWS_REGION, and botocore's chain:
+    AWS_* variables, the profile (AWS_PROFILE or "default") in ~/.aws/config and ~/.aws/credentials
+    (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE) with its endpoint_url, SSO, roles,
+    credential_process, instance metadata. An explicit profile beats the variables' keys, as in
+    botocore. RemoteError (one line, no secret) when nothing usable is found."""
+    import botocore.session
+    from botocore.configprovider import ConfiguredEndpointProvider
+    from botocore.exceptions import BotoCoreError, ProfileNotFound
 
-
-def _s3_config(options: dict) -> tuple[dict, object | None]:
-    """Endpoint, region and credentials for an s3:// remote, the way the AWS CLI finds them: explicit
-    options, then AWS_* variables, then the profile (AWS_PROFILE or "default") in ~/.aws. A profile
-    that gets its keys elsewhere (SSO, a role, credential_process) is resolved through boto3 if it is
-    installed. Returns (config, credential_provider or None)."""
     env = os.environ
     explicit_profile = options.get("profile")
-    profile_name = explicit_profile or env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or "default"
-    prof = _aws_profile_sections(profile_name)
-    if explicit_profile and not prof:
-        raise RemoteError(f"AWS profile {explicit_profile!r} is not in ~/.aws/config or ~/.aws/credentials")
-    cfg: dict = {}
-    cfg["region"] = (options.get("region") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-                     or prof.get("region") or "us-east-1")
-    endpoint = (options.get("endpoint") or options.get("endpoint_url") or env.get("AWS_ENDPOINT_URL_S3")
-                or env.get("AWS_ENDPOINT_URL") or prof.get("endpoint_url"))
-    if not endpoint:
-        endpoint = f"https://s3.{cfg['region']}.amazonaws.com"
-    if not endpoint.startswith(("http://", "https://")):
-        raise RemoteError(f"S3 endpoint {redact_url(endpoint)!r} must start with http:// or https://")
-    cfg["endpoint"] = endpoint.rstrip("/")
-    sources = []
-    if options.get("access_key_id"):
-        sources.append({"aws_access_key_id": options["access_key_id"],
-                        "aws_secret_access_key": options.get("secret_access_key", ""),
-                        "aws_session_token": options.get("session_token", "")})
-    env_keys = {"aws_access_key_id": env.get("AWS_ACCESS_KEY_ID", ""),
-                "aws_secret_access_key": env.get("AWS_SECRET_ACCESS_KEY", ""),
-                "aws_session_token": env.get("AWS_SESSION_TOKEN", "")}
-    # an explicit profile beats the environment's keys (as in botocore's Session(profile_name=...))
-    sources += [prof, env_keys] if explicit_profile else [env_keys, prof]
-    for src in sources:
-        if src.get("aws_access_key_id") and src.get("aws_secret_access_key"):
-            cfg["access_key_id"] = src["aws_access_key_id"]
-            cfg["secret_access_key"] = src["aws_secret_access_key"]
-            if src.get("aws_session_token"):
-                cfg["session_token"] = src["aws_session_token"]
-            return cfg, None
-    indirect = [k for k in _INDIRECT if k in prof]
-    try:
-        import boto3  # noqa: F401
-        from obstore.auth.boto3 import Boto3CredentialProvider
-    except ImportError:
-        what = f"profile {profile_name!r} uses {indirect[0]}, which needs boto3 (pip install boto3)" \
-            if indirect else ("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in "
-                              "~/.aws/credentials")
-        raise RemoteError(f"no AWS credentials for the S3 remote: {what}") from None
-    import boto3
-    from botocore.exceptions import BotoCoreError
-
     half = [k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if not env.get(k)]
-    if len(half) == 1 and not explicit_profile:  # one of the pair set (or set empty): botocore's PartialCredentialsError, said plainly
+    if len(half) == 1 and not explicit_profile and not options.get("access_key_id"):
+        # botocore would raise PartialCredentialsError for one case and ignore the other: say it plainly
         raise RemoteError(f"no AWS credentials for the S3 remote: {half[0]} is not set (or empty) while "
                           f"{({'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'} - set(half)).pop()} is; set both, "
                           "or neither to use a profile in ~/.aws/credentials")
+    session = botocore.session.Session(profile=explicit_profile)
     try:  # a broken ~/.aws file, an unknown profile, a failing credential_process: one line, no values
-        session = boto3.Session(profile_name=profile_name if prof or explicit_profile else None)
+        region = options.get("region") or env.get("AWS_REGION") or session.get_config_variable("region") \
+            or "us-east-1"
+        endpoint = options.get("endpoint") or options.get("endpoint_url") or ConfiguredEndpointProvider(
+            full_config=session.full_config, scoped_config=session.get_scoped_config(),
+            client_name="s3").provide()
+        if options.get("access_key_id"):
+            session.set_credentials(options["access_key_id"], options.get("secret_access_key", ""),
+                                    options.get("session_token") or None)
         creds = session.get_credentials()
+    except ProfileNotFound:
+        if explicit_profile:
+            raise RemoteError(f"AWS profile {explicit_profile!r} is not in ~/.aws/config or "
+                              "~/.aws/credentials") from None
+        raise RemoteError(f"no AWS credentials for the S3 remote: profile {session.profile!r} (AWS_PROFILE) "
+                          "is not in ~/.aws/config or ~/.aws/credentials") from None
     except BotoCoreError as e:
         raise RemoteError(f"no AWS credentials for the S3 remote: {_redact(str(e))[:300]}") from None
     if creds is None:
         raise RemoteError("no AWS credentials for the S3 remote: set AWS_ACCESS_KEY_ID and "
                           "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials")
-    return cfg, Boto3CredentialProvider(session)
+    endpoint = endpoint or f"https://s3.{region}.amazonaws.com"
+    if not endpoint.startswith(("http://", "https://")):
+        raise RemoteError(f"S3 endpoint {redact_url(endpoint)!r} must start with http:// or https://")
+    return _S3Config(session, region, endpoint.rstrip("/"))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1010,8 +960,9 @@ def open_remote(url: str, **options) -> ObjectStore:
 
     s3://BUCKET[/PREFIX]: endpoint, region and credentials from `options` (endpoint=, region=,
     profile=, access_key_id=, secret_access_key=, session_token=), else AWS_ENDPOINT_URL(_S3),
-    AWS_REGION/AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN,
-    AWS_PROFILE and ~/.aws/{config,credentials}. An http:// endpoint is used as given (local servers).
+    AWS_REGION/AWS_DEFAULT_REGION, and botocore's credential chain (AWS_ACCESS_KEY_ID/
+    AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, AWS_PROFILE and ~/.aws/{config,credentials}, SSO,
+    credential_process, ...). An http:// endpoint is used as given (local servers).
     gs://BUCKET[/PREFIX], az://CONTAINER[/PREFIX]: obstore reads GOOGLE_* / AZURE_* variables;
     `options` are passed to it. file:///PATH (or a plain absolute path): a directory. Any other
     scheme: fsspec (its own options). Raises RemoteError (one line, no credentials) if the URL or the
@@ -1039,8 +990,7 @@ def open_remote(url: str, **options) -> ObjectStore:
         if not bucket or "@" in bucket:
             raise RemoteError(f"{shown}: an S3 remote is s3://BUCKET/PREFIX (credentials go in AWS_* "
                               "variables or ~/.aws, never in the URL)")
-        cfg, provider = _s3_config(options)
-        return _S3Remote(f"s3://{bucket}{parts.path.rstrip('/')}", bucket, parts.path, cfg, provider)
+        return _S3Remote(f"s3://{bucket}{parts.path.rstrip('/')}", bucket, parts.path, _s3_config(options))
     if scheme in ("gs", "gcs", "az", "azure", "abfs", "abfss"):
         from obstore.store import from_url
         try:
