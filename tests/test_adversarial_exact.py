@@ -190,3 +190,56 @@ def test_bundle_keeps_views_and_class_identity_through_trust(shell, run, tmp_pat
     assert run("np.shares_memory(rows[0], m) and np.shares_memory(rows[2], m)")
     assert run("type(k1) is K and type(k2) is K")
     assert run("safe['a'].tolist() == [0.0, 0.0]")
+
+
+def test_fresh_kernel_restore_keeps_types_and_sharing(tmp_path, monkeypatch):
+    """The state of one kernel restored in another (nbclient, real kernels): notebook classes, views
+    of arrays and tensors, memoryviews and object columns come back with their types and sharing."""
+    import os
+    import sys
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("PATH", f"{sys.prefix}/bin:" + os.environ.get("PATH", ""))
+    monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "exact.ipynb"))
+
+    def execute(*sources):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.cells = [nbformat.v4.new_code_cell(src) for src in sources]
+        NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}},
+                       allow_errors=False).execute()
+        return "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
+
+    execute("%load_ext jupyter_mv",
+            "import numpy as np, pandas as pd, torch\n"
+            "class Point:\n    def __init__(self, x):\n        self.x = x\n"
+            "p = Point(1); pts = [Point(2), p]\n"
+            "x = np.arange(12.); a = x.reshape(3, 4); t = a.T; del x\n"
+            "w = torch.arange(6.); head = {'h': w[:2]}\n"
+            "mvw = memoryview(b'abc')\n"
+            "s = pd.Series(['a', None], dtype=object)",
+            "%mv_snapshot")
+    out = execute("%load_ext jupyter_mv",
+                  "%mv_restore v1",
+                  "import numpy as np\n"
+                  "print('class', type(p) is Point and type(pts[0]) is Point and pts[1] is p)\n"
+                  "print('view', np.shares_memory(a, t))\n"
+                  "print('tensor', head['h'].untyped_storage().data_ptr() == w.untyped_storage().data_ptr())\n"
+                  "print('memoryview', type(mvw) is memoryview)\n"
+                  "print('none', s[1] is None and s.dtype == object)")
+    assert out.split() == ["class", "True", "view", "True", "tensor", "True", "memoryview", "True", "none", "True"], out
+
+
+def test_nan_sign_and_payload_survive_in_plain_values(run):
+    # plain JSON wrote every NaN as repr 'nan': x86's 0 * inf (-nan) came back positive, payloads lost
+    run("import struct, math\n"
+        "neg = -float('nan')\npayload = struct.unpack('<d', bytes.fromhex('010000000000f87f'))[0]\n"
+        "vals = [neg, -0.0, float('nan'), complex(neg, 1.0)]")
+    run("%mv_snapshot")
+    run("neg = payload = vals = None")
+    run("%mv_restore v1")
+    assert run("math.copysign(1, neg) < 0 and struct.pack('<d', payload).hex() == '010000000000f87f'")
+    assert run("struct.pack('<d', vals[0]) == struct.pack('<d', -float('nan')) and math.copysign(1, vals[1]) < 0")
+    assert run("struct.pack('<d', vals[2]) == struct.pack('<d', float('nan')) and math.copysign(1, vals[3].real) < 0")

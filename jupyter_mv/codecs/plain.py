@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import struct
 
 from ..errors import NotStorable
 from . import Encoded, type_name
@@ -14,6 +15,7 @@ NAMES = ("plain",)
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, list, tuple, dict, set, frozenset)
 MAX_BYTES = 8 * 1024 * 1024
 MAX_DEPTH = 60
+_NAN = struct.pack("<d", float("nan"))  # the NaN repr() gives back; any other NaN is kept by its bits
 
 
 def match(obj) -> bool:
@@ -29,7 +31,8 @@ _CONTAINERS = (list, dict, set, frozenset)
 
 def to_json(o, depth: int = 0, seen: dict | None = None, extra=None):
     """Tagged JSON of `o`, exact by type: int vs float, tuple vs list, set, bytes, complex, non-string
-    dict keys, non-finite floats and -0.0 as one-key `{"__tag": …}` objects (ordinary dict keys never
+    dict keys, non-finite floats and -0.0 (a NaN of another sign or payload by its bits) as one-key
+    `{"__tag": …}` objects (ordinary dict keys never
     start with `__`). `seen` (a dict) refuses a container met twice, since JSON has no references;
     `extra(o)` returns the tagged form of a type this core does not know, or raises NotPlain
     (codecs.frames adds Decimal, datetimes, Paths, numpy scalars). Raises NotPlain."""
@@ -47,6 +50,9 @@ def to_json(o, depth: int = 0, seen: dict | None = None, extra=None):
     if t is int:
         return o if abs(o) < 2**53 else {"__int": str(o)}
     if t is float:
+        if o != o and struct.pack("<d", o) != _NAN:
+            # a NaN's sign and payload (x86's 0 * inf is -nan) are not in its repr: its bits are kept
+            return {"__float_bits": struct.pack("<d", o).hex()}
         return o if math.isfinite(o) and not (o == 0 and math.copysign(1, o) < 0) else {"__float": repr(o)}
     if t is complex:
         return {"__complex": [to_json(o.real, depth, seen, extra), to_json(o.imag, depth, seen, extra)]}
@@ -90,6 +96,7 @@ def from_json(o, tags: dict | None = None):
 _TAGS = {
     "__int": lambda v, back: int(v),
     "__float": lambda v, back: float(v),
+    "__float_bits": lambda v, back: _float_bits(v),
     "__complex": lambda v, back: complex(back(v[0]), back(v[1])),
     "__bytes": lambda v, back: base64.b64decode(v),
     "__tuple": lambda v, back: tuple(back(x) for x in v),
@@ -97,6 +104,12 @@ _TAGS = {
     "__frozenset": lambda v, back: frozenset(back(x) for x in v),
     "__dict": lambda v, back: {back(a): back(b) for a, b in v},
 }
+
+
+def _float_bits(v) -> float:
+    if not isinstance(v, str) or len(v) != 16:
+        raise ValueError("malformed float bits")
+    return struct.unpack("<d", bytes.fromhex(v))[0]
 
 
 def encode(obj) -> Encoded:
