@@ -154,6 +154,9 @@ def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "
     for k in capture.credential_params(all_params):  # params are shown everywhere and exported
         del all_params[k]
         enc.skipped.append(Skipped(f"param {k}", "holds a credential: not recorded as a param"))
+    # read before anything is written: a bad JUPYTER_MV_AUTO_KEEP is refused with no version made,
+    # not after committing one while saying the auto-snapshot failed
+    keep = s.auto_keep if kind == "auto" else None
     nb = s.notebook(st)
     head_key = (st.root, nb)
     previous = s.records.get(head_key, {})
@@ -209,8 +212,8 @@ def take_snapshot(names: Iterable[str] = (), *, message: str = "", name: str = "
             bar.close()
     s.heads[head_key] = version.n
     s.records[head_key] = {v.name: v for v in stored}
-    if kind == "auto" and s.auto_keep is not None:
-        apply_retention(st, nb, s.auto_keep)
+    if keep is not None:
+        apply_retention(st, nb, keep)
     for fn in list(s.listeners):
         try:
             fn(version)

@@ -137,7 +137,7 @@ def _from_env(name: str, raw: str, trait):
         try:
             value = int(raw.strip().replace("_", ""))
         except ValueError:
-            unit = "versions" if name == "auto_keep" else "bytes"
+            unit = {"auto_keep": "versions", "undo_depth": "cells"}.get(name, "bytes")
             raise UsageError(f"{env}={raw!r} is not a whole number of {unit}; "
                              f"unset it or set e.g. {env}={trait.default_value}") from None
         if value < (trait.min or 0) or (trait.max is not None and value > trait.max):

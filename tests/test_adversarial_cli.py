@@ -274,3 +274,30 @@ def test_interrupt_during_auto_snapshot_is_one_line(shell, monkeypatch, capsys):
     assert "Error in callback" not in out.out + out.err and "Traceback" not in out.out + out.err
     lines = [ln for ln in out.err.splitlines() if "interrupted" in ln]
     assert len(lines) == 1 and "no version" in lines[0], out.err
+
+
+def test_bad_undo_depth_env_is_one_line_not_a_traceback_per_cell(shell, monkeypatch, capsys):
+    """JUPYTER_MV_UNDO_DEPTH=abc made every cell print IPython's "Error in callback" and a traceback."""
+    monkeypatch.setenv("JUPYTER_MV_UNDO_DEPTH", "abc")
+    capsys.readouterr()
+    for i in range(3):
+        assert shell.run_cell(f"k = {i}", store_history=True).success
+    out = capsys.readouterr()
+    assert "Error in callback" not in out.out + out.err and "Traceback" not in out.out + out.err
+    lines = [ln for ln in out.err.splitlines() if "JUPYTER_MV_UNDO_DEPTH" in ln]
+    assert len(lines) == 1 and "whole number of cells" in lines[0], out.err
+    with pytest.raises(UsageError, match="JUPYTER_MV_UNDO_DEPTH"):
+        shell.run_line_magic("mv_undo", "")
+
+
+def test_bad_auto_keep_env_makes_no_version(shell, monkeypatch, capsys):
+    """JUPYTER_MV_AUTO_KEEP=x: the auto-snapshot said it failed, yet had committed a version."""
+    run_cell(shell, "a = 1")
+    shell.run_line_magic("mv_snapshot", "a -m manual")
+    shell.run_line_magic("mv_auto", "on")
+    monkeypatch.setenv("JUPYTER_MV_AUTO_KEEP", "x")
+    capsys.readouterr()
+    assert shell.run_cell("a = 2", store_history=True).success
+    err = capsys.readouterr().err
+    assert "auto-snapshot failed" in err and "JUPYTER_MV_AUTO_KEEP" in err, err
+    assert [v.message for v in mv.versions()] == ["manual"]

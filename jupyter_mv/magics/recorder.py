@@ -127,6 +127,16 @@ class Recorder:
                 api.undo_checkpoint(info.raw_cell or "", f"In [{count}]" if count is not None else "the cell")
             except KeyboardInterrupt:  # honoured: the cell is stopped before it runs (_StopInterruptedCell)
                 self.interrupted = True
+            except Exception as e:  # a bad setting (JUPYTER_MV_UNDO_DEPTH=abc): IPython would print a traceback
+                self._say_once(f"jupyter_mv: %mv_undo cannot record cells: "
+                               f"{e if isinstance(e, MVError) else f'{type(e).__name__}: {e}'}")
+
+    def _say_once(self, line: str) -> None:
+        """`line` on stderr, once a session (a hook runs at every cell)."""
+        said = self.__dict__.setdefault("_said", set())
+        if line not in said:
+            said.add(line)
+            print(line, file=sys.stderr)
 
     def post_run_cell(self, result):
         self.interrupted = False  # a cell that never reached its AST (a syntax error) must not stop the next
