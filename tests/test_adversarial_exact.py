@@ -243,3 +243,14 @@ def test_nan_sign_and_payload_survive_in_plain_values(run):
     assert run("math.copysign(1, neg) < 0 and struct.pack('<d', payload).hex() == '010000000000f87f'")
     assert run("struct.pack('<d', vals[0]) == struct.pack('<d', -float('nan')) and math.copysign(1, vals[1]) < 0")
     assert run("struct.pack('<d', vals[2]) == struct.pack('<d', float('nan')) and math.copysign(1, vals[3].real) < 0")
+
+
+def test_instance_of_a_redefined_class_is_named(run, capsys):
+    # restore resolves notebook classes by name (README): an instance made before its class cell ran
+    # again comes back as an instance of the class of that name; the snapshot now says so
+    run("class A:\n    v = 1\nold = A()\nclass A:\n    v = 2\nnew = A()\nkeep = [new]")
+    capsys.readouterr()
+    run("%mv_snapshot")
+    err = capsys.readouterr().err
+    assert "old: holds an instance of an earlier definition of class A" in err
+    assert "new:" not in err and "keep:" not in err

@@ -294,6 +294,20 @@ def _definition(cls, depth: int = 0) -> bytes:
     return f.getvalue()
 
 
+def stale_class(cls) -> str | None:
+    """Why an instance of notebook class `cls` would not come back as one: the notebook's name for it
+    holds another class now (its cell ran again), and restore resolves classes by name (the README's
+    "Notebook code after a restore"). None when the name holds `cls` (or no class)."""
+    if "." in cls.__qualname__ or "<" in cls.__qualname__:
+        return None
+    live = _lookup_namespace().get(cls.__qualname__)
+    if isinstance(live, type) and live is not cls and live.__module__ == "__main__":
+        return (f"holds an instance of an earlier definition of class {cls.__qualname__} (its cell ran again "
+                f"since): restored, it is an instance of the class named {cls.__qualname__} in the notebook "
+                "then (classes are resolved by name)")
+    return None
+
+
 def _reduce_class(cls):
     return (_resolve_class, (cls.__qualname__, _definition(cls)))
 

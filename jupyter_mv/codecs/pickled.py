@@ -113,6 +113,10 @@ def dumps(obj, notes: list | None = None, reach: dict | None = None, refs: dict 
                 return getattr, (importlib.import_module(ref[0]), ref[1])
             own = notebook.reduce(o, definitions)
             if own is not None:
+                if notes is not None and isinstance(o, type):
+                    stale = notebook.stale_class(o)
+                    if stale:
+                        notes.append((o, stale))
                 return own
             return super().reducer_override(o)
 
