@@ -46,4 +46,6 @@ def test_llm_benchmark_quick(tmp_path):
     assert "| target | measured |" in proc.stdout and "| restore <= 1.3x from_pretrained |" in proc.stdout
     raw = json.loads(out_json.read_text())
     assert len(raw["raw_s"]["snapshot"]) == 2 and all(t > 0 for t in raw["raw_s"]["restore"])
+    assert len(raw["raw_s"]["fresh"]) == 2 and raw["ratios"]["fresh/restore"] > 0  # the fresh-memory floor
+    assert "faulting in fresh memory" in proc.stdout
     assert 0 < raw["ratios"]["lora bytes/adapter"] <= 1.2, raw["lora_bytes"]
