@@ -165,12 +165,34 @@ def cmd_import(args, st):
 def cmd_reproduce(args, st):
     from . import reproduce
 
+    if args.report:
+        _check_report_path(Path(args.report).expanduser())  # before the run, not after minutes of it
     result = reproduce.reproduce(args.bundle, kernel=args.kernel, rtol=args.rtol, timeout=args.timeout)
     print(result.text())
     if args.report:
         result.write_html(args.report)
         print(f"report written to {args.report}")
     return 0 if result.ok else EXIT_ERROR
+
+
+def _check_report_path(path: Path) -> None:
+    """Refuse a --report path whose writing would destroy data: an existing file that is not an HTML page
+    (`--report analysis.ipynb`), or one inside a store (.jupyter_mv/)."""
+    target = path.resolve()
+    if ".jupyter_mv" in target.parts:
+        raise MVError(f"--report {path} is inside a jupyter_mv store; writing there would damage it: give a "
+                      "path outside it, such as report.html")
+    if target.is_dir():
+        raise MVError(f"--report {path} is a directory; give a file name such as {path / 'report.html'}")
+    if target.exists():
+        try:
+            with open(target, "rb") as f:
+                head = f.read(64).lstrip().lower()
+        except OSError as e:
+            raise MVError(f"--report {path} cannot be read ({e.strerror or e}); give another file name") from None
+        if not head.startswith((b"<!doctype html", b"<html")):
+            raise MVError(f"--report {path} exists and is not an HTML report; nothing was run: choose another "
+                          "file name (such as report.html) or remove it first")
 
 
 def cmd_mlflow_push(args, st):

@@ -301,3 +301,42 @@ def test_bad_auto_keep_env_makes_no_version(shell, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "auto-snapshot failed" in err and "JUPYTER_MV_AUTO_KEEP" in err, err
     assert [v.message for v in mv.versions()] == ["manual"]
+
+
+def test_export_never_overwrites_the_store_or_a_non_bundle(versions, tmp_path):
+    """`jupyter-mv export v1 .jupyter_mv/store.db` replaced the database (every version lost) and
+    `export v1 notes.txt` / `%mv_export v1 analysis.ipynb` replaced the user's file without a word."""
+    notes = tmp_path / "analysis.ipynb"
+    notes.write_text('{"cells": []}')
+    (tmp_path / "link.mvz").symlink_to(versions / "store.db")
+    for target in (".jupyter_mv/store.db", ".jupyter_mv/blobs.mvz", "link.mvz", "analysis.ipynb"):
+        err = _one_line_error(cli_in_process("export", "v1", target, cwd=tmp_path))
+        assert ("inside the store" in err) or ("not a jupyter_mv bundle" in err), err
+    assert notes.read_text() == '{"cells": []}'
+    r = cli_in_process("log", cwd=tmp_path)
+    assert r.returncode == 0 and "v3" in r.stdout, r.stderr
+    # an existing bundle is replaced, as a re-export expects
+    for ref in ("v1", "v2"):
+        assert cli_in_process("export", ref, "b.mvz", cwd=tmp_path).returncode == 0
+    assert "v2" in cli_in_process("export", "v2", "b.mvz", cwd=tmp_path).stdout
+
+
+def test_magic_export_over_the_notebook_is_refused(shell, tmp_path):
+    nb = tmp_path / "work.ipynb"
+    nb.write_text("my notebook")
+    run_cell(shell, "e = 5")
+    shell.run_line_magic("mv_snapshot", "e")
+    with pytest.raises(UsageError, match="not a jupyter_mv bundle") as e:
+        shell.run_line_magic("mv_export", "v1 work.ipynb")
+    assert "\n" not in str(e.value)
+    assert nb.read_text() == "my notebook"
+
+
+def test_reproduce_report_never_overwrites_a_non_report(versions, tmp_path):
+    nb = tmp_path / "analysis.ipynb"
+    nb.write_text("precious")
+    assert cli_in_process("export", "v1", "b.mvz", cwd=tmp_path).returncode == 0
+    for target in ("analysis.ipynb", ".jupyter_mv/report.html"):
+        err = _one_line_error(cli_in_process("reproduce", "b.mvz", "--report", target, cwd=tmp_path))
+        assert "nothing was run" in err or "inside a jupyter_mv store" in err, err
+    assert nb.read_text() == "precious"

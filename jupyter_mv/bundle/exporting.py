@@ -14,7 +14,7 @@ import zlib
 from pathlib import Path
 from typing import Callable
 
-from .. import jsondata
+from .. import config, jsondata
 from ..errors import BundleError, MVError
 from ..model import Version
 from ..store import Store
@@ -26,6 +26,28 @@ from .notebook import notebook_of
 def _compressible(data: memoryview) -> bool:
     sample = bytes(data[:65536])
     return len(sample) >= 512 and len(zlib.compress(sample, 1)) < 0.9 * len(sample)
+
+
+def _check_target(store: Store, path: Path) -> None:
+    """Refuse a bundle path whose writing would destroy data: inside the store (`export v1
+    .jupyter_mv/store.db` replaced the database, every version lost), or an existing file that is not a
+    bundle (a typo such as `%mv_export v1 analysis.ipynb` replaced the notebook). An existing bundle is
+    replaced, as a re-export expects."""
+    target = path.resolve()
+    root = store.root.resolve()
+    if target == root or root in target.parents:
+        raise BundleError(f"{path} is inside the store {store.root}; writing there would damage it: give a "
+                          f"path outside it, such as {store.root.parent / ('bundle' + EXTENSION)}")
+    if target.exists():
+        try:
+            with zipfile.ZipFile(target) as zf:
+                is_bundle = MANIFEST in zf.namelist()
+        except (OSError, zipfile.BadZipFile, ValueError):
+            is_bundle = False
+        if not is_bundle:
+            other = path.with_suffix(EXTENSION) if path.suffix != EXTENSION else path.with_stem(path.stem + "-2")
+            raise BundleError(f"{path} exists and is not a jupyter_mv bundle; nothing was written: choose another "
+                              f"file name (such as {other.name}) or remove it first")
 
 
 def export(store: Store, version: Version, path: str | os.PathLike,
@@ -51,6 +73,7 @@ def export(store: Store, version: Version, path: str | os.PathLike,
     path = Path(path).expanduser()
     if path.is_dir():
         raise BundleError(f"{path} is a directory; give a file name such as {path / ('bundle' + EXTENSION)}")
+    _check_target(store, path)
     original = store.version_by_id(version.id)
     # scikit-learn estimators leave the machine in the skops format (pickled in the local store)
     shared = redaction.plan(store, original, include_secrets, safe_formats=True)
@@ -92,7 +115,8 @@ def export(store: Store, version: Version, path: str | os.PathLike,
                 put(f"blobs/{bid}", buf, _compressible(buf))
                 if progress:
                     progress(len(buf))
-            manifest = manifest_record(store, original, shared, members)
+            # the author of a version made here: the `author` setting, if any (a bundle names who made it)
+            manifest = manifest_record(store, original, shared, members, author=config.current().author)
             # RFC 8259: a NaN/±inf metric or param is written "NaN"/"Infinity"/"-Infinity" (jsondata)
             man = jsondata.dumps(manifest, indent=1, sort_keys=True).encode()
             info = zipfile.ZipInfo(MANIFEST, date_time=(1980, 1, 1, 0, 0, 0))
