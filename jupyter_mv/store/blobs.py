@@ -641,9 +641,10 @@ class BlobStore:
     def _fill(self, manifest: dict, where: dict, fds: dict, futs: list) -> memoryview:
         """A fresh buffer for `manifest`, its packed chunks copied in here (they share `fds`), its chunks
         in blob files submitted to the pool (their futures appended to `futs`, to be waited for). All the
-        blob-file chunks of one read_buffers call are read at once, not buffer after buffer: a restore
-        of a model's 48 one-chunk weights spends most of its time faulting in fresh pages, which the
-        cores do in parallel."""
+        blob-file chunks of one read_buffers call are read at once, not buffer after buffer (most of a
+        model's weights are one chunk each, which read_buffer reads on the caller's thread): a restore
+        spends most of its time faulting in fresh pages, which the cores then do in parallel
+        (benchmarks/llm.py, README "LLM work: benchmark")."""
         n, chunks = manifest["n"], manifest["c"]
         sizes = [blob_size(bid) for bid in chunks]
         if sum(sizes) != n:
