@@ -18,7 +18,7 @@ from . import capture, config, credentials, jsondata, loading
 from . import journal as undo_journal
 from .diffing import compute as compute_diff
 from .diffview import Diff
-from .errors import PartialRestore, UnknownRef, UnknownVariable, UsageError
+from .errors import PartialRestore, StaleReference, UnknownRef, UnknownVariable, UsageError
 from .model import Cell, Skipped, SnapshotResult, Version
 from .progress import for_bytes as _progress  # presentation lives in progress.py; api only ticks
 from .store import Store, StoredVariable, default_root
@@ -43,6 +43,7 @@ class Session:
         self.warned: set = set()  # (name, type) pairs auto mode already warned about
         self.unloadable: dict[str, str] = {}  # content hash -> why it failed its trial load
         self.restore_defined: list[str] = []  # names the last restore defined for the code it restored
+        self.restore_stale: list = []  # (name, replaced name) of variables left referring to replaced objects
         self.journal = undo_journal.Journal()  # the variables before each executed cell, for undo()
         # True while a cell runs (the magics' hooks say so); a restore outside one (the sidebar, a widget)
         # records the variables before it in the journal itself, so undo() can take it back too
@@ -413,10 +414,17 @@ def restore(ref, names: Iterable[str] | None = None, prefix: str = "", trust: bo
         if bar is not None:
             bar.close()
     s.restore_defined = [n for n in ctx.defined if n not in objs]
+    # variables left as they are that still refer to an object this restore replaces (an optimizer
+    # made after the version, an alias): named, since they no longer share with the restored one
+    replaced = {n: s.namespace[n] for n in objs if not prefix and n in s.namespace and s.namespace[n] is not objs[n]}
+    s.restore_stale = capture.stale_references(s.namespace, replaced, s.hidden) if replaced else []
     out = []
     for n, o in objs.items():
         s.namespace[prefix + n] = o
         out.append(prefix + n)
+    for n, via in s.restore_stale:
+        warnings.warn(f"jupyter_mv: {n} still refers to the {via} this restore replaced, not to the restored "
+                      f"one; restore {n} too (if {v.label} has it) or recreate it", StaleReference, stacklevel=2)
     if names is None and not prefix:
         # the state now descends from v: the next snapshot's parent (a branch when v is not the newest)
         s.heads[(st.root, v.notebook)] = v.n

@@ -230,6 +230,33 @@ def companions(namespace: dict, pairs: list, encoding: Encoding, hidden: set | N
     return [(n, o, Skipped(n, f"{n}: stored too: {via} shares objects with it")) for n, o, via in found]
 
 
+def stale_references(namespace: dict, replaced: dict, hidden: set | None = None) -> list[tuple[str, str]]:
+    """[(name, replaced name)] of the variables a restore did not set that still refer to an object it
+    replaced (`opt` made after the version, stepping the parameters of the `model` the restore just
+    replaced; `m2 = model`): they now point at the old objects, not the restored ones. `replaced` is
+    {name: the object it held before the restore}. A shallow look (codecs.groups._shallow)."""
+    hidden = hidden or set()
+    old: dict = {}
+    for n, o in replaced.items():
+        if not codecs.groups.shareable(o):
+            continue
+        for k in codecs.groups._shallow(o):
+            old.setdefault(k, n)
+    if not old:
+        return []
+    out = []
+    for n, o in list(namespace.items()):
+        if n in replaced or n in hidden or not is_candidate(n, o) or not codecs.groups.shareable(o):
+            continue
+        try:
+            via = next((old[k] for k in codecs.groups._shallow(o) if k in old), None)
+        except Exception:  # an object whose attributes fail when inspected: nothing to say about it
+            via = None
+        if via is not None:
+            out.append((n, via))
+    return out
+
+
 def trial_load(enc: "codecs.Encoded") -> str | None:
     """None when a fresh encoding loads back, else why not (see codecs.trial)."""
     from .codecs import trial

@@ -204,3 +204,9 @@ class RemoteCorrupt(RemoteError):
 class CredentialsWithheld(UserWarning):
     """An export or MLflow push left out variables or params holding credentials and masked them in
     texts (message, cell sources, outputs); the message names each. Adapters print it as one line."""
+
+
+class StaleReference(UserWarning):
+    """A restore replaced a variable that another variable, left as it is, still refers to (an
+    optimizer made after the version still steps the replaced model's parameters). The message names
+    both; `%mv_restore` prints it as one line."""

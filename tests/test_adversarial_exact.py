@@ -254,3 +254,32 @@ def test_instance_of_a_redefined_class_is_named(run, capsys):
     err = capsys.readouterr().err
     assert "old: holds an instance of an earlier definition of class A" in err
     assert "new:" not in err and "keep:" not in err
+
+
+def test_restore_names_variables_left_pointing_at_replaced_objects(run, capsys):
+    # Kishu-style: an optimizer made after the version kept stepping the parameters of the model the
+    # restore had just replaced; nothing said so
+    run("import torch\nmodel = torch.nn.Linear(2, 2)\nn = 5\ncfg = {'lr': 0.1}")
+    run("%mv_snapshot")
+    run("opt = torch.optim.SGD(model.parameters(), lr=0.1)\nalias = model\nk = n\nholder = [cfg]")
+    capsys.readouterr()
+    run("%mv_restore v1")
+    err = capsys.readouterr().err
+    assert "opt still refers to the model this restore replaced" in err
+    assert "alias still refers to the model" in err and "holder still refers to the cfg" in err
+    assert "k still" not in err  # an int is a value, not a shared object
+    run("%mv_restore v1 n")
+    assert "still refers" not in capsys.readouterr().err
+    # the Python API warns (StaleReference) with the same text
+    import warnings
+
+    import jupyter_mv as mv
+    from jupyter_mv.errors import StaleReference
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run("opt = torch.optim.SGD(model.parameters(), lr=0.1)")
+        mv.restore("v1", ["model"])
+    assert [str(w.message) for w in caught if w.category is StaleReference] == [
+        "jupyter_mv: opt still refers to the model this restore replaced, not to the restored one; "
+        "restore opt too (if v1 has it) or recreate it"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.display import display
 
 from .. import api, codecs, loading, redaction
-from ..errors import MVError, NothingToUndo, PartialRestore
+from ..errors import MVError, NothingToUndo, PartialRestore, StaleReference
 from ..model import human_bytes
 from ..render import HistoryTable, VersionDetails
 from .lexing import _quote
@@ -131,13 +132,19 @@ class MVMagics(Magics):
             self._load_weights(v, args)
             return
         failed: dict = {}
+        api.session().restore_stale = []
         try:
-            names = api.restore(v, args.vars or None, prefix=args.prefix, trust=args.trust)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", StaleReference)  # printed below as plain lines
+                names = api.restore(v, args.vars or None, prefix=args.prefix, trust=args.trust)
         except PartialRestore as e:  # the others are back: say so, then one line per failure
             names, failed = e.restored, e.failed
         print(restore_line(names, args.vars, args.prefix, _ref_text(v), api.session().restore_defined))
         for n, why in failed.items():
             print(f"jupyter_mv warning: could not restore {n!r}: {why}", file=sys.stderr)
+        for n, via in api.session().restore_stale:
+            print(f"jupyter_mv warning: {n} still refers to the {via} this restore replaced, not to the restored "
+                  f"one; restore {n} too (if {v.label} has it) or recreate it", file=sys.stderr)
 
     def _load_weights(self, v, args) -> None:
         if not args.vars:
