@@ -8,6 +8,8 @@ One concern a module:
     exporting.py   export(): a version -> a bundle file (credentials withheld, skops for estimators)
     validation.py  read(): a bundle checked completely (names, sizes, checksums, schema, codecs)
     importing.py   import_(): a checked bundle -> a version with origin "imported"
+    identity.py    whether a bundle's (or remote's) version is one held already: the global id it
+                   claims is believed only when the content verifies
 
 Importing trusts nothing in the file: member names, sizes (declared and decompressed), checksums,
 the schema version, blob ids (re-hashed) and codec names are all checked first; only then are

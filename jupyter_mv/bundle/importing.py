@@ -15,6 +15,7 @@ from ..errors import BundleError, MVError
 from ..model import Version
 from ..store import Store, StoredVariable
 from ..store.blobs import blob_id, blob_size
+from . import identity
 from .notebook import cells_of
 from .validation import Bundle, _read_small, _refuse, read
 
@@ -27,12 +28,16 @@ class ImportResult:
     new_bytes: int = 0
     already: bool = False
     notes: list = field(default_factory=list)
+    same_id: bool = False  # already: found under the global id the bundle claims, with the same content
 
     def summary_line(self) -> str:
         v = self.version
         if self.already and v.is_local:
             return (f"{v.notebook} {v.label} is this bundle's version, made in this store: nothing imported "
                     f"(the bundle is an export of it)")
+        if self.already and self.same_id:
+            return (f"already here as {v.label} of {v.notebook} ({v.gid[:12]}): this bundle carries the same "
+                    "version; nothing imported")
         if self.already:
             return f"{v.notebook} {v.label} was already imported from this bundle"
         from ..model import human_bytes
@@ -42,16 +47,49 @@ class ImportResult:
         return "  ".join([line, *self.notes])
 
 
-def _same_version(store: Store, b: Bundle) -> Version | None:
+def _same_version(store: Store, b: Bundle, cells: list) -> Version | None:
     """The bundle's version when this store already holds it: an earlier import of the same bundle, or
-    the version it was exported from (same notebook, created time and variable contents). Importing
-    one's own export would otherwise add an untrusted duplicate of a version made here."""
-    want = sorted((v["name"], v["content_hash"]) for v in b.manifest["variables"])
+    the version it was exported from (same notebook and created time, and the same content:
+    identity.matches, which checks what the bundle carries, not the content hashes it states).
+    Importing one's own export would otherwise add an untrusted duplicate of a version made here."""
+    fp = None
     for v in store.versions(b.version["notebook"]):
         if v.created == b.version["created"]:
-            if sorted((x.name, x.content_hash) for x in store.variables(v)) == want:
+            fp = fp or identity.of_record(b.manifest, cells)
+            if identity.matches(store, v, fp):
                 return v
     return None
+
+
+def _claim(store: Store, b: Bundle, cells: list) -> tuple[Version | str | None, str]:
+    """What the global id the bundle claims (manifest version.gid) means here: (the version holding
+    it, when its content is the bundle's — nothing to import), or (the id to record as the imported
+    version's unverified claim, or None, and a one-line note when the claim was refuted).
+
+    The id is checked against the version this store holds under it and against earlier imports
+    claiming it (identity.matches). A different content under the same id is another version: it is
+    imported with a fresh id and the note names the version the id belongs to, which is never
+    replaced nor hidden. An id nothing here holds stays a claim: the imported version gets a fresh
+    id, and push or pull adopt the claimed one only after comparing content with the version the
+    remote holds under it (identity.py says why)."""
+    gid = b.version.get("gid")
+    if not gid:  # a bundle written before versions had global ids
+        return None, ""
+    fp = identity.of_record(b.manifest, cells)
+    holder = store.version_by_gid(gid)
+    claimers = store.versions_claiming(gid)
+    for v in ([holder] if holder is not None else []) + claimers:
+        if identity.matches(store, v, fp):
+            return v, ""
+    if holder is not None:
+        return None, (f"this bundle claims the id {gid[:12]} of {holder.notebook} {holder.label} here, but its "
+                      f"content differs: imported as a separate version with an id of its own "
+                      f"({holder.label} is unchanged)")
+    if claimers:
+        return gid, (f"{claimers[0].notebook} {claimers[0].label}, imported earlier, claims the same id "
+                     f"{gid[:12]} with other content: each keeps an id of its own until a remote shows which "
+                     "one it is")
+    return gid, ""
 
 
 def variables_of(manifest: dict) -> list[StoredVariable]:
@@ -83,12 +121,18 @@ def import_(store: Store, path: str | os.PathLike, trust: bool = False, max_byte
     before a failure are deleted again. `max_bytes`, `progress`: as for validation.read."""
     b = read(path, max_bytes=max_bytes, progress=progress)
     man, ver = b.manifest, b.version
-    prior = _same_version(store, b)
+    cells = cells_of(b.notebook)
+    prior = _same_version(store, b, cells)
     if prior is not None:
-        return ImportResult(prior, 0, True)
+        return ImportResult(prior, 0, True, same_id=prior.gid == ver.get("gid"))
     nb = ver["notebook"]
+    claimed, clash = _claim(store, b, cells)
+    if isinstance(claimed, Version):  # the version under the id the bundle claims, same content
+        return ImportResult(claimed, 0, True, same_id=True)
     # local names and tags are never moved or shadowed by an import: clashing ones are dropped, with a note
     name, tags, notes = store.importable_labels(nb, ver.get("name", ""), ver.get("tags", []))
+    if clash:
+        notes.insert(0, clash)
     held = [str(w.get("name")) for w in man.get("withheld", []) if w.get("kind") in ("variable", "param")]
     if held:  # the sender kept credentials home: say what is missing, so nobody looks for it
         notes.append(f"left out by the sender (credentials): {', '.join(held[:10])}"
@@ -96,7 +140,6 @@ def import_(store: Store, path: str | os.PathLike, trust: bool = False, max_byte
     stored = variables_of(man)
     env = dict(b.environment)
     env.setdefault("packages", {})
-    cells = cells_of(b.notebook)
     written: list[str] = []
     new_bytes = 0
     try:
@@ -120,6 +163,8 @@ def import_(store: Store, path: str | os.PathLike, trust: bool = False, max_byte
                 metrics={k: jsondata.number(x) for k, x in (ver.get("metrics") or {}).items()},
                 tags=tags, message=ver.get("message", ""), name=name, kind=ver.get("kind") if ver.get("kind") in ("manual", "auto") else "manual",
                 parent=None, env=env, new_bytes=new_bytes, origin="imported", created=ver["created"],
+                # a fresh global id of its own: the claimed one is the sender's word (_claim)
+                author=ver.get("author", ""), claimed_gid=claimed or "",
             )
     except (MVError, OSError, zipfile.BadZipFile, zlib.error) as e:
         store.discard_chunks(written)  # leave the store as it was (but for chunks a concurrent import now uses)

@@ -54,16 +54,35 @@ def requirements_txt(env: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def manifest_record(store: Store, original: Version, shared, members: dict) -> dict:
+def person(text) -> str:
+    """`text` as a manifest's author may hold it: control characters (a newline or an escape
+    sequence in $JUPYTER_MV_AUTHOR or a git user name) become spaces, at most 200 characters.
+    Receivers refuse control characters there (validation.check_manifest, remote manifest.validate)."""
+    return "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in str(text or "")).strip()[:200]
+
+
+def origin_kind(version: Version) -> str:
+    """Where the sender's copy came from, as a bundle states it: "local" (made there), "imported" (a
+    bundle) or "remote" (pulled; the remote's URL stays home)."""
+    return "local" if version.is_local else ("imported" if version.origin == "imported" else "remote")
+
+
+def manifest_record(store: Store, original: Version, shared, members: dict, author: str = "") -> dict:
     """The bundle manifest (manifest.json) of version `original` in its shareable form `shared`
     (redaction.plan: the version, its variables, what was withheld and the credentials included),
     with `members` {member name: {"size": bytes, "sha256": hex}} (notebook.ipynb,
     requirements.txt, blobs/<blob id>). One builder for bundle export and remote push, so both
-    write exactly what bundle.validation.check_manifest accepts. Reads only metadata."""
+    write exactly what bundle.validation.check_manifest accepts. Reads only metadata.
+
+    The version record names the version's global id (`gid`, 32 hex digits), its `author` (the one
+    recorded for a version made elsewhere, else `author`: who exports or pushes it), `origin`
+    (origin_kind) and, while the sender holds one unverified, the id its own bundle claimed
+    (`claimed_gid`). Receivers treat all of them as claims (bundle/identity.py)."""
     from .. import __version__
 
     version = shared.version
     env = store.environment(version)
+    claimed = store.claimed_gid(original)
     return {
         "format": FORMAT,
         "schema": SCHEMA,
@@ -73,6 +92,8 @@ def manifest_record(store: Store, original: Version, shared, members: dict) -> d
             "name": version.name, "message": version.message, "created": version.created,
             "kind": version.kind, "tags": list(version.tags), "params": version.params,
             "metrics": version.metrics, "content_hash": version_hash(store, original),
+            "gid": original.gid, "author": person(original.author) or person(author),
+            "origin": origin_kind(original), **({"claimed_gid": claimed} if claimed else {}),
         },
         "environment": {
             "python": env.get("python", ""), "implementation": env.get("implementation", ""),

@@ -131,6 +131,16 @@ def check_manifest(path, m) -> None:
     for key in ("name", "message", "kind"):
         if not isinstance(v.get(key, ""), str):
             _refuse(path, f"manifest version.{key} is not text")
+    # identity (absent in bundles written before it was recorded): claims, checked against content on
+    # import, push and pull (bundle/identity.py), so only their shape is checked here
+    for key in ("gid", "claimed_gid"):
+        if key in v and not (isinstance(v[key], str) and re.fullmatch(r"[0-9a-f]{32}", v[key])):
+            _refuse(path, f"manifest version.{key} is not a global id (32 hex digits)")
+    author = v.get("author", "")
+    if not isinstance(author, str) or len(author) > 512 or any(ord(c) < 32 or ord(c) == 127 for c in author):
+        _refuse(path, "manifest version.author is malformed")
+    if v.get("origin", "local") not in ("local", "imported", "remote"):
+        _refuse(path, "manifest version.origin is not one of local, imported, remote")
     if not _is_str_dict(v.get("params", {})):
         _refuse(path, "manifest params are not a mapping")
     metrics = v.get("metrics", {})

@@ -5,6 +5,7 @@ from bundle.py goes through this module."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -25,10 +26,10 @@ from ..bundle.importing import variables_of  # noqa: E402,F401 - the importer's 
 _MEMBER_NAME = "manifest"  # what the bundle checks call the file they refuse (reworded below)
 
 
-def bundle_record(store, original, shared, members: dict) -> dict:
+def bundle_record(store, original, shared, members: dict, author: str = "") -> dict:
     """The `bundle` part of a version manifest: exactly the manifest.json bundle.export writes
     (bundle.layout.manifest_record), so a pulled version passes the importer's own checks."""
-    return _bundle.manifest_record(store, original, shared, members)
+    return _bundle.manifest_record(store, original, shared, members, author=author)
 
 
 def dumps(doc: dict) -> bytes:
@@ -79,6 +80,8 @@ def validate(raw: bytes, gid: str, where: str) -> dict:
         why = re.sub(r"; nothing was imported$", "", why)
         why = why.replace("the bundle does not carry", "the manifest does not list")
         raise _refused(gid, where, why) from None
+    if rec["version"].get("gid", gid) != gid:  # push writes the version's own id in both places
+        raise _refused(gid, where, "its version record names another version")
     members = rec["members"]
     blobs = {name[len("blobs/"):] for name in members if name.startswith("blobs/")}
     for name, d in members.items():
@@ -123,6 +126,25 @@ def check_notebook(raw: bytes, gid: str, where: str) -> dict:
         why = re.sub(rf"^refused bundle {_MEMBER_NAME}: ", "", str(e))
         raise _refused(gid, where, re.sub(r"; nothing was imported$", "", why)) from None
     return nb
+
+
+def fingerprint(remote, doc: dict, where: str) -> str:
+    """The content fingerprint (bundle.identity.of_record) of validated version manifest `doc` on
+    `remote` (its notebook fetched, re-hashed and checked), to compare with a version here before
+    an id claimed for it is believed. RemoteCorrupt when its notebook is missing or damaged."""
+    from ..bundle import identity
+    from ..errors import RemoteMissing
+
+    gid = doc["gid"]
+    member = doc["bundle"]["members"][NOTEBOOK]
+    key = layout.file_key(member["sha256"])
+    try:
+        raw = remote.get(key)
+    except RemoteMissing:
+        raise _refused(gid, where, f"object {key} is missing on the remote") from None
+    if len(raw) != member["size"] or hashlib.sha256(raw).hexdigest() != member["sha256"]:
+        raise _refused(gid, where, f"object {key} (notebook.ipynb) does not match its sha256")
+    return identity.of_record(doc["bundle"], cells_of(check_notebook(raw, gid, where)))
 
 
 def objects_of(doc: dict) -> list[str]:

@@ -7,7 +7,9 @@ far are removed, no version row is made, and the error names the object and the 
 
 A pulled version keeps its global id (gid), its author and its notebook path; it takes the next free
 number in that notebook here (two people's v3 become, say, v3 and v4), and its origin is the remote's
-URL. Local names and tags are never moved by a pull (clashing ones are dropped, with a note).
+URL. Local names and tags are never moved by a pull (clashing ones are dropped, with a note). A
+version this store holds through an import of its bundle is recognised by its content
+(bundle/identity.py), never by what the bundle claims alone, and is not pulled again.
 """
 
 from __future__ import annotations
@@ -217,9 +219,14 @@ def pull(store: Store, remote, refs: list[str] = (), notebook: str | None = None
         if rv.doc is None:
             result.failed[rv.gid] = rv.problem
             continue
-        here = store.version_by_gid(rv.gid) or _imported_copy(store, rv)
+        try:
+            here = store.version_by_gid(rv.gid) or _verified_copy(store, remote, rv, url, result.notes)
+        except RemoteCorrupt as e:
+            result.failed[rv.gid] = str(e)
+            continue
         if here is not None:
-            result.already.append(here)
+            if all(w.id != here.id for w in result.already):  # a version and its twin (pushed from a bundle)
+                result.already.append(here)
             continue
         try:
             v, got, notes = _pull_one(store, remote, rv, url, progress, moved)
@@ -248,19 +255,44 @@ def pull(store: Store, remote, refs: list[str] = (), notebook: str | None = None
     return result
 
 
-def _imported_copy(store: Store, rv: RemoteVersion) -> Version | None:
-    """This store's copy of remote version `rv` that came another way (a bundle of it imported, which
-    carries no global id): same notebook, created time and variables (names and content hashes), the
-    test bundle import uses (bundle.importing._same_version). Pulling it again would add a duplicate."""
-    created = rv.record.get("created")
+def _verified_copy(store: Store, remote, rv: RemoteVersion, url: str, notes: list) -> Version | None:
+    """This store's copy of remote version `rv` that came another way, or None: a version whose
+    content is `rv`'s (bundle.identity: variables' codecs, meta and verified blob ids, cells, params,
+    metrics, creation time; never the content hashes a bundle merely states) and that is
+    - an import whose bundle claimed `rv`'s id: it takes that id now (Store.adopt_gid), verified;
+    - the version `rv` itself claims to be (`rv` was pushed from an import of its bundle), or an
+      import claiming that id;
+    - a version of the same notebook and creation time (a bundle written before bundles carried ids).
+    Pulling it would add a duplicate. The remote's notebook is fetched only when there is such a
+    candidate. An import whose claim the remote's content refutes drops it, with a line in `notes`.
+    RemoteCorrupt when the notebook is missing or damaged."""
+    from ..bundle import identity
+
+    claimers = store.versions_claiming(rv.gid)
+    claim = rv.record.get("claimed_gid")
+    twins = []
+    if claim:
+        held = store.version_by_gid(claim)
+        twins = ([held] if held is not None else []) + store.versions_claiming(claim)
     try:
-        candidates = [v for v in store.versions(rv.notebook) if v.created == created]
+        same_time = [v for v in store.versions(rv.notebook) if v.created == rv.record.get("created")]
     except MVError:  # no such notebook here
+        same_time = []
+    if not (claimers or twins or same_time):
         return None
-    want = sorted((x["name"], x["content_hash"]) for x in rv.doc["bundle"]["variables"])
-    for v in candidates:
-        if sorted((x.name, x.content_hash) for x in store.variables(v)) == want:
+    fp = manifest.fingerprint(remote, rv.doc, url)
+    for v in claimers:
+        if identity.matches(store, v, fp):
+            return store.adopt_gid(v, rv.gid)
+    for v in claimers:  # the remote holds other content under the id their bundles claimed: refuted
+        store.adopt_gid(v, "")
+        notes.append(f"{v.notebook} {v.label}: its bundle claimed the id {rv.gid[:12]}, which {url} holds with "
+                     "other content; both are kept, as two versions")
+    seen = {v.id for v in claimers}
+    for v in twins + same_time:
+        if v.id not in seen and identity.matches(store, v, fp):
             return v
+        seen.add(v.id)
     return None
 
 

@@ -215,6 +215,8 @@ def push(store: Store, versions: list[Version], remote, *, include_secrets: bool
             there = list(pool.map(lambda v: remote.head(layout.version_key(v.gid)) is not None, versions))
         for v, present in zip(versions, there):
             key = layout.version_key(v.gid)
+            if not present and store.claimed_gid(v):
+                v, present = _check_claim(store, v, remote, url, result)
             if present:
                 result.already.append(v)
                 registry.mark(store, url, [v.gid])
@@ -245,6 +247,32 @@ def push(store: Store, versions: list[Version], remote, *, include_secrets: bool
     for v in result.pushed + [v for v in result.already if v.tags]:
         _push_tags(store, v, remote, conditional, result, who, force_tags)
     return result
+
+
+def _check_claim(store: Store, v: Version, remote, url: str, result: PushResult) -> tuple[Version, bool]:
+    """`v` came from a bundle that claimed a global id (Store.claimed_gid). (v, True) when the remote
+    holds a version under that id with the same content (bundle.identity): `v` takes that id here
+    and is not sent again, since it is that version. (v, False) when the remote lacks the id (v goes
+    under its own id and keeps its claim) or holds another content under it (the claim is dropped,
+    with a note: a second version, not a copy). Never sent under the claimed id: a hostile bundle's
+    claim would otherwise take the id of a version its author has not pushed yet."""
+    from ..bundle import identity
+
+    claim = store.claimed_gid(v)
+    if remote.head(layout.version_key(claim)) is None:
+        return v, False
+    try:
+        doc = manifest.validate(remote.get(layout.version_key(claim)), claim, url)
+        same = identity.matches(store, v, manifest.fingerprint(remote, doc, url))
+    except (RemoteError, MVError):  # unreadable or refused there: nothing verifies the claim
+        return v, False
+    if same:
+        adopted = store.adopt_gid(v, claim)
+        return adopted, adopted.gid == claim
+    store.adopt_gid(v, "")
+    result.notes.append(f"{v.notebook} {v.label}: its bundle claimed the id {claim[:12]}, which {url} holds with "
+                        f"other content; pushed as a separate version with its own id {v.gid[:12]}")
+    return v, False
 
 
 def _push_data(store, v, shared, remote, index: _PackIndex, result: PushResult, progress, who) -> dict:
@@ -353,7 +381,8 @@ def _push_data(store, v, shared, remote, index: _PackIndex, result: PushResult, 
         "format": layout.VERSION_FORMAT, "schema": layout.SCHEMA, "gid": v.gid,
         "author": person(v.author) or (who if v.is_local else ""), "pushed_by": who, "pushed_at": now(),
         "parent_gid": parent,
-        "bundle": manifest.bundle_record(store, v, shared, dict(sorted(members.items()))),
+        "bundle": manifest.bundle_record(store, v, shared, dict(sorted(members.items())),
+                                        author=who if v.is_local else ""),
         "locations": locations,
     }
     doc["objects"] = manifest.objects_of(doc)

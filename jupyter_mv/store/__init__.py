@@ -193,9 +193,12 @@ class Store:
         execution_count: int | None = None,
         gid: str | None = None,
         author: str = "",
+        claimed_gid: str = "",
     ) -> Version:
         """Write one version's metadata in a single transaction. `parent` is a per-notebook number.
-        `gid`: the version's global id when it was made elsewhere (a pull); a new UUID4 otherwise."""
+        `gid`: the version's global id when it was made elsewhere (a pull); a new UUID4 otherwise.
+        `claimed_gid`: the id an import was told the version has, not yet verified (see
+        claimed_gid())."""
         tags = [validate_tag(t) for t in tags]
         name = validate_name(name) if name else ""
         try:
@@ -214,11 +217,11 @@ class Store:
                 env_id = self._environment_id(env or {})
                 cur = conn.execute(
                     "insert into versions (notebook_id, n, name, message, created, parent_id, env_id, kind,"
-                    " nbytes, new_bytes, origin, execution_count, gid, author)"
-                    " values (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " nbytes, new_bytes, origin, execution_count, gid, author, claimed_gid)"
+                    " values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (nid, n, name or "", message or "", created or now(), parent_id, env_id, kind,
                      sum(v.nbytes for v in variables), new_bytes, origin, execution_count,
-                     gid or uuid.uuid4().hex, author or ""),
+                     gid or uuid.uuid4().hex, author or "", claimed_gid or ""),
                 )
                 vid = cur.lastrowid
                 for v in variables:
@@ -319,6 +322,30 @@ class Store:
         """The version with global id `gid` (32 hex digits), or None when this store lacks it."""
         rows = self._q("select id from versions where gid = ?", (gid,))
         return self.version_by_id(rows[0][0]) if rows else None
+
+    def claimed_gid(self, version: Version) -> str:
+        """The global id a bundle or remote manifest claimed `version` has, while unverified ("" when
+        there is none: a version made here, pulled, or whose claim was adopted or refuted). An
+        unverified claim never names the version anywhere; bundle/identity.py checks it."""
+        rows = self._q("select claimed_gid from versions where id = ?", (version.id,))
+        return rows[0][0] if rows else ""
+
+    def versions_claiming(self, gid: str) -> list[Version]:
+        """Versions whose unverified claimed global id is `gid` (32 hex digits), oldest first."""
+        return [self.version_by_id(r[0]) for r in
+                self._q("select id from versions where claimed_gid = ? order by id", (gid,))]
+
+    def adopt_gid(self, version: Version, gid: str) -> Version:
+        """Give `version` the global id `gid` its content was verified against (a version under that
+        id with the same content, bundle/identity.py), dropping its claim; or, with `gid` "", only
+        drop the claim (refuted). No-op when another version here already has `gid` (ids stay
+        unique). Returns the version as stored now."""
+        with self.write():
+            if gid and not self._q("select 1 from versions where gid = ? and id != ?", (gid, version.id)):
+                self.db.conn.execute("update versions set gid = ?, claimed_gid = '' where id = ?", (gid, version.id))
+            elif not gid:
+                self.db.conn.execute("update versions set claimed_gid = '' where id = ?", (version.id,))
+        return self.version_by_id(version.id)
 
     def is_imported(self, version: Version) -> bool:
         """Was `version` made elsewhere (imported from a bundle, pulled from a remote)? Such versions are

@@ -147,3 +147,14 @@ def m006_tag_times_and_remote_tags(db: sqlite_utils.Database) -> None:
     c.execute("alter table tags add column seq integer not null default 0")
     c.execute("create table remote_tags (url text not null, notebook text not null, tag text not null,"
               " gid text not null, etag text not null, seen integer not null, primary key (url, notebook, tag))")
+
+
+@migration
+def m007_claimed_global_ids(db: sqlite_utils.Database) -> None:
+    """`versions.claimed_gid`: the global id a bundle (or a remote manifest) said a version has,
+    while nothing has verified it ("" otherwise). An imported version gets a fresh gid of its own:
+    taking a claimed id on the sender's word would let a hostile bundle pass for a version the user
+    or the team holds (a pull would skip the real one as already here). The claim is adopted as the
+    version's gid only once a version under that id is found with the same content
+    (bundle/identity.py); unique gids stay unique (versions_gid)."""
+    db.conn.execute("alter table versions add column claimed_gid text not null default ''")
