@@ -67,6 +67,16 @@ def whole_number(minimum: int):
     return parse
 
 
+def non_empty(what: str):
+    """An argparse `type`: text that is not empty or blank (`--tracking-uri ""` fell back to MLflow's
+    default store and created mlflow.db in the working directory)."""
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{what} is empty; give one")
+        return text
+    return parse
+
+
 # -- arguments several commands take --------------------------------------------------------------
 def add_ref_arg(parser: argparse.ArgumentParser, adapter: str, **kwargs) -> None:
     """REF: one version (vN, N, tag, name, latest, NB:REF); `kwargs` go to add_argument (nargs, default)."""
@@ -195,7 +205,8 @@ def add_reproduce_args(parser, adapter):
 
 def add_mlflow_push_args(parser, adapter):
     add_ref_arg(parser, adapter)
-    parser.add_argument("--tracking-uri", required=True, metavar="URI", help="MLflow tracking server or store URI")
+    parser.add_argument("--tracking-uri", required=True, metavar="URI", type=non_empty("the tracking URI"),
+                        help="MLflow tracking server or store URI")
     add_secrets_arg(parser, adapter)
     parser.add_argument("--experiment", metavar="NAME", help="experiment name (default: the notebook's name)")
     parser.add_argument("--register", metavar="MODEL_NAME", help="also create a Model Registry version under this name")

@@ -340,3 +340,11 @@ def test_reproduce_report_never_overwrites_a_non_report(versions, tmp_path):
         err = _one_line_error(cli_in_process("reproduce", "b.mvz", "--report", target, cwd=tmp_path))
         assert "nothing was run" in err or "inside a jupyter_mv store" in err, err
     assert nb.read_text() == "precious"
+
+
+@pytest.mark.parametrize("uri", ["", "  "])
+def test_mlflow_push_empty_tracking_uri_is_refused(versions, tmp_path, uri):
+    """`--tracking-uri ""` fell back to MLflow's default and created mlflow.db in the working directory."""
+    err = _one_line_error(cli_in_process("mlflow", "push", "v1", "--tracking-uri", uri, cwd=tmp_path), code=2)
+    assert "tracking URI is empty" in err, err
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
