@@ -283,3 +283,17 @@ def test_restore_names_variables_left_pointing_at_replaced_objects(run, capsys):
     assert [str(w.message) for w in caught if w.category is StaleReference] == [
         "jupyter_mv: opt still refers to the model this restore replaced, not to the restored one; "
         "restore opt too (if v1 has it) or recreate it"]
+
+
+def test_closures_of_one_call_keep_sharing_their_cell(run):
+    # each function's closure was stored as values: `inc` and `get` (one `nonlocal n`) came back with
+    # a cell each, so inc() no longer changed what get() returns
+    run("def make():\n    n = 0\n    def inc():\n        nonlocal n\n        n += 1\n        return n\n"
+        "    def get():\n        return n\n    return inc, get\n"
+        "inc, get = make()\ninc()\npair = make()\n"
+        "def outer():\n    def rec(k):\n        return 0 if k == 0 else 1 + rec(k - 1)\n    return rec\nr = outer()")
+    run("%mv_snapshot")
+    run("inc = get = pair = r = None")
+    run("%mv_restore v1")
+    assert run("inc() == 2 and get() == 2 and pair[0]() == 1 and pair[1]() == 1 and get() == 2")
+    assert run("r(4) == 4")

@@ -38,8 +38,8 @@ def shareable(o) -> bool:
     (str, int, tuple...), code, classes, modules, enum members and other singletons are not (two
     models both referring to `float` or to a logger share nothing a restore must keep)."""
     t = type(o)
-    if t is list or t is dict or t is set or t is bytearray:
-        return True
+    if t is list or t is dict or t is set or t is bytearray or t is types.CellType:
+        return True  # (a closure cell: `nonlocal` state that two closures of one call share)
     if isinstance(o, _NOT_STATE):
         return False
     np = sys.modules.get("numpy")

@@ -84,6 +84,8 @@ def reduce(o, definition_ids: set | None = None):
         return _reduce_function(o)
     if isinstance(o, type) and o.__module__ == "__main__":
         return _reduce_class(o)
+    if type(o) is types.CellType:
+        return _reduce_cell(o)
     if isinstance(o, typing.TypeVar) and getattr(o, "__module__", None) == "__main__":
         # cloudpickle writes a notebook TypeVar with a random tracker id (a Generic class's
         # __parameters__ hold it): identical state would hash differently in every kernel
@@ -193,26 +195,38 @@ def _reduce_function(f):
     for n in sorted(_global_names(f.__code__)):
         if n in g and _capturable(g[n]) and g[n] is not f:
             captured[n] = g[n]
-    closure = None
-    if f.__closure__ is not None:
-        closure = []
-        for cell in f.__closure__:
-            try:
-                closure.append((True, cell.cell_contents))
-            except ValueError:  # an empty cell (a name assigned later in the enclosing function)
-                closure.append((False, None))
-    state = {"defaults": f.__defaults__, "kwdefaults": f.__kwdefaults__, "closure": closure,
+    state = {"defaults": f.__defaults__, "kwdefaults": f.__kwdefaults__, "closure": None,
              "dict": dict(f.__dict__), "doc": f.__doc__, "annotations": dict(f.__annotations__),
              "qualname": f.__qualname__, "globals": captured}
-    n_cells = len(f.__closure__) if f.__closure__ is not None else -1
-    return (_make_function, (normalise_code(f.__code__), f.__name__, n_cells), state, None, None, _set_function)
+    # the cells themselves (see _reduce_cell): closures made by one call (`inc` and `get` over one
+    # `nonlocal n`) keep sharing their cell, as they did before the snapshot
+    cells = f.__closure__ if f.__closure__ is not None else -1
+    return (_make_function, (normalise_code(f.__code__), f.__name__, cells), state, None, None, _set_function)
 
 
-def _make_function(code, name, n_cells):
+def _reduce_cell(cell):
+    """A closure cell made empty and filled by its state: its memo entry exists before its contents
+    are written, so a function in its own closure (a recursive inner function) is no endless loop."""
+    try:
+        state = (True, cell.cell_contents)
+    except ValueError:  # an empty cell (a name assigned later in the enclosing function)
+        state = (False, None)
+    return (types.CellType, (), state, None, None, _set_cell)
+
+
+def _set_cell(cell, state):
+    if state[0]:
+        cell.cell_contents = state[1]
+
+
+def _make_function(code, name, cells):
     ns, _ = _target()
     if ns is None:
         ns = {"__builtins__": builtins, "__name__": "__main__"}  # a private one: nothing is changed
-    closure = None if n_cells < 0 else tuple(types.CellType() for _ in range(n_cells))
+    if isinstance(cells, int):  # -1: no closure; versions stored before cells were shared: their count
+        closure = None if cells < 0 else tuple(types.CellType() for _ in range(cells))
+    else:
+        closure = tuple(cells)
     return types.FunctionType(code, ns, name, None, closure)
 
 
@@ -223,7 +237,7 @@ def _set_function(f, state):
     f.__doc__ = state["doc"]
     f.__annotations__ = state["annotations"]
     f.__qualname__ = state["qualname"]
-    if state["closure"] is not None:
+    if state["closure"] is not None:  # stored before cells were pickled themselves (_reduce_cell)
         for cell, (full, value) in zip(f.__closure__, state["closure"]):
             if full:
                 cell.cell_contents = value
