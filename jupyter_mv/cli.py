@@ -124,8 +124,16 @@ def cmd_verify(args, st):
             else:
                 print(f"DAMAGED  {p['notebook']} {p['version']} variable {p['variable']!r}: blob {p['blob'][:12]} "
                       f"{p['problem']}")
-        n = len(st.versions())
-        if problems:
+        try:
+            n = len(st.versions())
+        except MVError:  # the database itself is damaged: its problem line above says so
+            n = None
+        if any(p["version"] is None for p in problems):
+            # the metadata is damaged: which versions it hits is unknown, "the others" promise nothing
+            print(f"the store database {st.root / 'store.db'} is damaged (see the DAMAGED line): restore it from "
+                  "a backup, or recover what SQLite can with `sqlite3 store.db .recover | sqlite3 recovered.db`",
+                  file=sys.stderr)
+        elif problems:
             bad = {(p["notebook"], p["version"]) for p in problems if p["version"]}
             print(f"{len(bad)} of {n} versions damaged; the others restore normally", file=sys.stderr)
         else:

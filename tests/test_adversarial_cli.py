@@ -348,3 +348,43 @@ def test_mlflow_push_empty_tracking_uri_is_refused(versions, tmp_path, uri):
     err = _one_line_error(cli_in_process("mlflow", "push", "v1", "--tracking-uri", uri, cwd=tmp_path), code=2)
     assert "tracking URI is empty" in err, err
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
+
+
+def test_damaged_store_database_pages_are_named_one_line(versions, tmp_path):
+    """Each page of store.db overwritten in turn: every command answers in one line, never "internal
+    error"; verify exits 3 and, when the database itself is damaged, does not promise that "the others
+    restore normally" nor tell the user to run verify (it was verify's own advice), and its DAMAGED line is
+    one line (quick_check's report had a newline in it)."""
+    import shutil
+
+    db = versions / "store.db"
+    c = dbmod.sqlite3.connect(db)
+    busy, _, _ = c.execute("pragma wal_checkpoint(TRUNCATE)").fetchone()
+    c.close()
+    wal = versions / "store.db-wal"
+    assert busy == 0 and (not wal.exists() or wal.stat().st_size == 0)  # every page is in store.db
+    pristine = db.read_bytes()
+    pages = len(pristine) // 4096
+    assert pages > 8
+    seen_damage = 0
+    for page in range(1, pages):
+        case = tmp_path / f"p{page}"
+        shutil.copytree(versions, case / ".jupyter_mv")
+        with open(case / ".jupyter_mv" / "store.db", "r+b") as f:
+            f.seek(page * 4096)  # the page's b-tree header and its first cells
+            f.write(b"\xde\xad\xbe\xef" * 256)
+        v = cli_in_process("verify", cwd=case)
+        assert v.returncode in (0, 1, 3), (page, v.stdout, v.stderr)
+        err = v.stderr.strip()
+        assert "\n" not in err and "internal error" not in err and "run `jupyter-mv verify`" not in err, (page, err)
+        db_damage = [ln for ln in v.stdout.splitlines() if ln.startswith("DAMAGED  database")]
+        if db_damage:
+            seen_damage += 1
+            assert v.returncode == 3 and "the others restore normally" not in err and "damaged" in err, (page, err)
+            assert "backup" in err
+        for argv in (["log"], ["show", "v1"], ["diff", "v1", "v3"]):
+            r = cli_in_process(*argv, cwd=case)
+            if r.returncode:
+                e = _one_line_error(r)
+                assert "damaged" in e or "cannot" in e, (page, argv, e)
+    assert seen_damage >= 3, "no page damage was detected: the test did not test anything"

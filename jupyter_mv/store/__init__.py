@@ -121,6 +121,10 @@ class Store:
         except sqlite3.DatabaseError as e:
             if dbmod._locked(e):  # held exclusively by another program: damage is not the cause
                 raise dbmod.locked_error(self.root / "store.db") from None
+            if "malformed" in str(e) or "not a database" in str(e):  # damage, not a passing condition
+                raise StoreError(f"the store database {self.root / 'store.db'} is damaged ({e}); restore it from a "
+                                 "backup, or recover what SQLite can with `sqlite3 store.db .recover | sqlite3 "
+                                 "recovered.db` and use that file as store.db") from None
             raise StoreError(f"the store database at {self.root} cannot be read: {e}; "
                              "run `jupyter-mv verify`") from None
 
@@ -570,7 +574,8 @@ class Store:
             for bid in chunks.get(mh, ()):
                 uses.setdefault(bid, []).append((nb, n, name))
         try:
-            integrity = self._q("pragma quick_check")[0][0]
+            # every line of the check, joined: the problem is one line however many pages are bad
+            integrity = "; ".join(r[0] for r in self._q("pragma quick_check") if r[0]).replace("\n", "; ")
         except StoreError as e:
             integrity = str(e)
         if integrity != "ok":
