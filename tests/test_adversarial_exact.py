@@ -297,3 +297,20 @@ def test_closures_of_one_call_keep_sharing_their_cell(run):
     run("%mv_restore v1")
     assert run("inc() == 2 and get() == 2 and pair[0]() == 1 and pair[1]() == 1 and get() == 2")
     assert run("r(4) == 4")
+
+
+def test_frame_float_columns_keep_nan_sign_and_payload(run):
+    # Arrow reads NaN as null and writes the default NaN back: `inf - inf` (x86's negative NaN) in a
+    # column came back positive, np.signbit changed
+    run("import numpy as np, pandas as pd\n"
+        "with np.errstate(invalid='ignore'):\n    neg = np.array([np.inf, 1.0]) - np.inf\n"
+        "odd = np.array([0x7ff8000000000123, 0], dtype=np.uint64).view(np.float64)\n"
+        "df = pd.DataFrame({'neg': neg, 'odd': odd, 'plain': [np.nan, 2.0], 'n': [1, 2]})\n"
+        "s = pd.Series(neg, name='s')")
+    run("%mv_snapshot")
+    run("df = s = None")
+    run("%mv_restore v1")
+    assert run("np.signbit(df['neg'].to_numpy()).tolist() == [True, True] and np.signbit(s.to_numpy())[0]")
+    assert run("df['odd'].to_numpy().view(np.uint64)[0] == 0x7ff8000000000123")
+    assert run("df.dtypes.tolist() == [np.dtype('float64')] * 3 + [np.dtype('int64')] and list(df.columns) == "
+               "['neg', 'odd', 'plain', 'n'] and s.name == 's'")

@@ -137,11 +137,28 @@ def _route(values, dtype=None) -> str:
         if isinstance(dtype, pd.IntervalDtype):
             return "arrow" if dtype.subtype is not None and dtype.subtype != object else "pickle"
         return "pickle"  # sparse and third-party extension types
+    if dtype.kind == "f" and _odd_nans(values):
+        return "raw"  # Arrow reads a NaN as null and writes the default NaN back
     if dtype.kind in "biufMm":
         return "arrow"
     if dtype.kind in "cSUV" and not dtype.hasobject:
         return "raw"
     return "pickle"
+
+
+def _odd_nans(values) -> bool:
+    """Does a float column hold a NaN other than numpy's default one: a negative NaN (`inf - inf` on
+    x86 gives one) or one with a payload? Arrow would give those back as the default NaN."""
+    import numpy as np
+
+    arr = np.asarray(values() if callable(values) else values)
+    if arr.dtype.kind != "f" or arr.dtype.itemsize not in (2, 4, 8):
+        return False
+    nan = np.isnan(arr)
+    if not nan.any():
+        return False
+    uint = np.dtype(f"u{arr.dtype.itemsize}")
+    return bool((arr[nan].view(uint) != np.array(np.nan, dtype=arr.dtype).view(uint)).any())
 
 
 def _masked(dtype) -> bool:
