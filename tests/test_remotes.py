@@ -4,6 +4,7 @@ with real stores and a real IPython shell. The remote's layout: jupyter_mv/remot
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import warnings
@@ -19,7 +20,7 @@ from jupyter_mv.remotes import push as push_mod
 from jupyter_mv.remotes.objects import open_remote
 from jupyter_mv.store import Store
 from jupyter_mv.store.migrations import MIGRATIONS
-from remote_servers import moto_s3, noconditional_s3  # noqa: F401 - fixtures
+from remote_servers import azurite, moto_s3, noconditional_s3  # noqa: F401 - fixtures
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -504,6 +505,46 @@ def test_s3_remote_ignoring_conditional_writes_gets_no_tags(alice, tmp_path, noc
         api.remote_add("weak", s3_url, store=c)
         api.pull(store=c)
         assert api.load(c.versions()[0], "x", store=c).tolist() == [0, 1, 2]
+
+
+# -- Azure Blob (Azurite; tests/remote_servers.py) ------------------------------------------------------
+def test_azure_push_clone_restore_and_a_tag_moved_after_pulling(alice, bob, tmp_path, azurite, monkeypatch):
+    """az:// configured only by the standard AZURE_STORAGE_* variables (an http:// endpoint: allowed as
+    given). Azure lists ETags unquoted and returns them quoted from HEAD: a tag's ETag recorded by a
+    pull must still be the one its move sends as If-Match, or the tag never moves after a pull."""
+    for k in [k for k in os.environ if k.startswith("AZURE")]:
+        monkeypatch.delenv(k)
+    for k, v in azurite.env.items():
+        monkeypatch.setenv(k, v)
+    az_url = azurite.container("projects/churn")
+    data = _data()
+    a1 = _snap(alice, dict(data), tags=["best"], metrics={"acc": 0.9})
+    r = api.remote_add("az", az_url, default=True, store=alice)
+    assert r.conditional is True  # Azurite honours If-None-Match: * and If-Match
+    assert [v.gid for v in api.push(store=alice).pushed] == [a1.gid]
+    assert api.push(store=alice).bytes_sent == 0
+    got = api.clone(az_url, tmp_path / "azclone")
+    assert [v.gid for v in got.pulled] == [a1.gid]
+    with Store(tmp_path / "azclone" / ".jupyter_mv") as st:
+        (v,) = st.versions()
+        assert (v.tags, v.metrics, v.origin) == (("best",), {"acc": 0.9}, az_url)
+        assert api.load(v, "big", store=st).tobytes() == data["big"].tobytes()
+        assert api.load(v, "cfg", store=st) == data["cfg"]
+        assert api.load(v, "zeros", store=st).tobytes() == data["zeros"].tobytes()
+        assert st.verify() == []
+    # bob pulls the team's tag, then deliberately tags his own version: his push moves it (If-Match)
+    api.remote_add("az", az_url, default=True, store=bob)
+    b1 = _snap(bob, {"x": np.arange(4)})
+    api.pull(store=bob)
+    bob.tag(b1, "best")
+    res = api.push(store=bob)
+    assert _team_tag(az_url) == b1.gid and not any("not moved" in n for n in res.notes), res.lines()
+    # alice has not pulled since: her new "best" does not take it back
+    a2 = _snap(alice, {"x": np.arange(5)}, tags=["best"])
+    res = api.push(store=alice)
+    assert [v.gid for v in res.pushed] == [a2.gid] and _team_tag(az_url) == b1.gid
+    assert any("'best'" in n and "you have not pulled" in n for n in res.notes), res.lines()
+    assert azurite.key not in repr(api.remotes(store=alice)) + "\n".join(res.lines())
 
 
 # -- magics ------------------------------------------------------------------------------------------

@@ -144,7 +144,8 @@ def _reason(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
     msg = re.search(r"<Message>([^<]*)</Message>", text)
     if status or code:
         parts = [p for p in ((status.group(1).strip() if status else ""), (code.group(1) if code else ""),
-                             (msg.group(1) if msg else "")) if p]
+                             # Azure's <Message> goes on with RequestId/Time lines: its first line
+                             (msg.group(1).strip().split("\n", 1)[0].strip() if msg else "")) if p]
         line = ": ".join(parts)
     else:
         line = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
@@ -339,6 +340,9 @@ class _ObstoreRemote(ObjectStore):
         if "NoSuchBucket" in str(exc):
             return RemoteError(f"{self.url}: the bucket does not exist (create it, or check the URL and "
                                "the endpoint)")
+        if "ContainerNotFound" in str(exc):  # Azure's 404 for the container (else: "key does not exist")
+            return RemoteError(f"{self.url}: the container does not exist (create it, or check the URL and "
+                               "the account)")
         if isinstance(exc, (ox.NotFoundError, FileNotFoundError)):
             return RemoteMissing(f"{where} does not exist on the remote")
         if isinstance(exc, ox.AlreadyExistsError):
@@ -955,6 +959,92 @@ class _FsspecRemote(ObjectStore):
 # ---------------------------------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------------------------------
+# Azure Blob and GCS: obstore reads the standard variables (AZURE_*, GOOGLE_*) itself
+
+# option and variable names whose values are secrets (masked in every message of the remote)
+_SECRET_NAME_RE = re.compile(r"(?i)key|secret|token|sas|password|credential")
+_AZURE_SCHEMES = ("az", "azure", "abfs", "abfss")
+
+
+class _AzureRemote(_ObstoreRemote):
+    """az:// remotes. Azure's List Blobs gives ETags unquoted (<Etag>0x8D...</Etag>) where Put Blob and
+    Get Blob Properties give them quoted (the ETag header); listed ones are quoted here too, so an ETag
+    recorded from a listing (a pulled tag) equals what a HEAD returns later (a tag move's If-Match).
+    obstore has no conditional delete: delete(if_match=...) sends Delete Blob with If-Match itself, to a
+    URL obstore signs (a SAS valid for minutes, from the account key or an Entra ID user delegation
+    key); with credentials that cannot sign (a fixed SAS token) it raises _Unsupported and callers fall
+    back to a plain delete (expired leases only)."""
+
+    def _list_raw(self, prefix: str) -> Iterator[ObjectMeta]:
+        for meta in super()._list_raw(prefix):
+            if meta.etag and not meta.etag.startswith(('"', 'W/"')):
+                meta = ObjectMeta(meta.key, meta.size, f'"{meta.etag}"', meta.modified)
+            yield meta
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        if if_match is None:
+            return super().delete(key)
+        import obstore as obs
+        where = f"{self.url.rstrip('/')}/{key}"
+        try:
+            signed = obs.sign(self._store, "DELETE", key, _dt.timedelta(minutes=10))
+        except Exception:  # no key to sign with: the caller's plain-delete fallback
+            raise _Unsupported(f"{where}: conditional delete needs an account key or Entra ID credentials "
+                               "(a SAS token cannot sign)") from None
+        u = urllib.parse.urlsplit(signed)
+        cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+        conn = cls(u.hostname, u.port, timeout=120)
+        try:  # the signed URL (its sig=) never enters a message: only the status and Azure's code
+            conn.request("DELETE", f"{u.path}?{u.query}", headers={"If-Match": if_match})
+            resp = conn.getresponse()
+            status, body = resp.status, resp.read().decode("utf-8", "replace")
+        except OSError as exc:
+            raise self._err("DELETE", key, exc) from None
+        finally:
+            conn.close()
+        code = re.search(r"<Code>([^<]*)</Code>", body)
+        if status in (200, 202):
+            return
+        if status == 412:  # also Azure's answer for an absent blob: tell the two apart
+            if self.head(key) is None:
+                raise RemoteMissing(f"{where} does not exist on the remote")
+            raise RemoteConflict(f"{where} was changed by someone else (its ETag no longer matches)")
+        if status == 404 and not (code and code.group(1) == "ContainerNotFound"):
+            raise RemoteMissing(f"{where} does not exist on the remote")
+        err = self._map("DELETE", key, RuntimeError(f"status code: {status}: {body}"))
+        if status in (401, 403):
+            err = RemoteError(f"{err} (check the remote's credentials)")
+        raise err
+
+
+def _open_cloud(url: str, scheme: str, shown: str, options: dict) -> ObjectStore:
+    """gs:// and az:// remotes through obstore's from_url, which reads GOOGLE_* / AZURE_* itself
+    (`options`, obstore's config keys, win). An http:// Azure endpoint (`endpoint=` or
+    AZURE_STORAGE_ENDPOINT / AZURE_ENDPOINT: Azurite, Azure Stack) is allowed as given, as S3's is.
+    The values of secret options and variables are masked in every message."""
+    from obstore.store import from_url
+    options = dict(options)
+    client = dict(options.pop("client_options", None) or {})
+    azure = scheme in _AZURE_SCHEMES
+    env_prefix = "AZURE" if azure else "GOOGLE"
+    secrets = [v for k, v in options.items() if isinstance(v, str) and _SECRET_NAME_RE.search(k)]
+    secrets += [v for k, v in os.environ.items() if k.startswith(env_prefix) and _SECRET_NAME_RE.search(k)
+                and not k.endswith(("_FILE", "_PATH", "_CREDENTIALS"))]
+    if azure:
+        endpoint = options.get("endpoint") or os.environ.get("AZURE_STORAGE_ENDPOINT") \
+            or os.environ.get("AZURE_ENDPOINT") or ""
+        if endpoint.startswith("http://"):
+            client.setdefault("allow_http", True)  # else obstore fails every request with "builder error"
+    try:
+        store = from_url(url, client_options=client or None, **options)
+    except Exception as exc:
+        raise RemoteError(f"{shown}: cannot open this remote: {_reason(exc, tuple(secrets))}") from None
+    if azure:
+        return _AzureRemote(shown, store, tuple(secrets))
+    return _ObstoreRemote(shown, store, tuple(secrets), generations=True)
+
+
 def open_remote(url: str, **options) -> ObjectStore:
     """An ObjectStore for `url`.
 
@@ -963,9 +1053,11 @@ def open_remote(url: str, **options) -> ObjectStore:
     AWS_REGION/AWS_DEFAULT_REGION, and botocore's credential chain (AWS_ACCESS_KEY_ID/
     AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, AWS_PROFILE and ~/.aws/{config,credentials}, SSO,
     credential_process, ...). An http:// endpoint is used as given (local servers).
-    gs://BUCKET[/PREFIX], az://CONTAINER[/PREFIX]: obstore reads GOOGLE_* / AZURE_* variables;
-    `options` are passed to it. file:///PATH (or a plain absolute path): a directory. Any other
-    scheme: fsspec (its own options). Raises RemoteError (one line, no credentials) if the URL or the
+    gs://BUCKET[/PREFIX], az://CONTAINER[/PREFIX]: obstore reads GOOGLE_* / AZURE_* variables
+    (AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_ENDPOINT, ...); `options`
+    (obstore's config keys: account_name=, account_key=, endpoint=, ...) are passed to it; an http://
+    Azure endpoint (Azurite) is allowed as given. file:///PATH (or a plain absolute path): a
+    directory. Any other scheme: fsspec (its own options). Raises RemoteError (one line, no credentials) if the URL or the
     configuration is unusable; it does not contact the remote."""
     if not isinstance(url, str) or not url.strip():
         raise RemoteError("a remote URL is needed (s3://bucket/prefix, gs://, az://, file:///path, ...)")
@@ -992,13 +1084,7 @@ def open_remote(url: str, **options) -> ObjectStore:
                               "variables or ~/.aws, never in the URL)")
         return _S3Remote(f"s3://{bucket}{parts.path.rstrip('/')}", bucket, parts.path, _s3_config(options))
     if scheme in ("gs", "gcs", "az", "azure", "abfs", "abfss"):
-        from obstore.store import from_url
-        try:
-            store = from_url(url, **options)
-        except Exception as exc:
-            raise RemoteError(f"{shown}: cannot open this remote: {_reason(exc)}") from None
-        secrets = tuple(v for v in options.values() if isinstance(v, str))
-        return _ObstoreRemote(shown, store, secrets, generations=scheme in ("gs", "gcs"))
+        return _open_cloud(url, scheme, shown, options)
     if not scheme:
         raise RemoteError(f"{shown}: not a URL (s3://bucket/prefix, gs://, az://, file:///path, sftp://...)")
     return _FsspecRemote(url, **options)
