@@ -50,6 +50,13 @@ class Session:
         self.in_cell = True
         self._stores: dict[Path, Store] = {}
         self._lock = threading.RLock()
+        # the default store, per value of the `store` setting, where this session first met it: a cell's
+        # os.chdir('data') silently started a second history in data/.jupyter_mv (and `%mv_restore v1` then
+        # restored that one's v1). "" (no setting) is pinned now: the kernel starts in the notebook's folder
+        try:
+            self._roots: dict[str, Path] = {"": (Path.cwd() / ".jupyter_mv").absolute()}
+        except OSError:  # the working directory was removed
+            self._roots = {}
 
     @property
     def auto_keep(self) -> int | None:
@@ -65,8 +72,13 @@ class Session:
 
     # -- store and notebook ------------------------------------------------------------------
     def store(self, path: str | os.PathLike | None = None) -> Store:
-        root = Path(path).expanduser() if path else default_root()
-        root = root.absolute()
+        if path:
+            root = Path(path).expanduser().absolute()
+        else:
+            given = config.current().store
+            root = self._roots.get(given)
+            if root is None:
+                root = self._roots[given] = default_root().absolute()
         with self._lock:
             st = self._stores.get(root)
             if st is None:

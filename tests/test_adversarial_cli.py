@@ -388,3 +388,31 @@ def test_damaged_store_database_pages_are_named_one_line(versions, tmp_path):
                 e = _one_line_error(r)
                 assert "damaged" in e or "cannot" in e, (page, argv, e)
     assert seen_damage >= 3, "no page damage was detected: the test did not test anything"
+
+
+def test_chdir_in_a_cell_keeps_the_notebooks_history(shell, tmp_path):
+    """`os.chdir('data')` in a cell (common before reading files) made the next snapshot start a second
+    history in data/.jupyter_mv: %mv_log showed only it and `%mv_restore v1 x` restored the wrong v1."""
+    (tmp_path / "data").mkdir()
+    run_cell(shell, "x = 1")
+    shell.run_line_magic("mv_snapshot", "x -m one")
+    run_cell(shell, "import os\nos.chdir('data')\nx = 2")
+    shell.run_line_magic("mv_snapshot", "x -m two")
+    assert [v.message for v in mv.versions()] == ["one", "two"]
+    assert not (tmp_path / "data" / ".jupyter_mv").exists()
+    shell.run_line_magic("mv_restore", "v1 x")
+    assert shell.user_ns["x"] == 1
+    r = cli_in_process("log", cwd=tmp_path)
+    assert "one" in r.stdout and "two" in r.stdout, r.stderr
+
+
+def test_relative_store_setting_is_taken_from_where_the_session_first_used_it(shell, tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("JUPYTER_MV_STORE", "stores/main")
+    run_cell(shell, "x = 1")
+    shell.run_line_magic("mv_snapshot", "x -m one")
+    monkeypatch.chdir(tmp_path / "data")
+    shell.run_line_magic("mv_snapshot", "x -m two")
+    assert [v.message for v in mv.versions()] == ["one", "two"]
+    assert (tmp_path / "stores" / "main" / "store.db").exists()
+    assert not (tmp_path / "data" / "stores").exists()

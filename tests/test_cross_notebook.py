@@ -310,6 +310,9 @@ def test_import_hint_says_trust_only_when_it_is_needed(shell, run, tmp_path, mon
     monkeypatch.chdir(colleague)
     monkeypatch.setenv("JUPYTER_MV_NOTEBOOK", "analysis/B.ipynb")
     api.set_session(None)
+    # the colleague's kernel: a session keeps the store it started with, whatever os.chdir does later
+    shell.run_line_magic("unload_ext", "jupyter_mv")
+    shell.run_line_magic("load_ext", "jupyter_mv")
     shell.user_ns.pop("clf")
     capsys.readouterr()
     run(f"%mv_import {tmp_path / 'model.mvz'}")
