@@ -170,7 +170,8 @@ def add_show_args(parser, adapter):
 def add_export_args(parser, adapter):
     add_ref_arg(parser, adapter)
     parser.add_argument("path", metavar="PATH", help=_by(adapter, magic="the bundle file to write (e.g. baseline.mvz)",
-                                                          cli="the bundle file to write"))
+                                                          cli="the bundle file to write")
+                        + "; an existing bundle there is replaced, any other existing file is refused")
     add_notebook_arg(parser, adapter)
     add_secrets_arg(parser, adapter)
 
