@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -106,11 +107,28 @@ def _pyfunc_wrapper(obj):
     return JupyterMVModel(obj)
 
 
+def mlflow_uri() -> str:
+    """MLflow's own tracking URI (MLFLOW_TRACKING_URI, else its default), for messages."""
+    try:
+        import mlflow
+
+        return mlflow.get_tracking_uri()
+    except Exception:
+        return "(MLflow's default)"
+
+
 @contextlib.contextmanager
 def _tracking(mlflow, uri: str | None):
-    """Point MLflow at `uri` for the push only, then put back what the user had."""
+    """Point MLflow at `uri` for the push only, then put back what the user had. Unless the user set
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES, a push retries a failing request twice: MLflow's default (7, with
+    exponential backoff) left `--tracking-uri http://host:WRONG_PORT` hanging for minutes before its one
+    error line."""
     old_t = mlflow.get_tracking_uri()
     old_r = mlflow.get_registry_uri()
+    retries = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+    capped = retries not in os.environ
+    if capped:
+        os.environ[retries] = "2"
     if uri:
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
@@ -119,6 +137,8 @@ def _tracking(mlflow, uri: str | None):
     finally:
         mlflow.set_tracking_uri(old_t)
         mlflow.set_registry_uri(old_r)
+        if capped:
+            os.environ.pop(retries, None)
 
 
 def push(store: Store, version: Version, tracking_uri: str | None = None, experiment: str | None = None,
@@ -204,6 +224,14 @@ def push(store: Store, version: Version, tracking_uri: str | None = None, experi
         raise
     except Exception as e:  # MlflowException, connection errors: one line for the adapters
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if any(k in msg for k in ("Max retries exceeded", "NewConnectionError", "Connection refused",
+                                  "Name or service not known", "Failed to resolve")):
+            where = re.sub(r"//[^/@]*@", "//", tracking_uri or mlflow_uri())  # never a password on screen
+            raise MVError(f"MLflow push failed: cannot reach the tracking server {where}; "
+                          "check --tracking-uri (scheme, host, port) and that the server runs") from None
+        if "maintenance mode" in msg:  # MLflow 3 refuses new runs in a file store ('./mlruns', a bare path)
+            raise MVError("MLflow push failed: MLflow no longer writes to a folder tracking store; give a "
+                          "database one, e.g. --tracking-uri sqlite:///mlflow.db, or a server's http:// URI") from None
         raise MVError(f"MLflow push failed ({type(e).__name__}): {msg[:300]}") from None
     info["content_hash"] = content_hash
     info["version_id"] = version_id

@@ -416,3 +416,18 @@ def test_relative_store_setting_is_taken_from_where_the_session_first_used_it(sh
     assert [v.message for v in mv.versions()] == ["one", "two"]
     assert (tmp_path / "stores" / "main" / "store.db").exists()
     assert not (tmp_path / "data" / "stores").exists()
+
+
+def test_mlflow_push_to_a_server_that_is_not_there_fails_fast(versions, tmp_path, monkeypatch):
+    """MLflow's default 7 retries with backoff left a wrong port hanging for minutes; now a few seconds and
+    one line saying what to check (a password in the URI is not shown)."""
+    import time
+
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    t = time.monotonic()
+    err = _one_line_error(cli_in_process("mlflow", "push", "v1", "--tracking-uri", "http://bob:s3cret@127.0.0.1:9",
+                                         cwd=tmp_path))
+    assert time.monotonic() - t < 40
+    assert "cannot reach the tracking server http://127.0.0.1:9" in err and "s3cret" not in err, err
+    import os
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # the cap lasted the push only
