@@ -314,3 +314,18 @@ def test_frame_float_columns_keep_nan_sign_and_payload(run):
     assert run("df['odd'].to_numpy().view(np.uint64)[0] == 0x7ff8000000000123")
     assert run("df.dtypes.tolist() == [np.dtype('float64')] * 3 + [np.dtype('int64')] and list(df.columns) == "
                "['neg', 'odd', 'plain', 'n'] and s.name == 's'")
+
+
+def test_torch_memory_layout_survives(run):
+    # tensors were stored made contiguous: a channels_last image batch or a transposed weight came
+    # back row-major (is_contiguous() and strides changed; channels_last kernels no longer chosen)
+    run("import torch\nimgs = torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last)\n"
+        "wt = torch.randn(3, 2).t()\nconv = torch.nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)\n"
+        "ref = (imgs.clone(), wt.clone(), conv.weight.detach().clone())")
+    run("%mv_snapshot imgs wt conv ref")
+    run("imgs = wt = conv = None")
+    run("%mv_restore v1")
+    assert run("imgs.is_contiguous(memory_format=torch.channels_last) and imgs.stride() == (60, 1, 15, 3)")
+    assert run("wt.stride() == (1, 2) and conv.weight.is_contiguous(memory_format=torch.channels_last)")
+    assert run("torch.equal(imgs, ref[0]) and torch.equal(wt, ref[1]) and torch.equal(conv.weight.detach(), ref[2])")
+    assert run("type(conv.weight) is torch.nn.Parameter and conv.weight.requires_grad")

@@ -27,14 +27,19 @@ def describe(t) -> tuple[dict, memoryview]:
     d = t.detach()
     if d.device.type != "cpu":
         d = d.cpu()
-    d = d.contiguous()
+    order = _dim_order(d)
+    # a dense tensor in another memory layout (channels_last, `w.t()`): its bytes as laid out, and the
+    # order of its dimensions, so the restored tensor has the same strides (is_contiguous() unchanged)
+    d = d.permute(order) if order is not None else d.contiguous()
     meta = {
         "dtype": str(d.dtype).removeprefix("torch."),
-        "shape": list(d.shape),
+        "shape": list(t.shape),
         "param": isinstance(t, torch.nn.Parameter),
         "requires_grad": bool(t.requires_grad),
         "device": t.device.type,
     }
+    if order is not None:
+        meta["dim_order"] = order
     if d.numel() == 0:
         return meta, memoryview(b"")
     return meta, memoryview(d.reshape(-1).view(torch.uint8).numpy())
@@ -81,13 +86,33 @@ def view_in(i: int, tensors: list, refs: dict | None) -> dict | None:
     return {"view_of": best, "tview": {"offset": best_off, "stride": list(t.stride())}}
 
 
+def _dim_order(t) -> list | None:
+    """The order of `t`'s dimensions in memory, outermost first, when `t` is dense but not in the
+    default (row-major) layout; None for a contiguous tensor and for one that is not dense."""
+    if t.dim() < 2 or t.is_contiguous() or t.numel() == 0:
+        return None
+    try:
+        order = list(t.dim_order())
+    except Exception:  # not expressible as a dimension order (overlapping, expanded)
+        return None
+    if order == list(range(t.dim())) or not t.permute(order).is_contiguous():
+        return None
+    return order
+
+
 def rebuild(meta: dict, buf):
     import torch
 
     dtype = getattr(torch, meta["dtype"])
     shape = tuple(meta["shape"])
+    order = meta.get("dim_order")
+    if order is not None and sorted(order) != list(range(len(shape))):
+        raise ValueError(f"malformed dim_order {str(order)[:40]}")
     if len(buf) == 0:
         t = torch.empty(shape, dtype=dtype)
+    elif order is not None:  # bytes in memory order: undo the permutation, keeping those strides
+        flat = torch.frombuffer(buf, dtype=torch.uint8).view(dtype)
+        t = flat.reshape([shape[i] for i in order]).permute([order.index(i) for i in range(len(shape))])
     else:
         t = torch.frombuffer(buf, dtype=torch.uint8).view(dtype).reshape(shape)
     if meta.get("param"):
