@@ -431,3 +431,20 @@ def test_mlflow_push_to_a_server_that_is_not_there_fails_fast(versions, tmp_path
     assert "cannot reach the tracking server http://127.0.0.1:9" in err and "s3cret" not in err, err
     import os
     assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # the cap lasted the push only
+
+
+def test_unreachable_fsspec_remote_is_an_error_not_an_empty_remote(versions, tmp_path):
+    """fsspec's HTTP find() answers [] when the host refuses: `remote add http://host:WRONG_PORT/x` was
+    recorded, and `remote ls` / `pull` said "0 versions" / nothing new instead of an error."""
+    url = "http://127.0.0.1:9/team"
+    err = _one_line_error(cli_in_process("remote", "add", "h", url, cwd=tmp_path))
+    assert "Cannot connect" in err or "cannot" in err.lower(), err
+    assert "no remotes" in cli_in_process("remote", cwd=tmp_path).stdout
+    c = dbmod.sqlite3.connect(versions / "store.db")  # recorded when the server still answered
+    with c:
+        c.execute("insert into remotes (name, url, is_default, conditional, added) values ('h', ?, 1, 0, 'x')",
+                  (url,))
+    c.close()
+    for argv in (["remote", "ls"], ["pull"]):
+        err = _one_line_error(cli_in_process(*argv, cwd=tmp_path))
+        assert "127.0.0.1:9" in err and "0 versions" not in err, (argv, err)

@@ -944,6 +944,8 @@ class _FsspecRemote(ObjectStore):
             return
         except Exception as exc:
             raise self._err("LIST", prefix, exc) from None
+        if not found:  # fsspec's HTTP find() answers [] when the host refuses: "0 versions", "nothing new"
+            self._reachable(base, prefix)
         root = self.fs._strip_protocol(self.root).rstrip("/")
         for p, info in sorted(found.items()):
             p = self.fs._strip_protocol(p)
@@ -952,7 +954,17 @@ class _FsspecRemote(ObjectStore):
                 continue
             yield self._meta(key, info)
 
+    def _reachable(self, path: str, key: str = "") -> None:
+        """RemoteError when the remote cannot be reached at all (a missing folder is fine: a new remote)."""
+        try:
+            self.fs.ls(path, detail=False)
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            raise self._err("LIST", key, exc) from None
+
     def _probe(self) -> bool:
+        self._reachable(self.root)  # `remote add` of a host that refuses must fail, not be recorded
         return False  # check-then-write is not atomic: two writers can both "create"
 
 
