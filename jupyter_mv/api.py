@@ -81,6 +81,17 @@ class Session:
                 root = self._roots[given] = default_root().absolute()
         with self._lock:
             st = self._stores.get(root)
+            if st is not None and st.replaced():
+                # deleted or replaced behind this kernel's back: writing on would go to an unlinked file
+                # (a "saved" version gone when the kernel exits); open what is there now, or a new store
+                import warnings
+
+                gone = not (root / "store.db").exists()
+                st.close()
+                st = None
+                warnings.warn(f"the store {root} was {'removed' if gone else 'replaced'} since this kernel opened "
+                              f"it; {'starting a new one there' if gone else 'using the file there now'}",
+                              stacklevel=2)
             if st is None:
                 st = self._stores[root] = Store(root)
             return st

@@ -448,3 +448,26 @@ def test_unreachable_fsspec_remote_is_an_error_not_an_empty_remote(versions, tmp
     for argv in (["remote", "ls"], ["pull"]):
         err = _one_line_error(cli_in_process(*argv, cwd=tmp_path))
         assert "127.0.0.1:9" in err and "0 versions" not in err, (argv, err)
+
+
+def test_store_removed_while_the_kernel_runs_is_not_written_into_the_void(shell, tmp_path):
+    """`rm -rf .jupyter_mv` (git clean) while the kernel ran: the next snapshot printed "v2 ... stored" into
+    the unlinked database, shown by %mv_log and gone when the kernel exited. Now it is written to a new
+    store there (with a warning), readable by the CLI and intact."""
+    import shutil
+    import warnings
+
+    run_cell(shell, "import numpy as np\nx = np.arange(50_000.0)")
+    shell.run_line_magic("mv_snapshot", "x -m one")
+    shutil.rmtree(tmp_path / ".jupyter_mv")
+    run_cell(shell, "x = x + 1")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        shell.run_line_magic("mv_snapshot", "x -m two")
+    assert any("was removed" in str(m.message) for m in w), [str(m.message) for m in w]
+    r = cli_in_process("log", cwd=tmp_path)
+    assert r.returncode == 0 and "two" in r.stdout, r.stderr
+    assert cli_in_process("verify", cwd=tmp_path).returncode == 0
+    run_cell(shell, "x = None")
+    shell.run_line_magic("mv_restore", "latest x")
+    assert shell.user_ns["x"][0] == 1.0

@@ -72,6 +72,14 @@ class StoredVariable:
                            self.summary, self.safe, tuple(self.credential))
 
 
+def _identity(path: Path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 class Store:
     """One `.jupyter_mv/` directory."""
 
@@ -90,6 +98,13 @@ class Store:
             raise StoreError(f"{self.root} is not a directory")
         self.db = dbmod.connect(db_path)
         self.blobs = BlobStore(self.root, self.db)
+        self._file = _identity(db_path)
+
+    def replaced(self) -> bool:
+        """True when store.db is no longer the file this Store opened: removed (`rm -rf .jupyter_mv`, `git
+        clean`) or replaced (restored from a backup). Writes through the open connection would then go to
+        a file no one can see again, and be lost when the process exits."""
+        return _identity(self.root / DB_NAME) != self._file
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
