@@ -208,6 +208,8 @@ def test_full_disk_store_stays_readable_and_writable_again(full_disk, shell, mon
     exporting work, writes are one "no space" line, and the same kernel snapshots once space is freed."""
     mnt, fill = full_disk
     monkeypatch.chdir(mnt)
+    shell.run_line_magic("unload_ext", "jupyter_mv")  # a kernel started in mnt (its store is there)
+    shell.run_line_magic("load_ext", "jupyter_mv")
     run_cell(shell, "import numpy as np\nq = np.arange(100)")
     shell.run_line_magic("mv_snapshot", "q -m before")
     mv._api.session().close()  # as a new kernel: its first open meets the full disk
