@@ -190,7 +190,8 @@ def add_verify_args(parser, adapter):
 
 
 def add_gc_args(parser, adapter):
-    parser.add_argument("--keep-auto", type=whole_number(0), metavar="N", help="first drop all but the last N automatic versions "
+    parser.add_argument("--keep-auto", type=whole_number(0), metavar="N",
+                        help="first drop all but the last N automatic versions "
                         "of each notebook (tagged, named and manual versions are always kept)")
 
 
