@@ -131,3 +131,16 @@ def two_stores_in(tmp_path: Path, monkeypatch, notebook: str):
     a.close()
     b.close()
     api.set_session(None)
+
+
+def as_colleague(shell, tmp_path: Path, name: str = "colleague") -> Path:
+    """Turn the test's IPython shell into a colleague's: a fresh session in a new working directory
+    `tmp_path/name` (so its own store), the extension reloaded. Returns that directory."""
+    from jupyter_mv import api
+    other = tmp_path / name
+    other.mkdir()
+    shell.run_line_magic("cd", str(other))
+    api.set_session(None)
+    shell.run_line_magic("unload_ext", "jupyter_mv")
+    shell.run_line_magic("load_ext", "jupyter_mv")
+    return other

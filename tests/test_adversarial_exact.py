@@ -168,18 +168,15 @@ def test_numpy_views_inside_pickled_objects_keep_sharing(run):
 def test_bundle_keeps_views_and_class_identity_through_trust(shell, run, tmp_path, capsys):
     # an export turns a group into one skops file, which writes each array as its own .npy: the
     # group of `m` and its rows came back as copies, silently. Such a group stays pickled (--trust).
+    from mvtest import as_colleague
+
     from jupyter_mv import api
 
     run("import numpy as np\nclass K:\n    pass\nk1 = K(); k2 = K()\n"
         "m = np.arange(6.).reshape(3, 2)\nrows = list(m)\nsafe = {'a': np.zeros(2), 'b': np.ones(2)}")
     run("%mv_snapshot")
     shell.run_line_magic("mv_export", f"v1 {tmp_path / 'b.mvz'}")
-    other = tmp_path / "colleague"
-    other.mkdir()
-    shell.run_line_magic("cd", str(other))
-    api.set_session(None)
-    shell.run_line_magic("unload_ext", "jupyter_mv")
-    shell.run_line_magic("load_ext", "jupyter_mv")
+    other = as_colleague(shell, tmp_path)
     for n in ("m", "rows", "k1", "k2", "safe"):
         shell.user_ns.pop(n)
     shell.user_ns["K"] = "not a class any more"

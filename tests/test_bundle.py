@@ -21,7 +21,7 @@ from jupyter_mv.errors import BundleError, Untrusted
 from jupyter_mv.store import Store
 from jupyter_mv.store.blobs import blob_size
 
-from mvtest import chunk_ids, cli, hostile, store_bytes
+from mvtest import as_colleague, chunk_ids, cli, hostile, store_bytes
 
 SCHEMA = Path(api.__file__).parent / "schemas" / "bundle.schema.json"
 
@@ -243,12 +243,7 @@ def test_magics_export_import_and_trust(shell, run, tmp_path, capsys):
     shell.run_line_magic("mv_export", f"v1 {tmp_path / 'tree.mvz'}")
     assert "exported v1" in capsys.readouterr().out
     # a colleague: another directory, another store
-    other = tmp_path / "colleague"
-    other.mkdir()
-    shell.run_line_magic("cd", str(other))
-    api.set_session(None)
-    shell.run_line_magic("unload_ext", "jupyter_mv")
-    shell.run_line_magic("load_ext", "jupyter_mv")
+    other = as_colleague(shell, tmp_path)
     for n in ("clf", "arr", "custom", "ShallowTree"):
         shell.user_ns.pop(n)
     shell.run_line_magic("mv_import", str(tmp_path / "tree.mvz"))

@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mvtest import two_stores_in
+from mvtest import as_colleague, two_stores_in
 from jupyter_mv import api, codecs
 from jupyter_mv import loading as restore_mod
 from jupyter_mv.compare import compare_values
@@ -344,12 +344,7 @@ def test_weights_only_magic(shell, run, tmp_path):
         "x = torch.randn(6, 4)\nwant = net(x).detach().clone()")
     run("%mv_snapshot net")
     run(f"%mv_export v1 {tmp_path / 'net.mvz'}")
-    colleague = tmp_path / "colleague"
-    colleague.mkdir()
-    shell.run_line_magic("cd", str(colleague))
-    api.set_session(None)
-    shell.run_line_magic("unload_ext", "jupyter_mv")
-    shell.run_line_magic("load_ext", "jupyter_mv")
+    colleague = as_colleague(shell, tmp_path)
     run(f"%mv_import {tmp_path / 'net.mvz'}")
     api.set_notebook(api.versions(all=True)[0].notebook)
     run("torch.manual_seed(99)\n"
