@@ -89,9 +89,9 @@ class Session:
                 gone = not (root / "store.db").exists()
                 st.close()
                 st = None
-                warnings.warn(f"the store {root} was {'removed' if gone else 'replaced'} since this kernel opened "
-                              f"it; {'starting a new one there' if gone else 'using the file there now'}",
-                              stacklevel=2)
+                warnings.warn(f"jupyter_mv: the store {root} was {'removed' if gone else 'replaced'} since this "
+                              f"kernel opened it; {'starting a new one there' if gone else 'using the file there now'}",
+                              stacklevel=_outside_package())
             if st is None:
                 st = self._stores[root] = Store(root)
             return st
@@ -104,6 +104,30 @@ class Session:
         for st in self._stores.values():
             st.close()
         self._stores.clear()
+
+
+def _strings(values, what: str) -> list[str]:
+    """`values` (any iterable of strings) as a list; UsageError naming `what` for anything else."""
+    try:
+        out = list(values)
+    except TypeError:
+        raise UsageError(f"{what} must be a list of strings, got {type(values).__name__}") from None
+    bad = [x for x in out if not isinstance(x, str)]
+    if bad:
+        raise UsageError(f"{what} must be strings, got {type(bad[0]).__name__} {bad[0]!r}")
+    return out
+
+
+def _outside_package() -> int:
+    """The `stacklevel` that points a warning at the first caller outside jupyter_mv and the IPython
+    machinery running a magic (the user's cell or script), so the line Python shows beside it is theirs."""
+    import sys
+    inner = ("jupyter_mv", "IPython", "ipykernel", "decorator")
+    f, level = sys._getframe(1), 1
+    while f is not None and (str(f.f_globals.get("__name__", "")).split(".")[0] in inner
+                             or f.f_code.co_filename.startswith("<decorator")):
+        f, level = f.f_back, level + 1
+    return level
 
 
 _session: Session | None = None
@@ -320,15 +344,27 @@ def snapshot(*names: str, message: str = "", name: str = "", tags: Iterable[str]
     `eval`: the name (or names) of eval tables — DataFrames of one row per example with an id column
     and score columns; tables with an id and score-named columns, or named `eval_*`, are found without
     it. Their mean scores become metrics `<var>.<score>`, their dataset hash the param `<var>.dataset`;
-    UsageError when a named one is not a DataFrame with an example id and a numeric score column."""
+    UsageError when a named one is not a DataFrame with an example id and a numeric score column.
+
+    `names` may also be given as one list, tuple or set of names (`snapshot(["clf", "X"])`); a name
+    that is not a string is a UsageError."""
     if isinstance(tags, str):
         tags = [tags]
+    tags = _strings(tags, "tags")
+    if eval is not None and not isinstance(eval, str):
+        eval = _strings(eval, "eval")
+    if len(names) == 1 and isinstance(names[0], (list, tuple, set, frozenset)):
+        names = tuple(sorted(names[0]) if isinstance(names[0], (set, frozenset)) else names[0])
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise UsageError(f"variable names are strings, got {type(bad[0]).__name__} {bad[0]!r}: "
+                         "pass names, as in snapshot('clf', 'X') or snapshot(['clf', 'X'])")
     result = take_snapshot(names, message=message, name=name, tags=tags, params=params, metrics=metrics,
                            evals=eval or ())
     for sk in result.skipped:
-        warnings.warn(f"jupyter_mv: skipped {sk.name!r}: {sk.reason}", stacklevel=2)
+        warnings.warn(f"jupyter_mv: skipped {sk.name!r}: {sk.reason}", stacklevel=_outside_package())
     for note in result.notes:
-        warnings.warn(f"jupyter_mv: {note.reason}", stacklevel=2)
+        warnings.warn(f"jupyter_mv: {note.reason}", stacklevel=_outside_package())
     return result.version
 
 
@@ -420,7 +456,11 @@ def restore(ref, names: Iterable[str] | None = None, prefix: str = "", trust: bo
     s = session()
     st = store or s.store()
     v = resolve(ref, notebook, st)
-    names = list(names) if names else None
+    if isinstance(names, str):
+        names = [names]
+    names = _strings(names, "names") if names else None
+    if not isinstance(prefix, str):
+        raise UsageError(f"prefix must be a string, got {type(prefix).__name__}")
     if prefix and not (prefix.isidentifier() or prefix.rstrip("_").isidentifier() or prefix == "_"):
         raise UsageError(f"bad prefix {prefix!r}: it must start a valid Python name")
     total = sum(x.nbytes for x in st.variables(v) if names is None or x.name in names)
@@ -447,7 +487,8 @@ def restore(ref, names: Iterable[str] | None = None, prefix: str = "", trust: bo
         out.append(prefix + n)
     for n, via in s.restore_stale:
         warnings.warn(f"jupyter_mv: {n} still refers to the {via} this restore replaced, not to the restored "
-                      f"one; restore {n} too (if {v.label} has it) or recreate it", StaleReference, stacklevel=2)
+                      f"one; restore {n} too (if {v.label} has it) or recreate it", StaleReference,
+                      stacklevel=_outside_package())
     if names is None and not prefix:
         # the state now descends from v: the next snapshot's parent (a branch when v is not the newest)
         s.heads[(st.root, v.notebook)] = v.n

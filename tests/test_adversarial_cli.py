@@ -473,3 +473,45 @@ def test_store_removed_while_the_kernel_runs_is_not_written_into_the_void(shell,
     run_cell(shell, "x = None")
     shell.run_line_magic("mv_restore", "latest x")
     assert shell.user_ns["x"][0] == 1.0
+
+
+def test_warnings_point_at_the_users_line_not_ours(tmp_path):
+    """A jupyter_mv warning raised under a magic or an API call names the user's cell line (Python
+    prints that line beside it), never a line of jupyter_mv or IPython."""
+    script = tmp_path / "t.ipy"
+    script.write_text("%load_ext jupyter_mv\nx = 1\n%mv_snapshot\nimport shutil; shutil.rmtree('.jupyter_mv')\n"
+                      "%mv_snapshot\nimport jupyter_mv as mv, threading\nlk = threading.Lock()\n"
+                      "v = mv.snapshot(['lk', 'x'])\n")
+    r = subprocess.run([sys.executable, "-m", "IPython", "--no-banner", "--colors=nocolor", str(script)], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    out = r.stdout + r.stderr
+    assert "was removed since this kernel opened it" in out and "skipped 'lk'" in out, out
+    assert "jupyter_mv/" not in out and "IPython/core" not in out and "site-packages" not in out, out
+    assert "run_line_magic('mv_snapshot', '')" in out and "v = mv.snapshot(['lk', 'x'])" in out, out
+
+
+def test_api_arguments_of_the_wrong_type_are_one_line(tmp_path, monkeypatch):
+    """The Python API answers a wrong type with a UsageError naming the argument, never a raw TypeError or
+    AttributeError; a list of names works where several names do, and a single name string is one name
+    (not its letters)."""
+    from jupyter_mv import api
+    from jupyter_mv.errors import UsageError
+    monkeypatch.chdir(tmp_path)
+    ns = {"clf": {"C": 1.0}, "X": [1, 2]}
+    api.set_session(api.Session(namespace=ns))
+    try:
+        v = api.snapshot(["clf", "X"])
+        assert sorted(x.name for x in api.session().store().variables(v)) == ["X", "clf"]
+        ns["clf"] = None
+        assert api.restore(v.label, "clf") == ["clf"] and ns["clf"] == {"C": 1.0}
+        for call, words in [(lambda: api.snapshot("clf", tags=5), "tags must be"),
+                            (lambda: api.snapshot("clf", tags=[1]), "tags must be strings"),
+                            (lambda: api.snapshot(5), "variable names are strings"),
+                            (lambda: api.snapshot("clf", eval=5), "eval must be"),
+                            (lambda: api.restore(v.label, 5), "names must be"),
+                            (lambda: api.restore(v.label, ["clf", 3]), "names must be strings"),
+                            (lambda: api.restore(v.label, prefix=5), "prefix must be a string")]:
+            with pytest.raises(UsageError, match=words):
+                call()
+    finally:
+        api.set_session(None)
