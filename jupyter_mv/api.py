@@ -811,11 +811,15 @@ def remotes(store: Store | None = None) -> list:
     return registry.remotes(store or session().store())
 
 
-def _open_remote(st: Store, remote: str | None):
+def _open_remote(st: Store, remote: str | None, reading: bool = False):
+    """(registry.Remote, its ObjectStore). `reading` (ls, pull, gc): a file:// remote's missing folder is
+    an error, not an empty remote (registry.check_readable)."""
     from .remotes import registry
     from .remotes.objects import open_remote
 
     r = registry.get(st, remote)
+    if reading:
+        registry.check_readable(r.url)
     return r, open_remote(r.url)
 
 
@@ -828,7 +832,7 @@ def remote_ls(remote: str | None = None, notebook: str | None = None, store: Sto
     from .remotes import pull as pull_mod
 
     st = store or session().store()
-    _, obj = _open_remote(st, remote)
+    _, obj = _open_remote(st, remote, reading=True)
     try:
         found = pull_mod.listing(obj, notebook, strict=True)
     finally:
@@ -857,7 +861,7 @@ def remote_gc(remote: str | None = None, grace="24h", dry_run: bool = False, pro
 
     st = store or session().store()
     grace = gc_mod.parse_grace(grace)
-    _, obj = _open_remote(st, remote)
+    _, obj = _open_remote(st, remote, reading=True)
     try:
         return gc_mod.gc(obj, grace=grace, progress=progress, dry_run=dry_run)
     finally:
@@ -933,7 +937,7 @@ def pull(*refs, notebook: str | None = None, remote: str | None = None, store: S
 
     st = store or session().store()
     refs = tuple(r.gid if isinstance(r, Version) else r for r in _ref_args(refs))
-    _, obj = _open_remote(st, remote)
+    _, obj = _open_remote(st, remote, reading=True)
     try:
         found = pull_mod.listing(obj, notebook, strict=strict)
         chosen = pull_mod.select(found, list(refs), registry_url(obj)) if refs else found

@@ -474,7 +474,13 @@ class _LocalRemote(_ObstoreRemote):
     def __init__(self, url: str, root: Path):
         from obstore.store import LocalStore
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            # the remote's own folder only, never its parents: `file:///mnt/usb/team` with the drive not
+            # mounted, or a typo in the path, must not become a new tree on the local disk that pushes
+            # fill and pulls read as empty (`git init --bare` does not create missing parents either)
+            root.mkdir(exist_ok=True)
+        except FileNotFoundError:
+            raise RemoteError(f"{url}: the folder {root.parent} does not exist (a typo in the URL, or a drive "
+                              "that is not mounted?): fix the URL, or create that folder first") from None
         except OSError as e:  # a file where the folder should be, a read-only disk: one line
             what = "is a file, not a folder" if root.is_file() else (e.strerror or str(e))
             raise RemoteError(f"{url}: cannot use {e.filename or root} as a remote folder: {what}") from None

@@ -453,13 +453,7 @@ def clone(url: str, directory, progress: Progress | None = None, probe: bool = T
     from .objects import open_remote
 
     url = registry.normalize_url(url)
-    if url.startswith("file:"):  # a typo must not clone an empty remote (and create its folder)
-        import urllib.parse
-
-        folder = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
-        if not folder.is_dir():
-            raise UsageError(f"no remote at {url}: " + (f"{folder} is a file, not a folder" if folder.exists()
-                                                         else f"the folder {folder} does not exist"))
+    registry.check_readable(url)  # a typo must not clone an empty remote (and create its folder)
     if not str(directory).strip():
         raise UsageError("clone needs a folder to clone into (DIR): it gets DIR/.jupyter_mv")
     root = Path(directory).expanduser() / ".jupyter_mv"

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import RemoteError, UsageError
 from ..store import Store, now
 
-__all__ = ["Remote", "add", "remove", "remotes", "get", "safe_url", "normalize_url", "check_name"]
+__all__ = ["Remote", "add", "remove", "remotes", "get", "safe_url", "normalize_url", "check_name", "check_readable"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # scheme://USERINFO@ up to the last '@' before a '?' or '#' (USERINFO may hold '/')
@@ -87,6 +87,20 @@ def normalize_url(url: str) -> str:
     if not path and parts.path and not bucket_store:  # sftp://host/ (the root) is not sftp://host (home)
         path = "/"
     return f"{parts.scheme.lower()}://{parts.netloc}{path}"
+
+
+def check_readable(url: str) -> None:
+    """Before reading a remote (ls, pull, clone, gc): a file:// remote's folder must exist. Opening it
+    creates a missing one, and an empty folder reads as a remote holding nothing, so a typo in the
+    path or an unmounted drive would say "nothing new" / "0 versions" instead of failing. UsageError
+    (one line) naming the folder."""
+    if not str(url).startswith("file:"):
+        return
+    folder = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
+    if not folder.is_dir():
+        raise UsageError(f"no remote at {url}: " + (f"{folder} is a file, not a folder" if folder.exists()
+                                                     else f"the folder {folder} does not exist (a typo in the "
+                                                     "URL, or a drive that is not mounted?)"))
 
 
 def _local_uri(path: str) -> str:
