@@ -35,6 +35,7 @@ from . import layout, manifest, registry
 Progress = Callable[[int], None]  # progress(bytes just sent)
 
 _HEADS = 8  # HEAD requests in flight (latency-bound, tiny)
+_ALREADY_LISTED = 3  # versions of a notebook already on the remote named one per line; more: one line
 
 
 def person(text) -> str:
@@ -84,8 +85,17 @@ class PushResult:
         out = []
         for v in self.pushed:
             out.append(f"pushed {v.notebook} {v.label} ({v.gid[:12]}) to {self.url}")
+        # one line per notebook once there are more than a few: a second push of 200 versions is one
+        # line saying nothing was needed ("Everything up-to-date"), not 200
+        by_nb: dict[str, list] = {}
         for v in self.already:
-            out.append(f"{v.notebook} {v.label} ({v.gid[:12]}) is already on {self.url}")
+            by_nb.setdefault(v.notebook, []).append(v)
+        for nb, vs in by_nb.items():
+            if len(vs) <= _ALREADY_LISTED:
+                out.extend(f"{v.notebook} {v.label} ({v.gid[:12]}) is already on {self.url}" for v in vs)
+            else:
+                lo, hi = min(vs, key=lambda v: v.n), max(vs, key=lambda v: v.n)
+                out.append(f"{nb}: {len(vs)} versions ({lo.label} … {hi.label}) are already on {self.url}")
         if self.pushed:
             out.append(f"sent {human_bytes(self.bytes_sent)} in {self.objects_sent} object"
                        f"{'s' if self.objects_sent != 1 else ''}")
