@@ -313,7 +313,18 @@ export class VersionsPanel extends Widget {
       cls: 'jp-mv-table jp-mv-versions',
       onSelect: (id, additive) => this.pick(String(id), additive)
     });
+    // a re-draw (a refresh, a selection) replaces the rows: the row that had the keyboard focus keeps it
+    const active = document.activeElement as HTMLElement | null;
+    const keyOf = (n: Element | null | undefined) => n?.getAttribute('data-id') ?? n?.getAttribute('data-key') ?? null;
+    const focusable = 'tr.mv-row[data-id], [data-key][tabindex]'; // table rows, graph rows
+    const focused = active && this._list.contains(active) ? keyOf(active.closest(focusable)) : null;
+    const scroll = this._list.scrollTop;
     this._list.replaceChildren(this._listHook ? this._listHook(shown, t) : t);
+    this._list.scrollTop = scroll;
+    if (focused) {
+      const row = [...this._list.querySelectorAll<HTMLElement>(focusable)].find(r => keyOf(r) === focused);
+      row?.focus({ preventScroll: true });
+    }
     this.renderMetricChoice();
     this.renderChart();
   }

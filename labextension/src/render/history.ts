@@ -173,6 +173,27 @@ export interface ITableOptions {
   cls?: string;
 }
 
+/** A key on a focused row: Enter/Space select it, ArrowUp/ArrowDown/Home/End move the focus. */
+function rowKeydown(e: KeyboardEvent, key: string | number, opts: ITableOptions): void {
+  const tr = e.currentTarget as HTMLElement;
+  if (!opts.onSelect || e.target !== tr) {
+    return; // a tick box or a button inside the row handles its own keys
+  }
+  if (e.key === 'Enter' || e.key === ' ') {
+    e.preventDefault();
+    e.stopPropagation(); // the notebook's shortcuts (Enter: edit mode) must not see it
+    opts.onSelect(key, e.ctrlKey || e.metaKey || e.shiftKey);
+    return;
+  }
+  const rows = [...(tr.parentElement?.children ?? [])] as HTMLElement[];
+  const i = rows.indexOf(tr);
+  const to = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: rows.length - 1 }[e.key];
+  if (to !== undefined && rows[to]) {
+    e.preventDefault();
+    rows[to].focus();
+  }
+}
+
 export function renderHistoryTable(rows: IHistoryRow[], cols: IColumn[], opts: ITableOptions = {}): HTMLTableElement {
   const sel = opts.selected ?? new Set();
   const head = h('tr', {}, opts.pick ? h('th', { class: 'mv-pick' }, '') : '', cols.map(c => {
@@ -193,11 +214,15 @@ export function renderHistoryTable(rows: IHistoryRow[], cols: IColumn[], opts: I
     const key = rowKey(r);
     const tr = h('tr', {
       class: 'mv-row' + (sel.has(key) ? ' mv-selected' : ''), 'data-version': r.id, 'data-id': key,
+      // keyboard-only use: each row is a Tab stop; Enter/Space picks it as a click would (Ctrl/Shift
+      // adds or removes it), the arrow keys move between rows
+      tabindex: opts.onSelect ? 0 : undefined, 'aria-selected': opts.onSelect ? String(sel.has(key)) : undefined,
       onclick: (e: MouseEvent) => {
         if ((e.target as HTMLElement).tagName !== 'INPUT') {
           opts.onSelect?.(key, e.ctrlKey || e.metaKey || e.shiftKey);
         }
-      }
+      },
+      onkeydown: (e: KeyboardEvent) => rowKeydown(e, key, opts)
     },
     opts.pick ? h('td', { class: 'mv-pick' }, h('input', { type: 'checkbox', class: 'mv-row-pick', checked: sel.has(key) || undefined, title: 'select (two for Diff)', onchange: () => opts.onSelect?.(key, true) })) : '',
     cols.map(c => h('td', { class: `mv-col-${c.key.replace(/[^\w-]/g, '_')}`, title: c.title ? c.title(r) : c.text(r) },
