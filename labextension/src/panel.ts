@@ -121,7 +121,21 @@ export class VersionsPanel extends Widget {
       }
       this._refreshed.emit();
     } catch (e) {
+      if (nb !== this._notebook || path !== nb.context.path) {
+        return; // an answer about a notebook no longer shown
+      }
       this._status.textContent = `Cannot read the versions: ${(e as Error).message}`;
+      if (e instanceof api.ApiError && this._versions.length) {
+        // the server answered that the history cannot be read (a store deleted or damaged under it):
+        // the rows shown would be stale and every action on them would fail, so they go
+        this.closeDiff();
+        this._versions = [];
+        this._all = [];
+        this._selection = [];
+        this._details.replaceChildren();
+        this.renderList();
+        this._changed.emit();
+      }
     }
   }
 

@@ -112,3 +112,25 @@ def test_300_hostile_versions_keyboard_only(lab, lab_page):
     errors = [e for e in page.console_errors if "jupyter-mv" in e or "Failed to load" in e]
     assert not errors, errors
 
+
+def test_store_broken_under_server_is_one_message_and_no_stale_rows(lab, lab_page):
+    """The store is replaced by garbage while the notebook is open: the panel says so in one readable
+    line and drops the rows it can no longer back (selecting them would only fail)."""
+    lp, page = lab_page, lab_page.page
+    make_versions(lab, "broken/nb.ipynb", 2)
+    lp.open("broken/nb.ipynb")
+    open_panel(lp)
+    row(page, "v2").click()
+    page.locator(f"{PANEL} .mv-version-details[data-version='v2']").wait_for()
+    store = lab.root / "broken" / ".jupyter_mv"
+    shutil.rmtree(store)
+    store.mkdir()
+    (store / "store.db").write_bytes(b"not a database" * 500)
+    page.locator(f"{PANEL} .jp-mv-action-refresh").click()
+    status = page.locator(f"{PANEL} .jp-mv-status")
+    page.wait_for_function("() => document.querySelector('#jupyter-mv-versions .jp-mv-status').textContent.startsWith('Cannot read')")
+    text = status.inner_text()
+    assert "store" in text and "\n" not in text and "Traceback" not in text, text
+    assert page.locator(f"{PANEL} tr.mv-row").count() == 0
+    assert page.locator(f"{PANEL} .mv-version-details").count() == 0
+
