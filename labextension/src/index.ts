@@ -435,8 +435,11 @@ function followNotebook(nb: NotebookPanel, panel: VersionsPanel): void {
     }
     try {
       await api.rename(oldPath, newPath);
+      panel.setMovedNote(nb, oldPath, null);
     } catch (e) {
       Notification.warning(`Model versions: the history of ${oldPath} stays under its old name (${(e as Error).message})`, { autoClose: 8000 });
+      // the toast goes; the panel keeps saying why this notebook now lists no versions
+      panel.setMovedNote(nb, oldPath, (e as Error).message);
     }
     tell();
     if (panel.notebook === nb) {

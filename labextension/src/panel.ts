@@ -114,7 +114,7 @@ export class VersionsPanel extends Widget {
         ? ''
         : all.length
           ? `${all.length} automatic version(s) hidden (setting "Show automatic versions").`
-          : 'No versions yet. Take a snapshot (toolbar button, or %mv_snapshot in a cell).';
+          : this._moved.get(nb) ?? 'No versions yet. Take a snapshot (toolbar button, or %mv_snapshot in a cell).';
       if (before !== versions.map(v => v.id + v.tags.join()).join('|')) {
         this.renderList();
         this._changed.emit();
@@ -136,6 +136,20 @@ export class VersionsPanel extends Widget {
         this.renderList();
         this._changed.emit();
       }
+    }
+  }
+
+  /** Say why `nb` (renamed or moved while open) shows no versions: its history did not follow it
+   * (`why`, the server's reason). Shown instead of "No versions yet" until it gets versions of its own;
+   * null forgets it (a later rename that the history followed). */
+  setMovedNote(nb: NotebookPanel, oldPath: string, why: string | null): void {
+    if (why === null) {
+      this._moved.delete(nb);
+    } else {
+      this._moved.set(nb, `No versions under this name: the history of ${oldPath} did not follow the notebook (${why}).`);
+    }
+    if (nb === this._notebook) {
+      void this.refresh();
     }
   }
 
@@ -389,6 +403,7 @@ export class VersionsPanel extends Widget {
   }
 
   private _notebook: NotebookPanel | null = null;
+  private _moved = new WeakMap<NotebookPanel, string>();
   private _diff: Widget | null = null;
   private _versions: api.IVersion[] = [];
   private _all: api.IVersion[] = [];
