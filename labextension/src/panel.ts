@@ -71,10 +71,15 @@ export class VersionsPanel extends Widget {
       return;
     }
     this.closeDiff();
+    // each notebook keeps its own selection: coming back to a notebook shows what was picked there
+    if (this._notebook) {
+      this._selections.set(this._notebook, this._selection);
+    }
     this._notebook = panel;
     this._versions = [];
     this._all = [];
     this._selection = [];
+    this._pending = (panel && this._selections.get(panel)) || [];
     this._details.replaceChildren();
     this._changed.emit();
     void this.refresh();
@@ -109,7 +114,17 @@ export class VersionsPanel extends Widget {
       const before = this._versions.map(v => v.id + v.tags.join()).join('|');
       this._versions = versions;
       this._all = all;
+      const restored = this._pending.length > 0 && !this._selection.length;
+      if (restored) {
+        this._selection = this._pending; // the selection this notebook had when the user left it
+      }
+      this._pending = [];
       this._selection = this._selection.filter(id => versions.some(v => v.id === id));
+      if (restored && this._selection.length) {
+        void this.showDetails();
+        this.renderList();
+        this._changed.emit();
+      }
       this._status.textContent = versions.length
         ? ''
         : all.length
@@ -404,6 +419,8 @@ export class VersionsPanel extends Widget {
 
   private _notebook: NotebookPanel | null = null;
   private _moved = new WeakMap<NotebookPanel, string>();
+  private _selections = new WeakMap<NotebookPanel, string[]>();
+  private _pending: string[] = [];
   private _diff: Widget | null = null;
   private _versions: api.IVersion[] = [];
   private _all: api.IVersion[] = [];
