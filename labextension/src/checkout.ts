@@ -6,6 +6,7 @@ import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Dialog, ICommandPalette, Notification, showDialog } from '@jupyterlab/apputils';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import * as api from './api';
+import { haveKernel } from './kernel';
 import { matchCells, normaliseOutput } from './outputs';
 import { restoreVariables } from './restoring';
 
@@ -139,6 +140,9 @@ export function registerCheckout(app: JupyterFrontEnd, options: ICheckoutOptions
         return;
       }
       const what = choice.button.label;
+      if ((what === VARIABLES || what === BOTH) && !haveKernel(nb, `Checking out ${id}'s variables`)) {
+        return; // before the code changes: "both" is all or nothing
+      }
       if (what === CODE || what === BOTH) {
         try {
           const details = await api.versionDetails(nb.context.path, id);

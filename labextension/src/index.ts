@@ -11,7 +11,7 @@ import { DisposableDelegate } from '@lumino/disposable';
 import { SplitPanel, Widget } from '@lumino/widgets';
 import * as api from './api';
 import { DiffView } from './diffview';
-import { runMagic, snapshotLine, tellNotebook } from './kernel';
+import { haveKernel, runMagic, snapshotLine, tellNotebook } from './kernel';
 import { IOutputRestore, restoreOutputs } from './outputs';
 import { IPanelOptions, VersionsPanel } from './panel';
 import { setRenderMime } from './labOutputs';
@@ -126,7 +126,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       isEnabled: () => current() !== null,
       execute: async () => {
         const nb = current();
-        if (!nb) {
+        if (!nb || !haveKernel(nb, 'A snapshot')) {
           return;
         }
         const got = await InputDialog.getText({ title: 'Snapshot', label: 'Message (optional)', placeholder: 'what changed?' });
@@ -151,8 +151,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
       isEnabled: () => current() !== null,
       execute: async () => {
         const nb = current();
+        if (!nb || !haveKernel(nb, 'Restore')) {
+          return;
+        }
         const id = await pickVersion('Restore which version?');
-        if (!nb || !id) {
+        if (!id) {
           return;
         }
         const ok = await showDialog({

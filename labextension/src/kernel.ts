@@ -1,4 +1,5 @@
 // Talking to the notebook's kernel: tell it which notebook it runs, run jupyter_mv magics.
+import { Notification } from '@jupyterlab/apputils';
 import { PageConfig, PathExt } from '@jupyterlab/coreutils';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { KernelMessage } from '@jupyterlab/services';
@@ -84,6 +85,16 @@ export async function tellNotebook(panel: NotebookPanel): Promise<void> {
 export interface IRunResult {
   ok: boolean;
   text: string; // what the magic printed (or the error line)
+}
+
+/** Does `panel` have a kernel (running or starting)? If not, say what `action` needs and return false:
+ * asked before any dialog, so the user is not walked through choices that end in "no kernel". */
+export function haveKernel(panel: NotebookPanel, action: string): boolean {
+  if (panel.sessionContext.session?.kernel) {
+    return true;
+  }
+  Notification.warning(`${action} needs the notebook's kernel, and it has none running: start one (Kernel menu → Restart Kernel, or pick a kernel) and try again.`, { autoClose: 8000 });
+  return false;
 }
 
 /** Run jupyter_mv magic lines in the notebook's kernel without recording them as a cell. */

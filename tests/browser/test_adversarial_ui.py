@@ -134,3 +134,50 @@ def test_store_broken_under_server_is_one_message_and_no_stale_rows(lab, lab_pag
     assert page.locator(f"{PANEL} tr.mv-row").count() == 0
     assert page.locator(f"{PANEL} .mv-version-details").count() == 0
 
+
+def test_two_notebooks_moved_notebook_and_no_kernel(lab, lab_page):
+    """Two notebooks: each keeps its own selection when the user switches back and forth. A notebook moved
+    to another directory while open says in the panel why it lists no versions (not "No versions yet").
+    With the kernel shut down, Restore and Snapshot say they need one before asking anything."""
+    lp, page = lab_page, lab_page.page
+    make_versions(lab, "one.ipynb", 3, message=lambda i: f"one-{i}")
+    make_versions(lab, "two.ipynb", 5, message=lambda i: f"two-{i}")
+    lp.open("one.ipynb")
+    open_panel(lp)
+    row(page, "v2").click()
+    page.locator(f"{PANEL} .mv-version-details[data-version='v2']").wait_for()
+    lp.command("docmanager:open", {"path": "two.ipynb"})
+    row(page, "v5").wait_for()
+    assert page.locator(f"{PANEL} .jp-mv-heading").inner_text() == "two.ipynb"
+    assert selected(page) == []
+    row(page, "v4").click()
+    page.locator(".lm-TabBar-tab", has_text="one.ipynb").click()
+    page.wait_for_function("() => document.querySelector('#jupyter-mv-versions .jp-mv-heading').textContent === 'one.ipynb'")
+    page.locator(f"{PANEL} .mv-version-details[data-version='v2']").wait_for()
+    assert selected(page) == ["v2"] and page.locator(f"{PANEL} tr.mv-row").count() == 3
+    assert "one-2" in page.locator(f"{PANEL} .mv-version-details").inner_text()
+    page.locator(".lm-TabBar-tab", has_text="two.ipynb").click()
+    page.locator(f"{PANEL} .mv-version-details[data-version='v4']").wait_for()
+    assert selected(page) == ["v4"]
+
+    # renamed in place: the history follows; moved to another directory: the panel says why it is empty
+    page.locator(".lm-TabBar-tab", has_text="one.ipynb").click()
+    page.evaluate("() => window.jupyterapp.serviceManager.contents.rename('one.ipynb', 'uno.ipynb')")
+    page.wait_for_function("() => document.querySelector('#jupyter-mv-versions .jp-mv-heading').textContent === 'uno.ipynb'")
+    row(page, "v3").wait_for()
+    (lab.root / "elsewhere").mkdir()
+    page.evaluate("() => window.jupyterapp.serviceManager.contents.rename('uno.ipynb', 'elsewhere/uno.ipynb')")
+    page.wait_for_function("() => document.querySelector('#jupyter-mv-versions .jp-mv-status').textContent.includes('did not follow')")
+    status = page.locator(f"{PANEL} .jp-mv-status").inner_text()
+    assert "uno.ipynb" in status and "another directory" in status and "No versions yet" not in status, status
+
+    # no kernel: the commands that need one say so before any dialog
+    page.locator(".lm-TabBar-tab", has_text="two.ipynb").click()
+    row(page, "v5").wait_for()
+    lp.command("kernelmenu:shutdown")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.sessionContext.session")
+    for command, said in (("jupyter-mv:restore", "Restore needs the notebook's kernel"),
+                          ("jupyter-mv:snapshot", "A snapshot needs the notebook's kernel")):
+        page.evaluate("(c) => { void window.jupyterapp.commands.execute(c); }", command)
+        page.locator("[class*=jp-Notification-Toast]", has_text=said).first.wait_for()
+        assert page.locator(".jp-Dialog").count() == 0, command
