@@ -89,3 +89,63 @@ def test_second_push_of_many_versions_is_one_line(tmp_path, alice, capsys):
     assert f"nb.ipynb: 40 versions (v1 … v40) are already on {remote.as_uri()}" in lines, out
     assert any(line.startswith("other.ipynb v1 (") and "is already on" in line for line in lines), out
     assert len(lines) == 2, out
+
+
+# -- the network goes away partway through a push or a pull, then comes back --------------------------
+
+def _cut_after(monkeypatch, method: str, n: int, key_part: str):
+    """The file:// remote's `method` (put / get) fails like a dropped connection after `n` calls on
+    keys holding `key_part`; returns a switch that brings the network back."""
+    from jupyter_mv.errors import RemoteError
+    from jupyter_mv.remotes import objects
+
+    real = getattr(objects._LocalRemote, method)
+    state = {"calls": 0, "down": True}
+
+    def flaky(self, key, *a, **kw):
+        if state["down"] and key_part in key:
+            state["calls"] += 1
+            if state["calls"] > n:
+                raise RemoteError(f"{method.upper()} {self.url}/{key} failed: connection reset by peer")
+        return real(self, key, *a, **kw)
+
+    monkeypatch.setattr(objects._LocalRemote, method, flaky)
+    return state
+
+
+def test_network_drop_mid_push_and_pull_then_retry(tmp_path, alice, monkeypatch, capsys):
+    rng = np.random.default_rng(1)
+    mine = [_snap(alice, {"big": rng.standard_normal(70_000), "i": i}) for i in range(4)]  # a chunk each
+    remote = tmp_path / "team"
+    api.remote_add("team", remote.as_uri(), store=alice)
+    net = _cut_after(monkeypatch, "put", 2, "chunks/")  # the third version's chunk never arrives
+    with pytest.raises(MVError) as e:
+        api.push(store=alice)
+    msg = str(e.value)
+    assert "\n" not in msg and "connection reset" in msg
+    assert "pushed 2 of 4 versions before it stopped" in msg and "pushing again sends only what is missing" in msg
+    # nothing half-visible: only whole versions' manifests are there, and another store sees exactly them
+    on_remote = {p.stem for p in (remote / "versions").glob("*.json")}
+    assert on_remote == {v.gid for v in mine[:2]}
+    bob = Store(tmp_path / "bob" / ".jupyter_mv")
+    try:
+        api.remote_add("team", remote.as_uri(), store=bob)
+        assert [d["gid"] for d in api.remote_ls(store=bob)] == [v.gid for v in mine[:2]]
+        net["down"] = False
+        result = api.push(store=alice)  # the retry sends only the two missing versions' objects
+        assert [v.gid for v in result.pushed] == [v.gid for v in mine[2:]]
+        assert result.objects_sent == 2 * 2 + 2  # a chunk and a manifest each, the 2 notebooks' files
+        # the pull is cut after two chunks: two versions imported whole, the others not at all
+        net = _cut_after(monkeypatch, "get", 2, "chunks/")
+        with pytest.raises(MVError, match=r"pulled 2 of 4 versions before it stopped; pulling again fetches "
+                                          r"only what is missing"):
+            api.pull(store=bob)
+        assert {v.gid for v in bob.versions()} == {v.gid for v in mine[:2]}
+        net["down"] = False
+        code, out, err = _run(capsys, "--store", bob.root, "pull")
+        assert code == 0 and out.count("pulled ") == 2 and err == "", (out, err)
+        code, out, err = _run(capsys, "--store", bob.root, "verify")
+        assert code == 0, out + err
+        assert {v.gid for v in bob.versions()} == {v.gid for v in mine}
+    finally:
+        bob.close()

@@ -233,6 +233,12 @@ def pull(store: Store, remote, refs: list[str] = (), notebook: str | None = None
         except RemoteCorrupt as e:
             result.failed[rv.gid] = str(e)
             continue
+        except RemoteError as e:  # the network or the server went away: this version is not imported
+            from .push import stopped
+
+            registry.mark(store, url, [w.gid for w in result.pulled + result.already])
+            raise type(e)(stopped(e, "pulled", len(result.pulled), len(chosen),
+                                  "pulling again fetches only what is missing")) from None
         except MVError:
             here = store.version_by_gid(rv.gid)
             if here is None:

@@ -206,18 +206,43 @@ def push(store: Store, versions: list[Version], remote, *, include_secrets: bool
     another push moved a tag first. Warns CredentialsWithheld (redaction.warn) for what stayed home.
     `author`: who pushes (default: identity()). `force_tags`: move the remote's existing tags to these
     versions even where the local tag was not set after the team's was last seen (_push_tags)."""
-    from .. import redaction
-
     url = registry.safe_url(remote.url)
     result = PushResult(url)
     index = _PackIndex(remote)
-    indexed = False
     who = person(author) or identity()
-    from .leases import push_lease
-
     # remote gc waits while this lease is live, and a push waits while a gc sweeps (leases.py): so
     # nothing this push finds on the remote (and references) or writes is swept under it
     versions = [store.version_by_id(i) for i in dict.fromkeys(v.id for v in versions)]  # each once
+    try:
+        _push_versions(store, versions, remote, include_secrets, progress, who, url, result, index)
+    except RemoteError as e:
+        if isinstance(e, (RemoteConflict, RemoteExists)):
+            raise
+        # the network or the server went away partway: say what is on the remote now and that a retry
+        # is cheap (each version's manifest is written last, so none is half-visible)
+        raise type(e)(stopped(e, "pushed", len(result.pushed) + len(result.already), len(versions),
+                              "pushing again sends only what is missing")) from None
+    # tags of versions already there too: a tag moved here onto one of them is pushed like any other
+    for v in result.pushed + [v for v in result.already if v.tags]:
+        _push_tags(store, v, remote, conditional, result, who, force_tags)
+    return result
+
+
+def stopped(e: Exception, did: str, done: int, total: int, retry: str) -> str:
+    """The one line for a transfer the remote cut off: `e`'s message, how many of `total` versions
+    were `did` (pushed / pulled) before it, and what a retry does."""
+    if total <= 1 and not done:
+        return f"{e}; {retry}"
+    return f"{e} ({did} {done} of {total} versions before it stopped; {retry})"
+
+
+def _push_versions(store: Store, versions: list[Version], remote, include_secrets: bool, progress, who: str,
+                   url: str, result: PushResult, index: _PackIndex) -> None:
+    """push()'s data and manifests, under its lease; fills `result`."""
+    from .. import redaction
+    from .leases import push_lease
+
+    indexed = False
     with push_lease(remote, who=who) as lease:
         # which manifests are there already: HEADs in parallel (a second push of 100 versions is 100
         # HEADs and nothing else)
@@ -253,10 +278,6 @@ def push(store: Store, versions: list[Version], remote, *, include_secrets: bool
             result.pushed.append(v)
             registry.mark(store, url, [v.gid])
             redaction.warn(shared, f"the push of {v.label} to {url}")
-    # tags of versions already there too: a tag moved here onto one of them is pushed like any other
-    for v in result.pushed + [v for v in result.already if v.tags]:
-        _push_tags(store, v, remote, conditional, result, who, force_tags)
-    return result
 
 
 def _check_claim(store: Store, v: Version, remote, url: str, result: PushResult) -> tuple[Version, bool]:
