@@ -149,3 +149,92 @@ def test_network_drop_mid_push_and_pull_then_retry(tmp_path, alice, monkeypatch,
         assert {v.gid for v in bob.versions()} == {v.gid for v in mine}
     finally:
         bob.close()
+
+
+# -- Ctrl-C during a real `jupyter-mv push` / `pull` -------------------------------------------------
+
+class _Gate:
+    """A WSGI filter in front of moto: requests for keys holding `part` (with `method`) are held
+    `delay` seconds, and `seen` is set at the first one, so the test interrupts mid-transfer without
+    guessing at timings."""
+
+    def __init__(self):
+        import threading
+        self.method, self.part, self.delay = "", "\0", 0.0
+        self.seen = threading.Event()
+
+    def arm(self, method: str, part: str, delay: float = 0.4):
+        self.seen.clear()
+        self.method, self.part, self.delay = method, part, delay
+
+    def __call__(self, app):
+        def filtered(environ, start_response):
+            if environ["REQUEST_METHOD"] == self.method and self.part in environ.get("PATH_INFO", ""):
+                self.seen.set()
+                time.sleep(self.delay)
+            return app(environ, start_response)
+        return filtered
+
+
+@pytest.fixture(scope="module")
+def gated_s3():
+    from remote_servers import S3Server, _WsgiServer
+
+    gate = _Gate()
+    srv = _WsgiServer(gate)
+    try:
+        yield S3Server("gated", f"http://127.0.0.1:{srv.port}"), gate
+    finally:
+        srv.stop()
+
+
+def _interrupt(argv, env, gate) -> tuple[int, str, str]:
+    p = subprocess.Popen(JMV + [str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=env)
+    assert gate.seen.wait(30), "the transfer never started"
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    return p.returncode, out, err
+
+
+def test_ctrl_c_during_push_and_pull(tmp_path, alice, gated_s3):
+    s3, gate = gated_s3
+    env = dict(os.environ, **s3.env, JUPYTER_MV_AUTHOR="alice@laptop")
+    rng = np.random.default_rng(2)
+    mine = [_snap(alice, {"big": rng.standard_normal(70_000), "i": i}) for i in range(5)]
+    url = s3.bucket("team")
+    subprocess.run(JMV + ["--store", str(alice.root), "remote", "add", "team", url], env=env, check=True,
+                   capture_output=True)
+    bucket = url.split("/")[2]
+
+    def manifests():
+        listed = s3.client().list_objects_v2(Bucket=bucket, Prefix="team/versions/").get("Contents", [])
+        return {Path(o["Key"]).stem for o in listed}
+
+    gate.arm("PUT", "/chunks/")
+    code, out, err = _interrupt(["--store", alice.root, "push"], env, gate)
+    assert code == 130 and err == "interrupted\n", (code, out, err)
+    assert len(manifests()) < 5  # interrupted for real, and what is there is whole:
+    gate.arm("", "\0")
+    p = subprocess.run(JMV + ["--store", str(alice.root), "push"], env=env, capture_output=True, text=True)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    assert manifests() == {v.gid for v in mine}
+    pushed_again = p.stdout.count("pushed ")
+    assert pushed_again == 5 - len([line for line in p.stdout.splitlines() if "is already on" in line])
+    # Ctrl-C during a pull: the store keeps only whole versions, and a retry brings the rest
+    bob = tmp_path / "bob" / ".jupyter_mv"
+    subprocess.run(JMV + ["--store", str(bob), "remote", "add", "team", url], env=env, check=True,
+                   capture_output=True)
+    gate.arm("GET", "/chunks/", delay=0.5)
+    code, out, err = _interrupt(["--store", bob, "pull"], env, gate)
+    gate.arm("", "\0")
+    assert code == 130 and err == "interrupted\n", (code, out, err)
+    p = subprocess.run(JMV + ["--store", str(bob), "verify"], env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    with Store(bob) as st:
+        before = {v.gid for v in st.versions()}
+    assert len(before) < 5
+    p = subprocess.run(JMV + ["--store", str(bob), "pull"], env=env, capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.count("pulled ") == 5 - len(before), p.stdout + p.stderr
+    with Store(bob) as st:
+        assert {v.gid for v in st.versions()} == {v.gid for v in mine}
