@@ -181,3 +181,42 @@ def test_two_notebooks_moved_notebook_and_no_kernel(lab, lab_page):
         page.evaluate("(c) => { void window.jupyterapp.commands.execute(c); }", command)
         page.locator("[class*=jp-Notification-Toast]", has_text=said).first.wait_for()
         assert page.locator(".jp-Dialog").count() == 0, command
+
+
+def test_diff_of_500_changed_variables_names_every_change(lab, lab_page):
+    """Two versions with 500 changed ints, a 1000-line string changed at its end and a 5000-char string
+    changed in its last character (their elided summaries read the same), and a name that looks like HTML:
+    the Diff tab lists all 502 changes, says the long strings changed instead of a blank "change" cell,
+    and shows the HTML-looking name as text. The details of a version with a 1000-line value stay text."""
+    lp, page = lab_page, lab_page.page
+    nb = lab.write_notebook("bigdiff/nb.ipynb", ["x = 1"])
+    ns = {f"var_{i}": i for i in range(500)}
+    ns.update(lines="\n".join(f"line {i}" for i in range(1000)), chars="a" * 5000, **{"<b>h</b>": 1})
+    s = api.Session(namespace=ns)
+    s.told_notebook = str(nb)
+    api.set_session(s)
+    st = api.open_store(nb.parent / ".jupyter_mv")
+    try:
+        api.take_snapshot(message="before", store=st)
+        ns.update({f"var_{i}": i + 1 for i in range(500)}, lines=ns["lines"] + "\nmore", chars="a" * 4999 + "b")
+        ns["<b>h</b>"] = 2
+        api.take_snapshot(message="after", store=st)
+    finally:
+        st.close()
+        api.set_session(None)
+    lp.open("bigdiff/nb.ipynb")
+    open_panel(lp)
+    row(page, "v2").click()
+    page.locator(f"{PANEL} .mv-version-details[data-version='v2']").wait_for()
+    assert page.locator(f"{PANEL} .mv-version-details b").count() == 0
+    row(page, "v1").click(modifiers=["Control"])
+    page.locator(f"{PANEL} .jp-mv-action-diff").click()
+    view = page.locator(".mv-diffview[data-a='v1'][data-b='v2']")
+    view.wait_for()
+    assert page.locator(".mv-diffview .mv-variables tr.mv-changed").count() == 503
+    for name in ("lines", "chars"):
+        change = page.locator(f".mv-diffview .mv-variables tr[data-name='{name}'] td").nth(3).inner_text()
+        assert "value changed" in change, (name, change)
+    assert "bytes" in page.locator(".mv-diffview .mv-variables tr[data-name='lines'] td").nth(3).inner_text()
+    assert page.locator(".mv-diffview tr[data-name='<b>h</b>']").inner_text().startswith("<b>h</b>")
+    assert page.locator(".mv-diffview .mv-variables b").count() == 0

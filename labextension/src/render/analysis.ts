@@ -39,6 +39,13 @@ export function renderAnalysis(x: Pick<IChangedVariable, 'analysis' | 'changes'>
         line(`${k}: ${formatValue(val[0])} → ${formatValue(val[1])}`);
       }
     }
+    if (!box.childElementCount) {
+      // changed, yet its summary (an elided repr: a long string, a big list) reads the same on both
+      // sides: say so instead of leaving the change column blank, with the exact sizes when they differ
+      const b = (x.changes || {}).bytes;
+      const sizes = Array.isArray(b) && b[0] !== b[1] ? ` (${formatValue(b[0])} → ${formatValue(b[1])} bytes)` : '';
+      line(h('span', { class: 'mv-changed-unseen' }, `value changed; its summary is the same${sizes}`));
+    }
     return box;
   }
   switch (a.kind) {
