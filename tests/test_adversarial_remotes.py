@@ -238,3 +238,37 @@ def test_ctrl_c_during_push_and_pull(tmp_path, alice, gated_s3):
     assert p.returncode == 0 and p.stdout.count("pulled ") == 5 - len(before), p.stdout + p.stderr
     with Store(bob) as st:
         assert {v.gid for v in st.versions()} == {v.gid for v in mine}
+
+
+# -- credentials in remote URLs: refused, never stored, never shown -----------------------------------
+
+@pytest.mark.parametrize("url, secret", [
+    ("https://ghp_R4nd0mT0kenR4nd0mT0ken0123456789@git.example.com/team", "ghp_R4nd0mT0ken"),  # token as user
+    ("http://glpat-abcdefghij0123456789@host.example/remote", "glpat-abcdef"),
+    ("webdav+https://TOKEN0123456789abcdef@dav.example.com/x", "TOKEN0123456789"),
+    ("https://host.example/remote#access_token=SECRETFRAGMENT99", "SECRETFRAGMENT99"),  # in the fragment
+    ("s3://AKIAEXAMPLEKEY:wJalr/XUtnFEMI@bucket/team", "wJalr"),
+    ("sftp://me:hunter2hunter2@host.example/data", "hunter2hunter2"),
+])
+def test_credentials_in_a_remote_url_are_refused_and_never_shown(tmp_path, alice, capsys, url, secret):
+    for argv in (["remote", "add", "team", url], ["push", "--remote", url], ["remote", "ls", "--remote", url]):
+        code, out, err = _run(capsys, "--store", alice.root, *argv)
+        assert code != 0 and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+        assert secret not in out + err, (argv, err)
+    with pytest.raises(UsageError) as e:
+        api.remote_add("team", url, store=alice)
+    assert secret not in str(e.value)
+    assert api.remotes(store=alice) == []
+    assert secret.encode() not in (alice.root / "store.db").read_bytes()
+
+
+def test_login_names_and_azure_containers_stay(alice):
+    from jupyter_mv.remotes import registry
+    from jupyter_mv.remotes.objects import redact_url
+
+    assert registry.normalize_url("sftp://me@host.example/data") == "sftp://me@host.example/data"
+    adls = "abfss://models@myacct.dfs.core.windows.net/team"
+    assert registry.normalize_url(adls) == adls and redact_url(adls) == adls
+    # in messages (errors from fsspec/obstore quote the URL): a token-shaped user becomes ***
+    assert redact_url("GET https://ghp_tok@h.example/x failed") == "GET https://***@h.example/x failed"
+    assert redact_url("see https://h.example/x#sig=abc now") == "see https://h.example/x now"

@@ -109,19 +109,33 @@ class MultipartUpload:
 # ---------------------------------------------------------------------------------------------------
 # keeping credentials out of messages
 
-_URL_RE = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^\s/?#@]*@)?([^\s?#]*)(\?[^\s#]*)?")
+_URL_RE = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^\s/?#@]*@)?([^\s?#]*)(\?[^\s#]*)?(#\S*)?")
+# schemes whose user name is a login name (ssh's user@host), not a credential; anywhere else a name
+# before '@' is how tokens travel (https://TOKEN@host, as git's credential-less URLs do)
+LOGIN_SCHEMES = ("sftp", "ssh", "scp", "ftp", "ftps")
+
+
+def userinfo_is_name(scheme: str, host: str) -> bool:
+    """Whether the part before '@' in a `scheme`:// URL whose host is `host` is a plain name: an ssh-like
+    login, or the container of an Azure Data Lake URL (abfs://CONTAINER@ACCOUNT.dfs.core.windows.net)."""
+    scheme, host = scheme.lower(), (host or "").lower()
+    return scheme in LOGIN_SCHEMES or (scheme in ("abfs", "abfss", "az") and host.endswith(
+        (".dfs.core.windows.net", ".blob.core.windows.net")))
 _SECRET_PARAM_RE = re.compile(
     r"(?i)\b(x-amz-(?:signature|credential|security-token)|signature|sig|token|access_?key(?:_id)?|"
     r"secret(?:_access_key)?|password|sas_token|account_key)=([^&\s\"'<>]+)")
 
 
 def redact_url(url: str) -> str:
-    """`url` without what can hold a credential: the user info's password (`user:pw@` -> `user@`)
-    and the query string (`?sig=...`, `?X-Amz-Signature=...`)."""
+    """`url` without what can hold a credential: the user info's password (`user:pw@` -> `user@`), a
+    user name that is not a login (`https://TOKEN@host` -> `https://***@host`, see userinfo_is_name),
+    the query string (`?sig=...`, `?X-Amz-Signature=...`) and the fragment (`#token=...`)."""
     def one(m: re.Match) -> str:
         userinfo = m.group(2) or ""
         if userinfo:
-            userinfo = userinfo.split(":", 1)[0] + "@" if ":" in userinfo else userinfo
+            user = userinfo[:-1].split(":", 1)[0]
+            host = m.group(3).split("/", 1)[0].rsplit(":", 1)[0]
+            userinfo = f"{user}@" if user and userinfo_is_name(m.group(1)[:-3], host) else "***@"
         return m.group(1) + userinfo + m.group(3)
     return _URL_RE.sub(one, url)
 

@@ -63,18 +63,20 @@ def normalize_url(url: str) -> str:
     port = parts.netloc.rpartition(":")[2] if ":" in parts.netloc else ""
     hidden_userinfo = ":" in parts.netloc and (bucket_store or not port.isdigit())
     # ADLS Gen2's own URL form names the container before the '@': abfs://CONTAINER@ACCOUNT.dfs.core.windows.net/
-    azure_container = (parts.scheme.lower() in ("abfs", "abfss", "az") and not hidden_userinfo
-                       and (parts.hostname or "").endswith((".dfs.core.windows.net", ".blob.core.windows.net")))
-    if parts.password is not None or hidden_userinfo or (parts.username and bucket_store and not azure_container):
-        # a bucket store's user name is an access key id or a token: shown neither; nor is user info
-        # urlsplit misread
+    # a user name is kept only where it is a login (sftp://me@host) or an Azure container
+    # (abfs://CONTAINER@ACCOUNT...): a bucket store's is an access key id, an https one a token
+    # (https://ghp_…@host, as git URLs carry them), so neither is stored nor shown
+    from .objects import userinfo_is_name
+
+    named = not hidden_userinfo and userinfo_is_name(parts.scheme, parts.hostname or "")
+    if parts.password is not None or hidden_userinfo or (parts.username and not named):
         shown = safe_url(url) if not (bucket_store or hidden_userinfo) else (
             _USERINFO.sub(r"\1***@", url, count=1) if _USERINFO.match(url) else f"{parts.scheme}://***")
         raise UsageError(f"the remote URL {safe_url(shown)} holds a user name or password: credentials are "
                          "never stored; put them in AWS_* variables or ~/.aws (S3), "
                          "GOOGLE_APPLICATION_CREDENTIALS (gs://), AZURE_* (az://) or your SSH config")
     if parts.query or parts.fragment:
-        what = "a secret" if _SECRET_QUERY.search(parts.query) else "a query"
+        what = "a secret" if _SECRET_QUERY.search(parts.query + "&" + parts.fragment) else "a query"
         raise UsageError(f"the remote URL {safe_url(url)} has {what} after '?' or '#': give the plain URL; "
                          "credentials and endpoints come from the environment (AWS_ENDPOINT_URL, AWS_* ...)")
     if parts.scheme == "file":
