@@ -249,6 +249,12 @@ def cmd_remote_add(args, st):
 def cmd_remote_remove(args, st):
     r = api.remote_remove(args.name, store=st)
     print(f"removed remote {r.name} ({r.url}); nothing on it was deleted")
+    left = api.remotes(store=st)
+    if r.default and len(left) == 1:  # registry.get() falls back to a lone remote: say so, never silently
+        print(f"push and pull now use {left[0].name} ({left[0].url}), the only remote left")
+    elif r.default and left:
+        print(f"no default remote now: give --remote NAME ({', '.join(x.name for x in left)}) or make one the "
+              "default with `jupyter-mv remote add NAME URL --default`")
     return 0
 
 

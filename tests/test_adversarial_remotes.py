@@ -272,3 +272,25 @@ def test_login_names_and_azure_containers_stay(alice):
     # in messages (errors from fsspec/obstore quote the URL): a token-shaped user becomes ***
     assert redact_url("GET https://ghp_tok@h.example/x failed") == "GET https://***@h.example/x failed"
     assert redact_url("see https://h.example/x#sig=abc now") == "see https://h.example/x now"
+
+
+# -- removing the default remote: where the next push goes is said, never silently another place ---------
+
+def test_removing_the_default_remote_says_where_push_goes_now(tmp_path, alice, capsys):
+    _snap(alice, {"x": 1})
+    for name in ("team", "backup", "public"):
+        (tmp_path / name).mkdir()
+        assert _run(capsys, "--store", alice.root, "remote", "add", name, tmp_path / name)[0] == 0
+    # adding the same name and URL twice changes nothing (still the default)
+    assert _run(capsys, "--store", alice.root, "remote", "add", "team", tmp_path / "team")[0] == 0
+    assert [r.name for r in api.remotes(store=alice) if r.default] == ["team"]
+    code, out, err = _run(capsys, "--store", alice.root, "remote", "remove", "team")
+    assert code == 0 and "no default remote now" in out and "backup, public" in out, out
+    code, out, err = _run(capsys, "--store", alice.root, "push")  # not to backup nor public, unasked
+    assert code != 0 and "none is the default" in err and err.count("\n") == 1, err
+    assert not any((tmp_path / n / "versions").exists() for n in ("backup", "public"))
+    code, out, err = _run(capsys, "--store", alice.root, "remote", "remove", "public")
+    assert code == 0 and "the only remote left" not in out  # public was not the default
+    assert _run(capsys, "--store", alice.root, "remote", "add", "public", tmp_path / "public", "--default")[0] == 0
+    code, out, err = _run(capsys, "--store", alice.root, "remote", "remove", "public")
+    assert code == 0 and f"push and pull now use backup ({(tmp_path / 'backup').as_uri()})" in out, out
