@@ -294,3 +294,23 @@ def test_removing_the_default_remote_says_where_push_goes_now(tmp_path, alice, c
     assert _run(capsys, "--store", alice.root, "remote", "add", "public", tmp_path / "public", "--default")[0] == 0
     code, out, err = _run(capsys, "--store", alice.root, "remote", "remove", "public")
     assert code == 0 and f"push and pull now use backup ({(tmp_path / 'backup').as_uri()})" in out, out
+
+
+# -- a store given where a remote goes (`git clone ../repo` habits) -----------------------------------
+
+def test_a_store_folder_is_not_a_remote(tmp_path, alice, capsys):
+    _snap(alice, {"x": 1})
+    project = alice.root.parent
+    for src in (alice.root, project):
+        code, out, err = _run(capsys, "clone", src, tmp_path / "bob")
+        assert code != 0 and "jupyter_mv store" in err and "push" in err and err.count("\n") == 1, err
+        assert not (tmp_path / "bob").exists()  # no empty store left behind, no origin recorded
+    with Store(tmp_path / "carol" / ".jupyter_mv") as carol:
+        _snap(carol, {"y": 2})
+        for src in (alice.root, project):
+            for argv in (["remote", "add", "alice", src], ["pull", "--remote", src.as_uri()],
+                         ["push", "--remote", src.as_uri()]):
+                code, out, err = _run(capsys, "--store", carol.root, *argv)
+                assert code != 0 and "jupyter_mv store" in err, (argv, out, err)
+        assert api.remotes(store=carol) == []
+    assert sorted(p.name for p in project.iterdir()) == [".jupyter_mv"]  # nothing written into alice's folder

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import RemoteError, UsageError
 from ..store import Store, now
 
-__all__ = ["Remote", "add", "remove", "remotes", "get", "safe_url", "normalize_url", "check_name", "check_readable"]
+__all__ = ["Remote", "add", "remove", "remotes", "get", "safe_url", "normalize_url", "check_name", "check_readable", "not_a_store"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # scheme://USERINFO@ up to the last '@' before a '?' or '#' (USERINFO may hold '/')
@@ -98,6 +98,7 @@ def check_readable(url: str) -> None:
     (one line) naming the folder."""
     if not str(url).startswith("file:"):
         return
+    not_a_store(url)
     folder = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
     if not folder.is_dir():
         raise UsageError(f"no remote at {url}: " + (f"{folder} is a file, not a folder" if folder.exists()
@@ -142,6 +143,7 @@ def get(st: Store, name: str | None = None) -> Remote:
     if "://" in str(name):
         url = normalize_url(name)
         _not_inside_store(st, url)
+        not_a_store(url)
         return Remote("", url)
     raise UsageError(f"no remote {name!r} in this store (remotes: {', '.join(r.name for r in rs) or 'none'}; "
                      "add one with `jupyter-mv remote add NAME URL`)")
@@ -155,6 +157,7 @@ def add(st: Store, name: str, url: str, default: bool | None = None, probe: bool
     name = check_name(name)
     url = normalize_url(url)
     _not_inside_store(st, url)
+    not_a_store(url)
     conditional = None
     if probe:
         from .objects import open_remote
@@ -181,6 +184,22 @@ def add(st: Store, name: str, url: str, default: bool | None = None, probe: bool
         c.execute("insert or replace into remotes (name, url, is_default, conditional, added) values (?,?,?,?,?)",
                   (name, url, int(make_default), None if conditional is None else int(conditional), now()))
     return get(st, name)
+
+
+def not_a_store(url: str) -> None:
+    """A file:// remote must not be a store's folder (DIR/.jupyter_mv) nor a folder holding one (DIR):
+    `jupyter-mv clone ../alice/.jupyter_mv` (as `git clone ../repo` works) read a store as an empty remote,
+    "cloned" nothing and made it the default remote, so pushes mixed remote objects into alice's store
+    or project folder. UsageError saying how a store is shared."""
+    if not str(url).startswith("file:"):
+        return
+    folder = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
+    for db in (folder / "store.db", folder / ".jupyter_mv" / "store.db"):
+        if db.is_file():
+            what = "is a jupyter_mv store" if db.parent == folder else f"holds a jupyter_mv store ({db.parent})"
+            raise UsageError(f"{url} {what}, not a remote: share the store by pushing it to a "
+                             f"remote folder (`jupyter-mv --store {db.parent} remote add team /shared/team-remote`, "
+                             "then `push --all`) and clone or pull that; a bundle (`jupyter-mv export`) also works")
 
 
 def _not_inside_store(st: Store, url: str) -> None:
