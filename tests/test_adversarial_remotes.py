@@ -314,3 +314,19 @@ def test_a_store_folder_is_not_a_remote(tmp_path, alice, capsys):
                 assert code != 0 and "jupyter_mv store" in err, (argv, out, err)
         assert api.remotes(store=carol) == []
     assert sorted(p.name for p in project.iterdir()) == [".jupyter_mv"]  # nothing written into alice's folder
+
+
+def test_a_bucket_gone_after_remote_add_is_one_line_without_retry_advice(alice, gated_s3, monkeypatch, capsys):
+    s3, gate = gated_s3
+    gate.arm("", "\0")
+    for k, v in s3.env.items():
+        monkeypatch.setenv(k, v)
+    _snap(alice, {"x": np.arange(3)})
+    _snap(alice, {"x": np.arange(4)})
+    url = s3.bucket("team")
+    api.remote_add("team", url, store=alice)
+    s3.client().delete_bucket(Bucket=url.split("/")[2])
+    for argv in (["push"], ["pull"], ["remote", "ls"]):
+        code, out, err = _run(capsys, "--store", alice.root, *argv)
+        assert code != 0 and err.count("\n") == 1 and "bucket does not exist" in err, (argv, err)
+        assert "again" not in err and s3.secret not in err, (argv, err)  # retrying alone will not help

@@ -80,6 +80,7 @@ class PushResult:
     bytes_sent: int = 0
     objects_sent: int = 0
     notes: list = field(default_factory=list)
+    leased: bool = field(default=False, repr=False)  # its lease was taken: the remote is there and writable
 
     def lines(self) -> list[str]:
         out = []
@@ -216,7 +217,9 @@ def push(store: Store, versions: list[Version], remote, *, include_secrets: bool
     try:
         _push_versions(store, versions, remote, include_secrets, progress, who, url, result, index)
     except RemoteError as e:
-        if isinstance(e, (RemoteConflict, RemoteExists)):
+        # refused before anything moved (no bucket, no credentials, no such host): a retry alone will
+        # not help, so no "push again" advice
+        if isinstance(e, (RemoteConflict, RemoteExists)) or not result.leased:
             raise
         # the network or the server went away partway: say what is on the remote now and that a retry
         # is cheap (each version's manifest is written last, so none is half-visible)
@@ -244,6 +247,7 @@ def _push_versions(store: Store, versions: list[Version], remote, include_secret
 
     indexed = False
     with push_lease(remote, who=who) as lease:
+        result.leased = True
         # which manifests are there already: HEADs in parallel (a second push of 100 versions is 100
         # HEADs and nothing else)
         with ThreadPoolExecutor(_HEADS) as pool:
