@@ -103,6 +103,7 @@ def test_hostile_bundle_runs_no_script_on_any_surface(lab, lab_page, tmp_path):
     lp.run_cell(RESTORE_CELL)
     out = lp.cell(RESTORE_CELL).locator(".jp-OutputArea")
     wait_table(out)
+    out.locator(".jp-RenderedHTMLCommon h1", has_text="Hostile markdown").wait_for()  # rendered asynchronously
     assert out.locator(".jp-RenderedHTMLCommon h1", has_text="Hostile markdown").count() == 1
     assert out.locator(".jp-RenderedJavaScript").count() == 0
     assert all(w > 0 for w in loaded_images(out.locator("img[src^='data:']")))
@@ -117,8 +118,11 @@ def test_hostile_bundle_runs_no_script_on_any_surface(lab, lab_page, tmp_path):
     det = panel.locator(".mv-version-details[data-version='v2']")
     det.wait_for()
     wait_table(det)
-    assert det.locator(".jp-mv-rendered[data-mime-type='application/javascript']").count() == 0
+    # JupyterLab's renderers are asynchronous (markdown is parsed off the DOM): wait for the rendered
+    # heading before counting what was rendered
+    det.locator(".jp-mv-rendered h1", has_text="Hostile markdown").wait_for()
     assert det.locator(".jp-mv-rendered h1", has_text="Hostile markdown").count() == 1
+    assert det.locator(".jp-mv-rendered[data-mime-type='application/javascript']").count() == 0
     imgs = loaded_images(det.locator("img[src^='data:']"))
     assert len(imgs) == 3 and all(w > 0 for w in imgs), imgs  # the PNG and both SVGs
     assert_not_pwned(page, "lab sidebar details")
