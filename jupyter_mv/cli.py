@@ -428,20 +428,35 @@ def main(argv=None) -> int:
         print(f"jupyter-mv {args.command}: {bad}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        st = _store(args)
         try:
-            return args.fn(args, st)
-        finally:
-            if st is not None:
-                st.close()
-    except (Exception, KeyboardInterrupt) as e:
-        answer = _error_answer(args.command, e)
-        if answer is None:
-            raise
-        line, code = answer
-        if line:
-            print(line, file=sys.stderr)
-        return code
+            st = _store(args)
+            try:
+                return args.fn(args, st)
+            finally:
+                if st is not None:
+                    st.close()
+        except (Exception, KeyboardInterrupt) as e:
+            answer = _error_answer(args.command, e)
+            if answer is None:
+                raise
+            line, code = answer
+            if line:
+                print(line, file=sys.stderr)
+            return code
+    finally:
+        if argv is None:  # the program itself, not an in-process caller's main([...])
+            _done_with_ctrl_c()
+
+
+def _done_with_ctrl_c() -> None:
+    """The command is over (done, or its error line printed): a Ctrl-C from now on would only interrupt
+    the interpreter's shutdown, printing a raw KeyboardInterrupt traceback from logging's atexit or
+    dying by the signal (exit -2) after a push, pull or clone had succeeded. It is ignored instead."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # arguments that are file names or URLs: bytes that are not UTF-8 are legal there (POSIX file names)

@@ -330,3 +330,23 @@ def test_a_bucket_gone_after_remote_add_is_one_line_without_retry_advice(alice, 
         code, out, err = _run(capsys, "--store", alice.root, *argv)
         assert code != 0 and err.count("\n") == 1 and "bucket does not exist" in err, (argv, err)
         assert "again" not in err and s3.secret not in err, (argv, err)  # retrying alone will not help
+
+
+def test_ctrl_c_just_after_a_clone_finishes_is_no_traceback(tmp_path, alice):
+    _snap(alice, {"x": np.arange(5)})
+    remote = tmp_path / "team"
+    api.remote_add("team", remote.as_uri(), store=alice)
+    api.push(store=alice)
+    answers = []
+    for k in range(3):
+        p = subprocess.Popen(JMV + ["clone", str(remote), str(tmp_path / f"c{k}")], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        for line in p.stdout:  # the clone is done: Ctrl-C lands in the interpreter's shutdown
+            if line.startswith("cloned into"):
+                break
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        answers.append((p.returncode, err))
+        with Store(tmp_path / f"c{k}" / ".jupyter_mv") as st:  # the clone stands either way
+            assert [v.gid for v in st.versions()] == [v.gid for v in alice.versions()]
+    assert all(a in ((0, ""), (130, "interrupted\n")) for a in answers), answers
