@@ -45,6 +45,7 @@ ENV = {
     "author": "JUPYTER_MV_AUTHOR",
     "lease_ttl": "JUPYTER_MV_LEASE_TTL",
     "debug": "JUPYTER_MV_DEBUG",
+    "map_restores": "JUPYTER_MV_MAP_RESTORES",
 }
 _FALSE = ("0", "false", "no", "off")
 
@@ -105,6 +106,13 @@ class JupyterMV(Configurable):
         snapshots skip variables holding one unless named, exports withhold them, views mask them. False turns
         all of that off: credentials are stored, exported and shown like any value. No environment variable
         (set it deliberately, in a config file or with %config).""").tag(config=True)
+
+    map_restores = Bool(True, help="""Restore large buffers (1 MiB and more: model weights, big arrays) by mapping their
+        chunk files privately (mmap, copy-on-write) instead of copying them into new memory, as
+        `from_pretrained` maps a safetensors file: several times faster for a model, and the pages are shared
+        with the page cache until written. Every chunk is still re-hashed. Linux only (elsewhere restores
+        read). False: always read (e.g. a store on a network file system another machine rewrites).
+        Environment variable: JUPYTER_MV_MAP_RESTORES (any value but '', 0, false, no, off).""").tag(config=True)
 
     debug = Bool(False, help="""Show the full traceback of an unexpected error (magics, CLI, widgets) instead
         of one line. Environment variable: JUPYTER_MV_DEBUG (any value but '', 0, false, no, off).""").tag(config=True)

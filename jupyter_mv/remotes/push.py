@@ -169,7 +169,13 @@ def _local_entry(store: Store, bid: str, where, fds: dict | None = None) -> byte
                 raise CorruptBlob(bid, f"pack file {pack} is truncated")
             return raw
         with open(store.blobs.path(bid), "rb") as f:
-            return f.read(2 + blobmod.blob_size(bid) + 1)
+            raw = f.read(blobmod.mapping.ALIGN + blobmod.blob_size(bid) + 1)
+        if raw[:2] == blobmod.ALIGNED:  # a page-aligned blob file: sent as the raw entry it holds
+            pad = raw[2: blobmod.mapping.ALIGN]
+            if len(pad) != blobmod.mapping.ALIGN - 2 or pad.count(0) != len(pad):
+                raise CorruptBlob(bid, "damaged file header")
+            return blobmod.RAW + raw[blobmod.mapping.ALIGN:]
+        return raw
     except FileNotFoundError:
         raise CorruptBlob(bid, "file is missing") from None
     except OSError as e:

@@ -18,8 +18,13 @@ import zstandard
 
 from .. import config
 from ..errors import CorruptBlob, NoSpace, StoreError
+from . import mapping
 
-RAW, ZSTD = b"Mr", b"Mz"  # 2-byte header of every blob file
+RAW, ZSTD = b"Mr", b"Mz"  # 2-byte header of every blob file (and pack entry): raw bytes follow, or a zstd frame
+# A blob file of a large raw chunk: the header, zeros up to offset mapping.ALIGN (4096), then the bytes,
+# page-aligned so that a restore can map the file instead of copying it (mapping.py; schema 8 and later)
+ALIGNED = b"Ma"
+ALIGN_FROM = 64 * 1024  # raw chunks of at least this many bytes get ALIGNED files (the padding is <= 6%)
 _SAMPLE = 64 * 1024
 # hashing holds the GIL but file I/O and zstd release it: twice the cores keeps the disk busy
 _WORKERS = max(4, min(16, 2 * (os.cpu_count() or 2)))
@@ -222,6 +227,8 @@ class BlobStore:
             return bid, None, 0
         packed = _compress(data, pack_max() if limit is None else limit)
         header, body = (RAW, data) if packed is None else (ZSTD, packed)
+        if packed is None and len(data) >= ALIGN_FROM:
+            header = ALIGNED + bytes(mapping.ALIGN - 2)
         tmp = self.tmp / f"{bid}.{os.getpid()}.{secrets.token_hex(4)}"
         try:
             with open(tmp, "wb") as f:
@@ -516,6 +523,11 @@ class BlobStore:
         try:
             with open(self.path(bid), "rb") as f:
                 header = f.read(2)
+                if header == ALIGNED:  # zeros up to mapping.ALIGN, then the bytes as in RAW
+                    pad = f.read(mapping.ALIGN - 2)
+                    if len(pad) != mapping.ALIGN - 2 or pad.count(0) != len(pad):
+                        raise CorruptBlob(bid, "damaged file header")
+                    header = RAW
                 if header == RAW:
                     got = f.readinto(out)
                     if got != size or f.read(1):
@@ -642,30 +654,70 @@ class BlobStore:
         """A fresh buffer for `manifest`, its packed chunks copied in here (they share `fds`), its chunks
         in blob files submitted to the pool (their futures appended to `futs`, to be waited for). All the
         blob-file chunks of one read_buffers call are read at once, not buffer after buffer (most of a
-        model's weights are one chunk each, which read_buffer reads on the caller's thread): a restore
-        spends most of its time faulting in fresh pages, which the cores then do in parallel
-        (benchmarks/llm.py, README "LLM work: benchmark")."""
+        model's weights are one chunk each, which read_buffer reads on the caller's thread).
+
+        A buffer of at least MAP_FROM bytes whose chunks have page-aligned blob files (ALIGNED) is a
+        mapping.Region with those files mapped into it privately, each re-hashed through the mapping in
+        the pool: no copy and no fresh memory, which is most of a model restore's time otherwise
+        (benchmarks/llm.py, README "LLM work: benchmark"). Other chunks are read into the region."""
         n, chunks = manifest["n"], manifest["c"]
         sizes = [blob_size(bid) for bid in chunks]
         if sum(sizes) != n:
-            raise CorruptBlob(chunks[0], "chunks do not add up to the buffer")
-        out = _empty(n)
+            raise CorruptBlob(chunks[0] if chunks else "0" * 34, "chunks do not add up to the buffer")
+        out, mapped = self._mapped(chunks, sizes, where)
         off = 0
-        for bid, size in zip(chunks, sizes):
-            if bid in where:
+        for k, (bid, size) in enumerate(zip(chunks, sizes)):
+            if k in mapped:
+                futs.append(self.pool.submit(_check_mapped, bid, out[off: off + size]))
+            elif bid in where:
                 self.read_into(bid, out[off: off + size], where[bid], fds)
             else:
                 futs.append(self.pool.submit(self.read_into, bid, out[off: off + size], ()))
             off += size
         return out
 
+    def _mapped(self, chunks: list[str], sizes: list[int], where: dict) -> tuple[memoryview, set[int]]:
+        """(buffer for these chunks, indices of the chunks mapped into it, still to be hashed). A chunk
+        is mapped when it is a blob file in the ALIGNED layout, starts at a page boundary of the buffer
+        and is whole pages long or the buffer's last; the buffer is then a mapping.Region, else _empty."""
+        n = sum(sizes)
+        if n < MAP_FROM or not mapping.AVAILABLE or not config.current().map_restores:
+            return _empty(n), set()
+        fds: dict[int, tuple[int, int]] = {}  # chunk index -> (open aligned file, offset in the buffer)
+        region = None
+        try:
+            off = 0
+            for k, (bid, size) in enumerate(zip(chunks, sizes)):
+                if (bid not in where and size >= ALIGN_FROM and off % mapping.ALIGN == 0
+                        and (size % mapping.ALIGN == 0 or k == len(chunks) - 1)):
+                    try:
+                        fd = os.open(self.path(bid), os.O_RDONLY)
+                    except OSError:
+                        fd = None  # missing or unreadable: read_into says so
+                    if fd is not None:
+                        if mapping.file_ok(fd, ALIGNED, size):
+                            fds[k] = (fd, off)
+                        else:
+                            os.close(fd)
+                off += size
+            if fds:
+                region = mapping.region(n)
+            if region is None:
+                return _empty(n), set()
+            mapped = {k for k, (fd, at) in fds.items() if region.map_file(at, fd, sizes[k])}
+            return region.view, mapped
+        finally:
+            for fd, _ in fds.values():
+                os.close(fd)
+
     def read_buffer(self, manifest: dict, out: memoryview | None = None, where: dict | None = None,
                     fds: dict | None = None) -> memoryview:
-        """Reassemble one buffer from its chunks, straight into `out` (allocated when None)."""
+        """Reassemble one buffer from its chunks, straight into `out` (allocated when None: then a large
+        buffer maps its chunk files, as in read_buffers)."""
         n = manifest["n"]
-        if out is None:
-            out = _empty(n)
         if "i" in manifest:
+            if out is None:
+                out = _empty(n)
             data = base64.b64decode(manifest["i"])
             if len(data) != n:
                 raise CorruptBlob("inline" + "0" * 30, "inline data does not match its size")
@@ -677,6 +729,22 @@ class BlobStore:
             raise CorruptBlob(chunks[0] if chunks else "0" * 34, "chunks do not add up to the buffer")
         if where is None:
             where = self.locate(chunks)
+        if out is None and n >= MAP_FROM:
+            futs: list = []
+            mine = {} if fds is None else None  # descriptors this call opens, closed here
+            try:
+                out = self._fill(manifest, where, fds if mine is None else mine, futs)
+                for f in futs:
+                    f.result()
+            finally:
+                for f in futs:
+                    f.cancel()
+                for fd in (mine or {}).values():
+                    if isinstance(fd, int):
+                        os.close(fd)
+            return out
+        if out is None:
+            out = _empty(n)
         if len(chunks) == 1:  # no pool round trip for the many one-chunk buffers of a model
             self.read_into(chunks[0], out, where.get(chunks[0], ()), fds)
             return out
@@ -805,6 +873,13 @@ class BlobStore:
 
 
 _MMAP_FROM = 16 << 20
+MAP_FROM = 1 << 20  # restored buffers of at least this many bytes map their ALIGNED chunk files (mapping.py)
+
+
+def _check_mapped(bid: str, view: memoryview) -> None:
+    """Re-hash a chunk mapped from its file (mapping.py): what read_into checks after a read."""
+    if blob_id(view) != bid:
+        raise CorruptBlob(bid, "content does not match its hash")
 
 
 class _PackGone(Exception):

@@ -158,3 +158,11 @@ def m007_claimed_global_ids(db: sqlite_utils.Database) -> None:
     version's gid only once a version under that id is found with the same content
     (bundle/identity.py); unique gids stay unique (versions_gid)."""
     db.conn.execute("alter table versions add column claimed_gid text not null default ''")
+
+
+@migration
+def m008_aligned_blob_files(db: sqlite_utils.Database) -> None:
+    """No table changes: from this schema on, the blob file of a large raw chunk may be page-aligned
+    (header b"Ma", zeros up to offset 4096, then the bytes; blobs.ALIGNED) so that a restore can map it
+    (store/mapping.py). The number is what tells an older jupyter_mv, which cannot read such files, to
+    refuse the store ("written by a newer jupyter_mv") instead of calling those chunks damaged."""
