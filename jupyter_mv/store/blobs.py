@@ -219,9 +219,11 @@ class BlobStore:
         return self._flock(fcntl.LOCK_EX)
 
     # -- writing -------------------------------------------------------------------------------
-    def _stage(self, data: memoryview, limit: int | None = None) -> tuple[str, Path | None, int]:
-        """Hash one chunk; if the store lacks it, write it to a temp file (not yet durable).
-        Returns (blob id, temp file or None, bytes it will add). `limit`: pack_max, if the caller read it."""
+    def _stage(self, data: memoryview, limit: int | None = None, sync: bool = False) -> tuple[str, Path | None, int]:
+        """Hash one chunk; if the store lacks it, write it to a temp file, fsynced when `sync` (put: the
+        disk writes back one chunk while the pool hashes and writes the next ones, rather than all of
+        them after the last). Returns (blob id, temp file or None, bytes it will add). `limit`:
+        pack_max, if the caller read it."""
         bid = blob_id(data)
         if self.path(bid).exists():
             return bid, None, 0
@@ -234,6 +236,9 @@ class BlobStore:
             with open(tmp, "wb") as f:
                 f.write(header)
                 f.write(body)
+                if sync:
+                    f.flush()
+                    os.fsync(f.fileno())
         except OSError as e:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -329,7 +334,7 @@ class BlobStore:
         """Store buffers chunk by chunk. Returns one manifest per buffer and the bytes added.
 
         A manifest is {"n": nbytes, "c": [chunk ids]} (or {"n", "i": base64} for a small buffer).
-        Large chunks: hashed, and the missing ones written to temp files, in parallel; fsynced; renamed
+        Large chunks: hashed, and the missing ones written to temp files, in parallel, each fsynced as soon as written; renamed
         into place. Small chunks (≤ PACK_MAX): hashed here; the missing ones appended to a few temp pack
         files written in parallel, each fsynced once and renamed into `packs/`; then indexed in one
         transaction. Only durable files get a name, and only named packs get index rows, so a crash at
@@ -353,7 +358,7 @@ class BlobStore:
                     manifests[i]["c"].append(None)  # filled below, in chunk order
                 else:
                     manifests[i]["c"].append(None)
-                    jobs.append((i, self.pool.submit(self._stage, piece, limit)))
+                    jobs.append((i, self.pool.submit(self._stage, piece, limit, True)))
         new = 0
         staged: dict[str, Path] = {}
         packs: list[tuple[Path, str, list]] = []  # (temp file, final name, [(id, offset, length)])
@@ -406,7 +411,6 @@ class BlobStore:
                             progress(blob_size(bid))
             for fut in pack_futs:
                 packs.append(fut.result())
-            list(self.pool.map(self._fsync_file, staged.values()))
             dirs = set()
             for bid, tmp in staged.items():
                 path = self.path(bid)
