@@ -77,7 +77,7 @@ def test_defaults_are_todays_behaviour():
     s = config.current()
     assert (s.store, s.notebook, s.chunk_size, s.pack_max, s.max_bundle_bytes, s.auto_keep) == \
         ("", "", 4 * 1024 ** 2, 256 * 1024, 64 * 1024 ** 3, 0)
-    assert (s.trust_imported, s.detect_credentials, s.debug) == (False, True, False)
+    assert (s.trust_imported, s.detect_credentials, s.debug, s.map_restores) == (False, True, False, True)
     assert blobs.CHUNK == 4 * 1024 ** 2 and blobs.PACK_MAX == 256 * 1024  # the old constants' names still read
 
 
